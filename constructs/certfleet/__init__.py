@@ -1,0 +1,26 @@
+"""certfleet: put a third-party TLS certificate everywhere AWS needs it, checked at synth.
+
+The construct classes load aws_cdk on first use only, so that ``certfleet.material``,
+``certfleet.rules`` and the CLI never pay for (or depend on) the CDK.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from certfleet.rules import Service
+
+__all__ = ["Service"]
+
+_LAZY: dict[str, str] = {}
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'certfleet' has no attribute {name!r}")
+    return getattr(import_module(module), name)

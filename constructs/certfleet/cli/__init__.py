@@ -1,0 +1,1 @@
+"""The `certfleet` command. Imports material, rules and boto3 lazily; never aws_cdk."""

@@ -1,0 +1,139 @@
+"""Private keys and certificate signing requests, written so that a key is never world-readable."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PrivateKeyTypes
+from cryptography.x509.oid import NameOID
+
+from certfleet.material.findings import MaterialError, error
+
+KEY_TYPES = ("rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384")
+
+
+def generate_key(key_type: str) -> CertificateIssuerPrivateKeyTypes:
+    """A new private key of one of ``KEY_TYPES``, every one of them importable into ACM."""
+    if key_type.startswith("rsa-") and key_type in KEY_TYPES:
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+    if key_type == "ec-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ec-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    raise ValueError(f"unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}")
+
+
+def private_pem(key: PrivateKeyTypes) -> bytes:
+    """Unencrypted PKCS#8 PEM: the form ACM ImportCertificate takes."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption(),
+    )
+
+
+def write_secret_file(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> None:
+    """Write ``data`` to a file created 0400 from the first byte (O_EXCL; never briefly world-readable)."""
+    target = Path(path)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp") if overwrite else target
+    if not overwrite and target.exists():
+        raise MaterialError(error(
+            "file-exists", "the file already exists and certfleet never overwrites a key",
+            "choose another --out, or move the old file away first", str(target),
+        ))
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    if overwrite:
+        os.replace(temp, target)
+
+
+@dataclass
+class CsrConfig:
+    """What goes into a CSR: the seed's csr.conf, as TOML."""
+
+    common_name: str
+    sans: list[str] = field(default_factory=list)
+    country: str | None = None
+    state: str | None = None
+    locality: str | None = None
+    organization: str | None = None
+    organizational_unit: str | None = None
+    email: str | None = None
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> CsrConfig:
+        """Read a TOML config; unknown keys are refused by name so that a typo is not silently dropped."""
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise MaterialError(error("file-not-found", f"cannot read: {exc.strerror}", "check the path",
+                                      str(path))) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise MaterialError(error("csr-config-invalid", f"not valid TOML: {exc}", "fix the syntax",
+                                      str(path))) from None
+        subject = data.pop("subject", {})
+        if not isinstance(subject, dict):
+            raise MaterialError(error("csr-config-invalid", "[subject] must be a table", "", str(path)))
+        merged = {**subject, **data}
+        allowed = set(cls.__dataclass_fields__)
+        unknown = sorted(set(merged) - allowed)
+        if unknown:
+            raise MaterialError(error(
+                "csr-config-invalid", f"unknown key(s): {', '.join(unknown)}",
+                f"allowed keys: {', '.join(sorted(allowed))}", str(path),
+            ))
+        if not merged.get("common_name"):
+            raise MaterialError(error("csr-config-invalid", "common_name is missing",
+                                      'add common_name = "www.example.com"', str(path)))
+        sans = merged.get("sans", [])
+        if not isinstance(sans, list) or not all(isinstance(s, str) for s in sans):
+            raise MaterialError(error("csr-config-invalid", "sans must be a list of names",
+                                      'sans = ["www.example.com", "example.com"]', str(path)))
+        return cls(**merged)
+
+    def names(self) -> list[str]:
+        """SANs with the common name first and no duplicates: browsers read only the SANs."""
+        out: list[str] = []
+        for name in [self.common_name, *self.sans]:
+            if name.lower() not in (n.lower() for n in out):
+                out.append(name)
+        return out
+
+
+def build_csr(key: CertificateIssuerPrivateKeyTypes, config: CsrConfig) -> x509.CertificateSigningRequest:
+    """A SHA-256 CSR with the subject and SANs of ``config``."""
+    attrs = [
+        (NameOID.COUNTRY_NAME, config.country),
+        (NameOID.STATE_OR_PROVINCE_NAME, config.state),
+        (NameOID.LOCALITY_NAME, config.locality),
+        (NameOID.ORGANIZATION_NAME, config.organization),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, config.organizational_unit),
+        (NameOID.COMMON_NAME, config.common_name),
+        (NameOID.EMAIL_ADDRESS, config.email),
+    ]
+    try:
+        subject = x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs if value])
+    except ValueError as exc:
+        raise MaterialError(error("csr-config-invalid", str(exc), "fix the subject field", "")) from None
+    general: list[x509.GeneralName] = []
+    for name in config.names():
+        try:
+            general.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            general.append(x509.DNSName(name))
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .add_extension(x509.SubjectAlternativeName(general), critical=False)
+        .sign(key, hashes.SHA256())
+    )

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for certfleet: a .venv with the package (editable) and its dev tools,
+# and the CDK CLI from npm in node_modules/. Re-running is cheap: each step is skipped when its
+# inputs have not changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.certfleet-setup
+want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing certfleet and its development tools into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+if [ -f package.json ]; then
+  nstamp=node_modules/.certfleet-setup
+  nwant=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
+  if [ "$(cat "$nstamp" 2>/dev/null)" != "$nwant" ]; then
+    echo "setup: installing the CDK CLI from npm"
+    if [ -f package-lock.json ]; then npm ci --silent --no-audit --no-fund; else npm install --silent --no-audit --no-fund; fi
+    echo "$nwant" > "$nstamp"
+  fi
+fi
+echo "setup: ready (.venv/bin/certfleet, node_modules/.bin/cdk)"
