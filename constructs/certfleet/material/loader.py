@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
@@ -30,6 +31,7 @@ _KEY_LABELS = {
     "ENCRYPTED PRIVATE KEY": "PKCS#8",
     "RSA PRIVATE KEY": "PKCS#1",
     "EC PRIVATE KEY": "SEC1",
+    "DSA PRIVATE KEY": "DSA (traditional)",
 }
 _IGNORED_LABELS = {"EC PARAMETERS", "PUBLIC KEY", "RSA PUBLIC KEY", "X509 CRL", "DH PARAMETERS"}
 _CSR_LABELS = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"}
@@ -108,7 +110,9 @@ def load_file(path: str | os.PathLike[str], password: bytes | None = None) -> Lo
 def load_bytes(data: bytes, name: str = "<input>", password: bytes | None = None) -> LoadedFile:
     """Load every certificate and key in ``data`` (see ``load_file``)."""
     if not data.strip():
-        raise MaterialError(error("empty-file", "the file is empty", "check that the download finished", name))
+        raise MaterialError(error(
+            "empty-file", "the file is empty", "check that the download finished", name,
+        ))
     text = _as_text(data)
     if text is not None and "-----BEGIN " in text:
         return _load_pem(text, name, password)
@@ -138,6 +142,13 @@ def _load_pem(text: str, name: str, password: bytes | None) -> LoadedFile:
             "the copy was cut short: copy the whole block, from -----BEGIN to -----END", name,
         ))
     outside = _PEM_BLOCK.sub("", text).strip()
+    cut = re.search(r"-----BEGIN ([A-Z0-9 #]+?)-----", outside)
+    if cut:
+        raise MaterialError(error(
+            "unreadable",
+            f"a {_describe_label(cut.group(1))} block has a BEGIN line but no matching END line",
+            "the copy was cut short: copy the whole block, from -----BEGIN to -----END", name,
+        ))
     if outside:
         loaded.notes.append("ignored text outside the PEM blocks")
     pkcs7_only = True
@@ -150,7 +161,7 @@ def _load_pem(text: str, name: str, password: bytes | None) -> LoadedFile:
             der = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise MaterialError(error(
-                "unreadable", f"the {label} block is not valid base64",
+                "unreadable", f"the {_describe_label(label)} block is not valid base64",
                 "the block was edited or cut; get a fresh copy from the CA", name,
             )) from None
         if label in _CERT_LABELS:
@@ -165,22 +176,31 @@ def _load_pem(text: str, name: str, password: bytes | None) -> LoadedFile:
             loaded.notes.append("skipped a certificate signing request (CSR)")
         elif label in _IGNORED_LABELS:
             loaded.notes.append(f"skipped a '{label}' block")
+        elif "PRIVATE" in label:
+            kind = label.split()[0]
+            loaded.notes.append(f"skipped a private key in a format certfleet does not read ({kind})")
         else:
             loaded.notes.append(f"skipped an unknown '{label}' block")
     if pkcs7_only:
         loaded.format = "PKCS#7 (PEM)"
     if not loaded.certificates and not loaded.keys:
         if any(b.group(1).strip() in _CSR_LABELS for b in blocks):
-            raise MaterialError(error(
-                "csr-not-certificate",
-                "this is a certificate signing request (CSR), not a certificate",
-                "send the CSR to your CA and use the certificate it returns", name,
-            ))
+            raise MaterialError(_csr_not_certificate(name))
         raise MaterialError(error(
             "unreadable", "the file holds no certificate and no private key",
             "check that this is the file the CA sent", name,
         ))
     return loaded
+
+
+def _describe_label(label: str) -> str:
+    """A label safe to print: key labels are named by their container, never as 'PRIVATE KEY' text."""
+    label = label.strip()
+    if label in _KEY_LABELS:
+        return f"{_KEY_LABELS[label]} private key"
+    if "PRIVATE" in label:
+        return "private key"
+    return label
 
 
 def _split_pem_body(raw: str) -> tuple[dict[str, str], str]:
@@ -248,15 +268,39 @@ def _pem_key(label: str, headers: dict[str, str], body: str, name: str, password
         if encrypted:
             raise MaterialError(_wrong_password(name)) from None
         raise MaterialError(error(
-            "unreadable", f"the {label} block is not a valid private key",
+            "unreadable", f"the {_describe_label(label)} block is not a valid private key",
             "the key is damaged; find the original or generate a new key and certificate", name,
         )) from None
-    except (TypeError, serialization.UnsupportedAlgorithm):
+    except (TypeError, UnsupportedAlgorithm):
         raise MaterialError(error(
-            "unreadable", f"the {label} block uses an algorithm or cipher certfleet cannot read",
+            "unreadable",
+            f"the {_describe_label(label)} block uses an algorithm or cipher certfleet cannot read",
             "convert it with openssl pkcs8 -topk8 first", name,
         )) from None
     return KeyItem(key, container, encrypted, name)
+
+
+def _csr_not_certificate(name: str) -> Finding:
+    return error(
+        "csr-not-certificate",
+        "this is a certificate signing request (CSR), not a certificate",
+        "send the CSR to your CA and use the certificate it returns", name,
+    )
+
+
+def _der_truncated(data: bytes) -> bool:
+    """True when the outer DER SEQUENCE announces more bytes than the file holds."""
+    if len(data) < 2:
+        return True
+    first = data[1]
+    if first < 0x80:
+        return 2 + first > len(data)
+    count = first & 0x7F
+    if count == 0 or count > 4:
+        return False  # indefinite length (BER) or absurd: let the parsers decide
+    if len(data) < 2 + count:
+        return True
+    return 2 + count + int.from_bytes(data[2 : 2 + count], "big") > len(data)
 
 
 def _wrong_password(name: str) -> Finding:
@@ -269,8 +313,14 @@ def _wrong_password(name: str) -> Finding:
 def _load_der(data: bytes, name: str, password: bytes | None) -> LoadedFile:
     if not data.startswith(b"\x30"):
         raise MaterialError(error(
-            "unreadable", "not a certificate or key in any format certfleet knows (PEM, DER, PKCS#7, PKCS#12)",
+            "unreadable",
+            "not a certificate or key in any format certfleet knows (PEM, DER, PKCS#7, PKCS#12)",
             "run `certfleet inspect` on the files the CA sent and pick the certificate", name,
+        ))
+    if _der_truncated(data):
+        raise MaterialError(error(
+            "unreadable", "the file ends before its content does: it was cut short",
+            "download or copy the file again, in binary mode", name,
         ))
     try:
         return LoadedFile(name, "DER", [x509.load_der_x509_certificate(data)])
@@ -297,10 +347,17 @@ def _load_der(data: bytes, name: str, password: bytes | None) -> LoadedFile:
                 "check the value given with --password-env / --password-file", name,
             )) from None
         return LoadedFile(name, "DER", keys=[KeyItem(key, "PKCS#8", True, name)])
-    except (ValueError, serialization.UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm):
         pass
+    try:
+        x509.load_der_x509_csr(data)
+    except ValueError:
+        pass
+    else:
+        raise MaterialError(_csr_not_certificate(name))
     raise MaterialError(error(
-        "unreadable", "binary data that is neither a certificate, a PKCS#7 or PKCS#12 store nor a private key",
+        "unreadable",
+        "binary data that is neither a certificate, a PKCS#7 or PKCS#12 store nor a private key",
         "run `certfleet inspect` on the files the CA sent and pick the certificate", name,
     ))
 
@@ -329,7 +386,7 @@ def _load_pkcs12(data: bytes, name: str, password: bytes | None) -> LoadedFile:
             store = pkcs12.load_pkcs12(data, attempt)
         except ValueError:
             continue
-        except serialization.UnsupportedAlgorithm:
+        except UnsupportedAlgorithm:
             raise MaterialError(error(
                 "unreadable", "the PKCS#12 file uses a cipher certfleet cannot read (legacy RC2?)",
                 "re-export it with AES (openssl pkcs12 -export ... -keypbe AES-256-CBC)", name,
