@@ -46,10 +46,12 @@ def matches(pattern: str, name: str) -> bool:
     pattern, name = _canonical(pattern), _canonical(name)
     if not pattern or not name:
         return False
+    if pattern == name:  # also a wildcard name asked for as such (a CloudFront alias "*.example.com")
+        return True
     if pattern.startswith("*."):
         head, _, tail = name.partition(".")
         return bool(head) and head != "*" and tail == pattern[2:] and tail.count(".") >= 1
-    return pattern == name
+    return False
 
 
 def covers(cert: x509.Certificate, name: str) -> bool:
