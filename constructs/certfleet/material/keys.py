@@ -49,6 +49,7 @@ def write_secret_file(path: str | os.PathLike[str], data: bytes, *, overwrite: b
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o400)  # exactly 0400, whatever the umask took away
             handle.write(data)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -95,6 +96,12 @@ class CsrConfig:
         if not merged.get("common_name"):
             raise MaterialError(error("csr-config-invalid", "common_name is missing",
                                       'add common_name = "www.example.com"', str(path)))
+        wrong = sorted(k for k, v in merged.items() if k != "sans" and not isinstance(v, str))
+        if wrong:
+            raise MaterialError(error(
+                "csr-config-invalid", f"{', '.join(wrong)} must be text", 'quote the value: country = "US"',
+                str(path),
+            ))
         sans = merged.get("sans", [])
         if not isinstance(sans, list) or not all(isinstance(s, str) for s in sans):
             raise MaterialError(error("csr-config-invalid", "sans must be a list of names",
