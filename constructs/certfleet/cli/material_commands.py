@@ -64,7 +64,8 @@ def inspect(args: argparse.Namespace) -> int:
 def _print_inspect(report: dict[str, Any]) -> None:
     if "error" in report:
         finding = report["error"]
-        err(f"{report['file']}: {finding['message']}" + (f"\n    fix: {finding['fix']}" if finding["fix"] else ""))
+        fix = f"\n    fix: {finding['fix']}" if finding["fix"] else ""
+        err(f"{report['file']}: {finding['message']}{fix}")
         return
     certs, keys = report["certificates"], report["keys"]
     out(f"{report['file']}: {report['format']}, {len(certs)} certificate(s), {len(keys)} private key(s)")
@@ -77,7 +78,8 @@ def _print_inspect(report: dict[str, Any]) -> None:
             ["subject", cert["subject"]],
             ["issuer", cert["issuer"]],
             ["names", ", ".join(cert["names"]) or "-"],
-            ["valid", f"{cert['not_before'][:19]} to {cert['not_after'][:19]} UTC ({cert['days_left']} days left)"],
+            ["valid", f"{cert['not_before'][:19]} to {cert['not_after'][:19]} UTC "
+                      f"({cert['days_left']} days left)"],
             ["key", cert["key_algorithm"]],
             ["signature", cert["signature_algorithm"]],
             ["sha256", cert["sha256"]],
@@ -117,8 +119,12 @@ def convert(args: argparse.Namespace) -> int:
     normalized = normalize(material)
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    targets = {"cert.pem": normalized.certificate, "chain.pem": normalized.chain}
-    for name in (*targets, "private.key"):
+    # An empty chain.pem would be refused when read back (and ACM takes no chain at all): leave it out.
+    targets = {"cert.pem": normalized.certificate}
+    if normalized.chain:
+        targets["chain.pem"] = normalized.chain
+    writes = [*targets, "private.key"] if normalized.private_key is not None else list(targets)
+    for name in writes:
         if (folder / name).exists() and not args.force:
             raise MaterialError(error(
                 "file-exists", f"{folder / name} already exists",
@@ -127,8 +133,13 @@ def convert(args: argparse.Namespace) -> int:
     for name, text in targets.items():
         (folder / name).write_text(text, encoding="ascii")
         out(f"wrote {folder / name}")
+    if not normalized.chain:
+        (folder / "chain.pem").unlink(missing_ok=True)  # with --force: never leave another leaf's chain
+        out("no chain: the certificate's issuer was not given, so chain.pem was not written")
     if normalized.private_key is not None:
-        write_secret_file(folder / "private.key", normalized.private_key.encode("ascii"), overwrite=args.force)
+        write_secret_file(
+            folder / "private.key", normalized.private_key.encode("ascii"), overwrite=args.force,
+        )
         out(f"wrote {folder / 'private.key'} (mode 0400, unencrypted PKCS#8: what ACM imports)")
     for change in material.changes:
         out(f"changed: {change}")
@@ -205,15 +216,21 @@ def _service_row(service: Service, findings: list[Finding]) -> dict[str, Any]:
 
 
 def keygen(args: argparse.Namespace) -> int:
+    from certfleet.material.bundle import spki_sha256
     from certfleet.material.checks import key_algorithm
     from certfleet.material.keys import generate_key, private_pem, write_secret_file
-    from certfleet.material.bundle import spki_sha256
 
+    if os.path.lexists(args.out):  # say so before spending seconds on an RSA key
+        raise MaterialError(error(
+            "file-exists", "the file already exists and certfleet never overwrites a key",
+            "choose another --out, or move the old file away first", args.out,
+        ))
     key = generate_key(args.type)
     write_secret_file(args.out, private_pem(key))
     out(f"wrote {args.out} ({key_algorithm(key.public_key())}, mode 0400)")
     out(f"public key sha256 {spki_sha256(key.public_key())}")
-    out(f"next: certfleet csr --key {args.out} --common-name www.example.com --san example.com --out request.csr")
+    out(f"next: certfleet csr --key {args.out} --common-name www.example.com --san example.com "
+        "--out request.csr")
     return 0
 
 
@@ -244,7 +261,9 @@ def csr(args: argparse.Namespace) -> int:
     request = build_csr(key, config)
     target = Path(args.out)
     if target.exists():
-        raise MaterialError(error("file-exists", f"{target} already exists", "choose another --out", str(target)))
+        raise MaterialError(error(
+            "file-exists", f"{target} already exists", "choose another --out", str(target),
+        ))
     target.write_bytes(request.public_bytes(serialization.Encoding.PEM))
     os.chmod(target, 0o644)
     out(f"wrote {target}: CN={config.common_name}, SANs {', '.join(config.names())}")
