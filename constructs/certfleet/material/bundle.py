@@ -129,7 +129,9 @@ def _pick_leaf(certs: list[x509.Certificate], key_item: KeyItem | None) -> x509.
     return end_entities[0]
 
 
-def _link(leaf: x509.Certificate, pool: list[x509.Certificate]) -> tuple[list[x509.Certificate], list[Finding]]:
+def _link(
+    leaf: x509.Certificate, pool: list[x509.Certificate],
+) -> tuple[list[x509.Certificate], list[Finding]]:
     chain: list[x509.Certificate] = []
     findings: list[Finding] = []
     current = leaf

@@ -186,8 +186,10 @@ def _key_findings(material: Material) -> list[Finding]:
         return []
     if item.key is None:
         return [error(
-            "key-encrypted", "the private key is encrypted and no passphrase was given; ACM needs it unencrypted",
-            "pass --password-env VAR (or --password-file F); `certfleet convert` writes it unencrypted for ACM",
+            "key-encrypted",
+            "the private key is encrypted and no passphrase was given; ACM needs it unencrypted",
+            "pass --password-env VAR (or --password-file F); "
+            "`certfleet convert` writes it unencrypted for ACM",
             item.source,
         )]
     if spki_sha256(item.key.public_key()) != spki_sha256(material.leaf.public_key()):
@@ -228,7 +230,8 @@ def _chain_findings(material: Material, now: dt.datetime) -> list[Finding]:
             root = is_self_signed(cert)
             make = warning if root else error
             findings.append(make(
-                "chain-expired", f"{name_of(cert)} in the chain expired on {cert.not_valid_after_utc:%Y-%m-%d}",
+                "chain-expired",
+                f"{name_of(cert)} in the chain expired on {cert.not_valid_after_utc:%Y-%m-%d}",
                 "download the CA's current chain" + (" (roots need not be sent at all)" if root else ""),
                 name_of(cert),
             ))
@@ -289,7 +292,8 @@ def check_files(files: Iterable[LoadedFile]) -> list[Finding]:
             ))
         if tracked_by_git(loaded.path):
             findings.append(warning(
-                "key-file-tracked-by-git", "the key file is tracked by git: everyone with the repository has it",
+                "key-file-tracked-by-git",
+                "the key file is tracked by git: everyone with the repository has it",
                 "git rm --cached it, add it to .gitignore, rotate the key, and commit a sealed key instead "
                 "(`certfleet seal`)",
                 loaded.path,

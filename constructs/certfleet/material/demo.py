@@ -9,6 +9,7 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,6 +19,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from certfleet.material.keys import generate_key, private_pem, write_secret_file
 
 DEMO_NAMES = ("www.example.com", "example.com")
+
+#: The hashes ``CertificateBuilder.sign`` takes (SHA-1 is refused by cryptography; see tests for a v1/SHA-1 helper).
+SigningHash = (
+    hashes.SHA224 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512
+    | hashes.SHA3_224 | hashes.SHA3_256 | hashes.SHA3_384 | hashes.SHA3_512
+)
 
 
 def _name(common_name: str, org: str = "certfleet demo") -> x509.Name:
@@ -53,7 +60,7 @@ def issue(
     not_before: dt.datetime | None = None,
     days: int = 90,
     not_after: dt.datetime | None = None,
-    hash_algorithm: hashes.HashAlgorithm | None = None,
+    hash_algorithm: SigningHash | None = None,
     extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
     san: bool = True,
 ) -> Issued:
@@ -91,14 +98,16 @@ def issue(
             except ValueError:
                 general.append(x509.DNSName(name))
         builder = builder.add_extension(x509.SubjectAlternativeName(general), critical=False)
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False,
+        )
     for ext, critical in extensions:
         builder = builder.add_extension(ext, critical=critical)
     algorithm = hash_algorithm if hash_algorithm is not None else _default_hash(signer)
     return Issued(builder.sign(signer, algorithm), key)
 
 
-def _default_hash(signer: CertificateIssuerPrivateKeyTypes) -> hashes.HashAlgorithm | None:
+def _default_hash(signer: CertificateIssuerPrivateKeyTypes) -> SigningHash | None:
     from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 
     return None if isinstance(signer, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey) else hashes.SHA256()
@@ -118,8 +127,12 @@ class DemoPKI:
                              path_length=0, days=1825)
         return cls(root, intermediate)
 
-    def leaf(self, names: tuple[str, ...] = DEMO_NAMES, *, key_type: str = "rsa-2048", **kwargs: object) -> Issued:
-        return issue(names[0], issuer=self.intermediate, key_type=key_type, names=names, **kwargs)  # type: ignore[arg-type]
+    def leaf(
+        self, names: tuple[str, ...] = DEMO_NAMES, *, key_type: str = "rsa-2048", **kwargs: Any,
+    ) -> Issued:
+        return issue(
+            names[0], issuer=self.intermediate, key_type=key_type, names=names, **kwargs,
+        )
 
     def chain_pem(self) -> bytes:
         return self.intermediate.pem() + self.root.pem()

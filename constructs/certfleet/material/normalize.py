@@ -19,7 +19,9 @@ class Normalized:
 
     def __repr__(self) -> str:  # never let a stray print or log show the key
         key = "<redacted>" if self.private_key else None
-        return f"Normalized(certificate={len(self.certificate)} chars, chain={len(self.chain)} chars, key={key})"
+        return (
+            f"Normalized(certificate={len(self.certificate)} chars, chain={len(self.chain)} chars, key={key})"
+        )
 
 
 def normalize(material: Material) -> Normalized:
