@@ -6,8 +6,9 @@ import hashlib
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from certfleet.material.findings import Finding, MaterialError, error, warning
@@ -31,9 +32,38 @@ def name_of(cert: x509.Certificate) -> str:
 
 def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     """True when ``parent``'s name and key signed ``child``."""
+    if child.issuer != parent.subject:
+        return False
     try:
         child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
+    except InvalidSignature:
+        return False
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        # cryptography refuses some algorithms here (SHA-1, which old roots and cross-signs still use;
+        # DSA): check the signature with the public key primitives instead.
+        return _signature_valid(child, parent)
+    return True
+
+
+def _signature_valid(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    key = parent.public_key()
+    signature, data = child.signature, child.tbs_certificate_bytes
+    try:
+        digest = child.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey) and digest is not None:
+            params = child.signature_algorithm_parameters
+            if not isinstance(params, padding.PKCS1v15 | padding.PSS):
+                return False
+            key.verify(signature, data, params, digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and digest is not None:
+            key.verify(signature, data, ec.ECDSA(digest))
+        elif isinstance(key, dsa.DSAPublicKey) and digest is not None:
+            key.verify(signature, data, digest)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(signature, data)
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
     return True
 
