@@ -17,7 +17,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, SignatureAlgori
 from certfleet.material.bundle import Material, is_self_signed, name_of, spki_sha256
 from certfleet.material.findings import Finding, error, warning
 from certfleet.material.loader import LoadedFile
-from certfleet.material.names import covers, dns_names, has_san, ip_addresses
+from certfleet.material.names import covers, dns_names, has_san, ip_addresses, is_hostname
 from certfleet.rules import ACM_KEY_ALGORITHMS, RSA_1024, RULES, Service
 
 MAX_CERTIFICATE_BYTES = 32_768
@@ -133,7 +133,9 @@ def check_material(
             "self-signed-leaf", "the certificate is self-signed: browsers and API clients will not trust it",
             "fine for tests; for production use a certificate from a public or company CA", subject,
         ))
-    if not dns_names(leaf) and not ip_addresses(leaf):
+    # Without a SAN, only a Common Name that is a host name counts ("My Company Inc" is not one).
+    hostnames = dns_names(leaf) if has_san(leaf) else [n for n in dns_names(leaf) if is_hostname(n)]
+    if not hostnames and not ip_addresses(leaf):
         findings.append(error(
             "no-domain-name", "the certificate names no domain or IP address; ACM requires one",
             "reissue it with a subjectAltName (`certfleet csr --san ...`)", subject,

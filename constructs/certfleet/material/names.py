@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -31,6 +32,23 @@ def has_san(cert: x509.Certificate) -> bool:
     except x509.ExtensionNotFound:
         return False
     return True
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def is_hostname(name: str) -> bool:
+    """True for a name ACM can serve: a fully qualified DNS name (a leading ``*.`` allowed) or an IP address."""
+    try:
+        ipaddress.ip_address(name.strip())
+    except ValueError:
+        pass
+    else:
+        return True
+    labels = _canonical(name).split(".")
+    if labels[0] == "*":
+        labels = labels[1:]
+    return len(labels) >= 2 and all(_LABEL.match(label) for label in labels)
 
 
 def _canonical(name: str) -> str:
