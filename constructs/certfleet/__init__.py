@@ -11,12 +11,21 @@ from typing import TYPE_CHECKING, Any
 
 from certfleet.rules import Service
 
-__all__ = ["Service"]
+__all__ = ["CertificateBundle", "CertificateBundleError", "ImportedCertificate", "KeySource", "SealingKey", "Service"]
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "CertificateBundle": "certfleet.certificate_bundle",
+    "CertificateBundleError": "certfleet.certificate_bundle",
+    "KeySource": "certfleet.key_source",
+    "ImportedCertificate": "certfleet.imported_certificate",
+    "SealingKey": "certfleet.sealing",
+}
 
 if TYPE_CHECKING:  # pragma: no cover
-    pass
+    from certfleet.certificate_bundle import CertificateBundle, CertificateBundleError
+    from certfleet.imported_certificate import ImportedCertificate
+    from certfleet.key_source import KeySource
+    from certfleet.sealing import SealingKey
 
 
 def __getattr__(name: str) -> Any:

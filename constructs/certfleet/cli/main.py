@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from certfleet.cli.output import err
 
-PASSWORD_HELP = "read the passphrase from this environment variable (never from the command line)"
+PASSWORD_HELP = "read the passphrase from this environment variable (never from the command line)"  # noqa: S105
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,7 +74,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--organization", metavar="ORG")
     p.add_argument("--country", metavar="CC")
     p.add_argument("--out", required=True, metavar="FILE")
+
+    p = sub.add_parser("seal", help="encrypt a private key with KMS into a file that is safe to commit (AWS)")
+    p.add_argument("--key", required=True, metavar="FILE")
+    p.add_argument("--kms-key", required=True, metavar="KEY", help="KMS key id, ARN or alias (alias/certfleet-sealing)")
+    p.add_argument("--name", required=True, help="the certificate's name, bound into the KMS encryption context")
+    p.add_argument("--certificate", metavar="FILE", help="check the key against this certificate first")
+    p.add_argument("--chain", metavar="FILE")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--force", action="store_true", help="replace an existing sealed file")
+    _password_options(p)
+    _aws_options(p)
+
+    p = sub.add_parser("upload", help="store a private key in Secrets Manager, with replicas (AWS)")
+    p.add_argument("--secret-name", required=True, metavar="NAME")
+    p.add_argument("--key", required=True, metavar="FILE")
+    p.add_argument("--certificate", metavar="FILE", help="check the key against this certificate first")
+    p.add_argument("--chain", metavar="FILE")
+    p.add_argument("--replica-region", action="append", default=[], metavar="REGION")
+    p.add_argument("--kms-key", metavar="KEY", help="customer-managed KMS key for the secret (needed cross-account)")
+    p.add_argument("--description", default="TLS private key (certfleet upload)")
+    _password_options(p)
+    _aws_options(p)
     return parser
+
+
+def _aws_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--region", help="AWS region (default: the profile's, or the KMS key ARN's)")
+    parser.add_argument("--profile", help="AWS named profile")
+    parser.add_argument("--endpoint-url", metavar="URL", help="custom endpoint (LocalStack, moto_server)")
 
 
 def _version() -> str:
@@ -87,6 +115,10 @@ def _version() -> str:
 
 
 def _handler(command: str) -> Callable[[argparse.Namespace], int]:
+    if command in ("seal", "upload"):
+        from certfleet.cli import aws_commands
+
+        return aws_commands.seal if command == "seal" else aws_commands.upload
     from certfleet.cli import material_commands
 
     return {

@@ -1,0 +1,129 @@
+"""CertificateBundle: the public half of the material (certificate + chain), validated when it is read.
+
+A bundle never holds a private key, even when the file it was read from also held one: the key reaches
+AWS only through a ``KeySource``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from certfleet.material import Finding, Material, MaterialError, assemble, check_material, load_file, normalize
+from certfleet.material.bundle import fingerprint, spki_sha256
+from certfleet.material.checks import key_algorithm
+from certfleet.material.findings import error
+from certfleet.material.names import covers, dns_names, ip_addresses
+from certfleet.material.sealed import SealedKey
+
+
+class CertificateBundleError(ValueError):
+    """The certificate files cannot be imported into ACM; the message lists every error with its fix."""
+
+
+@dataclass(frozen=True)
+class CertificateBundle:
+    """A leaf certificate and its chain, normalized to exactly what ACM ImportCertificate takes."""
+
+    certificate_pem: str
+    chain_pem: str
+    fingerprint: str
+    spki_sha256: str
+    key_algorithm: str
+    names: tuple[str, ...]
+    not_after: dt.datetime
+    subject: str
+    source: str
+    warnings: tuple[Finding, ...] = field(default=())
+
+    @classmethod
+    def from_files(
+        cls,
+        certificate: str | os.PathLike[str],
+        *,
+        chain: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        password_env: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> CertificateBundle:
+        """Read a certificate (and chain) in any format, check it, and keep only the public parts."""
+        from certfleet.material.loader import password_from_env
+
+        paths: list[str | os.PathLike[str]] = [certificate]
+        if isinstance(chain, str | os.PathLike):
+            paths.append(chain)
+        elif chain is not None:
+            paths.extend(chain)
+        password = password_from_env(password_env) if password_env else None
+        try:
+            files = [load_file(p, password) for p in paths]
+            material = assemble(files)
+        except MaterialError as exc:
+            raise CertificateBundleError(f"certificate {certificate}: {exc.finding}") from None
+        material.key = None  # the bundle is public material only; keys travel through a KeySource
+        material.key_item = None
+        findings = check_material(material, now=now)
+        return cls._build(material, findings, str(certificate))
+
+    @classmethod
+    def from_pem(cls, certificate: str, chain: str = "", *, now: dt.datetime | None = None) -> CertificateBundle:
+        """Build a bundle from PEM text (the certificate may be followed by its chain)."""
+        from certfleet.material.loader import load_bytes
+
+        try:
+            files = [load_bytes(certificate.encode(), "certificate")]
+            if chain.strip():
+                files.append(load_bytes(chain.encode(), "chain"))
+            material = assemble(files)
+        except MaterialError as exc:
+            raise CertificateBundleError(f"certificate: {exc.finding}") from None
+        material.key = None
+        material.key_item = None
+        return cls._build(material, check_material(material, now=now), "PEM text")
+
+    @classmethod
+    def _build(cls, material: Material, findings: list[Finding], source: str) -> CertificateBundle:
+        errors = [f for f in findings if f.is_error]
+        if errors:
+            listing = "\n".join(f"  - {f}" for f in errors)
+            raise CertificateBundleError(
+                f"certificate {source} cannot be imported into ACM:\n{listing}\n"
+                f"(run `certfleet verify --certificate {source}` for the whole report)"
+            )
+        normalized = normalize(material)
+        leaf = material.leaf
+        return cls(
+            certificate_pem=normalized.certificate,
+            chain_pem=normalized.chain,
+            fingerprint=fingerprint(leaf),
+            spki_sha256=spki_sha256(leaf.public_key()),
+            key_algorithm=key_algorithm(leaf.public_key()),
+            names=tuple(dns_names(leaf) + ip_addresses(leaf)),
+            not_after=leaf.not_valid_after_utc,
+            subject=leaf.subject.rfc4514_string(),
+            source=source,
+            warnings=tuple(f for f in findings if not f.is_error),
+        )
+
+    @property
+    def primary_name(self) -> str:
+        return self.names[0] if self.names else self.subject
+
+    def covers(self, name: str) -> bool:
+        """True when the certificate is valid for ``name`` (RFC 6125 wildcards)."""
+        from certfleet.material.loader import load_bytes
+
+        return covers(load_bytes(self.certificate_pem.encode()).certificates[0], name)
+
+    def check_sealed_key(self, sealed: SealedKey, where: str) -> None:
+        """Refuse, before anything deploys, a sealed key that does not belong to this certificate."""
+        if sealed.spki_sha256 != self.spki_sha256:
+            raise MaterialError(error(
+                "key-mismatch",
+                f"the sealed key {where} (for {sealed.name!r}, public key sha256 {sealed.spki_sha256[:16]}...) does "
+                f"not belong to the certificate {self.subject} (public key sha256 {self.spki_sha256[:16]}...)",
+                "seal the key this certificate was issued for: certfleet seal --key <its key> --certificate "
+                f"{self.source} ...",
+                where,
+            ))

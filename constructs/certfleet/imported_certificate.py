@@ -1,0 +1,133 @@
+"""ImportedCertificate: a third-party certificate imported into ACM in one stack's region, as an ICertificate."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import jsii
+from aws_cdk import Annotations, CustomResource, Duration, RemovalPolicy, Resource, Stack, Token
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk.interfaces import aws_certificatemanager as acm_refs
+from constructs import Construct
+
+from certfleet.certificate_bundle import CertificateBundle
+from certfleet.key_source import KeyBinding, KeySource
+from certfleet.providers import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, ImporterProvider
+
+_MAX_TAG_VALUE = 256
+
+
+@jsii.implements(acm.ICertificate)
+class ImportedCertificate(Resource):
+    """A certificate that ACM did not issue, imported by a custom resource and re-imported in place on renewal.
+
+    Accepted as it is by ``cloudfront.Distribution``, ``apigateway.DomainName``, ``apigatewayv2.DomainName``,
+    ``elbv2`` listeners and every other construct that takes an ``ICertificate``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bundle: CertificateBundle,
+        key: KeySource,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+        fleet_name: str | None = None,
+        delete_timeout: Duration | None = None,
+        key_binding: KeyBinding | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        if not isinstance(bundle, CertificateBundle):
+            raise TypeError(f"{self.node.path}: bundle must be a CertificateBundle (CertificateBundle.from_files(...))")
+        if not isinstance(key, KeySource):
+            raise TypeError(
+                f"{self.node.path}: key must be a KeySource (KeySource.sealed(...) or KeySource.secret(...))",
+            )
+        if removal_policy not in (RemovalPolicy.DESTROY, RemovalPolicy.RETAIN):
+            raise ValueError(
+                f"{self.node.path}: removal_policy must be RemovalPolicy.DESTROY or RemovalPolicy.RETAIN "
+                "(an ACM certificate has no snapshot)",
+            )
+        key.check(bundle, self.node.path)
+        self.bundle = bundle
+        self.key_source = key
+        stack = Stack.of(self)
+        self.fleet_name = fleet_name or _default_fleet(stack)
+        binding = key_binding or key.bind(self, bundle)
+        provider = ImporterProvider.of(self)
+        provider.allow_fleet(self.fleet_name)
+        for role in provider.roles:
+            binding.secret.grant_read(role)
+        timeout = (delete_timeout or Duration.minutes(25)).to_seconds()
+        self._resource = CustomResource(
+            self, "Resource",
+            service_token=provider.service_token,
+            resource_type="Custom::CertfleetCertificate",
+            properties={
+                "Certificate": bundle.certificate_pem,
+                "CertificateChain": bundle.chain_pem,
+                "Fingerprint": bundle.fingerprint,
+                "KeyAlgorithm": bundle.key_algorithm,
+                "KeySecretId": binding.secret.secret_arn,
+                "KeySecretVersionId": binding.version_id,
+                "Tags": [
+                    {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY},
+                    {"Key": FLEET_TAG, "Value": self.fleet_name},
+                    {"Key": ID_TAG, "Value": _tag_value(self.node.path)},
+                ],
+                "RemovalPolicy": "retain" if removal_policy is RemovalPolicy.RETAIN else "destroy",
+                "DeleteTimeoutSeconds": str(int(timeout)),
+            },
+        )
+        self._certificate_arn = self._resource.ref
+        for finding in bundle.warnings:
+            Annotations.of(self).add_warning_v2(f"certfleet:{finding.code}", str(finding))
+
+    @property
+    def certificate_arn(self) -> str:
+        """The ACM certificate ARN (kept across renewals with the same key type)."""
+        return self._certificate_arn
+
+    @property
+    def certificate_ref(self) -> acm_refs.CertificateReference:
+        return acm_refs.CertificateReference(certificate_arn=self.certificate_arn)
+
+    @property
+    def region(self) -> str:
+        """The region the certificate lives in: its stack's."""
+        return Stack.of(self).region
+
+    @property
+    def not_after(self) -> str:
+        """NotAfter as ACM reports it after the import (a deploy-time value)."""
+        return self._resource.get_att_string("NotAfter")
+
+    def metric_days_to_expiry(self, **options: Any) -> cloudwatch.Metric:
+        """``AWS/CertificateManager`` ``DaysToExpiry`` (minimum over a day) from the certificate's own region.
+
+        The metric stops at expiry: alarm on it with missing data treated as breaching.
+        """
+        return cloudwatch.Metric(
+            namespace="AWS/CertificateManager",
+            metric_name="DaysToExpiry",
+            dimensions_map={"CertificateArn": self.certificate_arn, **(options.pop("dimensions_map", None) or {})},
+            period=options.pop("period", None) or Duration.days(1),
+            statistic=options.pop("statistic", None) or "Minimum",
+            region=options.pop("region", None) or self.region,
+            **options,
+        )
+
+
+def _default_fleet(stack: Stack) -> str:
+    name = stack.stack_name
+    return stack.node.path if Token.is_unresolved(name) else name
+
+
+def _tag_value(path: str) -> str:
+    if len(path) <= _MAX_TAG_VALUE:
+        return path
+    digest = hashlib.sha256(path.encode()).hexdigest()[:16]
+    return f"{path[: _MAX_TAG_VALUE - 17]}#{digest}"

@@ -1,0 +1,99 @@
+"""DESIGN.md's nevers and import hygiene, each a test."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "constructs" / "certfleet"
+PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----\s*\n(?:[A-Za-z0-9+/=]{40,}\s*\n){2}")
+
+
+def _imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _fresh_modules(statement: str) -> set[str]:
+    code = f"import sys; {statement}; import json; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    return set(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("module", ["certfleet.material", "certfleet.rules", "certfleet.material.sealed"])
+def test_material_and_rules_import_neither_cdk_nor_boto3(module: str) -> None:
+    loaded = _fresh_modules(f"import {module}")
+    assert not {m for m in loaded if m.split(".")[0] in {"aws_cdk", "boto3", "botocore", "jsii"}}
+
+
+def test_material_and_rules_source_never_imports_cdk_or_boto3() -> None:
+    files = [*sorted((PACKAGE / "material").glob("*.py")), PACKAGE / "rules.py"]
+    for path in files:
+        assert not _imports_of(path) & {"aws_cdk", "boto3", "botocore", "constructs", "jsii"}, path
+
+
+def test_cli_never_imports_aws_cdk() -> None:
+    for path in sorted((PACKAGE / "cli").glob("*.py")):
+        assert not _imports_of(path) & {"aws_cdk", "constructs", "jsii"}, path
+    for command in ("inspect", "verify", "seal", "upload"):
+        loaded = _fresh_modules(
+            "from certfleet.cli.main import _handler, build_parser; build_parser(); "
+            f"_handler({command!r})"
+        )
+        assert not {m for m in loaded if m.split(".")[0] in {"aws_cdk", "jsii", "constructs"}}, command
+
+
+def test_lambda_code_imports_only_stdlib_and_boto3() -> None:
+    handlers = sorted((ROOT / "lambda").glob("*.py"))
+    assert handlers, "lambda/ holds the custom-resource handlers"
+    local = {p.stem for p in handlers}
+    allowed = set(sys.stdlib_module_names) | {"boto3", "botocore"} | local
+    for path in handlers:
+        assert _imports_of(path) <= allowed, f"{path}: {_imports_of(path) - allowed}"
+
+
+def test_constructs_folder_is_not_a_package() -> None:
+    assert not (ROOT / "constructs" / "__init__.py").exists()
+
+
+def test_constructs_module_comes_from_site_packages() -> None:
+    code = "import constructs, certfleet; print(constructs.__file__); print(certfleet.__file__)"
+    result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    constructs_file, certfleet_file = result.stdout.split()
+    assert "site-packages" in constructs_file
+    assert Path(certfleet_file).resolve().is_relative_to(PACKAGE)
+
+
+def test_constructs_certfleet_is_not_a_second_copy() -> None:
+    """With the project root on sys.path, jsii's constructs would expose constructs.certfleet: cdk.json uses -P."""
+    cdk_json = json.loads((ROOT / "cdk.json").read_text())
+    assert cdk_json["app"].startswith("python -P ") or " -P " in cdk_json["app"]
+
+
+def test_no_tracked_file_contains_a_private_key() -> None:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    offenders = []
+    for name in filter(None, listed.split(b"\0")):
+        path = ROOT / name.decode()
+        if path.is_file() and PRIVATE_KEY.search(path.read_bytes()):
+            offenders.append(str(path))
+    assert offenders == []
+
+
+def test_gitignore_keeps_build_output_and_demo_material_out() -> None:
+    ignored = (ROOT / ".gitignore").read_text().split()
+    for entry in ("cdk.out/", ".venv/", "node_modules/", "demo/"):
+        assert entry in ignored
