@@ -1,0 +1,205 @@
+"""Custom::CertfleetCertificate: import a third-party certificate into ACM, re-import in place, adopt, delete."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from certfleet_common import LOG, backoff, client, code, describe, pem_der, region, seconds, sha256_hex
+
+KEY_TYPES = ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
+_MATERIAL = ("CertificateChain", "KeyAlgorithm", "KeySecretId", "KeySecretVersionId")
+_THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+
+
+def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Create / Update / Delete one imported certificate; PhysicalResourceId is its ARN."""
+    kind, props = event["RequestType"], event["ResourceProperties"]
+    if kind == "Create":
+        return _adopt_or_import(props, kind)
+    if kind == "Update":
+        return _update(event, props)
+    if kind == "Delete":
+        return _delete(event.get("PhysicalResourceId", ""), props)
+    raise ValueError(f"unknown RequestType {kind!r}")
+
+
+def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Create/Update are complete at once; a Delete refused while in use is retried until its deadline."""
+    data = event.get("Data") or {}
+    if event["RequestType"] != "Delete" or data.get("DeletePending") != "true":
+        return {"IsComplete": True}
+    arn = event["PhysicalResourceId"]
+    if _try_delete(arn):
+        return {"IsComplete": True}
+    if time.time() < float(data["DeleteDeadline"]):
+        LOG.info("Delete %s: still in use, waiting", arn)
+        return {"IsComplete": False}
+    certificate = client("acm", arn.split(":")[3]).describe_certificate(CertificateArn=arn)["Certificate"]
+    users = certificate.get("InUseBy") or []
+    raise RuntimeError(
+        f"ACM certificate {arn} is still in use{' by ' + ', '.join(users[:3]) if users else ''} after "
+        f"{data.get('DeleteTimeoutSeconds', '?')} s: remove it from the service that uses it and delete again, "
+        "or give the certificate removal_policy=RemovalPolicy.RETAIN to leave it in ACM.",
+    )
+
+
+def _update(event: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    arn, old = event.get("PhysicalResourceId", ""), event.get("OldResourceProperties") or {}
+    if not _ACM_ARN.match(arn) or props["KeyAlgorithm"] != old.get("KeyAlgorithm"):
+        return _adopt_or_import(props, "Update (new key type)")
+    acm = client("acm")
+    try:
+        held = _fingerprint(acm, arn)
+    except ClientError as exc:
+        if code(exc) != "ResourceNotFoundException":
+            raise
+        return _adopt_or_import(props, "Update (certificate gone)")
+    if held == props["Fingerprint"] and all(props.get(k, "") == old.get(k, "") for k in _MATERIAL):
+        LOG.info("Update %s: already holds %s, nothing imported", arn, held)
+        return _result(acm, arn, props, props.get("KeySecretVersionId", ""))
+    key, version = _read_key(props)
+    try:
+        _import(props, key, arn)
+    except ClientError as exc:
+        if code(exc) != "ResourceNotFoundException":
+            raise
+        return _adopt_or_import(props, "Update (certificate gone)")
+    LOG.info("Update %s: re-imported %s, key %s version %s", arn, props["Fingerprint"], props["KeySecretId"], version)
+    return _result(acm, arn, props, version)
+
+
+def _adopt_or_import(props: dict[str, Any], why: str) -> dict[str, Any]:
+    acm = client("acm")
+    arn = _find(acm, props)
+    if arn:
+        LOG.info("%s: adopted %s (already imported with these tags and fingerprint)", why, arn)
+        return _result(acm, arn, props, props.get("KeySecretVersionId", ""))
+    key, version = _read_key(props)
+    arn = _import(props, key, None)
+    LOG.info("%s: imported %s, key %s version %s", why, arn, props["KeySecretId"], version)
+    return _result(acm, arn, props, version)
+
+
+def _find(acm: Any, props: dict[str, Any]) -> str | None:
+    """A certificate carrying every identity tag and the wanted fingerprint (a retried Create, a rollback)."""
+    wanted = {t["Key"]: t.get("Value", "") for t in props.get("Tags") or []}
+    for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": KEY_TYPES}):
+        for summary in page.get("CertificateSummaryList", []):
+            if summary.get("KeyAlgorithm", props["KeyAlgorithm"]) != props["KeyAlgorithm"]:
+                continue
+            arn = summary["CertificateArn"]
+            tags = {t["Key"]: t.get("Value", "") for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]}
+            if all(tags.get(k) == v for k, v in wanted.items()) and _fingerprint(acm, arn) == props["Fingerprint"]:
+                return str(arn)
+    return None
+
+
+def _import(props: dict[str, Any], key: str, arn: str | None) -> str:
+    """ImportCertificate (re-import when ``arn``), retried while throttled; errors quote ACM, never the request."""
+    args: dict[str, Any] = {"Certificate": props["Certificate"].encode(), "PrivateKey": key.encode()}
+    if props.get("CertificateChain"):
+        args["CertificateChain"] = props["CertificateChain"].encode()
+    if arn:
+        args["CertificateArn"] = arn
+    else:
+        args["Tags"] = props.get("Tags") or []
+    acm = client("acm", retry=False)
+    budget = seconds("CERTFLEET_IMPORT_RETRY_SECONDS", 120)
+    try:
+        return str(backoff(lambda: acm.import_certificate(**args), _throttled, budget, "ImportCertificate")[
+            "CertificateArn"])
+    except ClientError as exc:
+        if code(exc) == "ResourceNotFoundException" and arn:
+            raise
+        hint = (f" (secret {props['KeySecretId']} version {props.get('KeySecretVersionId') or 'AWSCURRENT'} must "
+                "hold this certificate's unencrypted private key)") if "key" in describe(exc).lower() else ""
+        raise RuntimeError(
+            f"ACM refused to import certificate {props['Fingerprint'][:16]}... into {arn or 'a new certificate'} "
+            f"in {region()}: {describe(exc)}{hint}",
+        ) from None
+
+
+def _throttled(exc: ClientError) -> bool:
+    return code(exc) in _THROTTLED or (code(exc) == "LimitExceededException" and "rate" in describe(exc).lower())
+
+
+def _read_key(props: dict[str, Any]) -> tuple[str, str]:
+    """The PEM private key and the version read, waiting out replica lag; never logs or quotes the value."""
+    secret_id, version = props["KeySecretId"], props.get("KeySecretVersionId", "")
+    args = {"SecretId": secret_id, **({"VersionId": version} if version else {})}
+    secrets = client("secretsmanager")
+    budget = seconds("CERTFLEET_SECRET_WAIT_SECONDS", 120)
+    try:
+        answer = backoff(lambda: secrets.get_secret_value(**args), lambda e: code(e) == "ResourceNotFoundException",
+                         budget, f"GetSecretValue {secret_id} {version or 'AWSCURRENT'}")
+    except ClientError as exc:
+        raise RuntimeError(
+            f"cannot read the private key from secret {secret_id} version {version or 'AWSCURRENT'} in {region()} "
+            f"within {budget:.0f} s: {describe(exc)} (a replica may still be catching up; check its replication "
+            "status and that this function may read the secret)",
+        ) from None
+    text = answer.get("SecretString") or bytes(answer.get("SecretBinary") or b"").decode("utf-8", "replace")
+    where = f"secret {secret_id} version {answer.get('VersionId')}"
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ValueError(f"{where} starts like JSON but is not valid JSON") from None
+        text = data.get("private_key") if isinstance(data, dict) else None
+        if not isinstance(text, str):
+            raise ValueError(f'{where} is JSON without a "private_key" string field')
+    if "-----BEGIN" not in text:
+        raise ValueError(f'{where} holds neither a PEM private key nor JSON {{"private_key": PEM}}')
+    return text, str(answer.get("VersionId", version))
+
+
+def _fingerprint(acm: Any, arn: str) -> str:
+    return sha256_hex(pem_der(acm.get_certificate(CertificateArn=arn)["Certificate"]))
+
+
+def _result(acm: Any, arn: str, props: dict[str, Any], version: str) -> dict[str, Any]:
+    not_after = acm.describe_certificate(CertificateArn=arn)["Certificate"].get("NotAfter")
+    return {"PhysicalResourceId": arn, "Data": {
+        "CertificateArn": arn,
+        "NotAfter": not_after.astimezone(dt.UTC).isoformat() if not_after else "",
+        "KeyAlgorithm": props["KeyAlgorithm"],
+        "KeyVersionId": version,
+        "Fingerprint": props["Fingerprint"],
+    }}
+
+
+def _delete(arn: str, props: dict[str, Any]) -> dict[str, Any]:
+    if not _ACM_ARN.match(arn):
+        LOG.info("Delete %s: not an ACM certificate ARN (the create failed), nothing to delete", arn)
+        return {"PhysicalResourceId": arn}
+    if props.get("RemovalPolicy") == "retain":
+        LOG.info("Delete %s: removal policy retain, left in ACM", arn)
+        return {"PhysicalResourceId": arn}
+    if _try_delete(arn):
+        return {"PhysicalResourceId": arn}
+    timeout = props.get("DeleteTimeoutSeconds") or "1500"
+    LOG.info("Delete %s: in use, will retry for up to %s s", arn, timeout)
+    return {"PhysicalResourceId": arn, "Data": {
+        "DeletePending": "true", "DeleteDeadline": str(time.time() + float(timeout)), "DeleteTimeoutSeconds": timeout,
+    }}
+
+
+def _try_delete(arn: str) -> bool:
+    """DeleteCertificate; True when gone, False while in use."""
+    acm = client("acm", arn.split(":")[3])
+    try:
+        acm.delete_certificate(CertificateArn=arn)
+    except ClientError as exc:
+        if code(exc) == "ResourceInUseException":
+            return False
+        if code(exc) != "ResourceNotFoundException":
+            raise RuntimeError(f"cannot delete ACM certificate {arn}: {describe(exc)}") from None
+    LOG.info("Delete %s: deleted", arn)
+    return True

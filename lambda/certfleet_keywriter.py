@@ -1,0 +1,65 @@
+"""Custom::CertfleetSealedKey: decrypt a sealed private key with KMS and write it to Secrets Manager once."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from certfleet_common import LOG, client, code, der_pem, describe, region
+
+_WRONG_KEY = {"InvalidCiphertextException", "AccessDeniedException", "IncorrectKeyException"}
+
+
+def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Create/Update: make the secret's AWSCURRENT the sealed key, return its VersionId. Delete: keep the secret."""
+    props = event["ResourceProperties"]
+    secret_id = props["SecretId"]
+    physical_id = f"{secret_id}#sealed-key"
+    if event["RequestType"] == "Delete":
+        LOG.info("Delete %s: nothing to do (the secret is retained)", secret_id)
+        return {"PhysicalResourceId": event.get("PhysicalResourceId") or physical_id}
+    ciphertext = base64.b64decode(props["Ciphertext"])
+    pem = der_pem(_decrypt(ciphertext, props["KmsKeyId"], dict(props.get("EncryptionContext") or {})), "PRIVATE KEY")
+    secrets = client("secretsmanager", secret_id.split(":")[3] if secret_id.startswith("arn:") else None)
+    try:
+        current = secrets.get_secret_value(SecretId=secret_id)
+    except ClientError as exc:
+        if code(exc) != "ResourceNotFoundException":
+            raise RuntimeError(f"cannot read secret {secret_id}: {describe(exc)}") from None
+        current = {}
+    if current.get("SecretString", "").strip() == pem.strip():
+        version = current["VersionId"]
+        LOG.info("%s %s: secret already holds the key (version %s), nothing written", event["RequestType"],
+                 secret_id, version)
+    else:
+        token = str(uuid.UUID(bytes=hashlib.sha256(ciphertext).digest()[:16], version=4))
+        try:
+            version = secrets.put_secret_value(SecretId=secret_id, SecretString=pem, ClientRequestToken=token)[
+                "VersionId"]
+        except ClientError as exc:
+            raise RuntimeError(f"cannot write the key to secret {secret_id}: {describe(exc)}") from None
+        LOG.info("%s %s: wrote the key as version %s", event["RequestType"], secret_id, version)
+    return {"PhysicalResourceId": physical_id, "Data": {"VersionId": version}}
+
+
+def _decrypt(ciphertext: bytes, key_id: str, context: dict[str, str]) -> bytes:
+    """KMS Decrypt in the key's own region; a clear error when the file was sealed for something else."""
+    key_region = key_id.split(":")[3] if key_id.startswith("arn:") else region()
+    try:
+        plaintext: bytes = client("kms", key_region).decrypt(
+            CiphertextBlob=ciphertext, EncryptionContext=context, KeyId=key_id,
+        )["Plaintext"]
+    except ClientError as exc:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(context.items())) or "(empty)"
+        if code(exc) in _WRONG_KEY:
+            raise RuntimeError(
+                f"KMS cannot decrypt the sealed key with key {key_id} and encryption context {{{shown}}} "
+                f"({code(exc)}): the sealed file was made for another encryption context or KMS key, or this "
+                "function may not use that key. Re-run `certfleet seal` for this certificate and KMS key.",
+            ) from None
+        raise RuntimeError(f"KMS Decrypt with key {key_id} failed: {describe(exc)}") from None
+    return plaintext
