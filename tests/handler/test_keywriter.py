@@ -1,0 +1,129 @@
+"""Custom::CertfleetSealedKey on moto_server behind StrictAWS: decrypt with KMS, write the secret once, fail clearly."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import pytest
+from handler_support import REGION, Resource, Secret, boto, certificate_props, der_pkcs8, fingerprint, key_body
+
+from certfleet.material.demo import DemoPKI, Issued
+from certfleet.testing import StrictAWS
+
+CONTEXT = {"certfleet:certificate": "www.example.com"}
+
+
+class Sealed:
+    """What `certfleet seal` produces: a KMS ciphertext of the DER PKCS#8 key, bound to an encryption context."""
+
+    def __init__(self, issued: Issued, region: str = "us-east-1", context: dict[str, str] | None = None) -> None:
+        self.kms = boto("kms", region)
+        self.key_arn: str = self.kms.create_key(Description="certfleet test sealing key")["KeyMetadata"]["Arn"]
+        self.context = dict(context or CONTEXT)
+        self.issued = issued
+
+    def ciphertext(self) -> str:
+        blob = self.kms.encrypt(KeyId=self.key_arn, Plaintext=der_pkcs8(self.issued), EncryptionContext=self.context)
+        return base64.b64encode(blob["CiphertextBlob"]).decode()
+
+    def props(self, secret_arn: str, ciphertext: str | None = None, **extra: Any) -> dict[str, Any]:
+        return {
+            "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:Certs-KeyWriter",
+            "Ciphertext": ciphertext or self.ciphertext(),
+            "KmsKeyId": self.key_arn,
+            "EncryptionContext": dict(self.context),
+            "SecretId": secret_arn,
+            "SpkiSha256": "informative",
+            **extra,
+        }
+
+
+def versions(secret: Secret) -> list[str]:
+    listed = secret.client.list_secret_version_ids(SecretId=secret.arn, IncludeDeprecated=True)["Versions"]
+    return sorted(v["VersionId"] for v in listed)
+
+
+def test_writes_the_key_once_and_an_identical_run_writes_nothing(
+    sealed_key: Resource, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN a sealed key and the stack's placeholder secret WHEN the key writer runs, then runs again with the same
+    ciphertext and with a fresh ciphertext of the same key THEN the key is written once as PEM PKCS#8,
+    every run returns the same VersionId and the secret gains one version only."""
+    secret, sealed = Secret(), Sealed(leaf)
+    props = sealed.props(secret.arn)
+    first = sealed_key.create(props)
+    version = first["Data"]["VersionId"]
+    assert first["PhysicalResourceId"] == f"{secret.arn}#sealed-key"
+    stored = secret.client.get_secret_value(SecretId=secret.arn)
+    assert stored["VersionId"] == version and stored["SecretString"] == leaf.key_pem().decode()
+    before = versions(secret)
+    again = sealed_key.update(props)
+    resealed = sealed_key.update(sealed.props(secret.arn))
+    assert again["Data"]["VersionId"] == resealed["Data"]["VersionId"] == version
+    assert again["PhysicalResourceId"] == first["PhysicalResourceId"]
+    assert versions(secret) == before
+    assert aws.calls("secretsmanager", "PutSecretValue") == 1
+
+
+def test_retried_write_is_idempotent(sealed_key: Resource, leaf: Issued, aws: StrictAWS) -> None:
+    """GIVEN a write whose answer was lost (the secret was changed meanwhile by hand) WHEN the same ciphertext is
+    written again THEN Secrets Manager sees the same ClientRequestToken: the same version, not a new one."""
+    secret, sealed = Secret(), Sealed(leaf)
+    props = sealed.props(secret.arn)
+    version = sealed_key.create(props)["Data"]["VersionId"]
+    secret.put("changed by hand")
+    assert sealed_key.update(props)["Data"]["VersionId"] == version
+
+
+def test_wrong_encryption_context_fails_clearly_without_key_material(
+    *, sealed_key: Resource, leaf: Issued, aws: StrictAWS,
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GIVEN a file sealed for another certificate name WHEN the key writer decrypts with this certificate's context
+    THEN the error names the context and `certfleet seal`, and no message, log or output carries key material."""
+    secret, sealed = Secret(), Sealed(leaf, context={"certfleet:certificate": "api.example.com"})
+    ciphertext = sealed.ciphertext()
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(RuntimeError) as failure:
+        sealed_key.create(sealed.props(secret.arn, ciphertext, EncryptionContext=CONTEXT))
+    message = str(failure.value)
+    assert "certfleet:certificate=www.example.com" in message and "certfleet seal" in message
+    assert sealed.key_arn in message
+    out = capsys.readouterr()
+    for text in (message, caplog.text, out.out, out.err):
+        assert "PRIVATE KEY" not in text and key_body(leaf) not in text and ciphertext not in text
+    assert secret.client.get_secret_value(SecretId=secret.arn)["SecretString"] == "placeholder"
+    assert aws.calls("secretsmanager", "PutSecretValue") == 0
+
+
+def test_another_kms_key_fails_clearly(sealed_key: Resource, leaf: Issued) -> None:
+    """GIVEN a sealed file whose KmsKeyId names a different key than the one that sealed it WHEN it runs
+    THEN the error says the file was made for another KMS key or context."""
+    secret, sealed, other = Secret(), Sealed(leaf), Sealed(leaf)
+    with pytest.raises(RuntimeError, match="another encryption context or KMS key"):
+        sealed_key.create(sealed.props(secret.arn, KmsKeyId=other.key_arn))
+
+
+def test_delete_is_a_no_op(sealed_key: Resource, leaf: Issued, aws: StrictAWS) -> None:
+    """GIVEN a written key WHEN the resource is deleted THEN nothing is called and the secret keeps the key."""
+    secret, sealed = Secret(), Sealed(leaf)
+    physical = sealed_key.create(sealed.props(secret.arn))["PhysicalResourceId"]
+    aws.reset()
+    assert sealed_key.delete()["PhysicalResourceId"] == physical
+    assert aws.calls() == 0
+    assert secret.client.get_secret_value(SecretId=secret.arn)["SecretString"] == leaf.key_pem().decode()
+
+
+def test_importer_reads_the_version_the_key_writer_wrote_from_a_replica(
+    sealed_key: Resource, certificate: Resource, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN the primary stack's key writer in us-east-1 writing to a secret replicated to eu-west-1 (with lag)
+    WHEN the eu-west-1 importer gets the writer's VersionId THEN it imports the certificate with that key."""
+    aws.replica_lag = 1.0
+    secret, sealed = Secret("us-east-1", replicas=(REGION,)), Sealed(leaf)
+    version = sealed_key.create(sealed.props(secret.arn))["Data"]["VersionId"]
+    response = certificate.create(certificate_props(leaf, pki, secret.arn_in(REGION), version))
+    assert response["Data"]["KeyVersionId"] == version
+    assert response["Data"]["Fingerprint"] == fingerprint(leaf)
