@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from certfleet.rules import Service
 
-__all__ = ["CertificateBundle", "CertificateBundleError", "ImportedCertificate", "KeySource", "SealingKey", "Service"]
+__all__ = [
+    "CertificateBundle",
+    "CertificateBundleError",
+    "CertificateFleet",
+    "ImportedCertificate",
+    "KeySource",
+    "SealingKey",
+    "Service",
+]
 
 _LAZY: dict[str, str] = {
     "CertificateBundle": "certfleet.certificate_bundle",
@@ -19,10 +27,12 @@ _LAZY: dict[str, str] = {
     "KeySource": "certfleet.key_source",
     "ImportedCertificate": "certfleet.imported_certificate",
     "SealingKey": "certfleet.sealing",
+    "CertificateFleet": "certfleet.fleet",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from certfleet.certificate_bundle import CertificateBundle, CertificateBundleError
+    from certfleet.fleet import CertificateFleet
     from certfleet.imported_certificate import ImportedCertificate
     from certfleet.key_source import KeySource
     from certfleet.sealing import SealingKey

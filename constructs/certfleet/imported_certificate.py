@@ -110,15 +110,21 @@ class ImportedCertificate(Resource):
 
         The metric stops at expiry: alarm on it with missing data treated as breaching.
         """
-        return cloudwatch.Metric(
-            namespace="AWS/CertificateManager",
-            metric_name="DaysToExpiry",
-            dimensions_map={"CertificateArn": self.certificate_arn, **(options.pop("dimensions_map", None) or {})},
-            period=options.pop("period", None) or Duration.days(1),
-            statistic=options.pop("statistic", None) or "Minimum",
-            region=options.pop("region", None) or self.region,
-            **options,
-        )
+        return days_to_expiry_metric(self.certificate_arn, self.region, options)
+
+
+def days_to_expiry_metric(arn: str, region: str, options: dict[str, Any]) -> cloudwatch.Metric:
+    """The ``DaysToExpiry`` metric of one certificate, read in the certificate's region."""
+    options = dict(options)
+    return cloudwatch.Metric(
+        namespace="AWS/CertificateManager",
+        metric_name="DaysToExpiry",
+        dimensions_map={"CertificateArn": arn, **(options.pop("dimensions_map", None) or {})},
+        period=options.pop("period", None) or Duration.days(1),
+        statistic=options.pop("statistic", None) or "Minimum",
+        region=options.pop("region", None) or region,
+        **options,
+    )
 
 
 def _default_fleet(stack: Stack) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -18,6 +19,7 @@ from certfleet.certificate_bundle import CertificateBundle
 from certfleet.material.findings import MaterialError
 from certfleet.material.sealed import SealedKey
 from certfleet.providers import KeyWriterProvider
+from certfleet.references import weak_reference
 
 PLACEHOLDER = "certfleet: the key writer replaces this value with the private key at deploy time"
 
@@ -28,6 +30,8 @@ class KeyBinding:
 
     secret: secretsmanager.ISecret
     version_id: str
+    secret_name: str = ""
+    store: Construct | None = None
 
 
 class KeySource:
@@ -51,13 +55,16 @@ class KeySource:
     def check(self, bundle: CertificateBundle, where: str) -> None:
         """Fail synth when the key is known not to belong to ``bundle``."""
 
-    def bind(self, scope: Construct, bundle: CertificateBundle) -> KeyBinding:
-        """Make the key available to importers in ``scope``'s stack."""
+    def bind(
+        self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
+        replica_regions: Sequence[str] = (),
+    ) -> KeyBinding:
+        """Make the key available to importers in ``scope``'s stack (and replicated to ``replica_regions``)."""
         raise NotImplementedError
 
-    def grant_read(self, scope: Construct, grantee: iam.IGrantable, bundle: CertificateBundle) -> iam.Grant:
-        """Let ``grantee`` read the private key (EC2 instances that terminate TLS themselves)."""
-        return self.bind(scope, bundle).secret.grant_read(grantee)
+    def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
+        """The same key as read from the local replica in ``scope``'s region."""
+        raise NotImplementedError
 
 
 class SecretKeySource(KeySource):
@@ -67,21 +74,33 @@ class SecretKeySource(KeySource):
         self.name_or_arn = name_or_arn
         self.version_id = version_id
 
-    def bind(self, scope: Construct, bundle: CertificateBundle) -> KeyBinding:
+    def bind(
+        self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
+        replica_regions: Sequence[str] = (),
+    ) -> KeyBinding:
+        return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self.version_id, self.name_or_arn)
+
+    def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         stack = Stack.of(scope)
-        digest = hashlib.sha256(self.name_or_arn.encode()).hexdigest()[:8]
-        existing = stack.node.try_find_child(f"CertfleetKeySecret{digest}")
-        if existing is not None:
-            return KeyBinding(cast(secretsmanager.ISecret, existing), self.version_id)
-        if self.name_or_arn.startswith("arn:"):
-            secret = secretsmanager.Secret.from_secret_complete_arn(
-                stack, f"CertfleetKeySecret{digest}", self.name_or_arn,
-            ) if _is_complete_arn(self.name_or_arn) else secretsmanager.Secret.from_secret_partial_arn(
-                stack, f"CertfleetKeySecret{digest}", self.name_or_arn,
-            )
-        else:
-            secret = secretsmanager.Secret.from_secret_name_v2(stack, f"CertfleetKeySecret{digest}", self.name_or_arn)
-        return KeyBinding(secret, self.version_id)
+        name = self.name_or_arn
+        if name.startswith("arn:"):
+            parts = name.split(":")
+            parts[3] = stack.region
+            name = ":".join(parts)
+        return KeyBinding(_import_secret(stack, name), self.version_id, name)
+
+
+def _import_secret(stack: Stack, name_or_arn: str) -> secretsmanager.ISecret:
+    """The secret as ``stack`` references it (one construct per stack and secret)."""
+    id = "CertfleetKeySecret" + hashlib.sha256(name_or_arn.encode()).hexdigest()[:8]
+    existing = stack.node.try_find_child(id)
+    if existing is not None:
+        return cast(secretsmanager.ISecret, existing)
+    if not name_or_arn.startswith("arn:"):
+        return secretsmanager.Secret.from_secret_name_v2(stack, id, name_or_arn)
+    if _is_complete_arn(name_or_arn):
+        return secretsmanager.Secret.from_secret_complete_arn(stack, id, name_or_arn)
+    return secretsmanager.Secret.from_secret_partial_arn(stack, id, name_or_arn)
 
 
 def _is_complete_arn(arn: str) -> bool:
@@ -103,23 +122,40 @@ class SealedKeySource(KeySource):
         except MaterialError as exc:
             raise ValueError(f"{where}: {exc.finding}") from None
 
-    def bind(self, scope: Construct, bundle: CertificateBundle, replica_regions: tuple[str, ...] = ()) -> KeyBinding:
+    def bind(
+        self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
+        replica_regions: Sequence[str] = (),
+    ) -> KeyBinding:
         stack = Stack.of(scope)
         store_id = "CertfleetKey" + hashlib.sha256(self.sealed_key.name.encode()).hexdigest()[:8]
         store = stack.node.try_find_child(store_id)
         if not isinstance(store, SealedKeyStore):
-            store = SealedKeyStore(stack, store_id, sealed=self.sealed_key, replica_regions=replica_regions)
-        return KeyBinding(store.secret, store.version_id)
+            name = secret_name or f"certfleet/{_plain(stack.stack_name)}/{self.sealed_key.name}"
+            store = SealedKeyStore(stack, store_id, sealed=self.sealed_key, secret_name=name,
+                                   replica_regions=tuple(replica_regions))
+        return KeyBinding(store.secret, store.version_id, store.secret_name, store)
+
+    def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
+        if primary.store is None:
+            raise ValueError(f"{scope.node.path}: bind the sealed key in its primary stack first")
+        stack = Stack.of(scope)
+        version = weak_reference(primary.store, "KeyVersion", primary.version_id, scope)
+        return KeyBinding(_import_secret(stack, primary.secret_name), version, primary.secret_name, primary.store)
+
+
+def _plain(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
 
 
 class SealedKeyStore(Construct):
     """A customer-managed KMS key, a retained secret and the custom resource that fills it from the sealed key."""
 
     def __init__(
-        self, scope: Construct, id: str, *, sealed: SealedKey, replica_regions: tuple[str, ...] = (),
+        self, scope: Construct, id: str, *, sealed: SealedKey, secret_name: str, replica_regions: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, id)
         name = sealed.name
+        self.secret_name = secret_name
         self.encryption_key = kms.Key(
             self, "SecretKey",
             description=f"certfleet: encrypts the private key of {name} in Secrets Manager",
@@ -128,6 +164,7 @@ class SealedKeyStore(Construct):
         )
         self.secret = secretsmanager.Secret(
             self, "Secret",
+            secret_name=secret_name,
             description=f"certfleet: private key of {name} (written by the key writer from the sealed file)",
             encryption_key=self.encryption_key,
             secret_string_value=SecretValue.unsafe_plain_text(PLACEHOLDER),
