@@ -43,6 +43,7 @@ class EnvironmentConfig:
         if missing:
             raise ValueError(f"{where}: missing {', '.join(missing)}")
         key_spec = raw["key"]
+        key: KeySource
         if isinstance(key_spec, dict) and "sealed" in key_spec:
             sealed = root / key_spec["sealed"]
             if not sealed.exists():
