@@ -71,7 +71,7 @@ class ImportedCertificate(Resource):
                 "CertificateChain": bundle.chain_pem,
                 "Fingerprint": bundle.fingerprint,
                 "KeyAlgorithm": bundle.key_algorithm,
-                "KeySecretId": binding.secret.secret_arn,
+                "KeySecretId": binding.id_for_handler,
                 "KeySecretVersionId": binding.version_id,
                 "Tags": [
                     {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY},

@@ -32,6 +32,12 @@ class KeyBinding:
     version_id: str
     secret_name: str = ""
     store: Construct | None = None
+    secret_id: str = ""
+
+    @property
+    def id_for_handler(self) -> str:
+        """What the importer passes to GetSecretValue: an ARN, or the name (the same in every replica region)."""
+        return self.secret_id or self.secret.secret_arn
 
 
 class KeySource:
@@ -78,7 +84,8 @@ class SecretKeySource(KeySource):
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
         replica_regions: Sequence[str] = (),
     ) -> KeyBinding:
-        return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self.version_id, self.name_or_arn)
+        return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self.version_id, self.name_or_arn,
+                          secret_id=self.name_or_arn)
 
     def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         stack = Stack.of(scope)
@@ -87,7 +94,7 @@ class SecretKeySource(KeySource):
             parts = name.split(":")
             parts[3] = stack.region
             name = ":".join(parts)
-        return KeyBinding(_import_secret(stack, name), self.version_id, name)
+        return KeyBinding(_import_secret(stack, name), self.version_id, name, secret_id=name)
 
 
 def _import_secret(stack: Stack, name_or_arn: str) -> secretsmanager.ISecret:
@@ -140,7 +147,8 @@ class SealedKeySource(KeySource):
             raise ValueError(f"{scope.node.path}: bind the sealed key in its primary stack first")
         stack = Stack.of(scope)
         version = weak_reference(primary.store, "KeyVersion", primary.version_id, scope)
-        return KeyBinding(_import_secret(stack, primary.secret_name), version, primary.secret_name, primary.store)
+        return KeyBinding(_import_secret(stack, primary.secret_name), version, primary.secret_name, primary.store,
+                          secret_id=primary.secret_name)
 
 
 def _plain(name: str) -> str:
