@@ -79,7 +79,8 @@ def _adopt_or_import(props: dict[str, Any], why: str) -> dict[str, Any]:
     acm = client("acm")
     arn = _find(acm, props)
     if arn:
-        LOG.info("%s: adopted %s (already imported with these tags and fingerprint)", why, arn)
+        LOG.info("%s: adopted %s (already imported with these tags and fingerprint), key %s version %s", why, arn,
+                 props["KeySecretId"], props.get("KeySecretVersionId") or "AWSCURRENT")
         return _result(acm, arn, props, props.get("KeySecretVersionId", ""))
     key, version = _read_key(props)
     arn = _import(props, key, None)
@@ -118,6 +119,11 @@ def _import(props: dict[str, Any], key: str, arn: str | None) -> str:
     except ClientError as exc:
         if code(exc) == "ResourceNotFoundException" and arn:
             raise
+        if _throttled(exc):
+            raise RuntimeError(
+                f"ACM kept throttling ImportCertificate in {region()} for {budget:.0f} s ({describe(exc)}): too many "
+                "imports at once in this region; deploy again, or deploy fewer stacks of this region in parallel",
+            ) from None
         hint = (f" (secret {props['KeySecretId']} version {props.get('KeySecretVersionId') or 'AWSCURRENT'} must "
                 "hold this certificate's unencrypted private key)") if "key" in describe(exc).lower() else ""
         raise RuntimeError(

@@ -252,7 +252,7 @@ def test_throttled_imports_succeed_after_retries(secret: Secret, pki: DemoPKI, a
     assert aws.calls("acm", "ImportCertificate", REGION) > 3  # throttled attempts were retried
 
 
-def test_replica_lag_is_waited_out(pki: DemoPKI, leaf: Issued, aws: StrictAWS, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replica_lag_is_waited_out(pki: DemoPKI, leaf: Issued, aws: StrictAWS) -> None:
     """GIVEN a key written in us-east-1 a moment ago and replicated to eu-west-1 with a 1.5 s lag
     WHEN the eu-west-1 importer reads that exact version THEN it retries until the replica has it, then imports."""
     import certfleet_import
@@ -323,3 +323,31 @@ def test_not_after_is_iso_8601(certificate: Resource, secret: Secret, pki: DemoP
     """GIVEN an import WHEN Data is returned THEN NotAfter parses as an aware ISO 8601 time."""
     data = certificate.create(certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem())))["Data"]
     assert dt.datetime.fromisoformat(data["NotAfter"]).tzinfo is not None
+
+
+def test_throttling_past_the_budget_fails_clearly(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN a region whose import rate is used up for longer than the retry budget WHEN the handler imports
+    THEN it gives up with a message that says ACM kept throttling, in which region."""
+    monkeypatch.setenv("CERTFLEET_IMPORT_RETRY_SECONDS", "0.3")
+    aws.import_rate = 0.01  # one import per 100 s
+    stranger = pki.leaf(("first.example.com",))
+    boto("acm").import_certificate(Certificate=stranger.pem(), PrivateKey=stranger.key_pem())
+    with pytest.raises(RuntimeError, match=f"kept throttling ImportCertificate in {REGION}"):
+        certificate.create(certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem())))
+
+
+def test_update_of_a_certificate_deleted_out_of_band_imports_a_new_one(
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued,
+) -> None:
+    """GIVEN a certificate someone deleted by hand WHEN a renewal arrives THEN a new certificate is imported
+    (a new physical id) instead of failing on the missing ARN."""
+    props = certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem()))
+    old_arn = certificate.create(props)["PhysicalResourceId"]
+    boto("acm").delete_certificate(CertificateArn=old_arn)
+    renewed = pki.leaf(("www.example.com", "example.com"), days=120)
+    response = certificate.update(certificate_props(renewed, pki, secret.arn, secret.put(renewed.key_pem())))
+    assert response["PhysicalResourceId"] != old_arn
+    assert leaf_in_acm(response["PhysicalResourceId"]) == fingerprint(renewed)
