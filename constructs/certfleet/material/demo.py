@@ -138,12 +138,14 @@ class DemoPKI:
         return self.intermediate.pem() + self.root.pem()
 
 
-def write_demo(out: str | Path, *, key_type: str = "rsa-2048", days: int = 365) -> dict[str, Path]:
+def write_demo(
+    out: str | Path, *, key_type: str = "rsa-2048", days: int = 365, names: tuple[str, ...] = DEMO_NAMES,
+) -> dict[str, Path]:
     """Write the seed's case to ``out``: leaf for www.example.com + example.com, chain, root, key (0400)."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     pki = DemoPKI.create(key_type)
-    leaf = pki.leaf(key_type=key_type, days=days)
+    leaf = pki.leaf(names, key_type=key_type, days=days)
     paths = {
         "certificate": folder / "certificate.pem",
         "intermediate": folder / "intermediate.pem",
