@@ -1,0 +1,119 @@
+"""The placement checks as a CDK policy-validation plugin: every ``app.synth()`` / ``cdk synth`` runs them.
+
+``PlacementChecks.enable(scope)`` registers the plugin once on the root App (a ``CertificateFleet`` does it for
+you); an app that uses certificates by ARN only calls it itself::
+
+    app = App()
+    PlacementChecks.enable(app)
+
+Errors (a certificate in the wrong region, a key the service refuses, a domain name the certificate does not
+cover) fail the synth; warnings (TLS below the floor, strong cross-stack references, unverified keys) are printed
+in the validation report and do not.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+import jsii
+from aws_cdk import (
+    IPolicyValidationContext,
+    IPolicyValidationPlugin,
+    PolicyValidationPluginReport,
+    PolicyViolatingResource,
+    PolicyViolation,
+    Stage,
+    Validations,
+)
+from constructs import IConstruct
+
+from certfleet.placement import RULE_IDS, PlacementFinding, StackTemplate, check_templates, read_assembly_stacks
+
+PLUGIN_NAME = "certfleet-placement"
+PLUGIN_VERSION = "0.1.0"
+
+_ENABLED: weakref.WeakKeyDictionary[Stage, PlacementChecks] = weakref.WeakKeyDictionary()
+
+
+@jsii.implements(IPolicyValidationPlugin)
+class PlacementChecks:
+    """Checks, at synth, that every certificate consumer gets a certificate it can use (see certfleet.placement)."""
+
+    @classmethod
+    def enable(cls, scope: IConstruct) -> PlacementChecks:
+        """Register the checks on ``scope``'s root App (or root Stage), once however often it is called."""
+        root = scope.node.root
+        if not isinstance(root, Stage):
+            raise TypeError(
+                f"{scope.node.path or 'this construct'}: placement checks need an App (or a Stage) at the root of "
+                "the construct tree",
+            )
+        plugin = _ENABLED.get(root)
+        if plugin is None:
+            plugin = cls()
+            Validations.of(root).add_plugins(plugin)
+            _ENABLED[root] = plugin
+        return plugin
+
+    @property
+    def name(self) -> str:
+        return PLUGIN_NAME
+
+    @property
+    def version(self) -> str:
+        return PLUGIN_VERSION
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return list(RULE_IDS)
+
+    def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
+        findings = check_templates(stack_templates(context))
+        return PolicyValidationPluginReport(
+            success=not any(f.is_error for f in findings),
+            violations=[_violation(f) for f in findings],
+            plugin_version=PLUGIN_VERSION,
+        )
+
+
+def stack_templates(context: IPolicyValidationContext) -> list[StackTemplate]:
+    """The stacks under validation, with the stack names and construct paths their assembly manifests hold."""
+    known: dict[Path, StackTemplate] = {}
+    for directory in {Path(s.template_path).resolve().parent for s in context.stack_templates}:
+        if (directory / "manifest.json").is_file():
+            for st in read_assembly_stacks(directory):
+                known[Path(st.template_path).resolve()] = st
+    stacks: list[StackTemplate] = []
+    for validated in context.stack_templates:
+        path = Path(validated.template_path).resolve()
+        found = known.get(path)
+        stacks.append(StackTemplate(
+            stack_name=found.stack_name if found else path.name.removesuffix(".template.json"),
+            construct_path=validated.stack_construct_path,
+            account=validated.account_id,
+            region=validated.region,
+            template=found.template if found else json.loads(path.read_text(encoding="utf-8")),
+            template_path=validated.template_path,
+            construct_paths=found.construct_paths if found else {},
+        ))
+    return stacks
+
+
+def _violation(finding: PlacementFinding) -> PolicyViolation:
+    return PolicyViolation(
+        rule_name=finding.code,
+        description=finding.message,
+        fix=finding.fix,
+        severity=finding.severity,
+        violating_resources=[PolicyViolatingResource(
+            resource_logical_id=finding.logical_id,
+            template_path=finding.template_path,
+            locations=[finding.location],
+        )],
+    )
+
+
+__all__: Sequence[str] = ("PlacementChecks", "stack_templates")
