@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
@@ -37,6 +38,7 @@ _IGNORED_LABELS = {"EC PARAMETERS", "PUBLIC KEY", "RSA PUBLIC KEY", "X509 CRL", 
 _CSR_LABELS = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"}
 _PKCS7_LABELS = {"PKCS7", "PKCS #7 SIGNED DATA", "CERTIFICATE CHAIN"}
 MAX_INPUT_BYTES = 8 * 1024 * 1024
+MAX_VALIDATED_RSA_BITS = 4096
 
 
 @dataclass
@@ -263,7 +265,7 @@ def _pem_key(label: str, headers: dict[str, str], body: str, name: str, password
     if encrypted and password is None:
         return KeyItem(None, container, True, name)
     try:
-        key = serialization.load_pem_private_key(pem, password if encrypted else None)
+        key = _private_key(pem, password if encrypted else None, der=False)
     except ValueError:
         if encrypted:
             raise MaterialError(_wrong_password(name)) from None
@@ -278,6 +280,20 @@ def _pem_key(label: str, headers: dict[str, str], body: str, name: str, password
             "convert it with openssl pkcs8 -topk8 first", name,
         )) from None
     return KeyItem(key, container, encrypted, name)
+
+
+def _private_key(data: bytes, password: bytes | None, *, der: bool) -> PrivateKeyTypes:
+    """Load a private key; validate RSA keys only up to the largest size ACM takes.
+
+    OpenSSL's RSA validation tests p and q for primality: 0.1 s at 2048 bits, 6 s at 7680, minutes beyond.
+    A key above 4096 bits is refused by ACM anyway (key-algorithm-unsupported), so it is not validated.
+    Raises ``ValueError`` for a damaged key, ``TypeError`` for a missing or needless password.
+    """
+    load = serialization.load_der_private_key if der else serialization.load_pem_private_key
+    key = load(data, password, unsafe_skip_rsa_key_validation=True)
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size <= MAX_VALIDATED_RSA_BITS:
+        key = key.private_numbers().private_key()  # the full check: ValueError when p, q, d do not fit
+    return key
 
 
 def _csr_not_certificate(name: str) -> Finding:
@@ -334,13 +350,13 @@ def _load_der(data: bytes, name: str, password: bytes | None) -> LoadedFile:
         return _load_pkcs12(data, name, password)
     container = _der_key_container(data)
     try:
-        key = serialization.load_der_private_key(data, None)
+        key = _private_key(data, None, der=True)
         return LoadedFile(name, "DER", keys=[KeyItem(key, container, False, name)])
     except TypeError:
         if password is None:
             return LoadedFile(name, "DER", keys=[KeyItem(None, "PKCS#8", True, name)])
         try:
-            key = serialization.load_der_private_key(data, password)
+            key = _private_key(data, password, der=True)
         except ValueError:
             raise MaterialError(error(
                 "password-wrong", "the password does not open this key",
