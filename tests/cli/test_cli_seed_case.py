@@ -81,3 +81,17 @@ def test_inspect_garbage_in_a_subprocess(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert "not a certificate or key in any format certfleet knows" in result.stderr
+
+
+def test_an_ascii_console_gets_text_not_a_crash(tmp_path: Path) -> None:
+    import os
+
+    pki = rsa_pki()
+    jumbled = write(tmp_path / "all.pem", pem(pki.root, seed_leaf(), pki.intermediate))
+    result = subprocess.run([CERTFLEET, "verify", "--certificate", jumbled], capture_output=True, check=False,
+                            env={**os.environ, "PYTHONIOENCODING": "ascii"}, timeout=60)
+    text = result.stdout.decode("ascii") + result.stderr.decode("ascii")
+    assert result.returncode == 0, text
+    assert "CN=test Intermediate CA,O=certfleet demo -> CN=test Root CA" in text
+    assert "changed: reordered the chain leaf -> root" in text
+    assert_clean(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 _PRIVATE_BLOCK = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL,
@@ -18,12 +18,21 @@ def scrub(text: str) -> str:
     return _LONG_BASE64.sub("<redacted>", _PRIVATE_BLOCK.sub("<redacted private key>", text))
 
 
+def _write(stream: TextIO, text: str) -> None:
+    """Write ``text``; on a console that cannot show a character (ASCII, cp1252), show a stand-in instead."""
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        encoding = stream.encoding or "ascii"
+        stream.write(text.replace("→", "->").encode(encoding, "replace").decode(encoding))
+
+
 def out(text: str = "") -> None:
-    sys.stdout.write(scrub(text) + "\n")
+    _write(sys.stdout, scrub(text) + "\n")
 
 
 def err(text: str) -> None:
-    sys.stderr.write(scrub(text) + "\n")
+    _write(sys.stderr, scrub(text) + "\n")
 
 
 def emit_json(data: Any) -> None:
