@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,6 +87,9 @@ class PlacementFinding:
     @property
     def is_error(self) -> bool:
         return self.severity == "error"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
 
     def __str__(self) -> str:
         return f"{self.severity} [{self.code}] {self.message}\n    fix: {self.fix}"
@@ -415,7 +418,7 @@ class _Checker:
             message = (
                 f"{ctx.subject(rule, use)} is given {source.label}, which is in "
                 f"{source.region}: ACM certificates are regional and this service uses only a certificate in its "
-                f"own region, {needed}; there is no certificate in {needed} here."
+                f"own region, {needed}."
             )
             fix = self._local_fix(needed, source)
         ctx.add("wrong-region", "error", message, fix, location=use.location, service=use.service)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -505,3 +507,19 @@ def test_errors_come_before_warnings_and_findings_are_not_repeated() -> None:
     assert [f.severity for f in findings] == ["error", "error", "warning", "warning"]
     assert str(findings[0]).startswith("error [wrong-region] ")
     assert "\n    fix: " in str(findings[0])
+
+
+def test_finding_as_a_dict() -> None:
+    (finding,) = check_templates([st("Web", "eu-west-1", {"Dist": distribution(arn("eu-west-1"))})])
+    data = finding.to_dict()
+    assert data["code"] == "wrong-region"
+    assert data["severity"] == "error"
+    assert data["location"] == "Properties/DistributionConfig/ViewerCertificate/AcmCertificateArn"
+    assert set(data) >= {"message", "fix", "stack", "logical_id", "construct_path", "template_path"}
+
+
+def test_placement_module_imports_neither_cdk_nor_boto3() -> None:
+    code = "import sys, certfleet.placement; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True,
+                            cwd="/").stdout.split()
+    assert not {m for m in loaded if m.split(".")[0] in {"aws_cdk", "boto3", "botocore", "jsii", "constructs"}}
