@@ -490,3 +490,26 @@ def test_damaged_rsa_key_is_refused(fmt: str, tmp_path: Path, capsys: pytest.Cap
     run = cli(capsys, "inspect", path, keys=[damaged])
     assert run.code == 1
     assert "not a valid private key" in run.err
+
+
+@pytest.mark.parametrize("case", ["pkcs8-pem", "legacy-encrypted-pkcs1-pem", "encrypted-pkcs8-der"])
+def test_empty_password_for_an_encrypted_key(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = {
+        "pkcs8-pem": key_pem(KEY, "pkcs8", b"pw"),
+        "legacy-encrypted-pkcs1-pem": key_pem(KEY, "traditional", b"pw"),
+        "encrypted-pkcs8-der": key_der(KEY, "pkcs8", b"pw"),
+    }[case]
+    path = write(tmp_path / "private.key", raw, 0o400)
+    with pytest.raises(MaterialError) as info:
+        load_file(path, b"")
+    assert info.value.finding.code == "password-wrong"
+    monkeypatch.setenv("KEY_PASS", "")
+    run = cli(capsys, "inspect", path, "--password-env", "KEY_PASS", "--json", keys=[KEY])
+    assert run.code == 1
+    assert run.codes() == ["password-wrong"]
+    empty = write(tmp_path / "empty.txt", b"", 0o400)
+    run = cli(capsys, "verify", "--certificate", write(tmp_path / "c.pem", pem(seed_leaf())), "--key", path,
+              "--password-file", empty, keys=[KEY])
+    assert run.code == 1
+    assert "[password-wrong]" in run.err and "empty" in run.err

@@ -264,6 +264,8 @@ def _pem_key(label: str, headers: dict[str, str], body: str, name: str, password
     pem = ("\n".join(lines) + "\n").encode()
     if encrypted and password is None:
         return KeyItem(None, container, True, name)
+    if encrypted and not password:
+        raise MaterialError(_empty_password(name))
     try:
         key = _private_key(pem, password if encrypted else None, der=False)
     except ValueError:
@@ -319,6 +321,15 @@ def _der_truncated(data: bytes) -> bool:
     return 2 + count + int.from_bytes(data[2 : 2 + count], "big") > len(data)
 
 
+def _empty_password(name: str) -> Finding:
+    # cryptography takes an empty password for none at all; say what happened instead of a cipher error
+    return error(
+        "password-wrong", "the password given is empty, and this key is encrypted",
+        "check that the variable given with --password-env is set to the passphrase, or that the file given "
+        "with --password-file holds it on its first line", name,
+    )
+
+
 def _wrong_password(name: str) -> Finding:
     return error(
         "password-wrong", "the password does not open this file",
@@ -355,9 +366,11 @@ def _load_der(data: bytes, name: str, password: bytes | None) -> LoadedFile:
     except TypeError:
         if password is None:
             return LoadedFile(name, "DER", keys=[KeyItem(None, "PKCS#8", True, name)])
+        if not password:
+            raise MaterialError(_empty_password(name)) from None
         try:
             key = _private_key(data, password, der=True)
-        except ValueError:
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise MaterialError(error(
                 "password-wrong", "the password does not open this key",
                 "check the value given with --password-env / --password-file", name,
