@@ -47,7 +47,7 @@ def test_one_stack_per_region_edge_first(bundle: CertificateBundle) -> None:
 def test_without_edge_the_first_region_is_primary_and_edge_is_refused(bundle: CertificateBundle) -> None:
     fleet = _fleet(App(), bundle, edge=False)
     assert fleet.regions == ("ap-northeast-1", "eu-west-1")
-    with pytest.raises(ValueError, match="no us-east-1 certificate .* Set edge=True"):
+    with pytest.raises(ValueError, match=r"no us-east-1 certificate .* Set edge=True"):
         _ = fleet.edge_certificate
 
 
@@ -106,8 +106,9 @@ def test_missing_region_is_named_with_the_fix(bundle: CertificateBundle) -> None
     app = App()
     fleet = _fleet(app, bundle)
     tokyo_less = _consumer(app, "sa-east-1")
-    with pytest.raises(ValueError, match=r"Web \(in sa-east-1\) needs the certificate in sa-east-1, .* only in "
-                                         r"us-east-1, ap-northeast-1, eu-west-1: add 'sa-east-1' to regions=\[\.\.\.\]"):
+    expected = (r"Web \(in sa-east-1\) needs the certificate in sa-east-1, .* only in "
+                r"us-east-1, ap-northeast-1, eu-west-1: add 'sa-east-1' to regions=\[\.\.\.\]")
+    with pytest.raises(ValueError, match=expected):
         fleet.certificate_for(tokyo_less)
     # the edge services still work from that stack
     assert fleet.certificate_for(tokyo_less, Service.CLOUDFRONT) is not None

@@ -36,10 +36,14 @@ class _Base(Stack):
         self.fleet = fleet
         self.domain = domain
 
+    @property
+    def availability_zones(self) -> list[str]:
+        """Fixed zones: the reference app synthesizes offline, with no context lookup."""
+        return [f"{self.region}a", f"{self.region}c"]
+
     def vpc(self) -> ec2.Vpc:
         return ec2.Vpc(
-            self, "Vpc", nat_gateways=0,
-            availability_zones=[f"{self.region}a", f"{self.region}c"],
+            self, "Vpc", nat_gateways=0, max_azs=2,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
                 ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24),

@@ -1,0 +1,78 @@
+"""Every environment of the reference app synthesizes (demo through the real CDK CLI) and passes cfn-lint."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App
+
+from certfleet.material.demo import DemoPKI
+from certfleet.reference import build
+from certfleet.testing.synth import write_synth_only_sealed_key
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+NAMES = ("www.example.com", "example.com", "*.example.com")
+
+
+@pytest.fixture(scope="module")
+def app_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder laid out like the repository's: cdk.json and demo material (the key sealed, never plain)."""
+    folder = tmp_path_factory.mktemp("app")
+    shutil.copy(ROOT / "cdk.json", folder / "cdk.json")
+    pki = DemoPKI.create(label="environments")
+    leaf = pki.leaf(NAMES, days=200)
+    (folder / "demo").mkdir()
+    (folder / "demo" / "certificate.pem").write_bytes(leaf.pem())
+    (folder / "demo" / "chain.pem").write_bytes(pki.chain_pem())
+    write_synth_only_sealed_key(folder / "demo" / "private.key.sealed", leaf.key)
+    return folder
+
+
+def _templates(cdk_out: Path) -> list[Path]:
+    return sorted(p for p in cdk_out.rglob("*.template.json"))
+
+
+def _cfn_lint_errors(templates: list[Path]) -> list[dict[str, Any]]:
+    result = subprocess.run([str(BIN / "cfn-lint"), "--format", "json", *map(str, templates)],
+                            capture_output=True, text=True, check=False, cwd=ROOT)  # ROOT/.cfnlintrc.yaml
+    assert result.returncode in (0, 2, 4, 6, 8, 10, 12, 14), result.stderr  # bit 1 set would mean a crash
+    findings = json.loads(result.stdout or "[]")
+    return [f for f in findings if f["Level"] == "Error"]
+
+
+def test_demo_environment_through_the_real_cdk_cli(app_folder: Path) -> None:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+           "CDK_DISABLE_VERSION_CHECK": "1"}
+    result = subprocess.run(
+        [str(CDK), "synth", "--app", f"python -P {ROOT / 'app.py'}", "-c", "env=demo", "--output", "cdk.out",
+         "--quiet", "--no-notices", "--no-version-reporting"],
+        cwd=app_folder, capture_output=True, text=True, env=env, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    templates = _templates(app_folder / "cdk.out")
+    names = {p.name.removesuffix(".template.json") for p in templates}
+    assert {"cloudfront-alb-ap-northeast-1", "edge-api-ap-northeast-1", "http-api-eu-west-1",
+            "dr-us-west-2", "amplify-us-west-2", "transfer-ftps-eu-west-1", "beanstalk-ap-northeast-1"} <= names
+    assert sum(1 for n in names if n.startswith("Certificates")) == 4
+    assert _cfn_lint_errors(templates) == []
+
+
+@pytest.mark.parametrize("context", [{"env": "dev"}, {"env": "staging"}, {"env": "prod"}, {"pipeline": "true"}])
+def test_other_environments_and_the_pipeline_pass_cfn_lint(app_folder: Path, tmp_path: Path,
+                                                            context: dict[str, str]) -> None:
+    base = json.loads((app_folder / "cdk.json").read_text())["context"]
+    app = App(outdir=str(tmp_path / "cdk.out"), context={**base, **context})
+    build(app, app_folder)
+    app.synth()
+    templates = _templates(tmp_path / "cdk.out")
+    assert len(templates) >= 4
+    assert _cfn_lint_errors(templates) == []
