@@ -107,6 +107,7 @@ class CertificateSource:
     fleet: str | None = None
     stack: str | None = None
     strong: str = ""  # how a strong reference was read, empty when weak or local
+    logical_id: str | None = None
 
     @property
     def is_certfleet(self) -> bool:
@@ -154,6 +155,30 @@ class _Context:
             template_path=self.stack.template_path, location=location,
             service=service.value if service is not None else "",
         ))
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One service that uses a certificate, and the certificate it resolves to (when the templates tell)."""
+
+    stack: str
+    region: str | None
+    logical_id: str
+    construct_path: str
+    service: Service
+    what: str
+    source: CertificateSource | None
+
+
+def consumers(stacks: Sequence[StackTemplate]) -> list[Consumer]:
+    """Every certificate consumer in ``stacks`` with its resolved certificate: the map behind the checks."""
+    checker = _Checker(stacks)
+    found: list[Consumer] = []
+    for ctx in checker.contexts():
+        for use in _WALKERS[ctx.resource_type](checker, ctx):
+            found.append(Consumer(ctx.stack.stack_name, ctx.stack.region, ctx.logical_id, ctx.construct_path,
+                                  use.service, use.what, checker.resolve(ctx.stack, use.value)))
+    return found
 
 
 def check_templates(stacks: Sequence[StackTemplate]) -> list[PlacementFinding]:
@@ -252,20 +277,23 @@ class _Checker:
                     if fleet:
                         self.fleet_regions.setdefault(fleet, set()).add(st.region)
 
-    def run(self) -> list[PlacementFinding]:
-        findings: list[PlacementFinding] = []
+    def contexts(self) -> Iterator[_Context]:
+        """Every resource of a consumer type, in template order."""
         for st in self.stacks:
             for logical_id, raw in _dict(st.template.get("Resources")).items():
                 resource = _dict(raw)
-                walker = _WALKERS.get(str(resource.get("Type", "")))
-                if walker is None:
+                if str(resource.get("Type", "")) not in _WALKERS:
                     continue
                 path = _dict(resource.get("Metadata")).get("aws:cdk:path")
                 path = path if _is_str(path) else st.construct_paths.get(logical_id, "")
-                ctx = _Context(st, logical_id, resource, str(path))
-                for use in walker(self, ctx):
-                    self._judge(ctx, use)
-                findings.extend(ctx.findings)
+                yield _Context(st, logical_id, resource, str(path))
+
+    def run(self) -> list[PlacementFinding]:
+        findings: list[PlacementFinding] = []
+        for ctx in self.contexts():
+            for use in _WALKERS[ctx.resource_type](self, ctx):
+                self._judge(ctx, use)
+            findings.extend(ctx.findings)
         unique: dict[tuple[str, ...], PlacementFinding] = {}
         for f in findings:
             unique.setdefault((f.template_path, f.logical_id, f.location, f.code, f.message), f)
@@ -344,7 +372,7 @@ class _Checker:
         return CertificateSource(
             region=st.region, label=label, certificate_pem=str(pem) if cert is not None else None,
             key_algorithm=str(algorithm) if _is_str(algorithm) else None, fleet=fleet, stack=st.stack_name,
-            strong=strong,
+            strong=strong, logical_id=logical_id,
         )
 
     def _from_join(self, st: StackTemplate, arg: Any, strong: str) -> CertificateSource | None:

@@ -51,7 +51,7 @@ def _cfn_lint_errors(templates: list[Path]) -> list[dict[str, Any]]:
 
 def test_demo_environment_through_the_real_cdk_cli(app_folder: Path) -> None:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-           "CDK_DISABLE_VERSION_CHECK": "1"}
+           "CDK_DISABLE_VERSION_CHECK": "1", "NODE_NO_WARNINGS": "1"}
     result = subprocess.run(
         [str(CDK), "synth", "--app", f"python -P {ROOT / 'app.py'}", "-c", "env=demo", "--output", "cdk.out",
          "--quiet", "--no-notices", "--no-version-reporting"],
