@@ -18,6 +18,10 @@ from certfleet.material.findings import error
 from certfleet.material.names import covers, dns_names, ip_addresses
 from certfleet.material.sealed import SealedKey
 
+ALLOW_EXPIRED_CONTEXT = "certfleet:allowExpiredCertificate"
+"""CDK context key for a break-glass deploy of an expired certificate: its SHA-256 fingerprint (comma-separated
+for several). Read by the certificate constructs, never by the bundle: set it per deploy, never in cdk.json."""
+
 
 class CertificateBundleError(ValueError):
     """The certificate files cannot be imported into ACM; the message lists every error with its fix."""
@@ -37,6 +41,8 @@ class CertificateBundle:
     subject: str
     source: str
     warnings: tuple[Finding, ...] = field(default=())
+    expired: Finding | None = None
+    """The ``expired`` finding of a bundle read with ``allow_expired=True`` (None: the certificate was valid)."""
 
     @classmethod
     def from_files(
@@ -46,8 +52,15 @@ class CertificateBundle:
         chain: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         password_env: str | None = None,
         now: dt.datetime | None = None,
+        allow_expired: bool = False,
     ) -> CertificateBundle:
-        """Read a certificate (and chain) in any format, check it, and keep only the public parts."""
+        """Read a certificate (and chain) in any format, check it, and keep only the public parts.
+
+        Every error finding raises ``CertificateBundleError``. ``allow_expired=True`` is the first half of a
+        break-glass deploy: an expired leaf is then kept (``bundle.expired``) instead of raising, and the
+        certificate constructs still refuse it unless the deploy names its fingerprint in the context:
+        ``cdk deploy -c certfleet:allowExpiredCertificate=<sha256>``. Every other error stays fatal.
+        """
         from certfleet.material.loader import password_from_env
 
         paths: list[str | os.PathLike[str]] = [certificate]
@@ -64,10 +77,12 @@ class CertificateBundle:
         material.key = None  # the bundle is public material only; keys travel through a KeySource
         material.key_item = None
         findings = check_material(material, now=now)
-        return cls._build(material, findings, str(certificate))
+        return cls._build(material, findings, str(certificate), allow_expired)
 
     @classmethod
-    def from_pem(cls, certificate: str, chain: str = "", *, now: dt.datetime | None = None) -> CertificateBundle:
+    def from_pem(
+        cls, certificate: str, chain: str = "", *, now: dt.datetime | None = None, allow_expired: bool = False,
+    ) -> CertificateBundle:
         """Build a bundle from PEM text (the certificate may be followed by its chain)."""
         from certfleet.material.loader import load_bytes
 
@@ -80,16 +95,26 @@ class CertificateBundle:
             raise CertificateBundleError(f"certificate: {exc.finding}") from None
         material.key = None
         material.key_item = None
-        return cls._build(material, check_material(material, now=now), "PEM text")
+        return cls._build(material, check_material(material, now=now), "PEM text", allow_expired)
 
     @classmethod
-    def _build(cls, material: Material, findings: list[Finding], source: str) -> CertificateBundle:
-        errors = [f for f in findings if f.is_error]
+    def _build(
+        cls, material: Material, findings: list[Finding], source: str, allow_expired: bool = False,
+    ) -> CertificateBundle:
+        expired = next((f for f in findings if f.code == "expired"), None)
+        errors = [f for f in findings if f.is_error and not (allow_expired and f is expired)]
         if errors:
             listing = "\n".join(f"  - {f}" for f in errors)
+            hint = ""
+            if expired is not None and errors == [expired]:
+                hint = (
+                    "\nbreak-glass (keep deploying the certificate already imported, e.g. to ship another change "
+                    "while the renewal is on its way): CertificateBundle.from_files(..., allow_expired=True) and "
+                    f"`cdk deploy -c {ALLOW_EXPIRED_CONTEXT}={fingerprint(material.leaf)}`"
+                )
             raise CertificateBundleError(
                 f"certificate {source} cannot be imported into ACM:\n{listing}\n"
-                f"(run `certfleet verify --certificate {source}` for the whole report)"
+                f"(run `certfleet verify --certificate {source}` for the whole report){hint}"
             )
         normalized = normalize(material)
         leaf = material.leaf
@@ -104,6 +129,7 @@ class CertificateBundle:
             subject=leaf.subject.rfc4514_string(),
             source=source,
             warnings=tuple(f for f in findings if not f.is_error),
+            expired=expired,
         )
 
     @property

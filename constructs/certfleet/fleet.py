@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsii
 from aws_cdk import Duration, Environment, RemovalPolicy, Resource, Stack, Stage, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_sns as sns
 from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
 
 from certfleet.certificate_bundle import CertificateBundle
-from certfleet.imported_certificate import ImportedCertificate, days_to_expiry_metric
+from certfleet.imported_certificate import ImportedCertificate, check_expiry, days_to_expiry_metric
 from certfleet.key_source import KeySource
 from certfleet.references import weak_reference
 from certfleet.rules import EDGE_REGION, RULES, Service
+
+if TYPE_CHECKING:  # pragma: no cover
+    from certfleet.monitoring import ExpiryMonitoring
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -103,6 +107,7 @@ class CertificateFleet(Construct):
         self.fleet_name = fleet_name or f"{stage_prefix}{id}"
         prefix = stack_name_prefix or f"{stage_prefix}{id}"
         key.check(bundle, self.node.path)
+        check_expiry(self, bundle)
         self._stacks: dict[str, Stack] = {}
         for region in self.regions:
             self._stacks[region] = Stack(
@@ -183,6 +188,33 @@ class CertificateFleet(Construct):
         if isinstance(existing, FleetCertificateReference):
             return existing
         return FleetCertificateReference(stack, id, source=cert)
+
+    def add_expiry_monitoring(
+        self,
+        *,
+        topic: sns.ITopic,
+        days: int = 30,
+        days_before_expiry_event: int = 45,
+        configure_account_expiry_events: bool = True,
+    ) -> dict[str, ExpiryMonitoring]:
+        """In every fleet region: an alarm at ``days`` days left (or once expired) and ACM's daily expiry events,
+        both delivered to ``topic``, wherever it is.
+
+        A topic in another region than a certificate is reached through an EventBridge event bus relay in the
+        topic's region (CloudWatch alarm actions and EventBridge SNS targets work only within a region): in the
+        topic's own stack, or in the fleet's stack of that region for a topic imported elsewhere.
+        ``days_before_expiry_event`` (1-45) sets ``AWS::CertificateManager::Account`` ``DaysBeforeExpiry`` in
+        each fleet region; that is one setting per account and region, so if another stack or app already owns it
+        pass ``configure_account_expiry_events=False``.
+        """
+        from certfleet.monitoring import validate_days
+
+        validate_days(self.node.path, days, days_before_expiry_event)
+        return {
+            region: cert._monitor(topic, days, days_before_expiry_event, configure_account_expiry_events,
+                                  self._stacks.get)
+            for region, cert in self._certificates.items()
+        }
 
     def edge_certificate_for(self, scope: Construct) -> acm.ICertificate:
         """The us-east-1 certificate as ``scope``'s stack may reference it, whatever that stack's region."""

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import jsii
 from aws_cdk import Annotations, CustomResource, Duration, RemovalPolicy, Resource, Stack, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_sns as sns
 from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
 
-from certfleet.certificate_bundle import CertificateBundle
+from certfleet.certificate_bundle import ALLOW_EXPIRED_CONTEXT, CertificateBundle
 from certfleet.key_source import KeyBinding, KeySource
 from certfleet.providers import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, ImporterProvider
+
+if TYPE_CHECKING:  # pragma: no cover
+    from certfleet.monitoring import ExpiryMonitoring
 
 _MAX_TAG_VALUE = 256
 
@@ -52,11 +57,13 @@ class ImportedCertificate(Resource):
                 "(an ACM certificate has no snapshot)",
             )
         key.check(bundle, self.node.path)
+        check_expiry(self, bundle)
         self.bundle = bundle
         self.key_source = key
         stack = Stack.of(self)
         self.fleet_name = fleet_name or _default_fleet(stack)
         binding = key_binding or key.bind(self, bundle)
+        self.key_binding = binding
         provider = ImporterProvider.of(self)
         provider.allow_fleet(self.fleet_name)
         for role in provider.roles:
@@ -111,6 +118,76 @@ class ImportedCertificate(Resource):
         The metric stops at expiry: alarm on it with missing data treated as breaching.
         """
         return days_to_expiry_metric(self.certificate_arn, self.region, options)
+
+    def add_expiry_monitoring(
+        self,
+        *,
+        topic: sns.ITopic,
+        days: int = 30,
+        days_before_expiry_event: int = 45,
+        configure_account_expiry_events: bool = True,
+    ) -> ExpiryMonitoring:
+        """Alarm at ``days`` days left (or once expired) and forward ACM's daily expiry events, to ``topic``.
+
+        ``days_before_expiry_event`` (1-45) sets the account's ``DaysBeforeExpiry`` in this region: one setting
+        per account and region, shared with every certificate there; ``configure_account_expiry_events=False``
+        leaves it to whoever owns it. A topic in another region is reached through an EventBridge relay in the
+        topic's stack (see ``certfleet.monitoring``).
+        """
+        return self._monitor(topic, days, days_before_expiry_event, configure_account_expiry_events, None)
+
+    def _monitor(
+        self, topic: sns.ITopic, days: int, days_before_expiry_event: int, configure_account_expiry_events: bool,
+        relay_stacks: Callable[[str], Stack | None] | None,
+    ) -> ExpiryMonitoring:
+        from certfleet.monitoring import ExpiryMonitoring
+
+        if self.node.try_find_child("ExpiryMonitoring") is not None:
+            raise ValueError(
+                f"{self.node.path}: expiry monitoring is already on; call add_expiry_monitoring once (subscribe more "
+                "endpoints to its topic instead)",
+            )
+        return ExpiryMonitoring(
+            self, "ExpiryMonitoring",
+            certificate_arn=self.certificate_arn,
+            certificate_name=self.bundle.primary_name,
+            metric=self.metric_days_to_expiry(),
+            topic=topic,
+            days=days,
+            days_before_expiry_event=days_before_expiry_event,
+            configure_account_expiry_events=configure_account_expiry_events,
+            relay_stacks=relay_stacks,
+        )
+
+
+def check_expiry(construct: Construct, bundle: CertificateBundle) -> None:
+    """Refuse an expired certificate at synth, unless this deploy names its fingerprint (break-glass).
+
+    A certificate expiring within 30 days is a warning on the construct (``certfleet:expires-soon``); one that
+    has expired (read with ``allow_expired=True``) fails the synth unless the context key
+    ``certfleet:allowExpiredCertificate`` holds its SHA-256 fingerprint, which makes it a warning.
+    """
+    if bundle.expired is None:
+        return
+    allowed = construct.node.try_get_context(ALLOW_EXPIRED_CONTEXT)
+    fingerprints = {
+        part.strip().replace(":", "").lower() for part in str(allowed or "").split(",") if part.strip()
+    }
+    when = f"{bundle.not_after:%Y-%m-%d %H:%M} UTC"
+    if bundle.fingerprint in fingerprints:
+        Annotations.of(construct).add_warning_v2(
+            "certfleet:expired-allowed",
+            f"the certificate {bundle.primary_name} ({bundle.source}) expired on {when}; deployed anyway because "
+            f"{ALLOW_EXPIRED_CONTEXT} names it. ACM refuses to import an expired certificate, so this deploy works "
+            "only while the certificate is unchanged (already imported). Renew it now.",
+        )
+        return
+    raise ValueError(
+        f"{construct.node.path}: the certificate {bundle.primary_name} ({bundle.source}, sha256 "
+        f"{bundle.fingerprint}) expired on {when}; ACM refuses expired certificates and every client will too. "
+        "Fix: renew it with the CA and point CertificateBundle.from_files at the new files. Break-glass (ship "
+        f"another change while the renewal is on its way): cdk deploy -c {ALLOW_EXPIRED_CONTEXT}={bundle.fingerprint}",
+    )
 
 
 def days_to_expiry_metric(arn: str, region: str, options: dict[str, Any]) -> cloudwatch.Metric:

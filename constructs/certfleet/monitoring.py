@@ -1,0 +1,299 @@
+"""Expiry monitoring: an imported certificate never renews itself, so make its expiry impossible to miss.
+
+For each certificate, in the certificate's own region (where ACM publishes its metric and events):
+
+- a CloudWatch alarm on ``AWS/CertificateManager`` ``DaysToExpiry`` (minimum over a day) at or below ``days``.
+  Missing data counts as breaching: ACM stops publishing the metric once the certificate has expired, and an
+  alarm that went quiet at expiry would be the worst possible alarm. Two daily periods must breach, so the
+  day-long gap before ACM's first data point after an import does not page anybody;
+- an EventBridge rule for ``ACM Certificate Approaching Expiration`` (sent daily from ``DaysBeforeExpiry`` days
+  before expiry, imported certificates included; ACM sends no "expired" event for them);
+- optionally the account's ``AWS::CertificateManager::Account`` ``DaysBeforeExpiry`` in that region.
+
+Both notify one SNS topic, wherever it is:
+
+- topic in the certificate's region: the alarm's action is the topic and the rule targets it directly;
+- topic in another region: neither works (CloudWatch alarm actions and EventBridge SNS targets must be in the
+  topic's region). The rule, and a second rule on the alarm's state change to ALARM, forward the events to a
+  certfleet event bus in the topic's region (EventBridge's cross-region event bus target), where one rule
+  delivers them to the topic. That keeps a single topic (one set of subscriptions, one on-call) for a fleet in
+  any number of regions, with no Lambda and no copy of the topic per region. The bus and its rule live in the
+  topic's own stack; its name is derived from the topic, so no stack reads another stack's outputs.
+
+The topic policy lets ``events.amazonaws.com`` and ``cloudwatch.amazonaws.com`` publish when certfleet can add
+to it (a ``sns.Topic`` of this app). An imported topic (``Topic.from_topic_arn``) keeps its policy: allow both
+services there yourself, and if the topic is encrypted, let both use its KMS key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from collections.abc import Callable
+from typing import cast
+
+from aws_cdk import Aws, Stack, Stage, Token
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from certfleet.references import weak_reference
+
+ACM_EXPIRY_DETAIL_TYPE = "ACM Certificate Approaching Expiration"
+ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
+MAX_DAYS_BEFORE_EXPIRY = 45
+ACCOUNT_CONFIG_ID = "CertfleetAccountExpiryEvents"
+
+# (account, region) -> (days, path) of the construct that configures the account, per root App/Stage
+_ACCOUNT_CONFIGS: weakref.WeakKeyDictionary[Stage, dict[tuple[str, str], tuple[int, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+# paths of the topics whose policy already lets EventBridge and CloudWatch publish, per root App/Stage
+_ALLOWED_TOPICS: weakref.WeakKeyDictionary[Stage, set[str]] = weakref.WeakKeyDictionary()
+
+
+def validate_days(owner: str, days: int, days_before_expiry_event: int) -> None:
+    """Fail synth on alarm / event thresholds that CloudWatch or ACM would refuse or that make no sense."""
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"{owner}: days={days!r} must be a whole number of days, at least 1 (e.g. days=30)")
+    if (isinstance(days_before_expiry_event, bool) or not isinstance(days_before_expiry_event, int)
+            or not 1 <= days_before_expiry_event <= MAX_DAYS_BEFORE_EXPIRY):
+        raise ValueError(
+            f"{owner}: days_before_expiry_event={days_before_expiry_event!r} must be between 1 and "
+            f"{MAX_DAYS_BEFORE_EXPIRY} (ACM's DaysBeforeExpiry range)",
+        )
+
+
+class ExpiryMonitoring(Construct):
+    """The alarm and the event rule of one certificate, in the certificate's stack. See the module docstring.
+
+    Use ``CertificateFleet.add_expiry_monitoring`` or ``ImportedCertificate.add_expiry_monitoring``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        certificate_arn: str,
+        certificate_name: str,
+        metric: cloudwatch.IMetric,
+        topic: sns.ITopic,
+        days: int = 30,
+        days_before_expiry_event: int = MAX_DAYS_BEFORE_EXPIRY,
+        configure_account_expiry_events: bool = True,
+        relay_stacks: Callable[[str], Stack | None] | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        validate_days(self.node.path, days, days_before_expiry_event)
+        stack = Stack.of(self)
+        region = stack.region
+        topic_region = _topic_region(self.node.path, topic)
+        _check_topic_account(self.node.path, topic, stack)
+        self.alarm = cloudwatch.Alarm(
+            self, "DaysToExpiry",
+            metric=metric,
+            threshold=days,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            alarm_description=(
+                f"certfleet: the certificate {certificate_name} in {region} expires within {days} days (or has "
+                "expired: ACM stops publishing DaysToExpiry then). Renew it with the CA, point the bundle at the "
+                "new files and deploy: certfleet re-imports it in place."
+            ),
+        )
+        self.expiry_rule = events.Rule(
+            self, "ApproachingExpiration",
+            description=f"certfleet: ACM's daily expiry notice for {certificate_name} in {region}",
+            event_pattern=events.EventPattern(
+                source=["aws.acm"], detail_type=[ACM_EXPIRY_DETAIL_TYPE], resources=[certificate_arn],
+            ),
+        )
+        self.alarm_rule: events.Rule | None = None
+        self.relay: ExpiryRelay | None = None
+        if topic_region == region:
+            local = topic_in(stack, topic)
+            allow_publish(topic)
+            self.alarm.add_alarm_action(cloudwatch_actions.SnsAction(local))
+            self.expiry_rule.add_target(targets.SnsTopic(local))
+        else:
+            host = _relay_host(self.node.path, topic, topic_region, relay_stacks)
+            self.relay = ExpiryRelay.of(host, topic)
+            bus = events.EventBus.from_event_bus_arn(
+                self, "RelayBus",
+                stack.format_arn(service="events", resource="event-bus", resource_name=self.relay.bus_name,
+                                 region=topic_region, account=host.account),
+            )
+            self.alarm_rule = events.Rule(
+                self, "AlarmToRelay",
+                description=f"certfleet: forwards the DaysToExpiry alarm of {certificate_name} to {topic_region}",
+                event_pattern=events.EventPattern(
+                    source=["aws.cloudwatch"], detail_type=[ALARM_DETAIL_TYPE], resources=[self.alarm.alarm_arn],
+                    detail={"state": {"value": ["ALARM"]}},
+                ),
+            )
+            forwarder = iam.Role(
+                self, "ForwarderRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+                description=f"certfleet: forwards expiry events of {certificate_name} to {topic_region}",
+            )
+            for rule in (self.expiry_rule, self.alarm_rule):
+                rule.add_target(targets.EventBus(bus, role=forwarder))
+            if host is not stack:
+                stack.add_stack_dependency(host, "certfleet: the expiry relay bus exists before events reach it")
+        self.account_config: acm.CfnAccount | None = None
+        if configure_account_expiry_events:
+            self.account_config = configure_account(self, days_before_expiry_event)
+
+
+class ExpiryRelay(Construct):
+    """In the topic's region: a certfleet event bus and the rule that delivers what arrives on it to the topic."""
+
+    def __init__(self, scope: Construct, id: str, *, topic: sns.ITopic) -> None:
+        super().__init__(scope, id)
+        self.bus_name = relay_bus_name(topic)
+        self.bus = events.EventBus(
+            self, "Bus", event_bus_name=self.bus_name,
+            description="certfleet: expiry events and alarms of certificates in other regions, for one topic",
+        )
+        self.rule = events.Rule(
+            self, "ToTopic",
+            event_bus=self.bus,
+            description="certfleet: delivers forwarded certificate expiry events and alarms to the topic",
+            event_pattern=events.EventPattern(source=["aws.acm", "aws.cloudwatch"]),
+        )
+        allow_publish(topic)
+        self.rule.add_target(targets.SnsTopic(topic_in(Stack.of(self), topic)))
+
+    @classmethod
+    def of(cls, stack: Stack, topic: sns.ITopic) -> ExpiryRelay:
+        id = "CertfleetExpiryRelay" + _digest(topic)[:8]
+        existing = stack.node.try_find_child(id)
+        return existing if isinstance(existing, ExpiryRelay) else cls(stack, id, topic=topic)
+
+
+def relay_bus_name(topic: sns.ITopic) -> str:
+    """A stable name for the relay bus of ``topic``: both sides compute it, no stack reads the other's outputs."""
+    return f"certfleet-expiry-{_digest(topic)[:16]}"
+
+
+def _digest(topic: sns.ITopic) -> str:
+    arn = topic.topic_arn
+    key = topic.node.path if Token.is_unresolved(arn) else arn
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def topic_in(stack: Stack, topic: sns.ITopic) -> sns.ITopic:
+    """``topic`` as ``stack`` may use it: itself, or imported by ARN (read weakly when it is another stack's)."""
+    if Stack.of(topic) is stack:
+        return topic
+    id = "CertfleetTopic" + _digest(topic)[:8]
+    existing = stack.node.try_find_child(id)
+    if existing is not None:
+        return cast(sns.ITopic, existing)
+    arn = topic.topic_arn
+    if Token.is_unresolved(arn):
+        arn = weak_reference(cast(Construct, topic), "TopicArn", arn, stack)
+    return sns.Topic.from_topic_arn(stack, id, arn)
+
+
+def allow_publish(topic: sns.ITopic) -> None:
+    """Let EventBridge and CloudWatch alarms of the topic's account publish (no-op for an imported topic)."""
+    stack = Stack.of(topic)
+    root = topic.node.root
+    done = _ALLOWED_TOPICS.setdefault(root, set()) if isinstance(root, Stage) else set()
+    if topic.node.path in done:
+        return
+    done.add(topic.node.path)
+    topic.add_to_resource_policy(iam.PolicyStatement(
+        sid="CertfleetEventBridgePublish",
+        principals=[iam.ServicePrincipal("events.amazonaws.com")],
+        actions=["sns:Publish"],
+        resources=[topic.topic_arn],
+        conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+    ))
+    topic.add_to_resource_policy(iam.PolicyStatement(
+        sid="CertfleetCloudWatchAlarmsPublish",
+        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions=["sns:Publish"],
+        resources=[topic.topic_arn],
+        conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+    ))
+
+
+def _topic_region(owner: str, topic: sns.ITopic) -> str:
+    region = topic.env.region
+    if Token.is_unresolved(region):
+        raise ValueError(
+            f"{owner}: the expiry topic {topic.node.path} has no known region (its stack is environment-agnostic): "
+            "give that stack env=Environment(account=..., region=...), or import the topic by its full ARN "
+            "(sns.Topic.from_topic_arn)",
+        )
+    return region
+
+
+def _check_topic_account(owner: str, topic: sns.ITopic, stack: Stack) -> None:
+    account = topic.env.account
+    if not Token.is_unresolved(account) and not Token.is_unresolved(stack.account) and account != stack.account:
+        raise ValueError(
+            f"{owner}: the expiry topic {topic.node.path} is in account {account}, the certificate in "
+            f"{stack.account}: use a topic in the certificate's account (subscribe the other account's endpoints "
+            "to it)",
+        )
+
+
+def _relay_host(
+    owner: str, topic: sns.ITopic, topic_region: str, relay_stacks: Callable[[str], Stack | None] | None,
+) -> Stack:
+    """The stack that holds the relay in the topic's region: the topic's own, else a fleet stack there."""
+    own = Stack.of(topic)
+    if own.region == topic_region:
+        return own
+    fallback = relay_stacks(topic_region) if relay_stacks else None
+    if fallback is not None:
+        return fallback
+    raise ValueError(
+        f"{owner}: the expiry topic {topic.node.path} is in {topic_region}, and no stack of this app in "
+        f"{topic_region} can hold the relay that forwards expiry events there: import the topic "
+        f"(sns.Topic.from_topic_arn) in a stack whose env region is {topic_region}, or use a topic in the "
+        "certificate's region",
+    )
+
+
+def configure_account(scope: Construct, days_before_expiry: int) -> acm.CfnAccount | None:
+    """The account's ``DaysBeforeExpiry`` in ``scope``'s region, declared once per account and region per app.
+
+    ``AWS::CertificateManager::Account`` is a singleton per account and region: a second declaration (another
+    fleet of this app with the same value) is skipped; a different value fails synth. Another app or stack that
+    also declares it would fight over the value: pass ``configure_account_expiry_events=False`` to all but one.
+    """
+    stack = Stack.of(scope)
+    root = scope.node.root
+    registry = _ACCOUNT_CONFIGS.setdefault(root, {}) if isinstance(root, Stage) else {}
+    key = (stack.account if not Token.is_unresolved(stack.account) else Aws.ACCOUNT_ID, stack.region)
+    seen = registry.get(key)
+    if seen is not None:
+        days, path = seen
+        if days != days_before_expiry:
+            raise ValueError(
+                f"{scope.node.path}: DaysBeforeExpiry of account {key[0]} in {key[1]} is already set to {days} by "
+                f"{path}; it is one setting per account and region. Use the same days_before_expiry_event, or "
+                "configure_account_expiry_events=False here",
+            )
+        return None
+    registry[key] = (days_before_expiry, scope.node.path)
+    existing = stack.node.try_find_child(ACCOUNT_CONFIG_ID)
+    if isinstance(existing, acm.CfnAccount):
+        return existing
+    return acm.CfnAccount(
+        stack, ACCOUNT_CONFIG_ID,
+        expiry_events_configuration=acm.CfnAccount.ExpiryEventsConfigurationProperty(
+            days_before_expiry=days_before_expiry,
+        ),
+    )
