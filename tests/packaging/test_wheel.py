@@ -1,0 +1,89 @@
+"""The wheel: built, installed into a fresh venv, used from a folder outside the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+APP = '''
+from aws_cdk import App, Environment, Stack
+from aws_cdk import aws_cloudfront as cloudfront, aws_cloudfront_origins as origins
+import certfleet
+from certfleet import CertificateBundle, CertificateFleet, KeySource, Service
+
+app = App(outdir="cdk.out")
+bundle = CertificateBundle.from_files("cert.pem", chain="chain.pem")
+fleet = CertificateFleet(app, "Certificates", bundle=bundle, account="123456789012", regions=["eu-west-1"],
+                         key=KeySource.secret("arn:aws:secretsmanager:us-east-1:123456789012:secret:tls-AbCdEf"))
+web = Stack(app, "Web", env=Environment(account="123456789012", region="eu-west-1"))
+cloudfront.Distribution(web, "Cdn", default_behavior=cloudfront.BehaviorOptions(
+    origin=origins.HttpOrigin("origin.example.com")), domain_names=["www.example.com"],
+    certificate=fleet.certificate_for(web, Service.CLOUDFRONT))
+app.synth()
+print(certfleet.__file__)
+'''
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+                   check=True, capture_output=True, text=True)
+    (found,) = out.glob("certfleet-*.whl")
+    return found
+
+
+def test_the_wheel_carries_the_handlers_and_no_tests(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    for handler in ("certfleet_import.py", "certfleet_keywriter.py", "certfleet_common.py"):
+        assert f"certfleet/_lambda/{handler}" in names
+    assert "certfleet/py.typed" in names
+    assert any(n.startswith("certfleet/testing/") for n in names)
+    assert not any(n.startswith(("tests/", "constructs/")) for n in names)
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "certfleet = certfleet.cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def test_installed_wheel_synthesizes_a_fleet_from_any_folder(wheel: Path, tmp_path: Path, leaf: object,
+                                                             pki: object) -> None:
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    # The dependencies (aws-cdk-lib is ~60 MB) are borrowed read-only from the development venv through a .pth
+    # line, which adds that folder without running its .pth files: its editable certfleet stays invisible.
+    site = next((env_dir / "lib").glob("python3*/site-packages"))
+    borrowed = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "aws_cdk").is_dir())
+    (site / "zz-borrowed-dependencies.pth").write_text(f"{borrowed}\n")
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                              "--no-deps", str(wheel)], capture_output=True, text=True, check=False)
+    assert install.returncode == 0, install.stderr[-2000:]
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "cert.pem").write_bytes(leaf.pem())  # type: ignore[attr-defined]
+    (folder / "chain.pem").write_bytes(pki.chain_pem())  # type: ignore[attr-defined]
+    (folder / "app.py").write_text(APP)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
+    run = subprocess.run([str(python), "-P", "app.py"], cwd=folder, capture_output=True, text=True, env=env,
+                         check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert str(env_dir) in run.stdout, "certfleet came from the fresh venv, not the repository"
+    manifest = json.loads((folder / "cdk.out" / "manifest.json").read_text())
+    assert any(a.get("properties", {}).get("stackName") == "Certificates-eu-west-1"
+               for a in manifest["artifacts"].values())
+    assets = [p for p in (folder / "cdk.out").glob("asset.*") if (p / "certfleet_import.py").is_file()]
+    assert assets, "the Lambda asset holds the handler"
+    assert {p.name for p in assets[0].iterdir()} == {"certfleet_import.py", "certfleet_keywriter.py",
+                                                    "certfleet_common.py"}
+    cli = subprocess.run([str(env_dir / "bin" / "certfleet"), "inspect", "cert.pem", "--json"], cwd=folder,
+                         capture_output=True, text=True, env=env, check=False)
+    assert cli.returncode == 0 and json.loads(cli.stdout)[0]["certificates"][0]["names"]
