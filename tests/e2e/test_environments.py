@@ -14,7 +14,9 @@ import pytest
 from aws_cdk import App
 
 from certfleet.material.demo import DemoPKI
+from certfleet.placement import consumers, load_cloud_assembly
 from certfleet.reference import build
+from certfleet.rules import RULES, Service
 from certfleet.testing.synth import write_synth_only_sealed_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +66,33 @@ def test_demo_environment_through_the_real_cdk_cli(app_folder: Path) -> None:
             "dr-us-west-2", "amplify-us-west-2", "transfer-ftps-eu-west-1", "beanstalk-ap-northeast-1"} <= names
     assert sum(1 for n in names if n.startswith("Certificates")) == 4
     assert _cfn_lint_errors(templates) == []
+    _assert_every_consumer_reads_the_right_region(app_folder / "cdk.out")
+
+
+EXPECTED_SERVICES = {
+    "cloudfront-alb-ap-northeast-1": {Service.CLOUDFRONT, Service.ALB},
+    "cloudfront-regional-api-eu-west-1": {Service.CLOUDFRONT, Service.API_GATEWAY_REGIONAL},
+    "edge-api-ap-northeast-1": {Service.API_GATEWAY_EDGE},
+    "http-api-eu-west-1": {Service.API_GATEWAY_V2},
+    "dr-us-east-1": {Service.ALB}, "dr-us-west-2": {Service.ALB}, "dr-eu-west-1": {Service.ALB},
+    "dr-ap-northeast-1": {Service.ALB},
+    "amplify-us-west-2": {Service.AMPLIFY},
+    "transfer-ftps-eu-west-1": {Service.TRANSFER_FAMILY},
+    "beanstalk-ap-northeast-1": {Service.ELASTIC_BEANSTALK},
+}
+
+
+def _assert_every_consumer_reads_the_right_region(cdk_out: Path) -> None:
+    """Each architecture's consumer gets the certificate of the region its service needs, from that stack."""
+    found: dict[str, set[Service]] = {}
+    for consumer in consumers(load_cloud_assembly(cdk_out)):
+        assert consumer.region is not None and consumer.source is not None, consumer
+        needed = RULES[consumer.service].region_for(consumer.region)
+        assert consumer.source.region == needed, consumer
+        assert consumer.source.stack == f"Certificates-{needed}", consumer
+        assert consumer.source.fleet == "Certificates" and consumer.source.strong == "", consumer
+        found.setdefault(consumer.stack, set()).add(consumer.service)
+    assert found == EXPECTED_SERVICES
 
 
 @pytest.mark.parametrize("context", [{"env": "dev"}, {"env": "staging"}, {"env": "prod"}, {"pipeline": "true"}])
