@@ -116,9 +116,36 @@ def load_bytes(data: bytes, name: str = "<input>", password: bytes | None = None
             "empty-file", "the file is empty", "check that the download finished", name,
         ))
     text = _as_text(data)
-    if text is not None and "-----BEGIN " in text:
-        return _load_pem(text, name, password)
-    return _load_der(data, name, password)
+    loaded = _load_pem(text, name, password) if text is not None and "-----BEGIN " in text else _load_der(
+        data, name, password)
+    for cert in loaded.certificates:
+        _parse_fully(cert, name)
+    return loaded
+
+
+def _parse_fully(cert: x509.Certificate, name: str) -> None:
+    """cryptography parses names, extensions and keys on first use: parse them now, where an error is a sentence."""
+    part = "subject"
+    try:
+        cert.subject.rfc4514_string()
+        part = "issuer"
+        cert.issuer.rfc4514_string()
+        part = "validity"
+        _ = cert.not_valid_before_utc, cert.not_valid_after_utc
+        part = "extensions"
+        list(cert.extensions)
+        part = "public key"
+        cert.public_key()
+    except UnsupportedAlgorithm:
+        raise MaterialError(error(
+            "unreadable", "a certificate has a public key of a type certfleet cannot read (nor ACM import)",
+            "ask the CA for an RSA or EC certificate", name,
+        )) from None
+    except (ValueError, x509.InvalidVersion):
+        raise MaterialError(error(
+            "unreadable", f"a certificate is malformed: its {part} cannot be parsed",
+            "the file is damaged or was produced by broken software; get a fresh copy from the CA", name,
+        )) from None
 
 
 def _as_text(data: bytes) -> str | None:
@@ -235,7 +262,7 @@ def _first_der_element(der: bytes) -> bytes:
 def _der_certificate(der: bytes, name: str) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise MaterialError(error(
             "unreadable", "a CERTIFICATE block does not hold a valid X.509 certificate",
             "the block is damaged; get a fresh copy from the CA", name,
@@ -245,7 +272,7 @@ def _der_certificate(der: bytes, name: str) -> x509.Certificate:
 def _pkcs7(der: bytes, name: str) -> list[x509.Certificate]:
     try:
         return list(pkcs7.load_der_pkcs7_certificates(der))
-    except ValueError:
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):  # Unsupported: not signedData
         raise MaterialError(error(
             "unreadable", "the PKCS#7 block holds no readable certificates",
             "get a fresh copy of the .p7b from the CA", name,
@@ -351,12 +378,17 @@ def _load_der(data: bytes, name: str, password: bytes | None) -> LoadedFile:
         ))
     try:
         return LoadedFile(name, "DER", [x509.load_der_x509_certificate(data)])
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         pass
     try:
         return LoadedFile(name, "PKCS#7 (DER)", list(pkcs7.load_der_pkcs7_certificates(data)))
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         pass
+    except UnsupportedAlgorithm:  # a PKCS#7 structure, but not the signedData that carries certificates
+        raise MaterialError(error(
+            "unreadable", "this PKCS#7 file is not a certificate bundle (it holds no signed-data certificates)",
+            "export the certificates as a .p7b (PKCS#7 certificates only) or as PEM", name,
+        )) from None
     if _looks_like_pkcs12(data):
         return _load_pkcs12(data, name, password)
     container = _der_key_container(data)
@@ -413,7 +445,7 @@ def _load_pkcs12(data: bytes, name: str, password: bytes | None) -> LoadedFile:
     for attempt in attempts:
         try:
             store = pkcs12.load_pkcs12(data, attempt)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             continue
         except UnsupportedAlgorithm:
             raise MaterialError(error(
