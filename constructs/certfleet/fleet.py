@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jsii
-from aws_cdk import Duration, Environment, RemovalPolicy, Resource, Stack, Stage, Token
+from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Resource, Stack, Stage, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
 
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.imported_certificate import ImportedCertificate, check_expiry, days_to_expiry_metric
-from certfleet.key_source import KeySource
+from certfleet.key_source import KeyBinding, KeySource, SealedKeySource, SealedKeyStore, grant_key_read
 from certfleet.references import weak_reference
 from certfleet.rules import EDGE_REGION, RULES, Service
 
@@ -81,6 +82,7 @@ class CertificateFleet(Construct):
         delete_timeout: Duration | None = None,
         stack_name_prefix: str | None = None,
         termination_protection: bool = False,
+        accounts: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(scope, id)
         if not isinstance(scope, Stage):
@@ -90,6 +92,10 @@ class CertificateFleet(Construct):
             )
         if not Token.is_unresolved(account) and not _ACCOUNT.match(account):
             raise ValueError(f"{self.node.path}: account {account!r} must be a 12-digit AWS account id")
+        accounts = dict(accounts or {})
+        for where, other in accounts.items():
+            if not _ACCOUNT.match(other):
+                raise ValueError(f"{self.node.path}: accounts[{where!r}] = {other!r} must be a 12-digit AWS account id")
         bad = [r for r in regions if not _REGION.match(r)]
         if bad:
             raise ValueError(f"{self.node.path}: {', '.join(bad)} is not an AWS region name (e.g. eu-west-1)")
@@ -97,6 +103,13 @@ class CertificateFleet(Construct):
         self.regions: tuple[str, ...] = tuple(dict.fromkeys(wanted))
         if not self.regions:
             raise ValueError(f"{self.node.path}: no region: set edge=True (us-east-1) and/or regions=[...]")
+        unknown = sorted(set(accounts) - set(self.regions))
+        if unknown:
+            raise ValueError(
+                f"{self.node.path}: accounts= names {', '.join(unknown)}, which is not a fleet region "
+                f"({', '.join(self.regions)}): add it to regions=[...] or remove it from accounts",
+            )
+        self.accounts: dict[str, str] = {r: accounts.get(r, account) for r in self.regions}
         self.bundle = bundle
         self.key = key
         self.account = account
@@ -113,19 +126,30 @@ class CertificateFleet(Construct):
             self._stacks[region] = Stack(
                 self, region,
                 stack_name=f"{prefix}-{region}",
-                env=Environment(account=account, region=region),
+                env=Environment(account=self.accounts[region], region=region),
                 description=f"certfleet: {bundle.primary_name} in {region} (fleet {self.fleet_name})",
                 termination_protection=termination_protection,
             )
         primary = self._stacks[self.regions[0]]
+        self.key_account = self.accounts[self.regions[0]]
+        remote = [r for r in self.regions if self.accounts[r] != self.key_account]
         primary_binding = key.bind(
             primary, bundle,
             secret_name=f"certfleet/{self.fleet_name}/{bundle.primary_name}",
-            replica_regions=self.regions[1:],
+            replica_regions=[r for r in self.regions[1:] if r not in remote],
         )
+        self._primary_binding = primary_binding
+        self._shared: set[str] = set()
+        if remote and isinstance(key, SealedKeySource):
+            self.share_key_with(sorted({self.accounts[r] for r in remote}))
         self._certificates: dict[str, ImportedCertificate] = {}
         for region, stack in self._stacks.items():
-            binding = primary_binding if stack is primary else key.bind_replica(stack, primary_binding)
+            if stack is primary:
+                binding = primary_binding
+            elif region in remote:
+                binding = key.bind_remote(stack, primary_binding)
+            else:
+                binding = key.bind_replica(stack, primary_binding)
             self._certificates[region] = ImportedCertificate(
                 stack, "Certificate",
                 bundle=bundle, key=key, key_binding=binding, fleet_name=self.fleet_name,
@@ -216,6 +240,117 @@ class CertificateFleet(Construct):
             for region, cert in self._certificates.items()
         }
 
+    @property
+    def key_secret_arn(self) -> str:
+        """The full ARN of the key's primary secret (a token of the primary stack; sealed keys only)."""
+        return self._store("key_secret_arn").secret.secret_arn
+
+    @property
+    def key_encryption_key_arn(self) -> str:
+        """The ARN of the customer-managed KMS key that encrypts the primary secret (sealed keys only)."""
+        return self._store("key_encryption_key_arn").encryption_key.key_arn
+
+    def share_key_with(self, account_ids: Sequence[str], *, principal_arns: Sequence[str] = ()) -> None:
+        """Let other accounts read the private key: the primary secret's resource policy and its KMS key's policy.
+
+        Secrets Manager needs both sides: this resource policy (``GetSecretValue``) and, in the other account, an
+        identity policy; the key's policy allows ``kms:Decrypt`` only through Secrets Manager in the primary
+        region. Replicas are encrypted with aws/secretsmanager, which no other account may use, so readers in
+        other accounts read the PRIMARY secret, by its full ARN, in the primary region, whatever their own
+        region: ``KeySource.secret(<key_secret_arn>, encryption_key_arn=<key_encryption_key_arn>)`` in an
+        ``ImportedCertificate``, or a fleet that lists that account in ``accounts=``. ``principal_arns`` narrows
+        the grant to those roles (``aws:PrincipalArn``, wildcards allowed). Both ARNs are stack outputs of the
+        primary stack. Sealed keys only: a key of ``KeySource.secret`` lives in a secret certfleet does not own.
+        """
+        store = self._store("share_key_with")
+        accounts = [a for a in dict.fromkeys(account_ids) if a != self.key_account]
+        bad = [a for a in accounts if not _ACCOUNT.match(a)]
+        if bad:
+            raise ValueError(f"{self.node.path}: share_key_with: {', '.join(bad)} is not a 12-digit AWS account id")
+        new = [a for a in accounts if a not in self._shared]
+        if not new and not principal_arns:
+            return
+        self._shared.update(new)
+        principals: list[iam.IPrincipal] = [iam.AccountPrincipal(a) for a in (new or accounts)]
+        narrow = {"ArnLike": {"aws:PrincipalArn": list(principal_arns)}} if principal_arns else {}
+        sid = "".join(sorted(new or accounts))[:40]
+        store.secret.add_to_resource_policy(iam.PolicyStatement(
+            sid=f"CertfleetShareKey{sid}",
+            principals=principals,
+            actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            resources=["*"],
+            conditions=narrow or None,
+        ))
+        store.encryption_key.add_to_resource_policy(iam.PolicyStatement(
+            sid=f"CertfleetShareKey{sid}",
+            principals=principals,
+            actions=["kms:Decrypt", "kms:DescribeKey"],
+            resources=["*"],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self.primary_region}.amazonaws.com"},
+                        **narrow},
+        ))
+        primary = self._stacks[self.primary_region]
+        if primary.node.try_find_child("CertfleetSharedKeySecretArn") is None:
+            CfnOutput(primary, "CertfleetSharedKeySecretArn", value=store.secret.secret_arn,
+                      description="certfleet: the key's primary secret, for KeySource.secret(...) in other accounts")
+            CfnOutput(primary, "CertfleetSharedKeyEncryptionKeyArn", value=store.encryption_key.key_arn,
+                      description="certfleet: its KMS key, for KeySource.secret(..., encryption_key_arn=...)")
+
+    def key_binding_for(self, scope: Construct) -> KeyBinding:
+        """The key's secret as ``scope``'s stack should read it: the replica of its region in the fleet's account,
+        else the primary (by name in the key's account, by full ARN from another account, where the fleet
+        must have shared it with ``share_key_with``)."""
+        stack = Stack.of(scope)
+        if Token.is_unresolved(stack.region):
+            raise ValueError(
+                f"{stack.node.path} is environment-agnostic: give it env=Environment(account=..., region=...) so "
+                f"that {self.node.path} can tell it where to read the key",
+            )
+        primary = self._primary_binding
+        same_account = Token.is_unresolved(stack.account) or stack.account == self.key_account
+        store = primary.store
+        if not same_account:
+            if isinstance(store, SealedKeyStore) and stack.account not in self._shared:
+                raise ValueError(
+                    f"{stack.node.path} (account {stack.account}) reads the key of {self.node.path}, which is not "
+                    f"shared with that account: fleet.share_key_with([{stack.account!r}])",
+                )
+            return self.key.bind_remote(stack, primary)
+        if stack.region in self.regions and stack.region != self.primary_region:
+            return self.key.bind_replica(stack, primary)
+        # the primary, from its own region or from a region without a replica
+        cmk = ""
+        if isinstance(store, SealedKeyStore):
+            cmk = weak_reference(store, "KeyEncryptionKeyArn", store.encryption_key.key_arn, stack)
+        else:
+            cmk = getattr(self.key, "encryption_key_arn", "")
+        secret_id = primary.secret_name or primary.secret_id
+        return KeyBinding(primary.secret, "", primary.secret_name, store, secret_id=secret_id,
+                          encryption_key_arn=cmk, region=self.primary_region)
+
+    def grant_key_read(self, grantee: iam.IGrantable, scope: Construct | None = None) -> KeyBinding:
+        """Let ``grantee`` (an instance role, a task role...) read exactly the key's secret from ``scope``'s stack
+        (default: the grantee's own), plus ``kms:Decrypt`` through Secrets Manager when that secret is encrypted
+        with a customer-managed key. Returns where to read it (``secret_id``, ``region``)."""
+        where = scope if scope is not None else _construct_of(grantee, self.node.path)
+        binding = self.key_binding_for(where)
+        grant_key_read(grantee, binding, where)
+        holder = Stack.of(where)
+        key_stack = self._stacks[self.primary_region]
+        if holder is not key_stack and key_stack not in holder.dependencies:
+            holder.add_stack_dependency(key_stack, f"certfleet: reads the key of {self.node.path}")
+        return binding
+
+    def _store(self, what: str) -> SealedKeyStore:
+        store = self._primary_binding.store
+        if not isinstance(store, SealedKeyStore):
+            raise ValueError(
+                f"{self.node.path}: {what} needs a key certfleet stores (KeySource.sealed); with "
+                "KeySource.secret the secret is yours: add its resource policy and KMS key policy where it is "
+                "defined",
+            )
+        return store
+
     def edge_certificate_for(self, scope: Construct) -> acm.ICertificate:
         """The us-east-1 certificate as ``scope``'s stack may reference it, whatever that stack's region."""
         return self.certificate_for(scope, Service.CLOUDFRONT)
@@ -230,3 +365,12 @@ class CertificateFleet(Construct):
             f"{who} needs the certificate in {region}, but fleet {self.node.path} has it only in {have}: {fix}"
         )
 
+
+
+def _construct_of(grantee: iam.IGrantable, owner: str) -> Construct:
+    principal = grantee.grant_principal
+    if isinstance(principal, Construct):
+        return principal
+    if isinstance(grantee, Construct):
+        return grantee
+    raise ValueError(f"{owner}: grant_key_read: pass scope= (a construct of the stack that holds {principal})")

@@ -10,6 +10,7 @@ import jsii
 from aws_cdk import Annotations, CustomResource, Duration, RemovalPolicy, Resource, Stack, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
@@ -68,6 +69,13 @@ class ImportedCertificate(Resource):
         provider.allow_fleet(self.fleet_name)
         for role in provider.roles:
             binding.secret.grant_read(role)
+            if binding.encryption_key_arn:  # a customer-managed key certfleet does not own (another account's)
+                iam.Grant.add_to_principal(
+                    grantee=role, actions=["kms:Decrypt"], resource_arns=[binding.encryption_key_arn],
+                    conditions={"StringEquals": {
+                        "kms:ViaService": f"secretsmanager.{binding.region or stack.region}.amazonaws.com",
+                    }},
+                )
         timeout = (delete_timeout or Duration.minutes(25)).to_seconds()
         self._resource = CustomResource(
             self, "Resource",

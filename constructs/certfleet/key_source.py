@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from aws_cdk import CustomResource, RemovalPolicy, SecretValue, Stack
+from aws_cdk import ArnFormat, CustomResource, RemovalPolicy, SecretValue, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -33,6 +33,10 @@ class KeyBinding:
     secret_name: str = ""
     store: Construct | None = None
     secret_id: str = ""
+    encryption_key_arn: str = ""
+    """The customer-managed KMS key of the secret read (empty: aws/secretsmanager, or not known)."""
+    region: str = ""
+    """The region of the secret read (empty: the reading stack's own)."""
 
     @property
     def id_for_handler(self) -> str:
@@ -52,11 +56,23 @@ class KeySource:
             raise ValueError(f"KeySource.sealed: {exc.finding}") from None
 
     @staticmethod
-    def secret(name_or_arn: str, *, version_id: str = "") -> SecretKeySource:
-        """A key that already lives in Secrets Manager, as PEM or JSON ``{"private_key": ...}``."""
+    def secret(name_or_arn: str, *, version_id: str = "", encryption_key_arn: str = "") -> SecretKeySource:
+        """A key that already lives in Secrets Manager, as PEM or JSON ``{"private_key": ...}``.
+
+        A secret of another account is read by its full ARN (Secrets Manager finds another account's secret only
+        by ARN). When it is encrypted with a customer-managed KMS key, give that key's ARN as
+        ``encryption_key_arn``: readers are then allowed ``kms:Decrypt`` on it through Secrets Manager only.
+        The owning account must allow the reader in the secret's resource policy and the key's policy
+        (``CertificateFleet.share_key_with`` does both for a sealed key).
+        """
         if not name_or_arn:
             raise ValueError("KeySource.secret: give the secret's name or ARN, e.g. 'production/ssl/private-key'")
-        return SecretKeySource(name_or_arn, version_id)
+        if encryption_key_arn and not (encryption_key_arn.startswith("arn:") and ":kms:" in encryption_key_arn):
+            raise ValueError(
+                f"KeySource.secret: encryption_key_arn {encryption_key_arn!r} must be a KMS key ARN "
+                "(arn:aws:kms:<region>:<account>:key/<id>); an alias or key id does not work across accounts",
+            )
+        return SecretKeySource(name_or_arn, version_id, encryption_key_arn)
 
     def check(self, bundle: CertificateBundle, where: str) -> None:
         """Fail synth when the key is known not to belong to ``bundle``."""
@@ -72,29 +88,62 @@ class KeySource:
         """The same key as read from the local replica in ``scope``'s region."""
         raise NotImplementedError
 
+    def bind_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
+        """The primary secret as a stack of another account reads it: by full ARN, in the primary's region.
+
+        Replicas are encrypted with aws/secretsmanager, which no other account may use: cross-account readers
+        always read the primary, whose customer-managed key can be shared.
+        """
+        raise NotImplementedError
+
 
 class SecretKeySource(KeySource):
     """A private key in an existing secret. Its version is AWSCURRENT unless pinned."""
 
-    def __init__(self, name_or_arn: str, version_id: str = "") -> None:
+    def __init__(self, name_or_arn: str, version_id: str = "", encryption_key_arn: str = "") -> None:
         self.name_or_arn = name_or_arn
         self.version_id = version_id
+        self.encryption_key_arn = encryption_key_arn
+
+    @property
+    def arn_region(self) -> str:
+        """The region named by the ARN (empty for a name)."""
+        return self.name_or_arn.split(":")[3] if self.name_or_arn.startswith("arn:") else ""
+
+    @property
+    def arn_account(self) -> str:
+        """The account named by the ARN (empty for a name)."""
+        return self.name_or_arn.split(":")[4] if self.name_or_arn.startswith("arn:") else ""
 
     def bind(
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
         replica_regions: Sequence[str] = (),
     ) -> KeyBinding:
         return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self.version_id, self.name_or_arn,
-                          secret_id=self.name_or_arn)
+                          secret_id=self.name_or_arn, encryption_key_arn=self.encryption_key_arn,
+                          region=self.arn_region)
 
     def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         stack = Stack.of(scope)
         name = self.name_or_arn
+        account = self.arn_account
+        if account and not Token.is_unresolved(stack.account) and account != stack.account:
+            return self.bind_remote(scope, primary)  # another account's replicas are not readable: the primary
         if name.startswith("arn:"):
             parts = name.split(":")
             parts[3] = stack.region
             name = ":".join(parts)
         return KeyBinding(_import_secret(stack, name), self.version_id, name, secret_id=name)
+
+    def bind_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
+        if not self.name_or_arn.startswith("arn:"):
+            raise ValueError(
+                f"{scope.node.path}: KeySource.secret({self.name_or_arn!r}) is read from another account: give the "
+                "secret's full ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf)",
+            )
+        return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self.version_id, self.name_or_arn,
+                          secret_id=self.name_or_arn, encryption_key_arn=self.encryption_key_arn,
+                          region=self.arn_region)
 
 
 def _import_secret(stack: Stack, name_or_arn: str) -> secretsmanager.ISecret:
@@ -149,6 +198,21 @@ class SealedKeySource(KeySource):
         version = weak_reference(primary.store, "KeyVersion", primary.version_id, scope)
         return KeyBinding(_import_secret(stack, primary.secret_name), version, primary.secret_name, primary.store,
                           secret_id=primary.secret_name)
+
+    def bind_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
+        store = primary.store
+        if not isinstance(store, SealedKeyStore):
+            raise ValueError(f"{scope.node.path}: bind the sealed key in its primary stack first")
+        stack = Stack.of(scope)
+        arn = weak_reference(store, "KeySecretArn", store.secret.secret_arn, scope)
+        version = weak_reference(store, "KeyVersion", primary.version_id, scope)
+        key_arn = weak_reference(store, "KeyEncryptionKeyArn", store.encryption_key.key_arn, scope)
+        id = "CertfleetKeySecret" + hashlib.sha256(store.node.path.encode()).hexdigest()[:8]
+        existing = stack.node.try_find_child(id)
+        secret = (cast(secretsmanager.ISecret, existing) if existing is not None
+                  else secretsmanager.Secret.from_secret_complete_arn(stack, id, arn))
+        return KeyBinding(secret, version, primary.secret_name, store, secret_id=arn, encryption_key_arn=key_arn,
+                          region=Stack.of(store).region)
 
 
 def _plain(name: str) -> str:
@@ -210,3 +274,28 @@ class SealedKeyStore(Construct):
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def grant_key_read(grantee: iam.IGrantable, binding: KeyBinding, reader: Construct) -> None:
+    """Let ``grantee`` read exactly the key secret of ``binding``, and decrypt it through Secrets Manager only.
+
+    ``reader`` is a construct of the stack that holds the grantee's policy (for the region and partition).
+    """
+    stack = Stack.of(reader)
+    region = binding.region or stack.region
+    secret_id = binding.id_for_handler
+    if secret_id.startswith("arn:") or Token.is_unresolved(secret_id):
+        resources = [secret_id if Token.is_unresolved(secret_id) or _is_complete_arn(secret_id)
+                     else f"{secret_id}-??????"]
+    else:
+        resources = [stack.format_arn(service="secretsmanager", resource="secret", resource_name=f"{secret_id}-??????",
+                                      region=region, arn_format=ArnFormat.COLON_RESOURCE_NAME)]
+    iam.Grant.add_to_principal(
+        grantee=grantee, actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+        resource_arns=resources,
+    )
+    if binding.encryption_key_arn:
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["kms:Decrypt"], resource_arns=[binding.encryption_key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+        )

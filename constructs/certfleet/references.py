@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
-from aws_cdk import CfnOutput, Fn, Stack
+from aws_cdk import Aws, CfnOutput, Fn, Stack, Token
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 OUTPUT_PREFIX = "Certfleet"
@@ -36,16 +37,49 @@ def weak_reference(producer: Construct, attribute: str, value: str, consumer: Co
     consumer_stack.add_stack_dependency(producer_stack, f"certfleet: reads {attribute} of {producer.node.path}")
     role_arn = None
     if producer_stack.account != consumer_stack.account:
-        role_arn = _cross_account_role(consumer_stack)
+        role_arn = _reader_role(producer_stack, consumer_stack)
     return Fn.get_stack_output(producer_stack.stack_name, name, producer_stack.region, role_arn)
 
 
-def _cross_account_role(consumer: Stack) -> str:
-    """The role the consumer's CloudFormation execution role assumes to read the producer's outputs."""
-    role = getattr(consumer.synthesizer, "cloud_formation_execution_role_arn", None)
-    if not role:
+def _reader_role(producer: Stack, consumer: Stack) -> str:
+    """A role in the producer's account that the consumer's CloudFormation execution role may assume to read
+    the producer's outputs (``Fn::GetStackOutput`` ``RoleArn``): allowed ``cloudformation:DescribeStacks`` on
+    the producer stack only. One per producer stack and consumer account, with a fixed name so that the consumer
+    names it without reading anything of the producer (aws-cdk-lib's own weak references do the same).
+    """
+    execution_role = getattr(consumer.synthesizer, "cloud_formation_execution_role_arn", None)
+    if not execution_role:
         raise ValueError(
-            f"{consumer.node.path}: reading a certificate from another account needs a synthesizer with a "
-            "CloudFormation execution role (the default DefaultStackSynthesizer has one)",
+            f"{consumer.node.path}: reading {producer.node.path}'s outputs from another account needs a synthesizer "
+            "with a CloudFormation execution role (DefaultStackSynthesizer has one)",
         )
-    return str(role)
+    if Token.is_unresolved(producer.account) or Token.is_unresolved(consumer.account):
+        raise ValueError(
+            f"{consumer.node.path} reads {producer.node.path} across accounts: give both stacks an explicit "
+            "env=Environment(account=..., region=...)",
+        )
+    id = f"CertfleetOutputReader{consumer.account}"
+    digest = hashlib.sha256(f"{producer.stack_name}/{producer.region}/{consumer.account}".encode()).hexdigest()
+    role_name = f"certfleet-output-reader-{digest[:24]}"
+    if producer.node.try_find_child(id) is None:
+        reader = iam.CfnRole(
+            producer, id,
+            role_name=role_name,
+            description=f"certfleet: lets account {consumer.account}'s CloudFormation read {producer.stack_name}'s "
+                        "outputs (Fn::GetStackOutput)",
+            assume_role_policy_document={"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "sts:AssumeRole",
+                # the bootstrap template's name, with ${AWS::Partition}: a Fn::Sub, as aws-cdk-lib renders it
+                "Principal": {"AWS": Fn.sub(str(execution_role))},
+            }]},
+            policies=[iam.CfnRole.PolicyProperty(policy_name="DescribeThisStack", policy_document={
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow", "Action": "cloudformation:DescribeStacks",
+                    "Resource": producer.format_arn(service="cloudformation", resource="stack",
+                                                    resource_name=f"{producer.stack_name}/*"),
+                }],
+            })],
+        )
+        del reader
+    return f"arn:{Aws.PARTITION}:iam::{producer.account}:role/{role_name}"
