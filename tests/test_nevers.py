@@ -97,3 +97,22 @@ def test_gitignore_keeps_build_output_and_demo_material_out() -> None:
     ignored = (ROOT / ".gitignore").read_text().split()
     for entry in ("cdk.out/", ".venv/", "node_modules/", "demo/"):
         assert entry in ignored
+
+
+def test_the_leak_scanner_finds_what_it_looks_for(tmp_path: Path) -> None:
+    """The scans in this suite (logs, cdk.out, CLI output) can fail: each kind of leak is found."""
+    from certfleet.material.demo import DemoPKI
+    from certfleet.testing.leaks import find_leaks, scan_tree
+
+    leaf = DemoPKI.create("ec-p256", label="leaks").leaf(key_type="ec-p256")
+    pem = leaf.key_pem()
+    assert find_leaks(pem) == ["a PEM private key block"]
+    assert find_leaks(json.dumps({"k": pem.decode()}), leaf.key) == ["a PEM private key block",
+                                                                     "a fragment of the private key"]
+    body = b"".join(pem.splitlines()[1:-1])
+    assert find_leaks(b"x" + body + b"x", leaf.key) == ["a fragment of the private key"]
+    assert find_leaks(b"-----BEGIN PRIVATE KEY-----") == []
+    assert find_leaks(b'{"label": "PRIVATE KEY"}', label_only_ok=False) == ["the words PRIVATE KEY"]
+    (tmp_path / "template.json").write_text('{"Key": "PRIVATE KEY"}')
+    (tmp_path / "handler.py").write_text('HEADER = "-----BEGIN PRIVATE KEY-----"')
+    assert list(scan_tree(tmp_path)) == [str(tmp_path / "template.json")]

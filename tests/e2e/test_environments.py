@@ -13,16 +13,18 @@ from typing import Any
 import pytest
 from aws_cdk import App
 
-from certfleet.material.demo import DemoPKI
+from certfleet.material.demo import DemoPKI, Issued
 from certfleet.placement import consumers, load_cloud_assembly
 from certfleet.reference import build
 from certfleet.rules import RULES, Service
+from certfleet.testing.leaks import scan_tree
 from certfleet.testing.synth import write_synth_only_sealed_key
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 NAMES = ("www.example.com", "example.com", "*.example.com")
+_KEYS: dict[Path, Issued] = {}
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,7 @@ def app_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(ROOT / "cdk.json", folder / "cdk.json")
     pki = DemoPKI.create(label="environments")
     leaf = pki.leaf(NAMES, days=200)
+    _KEYS[folder] = leaf
     (folder / "demo").mkdir()
     (folder / "demo" / "certificate.pem").write_bytes(leaf.pem())
     (folder / "demo" / "chain.pem").write_bytes(pki.chain_pem())
@@ -66,6 +69,7 @@ def test_demo_environment_through_the_real_cdk_cli(app_folder: Path) -> None:
             "dr-us-west-2", "amplify-us-west-2", "transfer-ftps-eu-west-1", "beanstalk-ap-northeast-1"} <= names
     assert sum(1 for n in names if n.startswith("Certificates")) == 4
     assert _cfn_lint_errors(templates) == []
+    assert scan_tree(app_folder / "cdk.out", _KEYS[app_folder].key) == {}
     _assert_every_consumer_reads_the_right_region(app_folder / "cdk.out")
 
 
@@ -105,3 +109,4 @@ def test_other_environments_and_the_pipeline_pass_cfn_lint(app_folder: Path, tmp
     templates = _templates(tmp_path / "cdk.out")
     assert len(templates) >= 4
     assert _cfn_lint_errors(templates) == []
+    assert scan_tree(tmp_path / "cdk.out", _KEYS[app_folder].key) == {}
