@@ -96,7 +96,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default="TLS private key (certfleet upload)")
     _password_options(p)
     _aws_options(p)
+
+    _status_parser(sub)
+    _probe_parser(sub)
     return parser
+
+
+STATUS_EXIT = (
+    "exit status: 0 when every region answered (and, with --expiring-within, nothing expires that soon); "
+    "1 when --expiring-within found certificates, when a region could not be read, or on an AWS problem; "
+    "2 on a usage error. So `certfleet status --expiring-within 30 || alert` works in cron. Regions found "
+    "automatically that are not enabled or deny access are skipped with a warning; a --region must answer."
+)
+PROBE_EXIT = (
+    "exit status: 0 when the server's certificate is one a client accepts (valid now, covers the name, "
+    "validates against --ca-file or the system store) and, with --certificate, is that very certificate; "
+    "1 when it is not (so `certfleet probe www.example.com --certificate new.pem || echo not live yet` works), "
+    "or when the server cannot be reached; 2 on a usage error. Expiring within --warn-days is a warning (exit 0)."
+)
+
+
+def _lazy_type(module: str, name: str) -> Callable[[str], object]:
+    """An argparse type that imports its command's module only when the command is used (keeps --help fast)."""
+
+    def convert(value: str) -> object:
+        from importlib import import_module
+
+        converter: Callable[[str], object] = getattr(import_module(f"certfleet.cli.{module}"), name)
+        return converter(value)
+
+    convert.__name__ = name
+    return convert
+
+
+def _status_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "status", help="every ACM certificate in every region, in parallel, soonest expiry first (AWS)",
+        description="List the ACM certificates of every enabled region (or each --region), queried in parallel, "
+                    "sorted by days left, with the services using them and whether certfleet manages them.",
+        epilog=STATUS_EXIT,
+    )
+    p.add_argument("--region", action="append", default=[], type=_lazy_type("status", "region_name"),
+                   metavar="REGION",
+                   help="ask only this region (repeat); default: every region enabled for the account")
+    p.add_argument("--expiring-within", type=_lazy_type("status", "days"), metavar="DAYS",
+                   help="only certificates with at most DAYS days left, expired ones included; exit 1 if any")
+    p.add_argument("--domain", metavar="NAME", help="only certificates valid for NAME (wildcards as TLS clients match)")
+    p.add_argument("--managed", action="store_true", help="only certificates imported by certfleet")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--profile", help="AWS named profile")
+    p.add_argument("--endpoint-url", metavar="URL", help="custom endpoint (LocalStack, moto_server)")
+
+
+def _probe_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "probe", help="connect to a TLS server: served chain, expiry, name match, is the renewal live?",
+        description="Open a TLS connection to HOST[:PORT] (default port 443) and report the protocol, cipher, "
+                    "served chain, the leaf's expiry and names, whether it validates, and - with --certificate - "
+                    "whether the server already serves that certificate.",
+        epilog=PROBE_EXIT,
+    )
+    p.add_argument("target", type=_lazy_type("probe", "target"), metavar="HOST[:PORT]")
+    p.add_argument("--servername", metavar="NAME", help="the name sent in SNI and checked (default: HOST)")
+    p.add_argument("--certificate", metavar="FILE", help="the certificate that should be served (any format)")
+    p.add_argument("--chain", metavar="FILE", help="its chain, to compare with the served chain")
+    p.add_argument("--ca-file", metavar="FILE", help="trust these CA certificates instead of the system store")
+    p.add_argument("--timeout", type=_lazy_type("probe", "seconds"), default=10.0, metavar="S",
+                   help="seconds to connect and handshake (default 10)")
+    p.add_argument("--warn-days", type=int, default=30, metavar="DAYS", help="warn when the leaf expires sooner")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _aws_options(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +183,14 @@ def _version() -> str:
 
 
 def _handler(command: str) -> Callable[[argparse.Namespace], int]:
+    if command == "status":
+        from certfleet.cli import status
+
+        return status.status
+    if command == "probe":
+        from certfleet.cli import probe
+
+        return probe.probe
     if command in ("seal", "upload"):
         from certfleet.cli import aws_commands
 

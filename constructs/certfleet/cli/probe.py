@@ -1,0 +1,359 @@
+"""`certfleet probe HOST[:PORT]`: what a TLS server really serves, and whether the renewal is live yet.
+
+One handshake that validates (against ``--ca-file`` or the system store, as a client would); when validation
+fails, a second one that does not, so that the served certificates can still be shown. Names are checked here,
+with RFC 6125 rules (certfleet.material.names), so a name mismatch and an untrusted chain are told apart.
+
+The served chain: CPython 3.10+ has the private ``SSLObject.get_unverified_chain()`` (public from 3.13);
+where it is missing only the leaf is known (``getpeercert(binary_form=True)``), and the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from certfleet.cli.output import emit_json, out, table
+
+# Only the standard library at import time: cryptography and boto3 are imported by the functions that use them.
+
+DEFAULT_PORT = 443
+
+
+def seconds(value: str) -> float:
+    """argparse type for --timeout: a positive number of seconds."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not number > 0 or number > 3600:
+        raise argparse.ArgumentTypeError("the timeout must be more than 0 and at most 3600 seconds")
+    return number
+
+
+def parse_target(target: str) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port``, ``[v6]`` or a bare IPv6 address -> (host, port)."""
+    text = target.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0]
+    host, port = text, ""
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise ValueError(f"{target!r}: a '[' without its ']'")
+        host, rest = text[1:close], text[close + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{target!r}: expected [ADDRESS]:PORT")
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not host:
+        raise ValueError(f"{target!r}: no host name")
+    if not port:
+        return host, DEFAULT_PORT
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{target!r}: {port!r} is not a port number (1-65535)")
+    return host, int(port)
+
+
+def target(value: str) -> tuple[str, int]:
+    """argparse type for HOST[:PORT] (a bad port is a usage error, exit 2)."""
+    try:
+        return parse_target(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+@dataclass
+class Handshake:
+    """What one TLS connection showed."""
+
+    address: str
+    protocol: str
+    cipher: str
+    bits: int
+    chain: list[Any]  # x509.Certificate, served order
+    chain_source: str  # "served" or "leaf only"
+    verified: bool
+    verify_error: str = ""
+    trusted_root: str = ""
+    findings: list[Any] = field(default_factory=list)
+
+
+def probe(args: argparse.Namespace) -> int:
+    host, port = args.target
+    servername = args.servername or host
+    expected = _expected(args.certificate, args.chain) if args.certificate else None
+    shake = handshake(host, port, servername, args.timeout, args.ca_file)
+    report = _report(args, host, port, servername=servername, shake=shake, expected=expected)
+    if args.json:
+        emit_json(report)
+    else:
+        _print(report)
+    return 0 if report["ok"] else 1
+
+
+def _expected(certificate: str, chain: str | None) -> Any:
+    from certfleet.material import load_material
+
+    return load_material(certificate, chain)
+
+
+# ------------------------------------------------------------------------------------------------ handshake
+def handshake(host: str, port: int, servername: str | None, timeout: float, ca_file: str | None) -> Handshake:
+    """Connect and validate as a client would; when validation fails, connect again without it to see the chain."""
+    import ssl
+
+    strict = _context(ca_file)
+    try:
+        return _connect(host, port, servername, timeout, strict, verified=True)
+    except ssl.SSLCertVerificationError as exc:
+        reason = str(exc.verify_message or exc.reason or exc)
+    loose = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    loose.check_hostname = False
+    loose.verify_mode = ssl.CERT_NONE
+    shake = _connect(host, port, servername, timeout, loose, verified=False)
+    shake.verify_error = reason
+    return shake
+
+
+def _context(ca_file: str | None) -> Any:
+    import ssl
+
+    from certfleet.material.findings import MaterialError, error
+
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise MaterialError(error(
+            "bad-ca-file", f"cannot use --ca-file {ca_file}: {reason}",
+            "pass a PEM file of CA certificates", ca_file or "",
+        )) from None
+    context.check_hostname = False  # names are checked with RFC 6125 below, and reported apart from trust
+    return context
+
+
+def _connect(
+    host: str, port: int, servername: str | None, timeout: float, context: Any, *, verified: bool,
+) -> Handshake:
+    import socket
+    import ssl
+
+    from cryptography import x509
+
+    from certfleet.material.findings import MaterialError, error
+
+    where = f"{host}:{port}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=servername) as tls:
+            protocol = tls.version() or "?"
+            cipher_name, _proto, bits = tls.cipher() or ("?", "", 0)
+            address = str(tls.getpeername()[0])
+            sslobj = getattr(tls, "_sslobj", None)
+            served = getattr(sslobj, "get_unverified_chain", None)
+            ders = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in served() or []] if served else []  # type: ignore[attr-defined]
+            source = "served"
+            if not ders:
+                leaf = tls.getpeercert(binary_form=True)
+                ders = [leaf] if leaf else []
+                source = "leaf only"
+            root = ""
+            path = getattr(sslobj, "get_verified_chain", None)
+            if verified and path is not None:
+                anchors = path() or []
+                if anchors:
+                    last = x509.load_der_x509_certificate(anchors[-1].public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
+                    root = last.subject.rfc4514_string()
+    except ssl.SSLCertVerificationError:
+        raise
+    except ConnectionRefusedError:
+        raise MaterialError(error(
+            "connection-refused", f"{where} refused the connection",
+            "check the host and port: is a TLS server listening there, and does a security group allow you?", "",
+        )) from None
+    except TimeoutError:
+        raise MaterialError(error(
+            "timeout", f"no TLS answer from {where} within {timeout:g} s",
+            "check the host, port and firewalls (security groups, NACLs), or raise --timeout", "",
+        )) from None
+    except socket.gaierror as exc:
+        raise MaterialError(error(
+            "unknown-host", f"cannot resolve {host}: {exc.strerror or exc}",
+            "check the spelling of the host name and your DNS", "",
+        )) from None
+    except ssl.SSLError as exc:
+        raise MaterialError(error(
+            "handshake-failed", f"the TLS handshake with {where} failed: {exc.reason or exc}",
+            "check that the port speaks TLS (not plain HTTP) and that the server accepts TLS 1.2 or newer"
+            + (f" and the name {servername}" if servername else ""), "",
+        )) from None
+    except OSError as exc:
+        raise MaterialError(error(
+            "connection-failed", f"cannot connect to {where}: {exc.strerror or exc}",
+            "check the host, the port and the network", "",
+        )) from None
+    if not ders:
+        raise MaterialError(error("no-certificate", f"{where} completed the handshake without a certificate",
+                                  "check the server's TLS configuration", ""))
+    chain = [x509.load_der_x509_certificate(d) for d in ders]
+    return Handshake(address, protocol, cipher_name, int(bits or 0), chain, source, verified, trusted_root=root)
+
+
+# ------------------------------------------------------------------------------------------------ analysis
+def _report(
+    args: argparse.Namespace, host: str, port: int, *, servername: str, shake: Handshake, expected: Any,
+) -> dict[str, Any]:
+    from certfleet.material.bundle import fingerprint, is_self_signed, issued_by, name_of
+    from certfleet.material.describe import describe_certificate
+    from certfleet.material.findings import error, warning
+    from certfleet.material.names import covers
+
+    now = dt.datetime.now(dt.UTC)
+    leaf = shake.chain[0]
+    findings = []
+    described = [describe_certificate(c, now) for c in shake.chain]
+    info = described[0]
+    if leaf.not_valid_after_utc < now:
+        findings.append(error("leaf-expired", f"the served certificate expired on {info['not_after'][:10]} "
+                              f"({-info['days_left']} days ago)", "deploy the renewed certificate", servername))
+    elif leaf.not_valid_before_utc > now:
+        findings.append(error("leaf-not-yet-valid", f"the served certificate is valid only from "
+                              f"{info['not_before'][:19]} UTC", "check the server's clock and the certificate's "
+                              "dates", servername))
+    elif info["days_left"] <= args.warn_days:
+        findings.append(warning("leaf-expires-soon", f"the served certificate expires in {info['days_left']} days "
+                                f"({info['not_after'][:10]})", "renew and deploy it now (CloudFront may take up "
+                                "to 24 hours to serve a re-imported certificate)", servername))
+    name_ok = covers(leaf, servername)
+    if not name_ok:
+        findings.append(error(
+            "name-mismatch", f"the served certificate does not cover {servername} "
+            f"(it covers {', '.join(info['names']) or 'no name'})",
+            "serve a certificate with this name in its subjectAltName, or check --servername (SNI)", servername,
+        ))
+    if not shake.verified:
+        store = f"--ca-file {args.ca_file}" if args.ca_file else "the system trust store"
+        fix = ("if a private CA issued it, pass its root with --ca-file" if not args.ca_file
+               else "check that --ca-file holds the root that issued this chain")
+        if len(shake.chain) == 1 and not is_self_signed(leaf):
+            fix = f"serve the intermediate certificates along with the leaf; {fix}"
+        elif "expired" in shake.verify_error:
+            fix = "serve a certificate (and chain) that is valid today"
+        findings.append(error("untrusted", f"the served chain does not validate against {store}: "
+                              f"{shake.verify_error}", fix, servername))
+    for position, (child, parent) in enumerate(zip(shake.chain, shake.chain[1:], strict=False)):
+        if not issued_by(child, parent):
+            findings.append(warning(
+                "chain-order", f"served certificate {position + 1} ({name_of(parent)}) did not issue "
+                f"certificate {position} ({name_of(child)})",
+                "serve the leaf first, then each issuer in order (cert.pem then chain.pem)", servername,
+            ))
+            break
+    if shake.chain_source == "served" and len(shake.chain) == 1 and not is_self_signed(leaf):
+        findings.append(warning(
+            "chain-missing", "the server sends the leaf alone, without its intermediate certificates",
+            "configure the chain (ACM: import with --chain; nginx: ssl_certificate with the full chain)", servername,
+        ))
+    for position, cert in enumerate(shake.chain[1:], 1):
+        if cert.not_valid_after_utc < now:
+            findings.append(warning("chain-expired", f"served chain certificate {position} ({name_of(cert)}) has "
+                                    "expired", "serve the issuer's current intermediate", servername))
+    comparison = None
+    if expected is not None:
+        comparison = _compare(args, leaf, shake, expected, servername=servername, findings=findings)
+    errors = [f for f in findings if f.is_error]
+    return {
+        "ok": not errors,
+        "target": {"host": host, "port": port, "servername": servername, "address": shake.address},
+        "protocol": shake.protocol,
+        "cipher": {"name": shake.cipher, "bits": shake.bits},
+        "chain_source": shake.chain_source,
+        "depth": len(shake.chain),
+        "chain": [
+            {"depth": i, "subject": d["subject"], "issuer": d["issuer"], "not_after": d["not_after"],
+             "days_left": d["days_left"], "key_algorithm": d["key_algorithm"], "sha256": d["sha256"],
+             "ca": d["ca"]}
+            for i, d in enumerate(described)
+        ],
+        "leaf": {**info, "sha256": fingerprint(leaf)},
+        "name_match": name_ok,
+        "validation": {"ok": shake.verified, "against": args.ca_file or "system", "error": shake.verify_error or None,
+                       "trusted_root": shake.trusted_root or None},
+        "expected": comparison,
+        "findings": [f.to_dict() for f in findings],
+    }
+
+
+def _compare(
+    args: argparse.Namespace, leaf: Any, shake: Handshake, expected: Any, *, servername: str, findings: list[Any],
+) -> dict[str, Any]:
+    """Is the served leaf the given certificate (the renewal is live), and is its chain the given one?"""
+    from certfleet.material.bundle import fingerprint, name_of
+    from certfleet.material.findings import error, warning
+
+    want, got = fingerprint(expected.leaf), fingerprint(leaf)
+    live = want == got
+    if not live:
+        older = leaf.not_valid_after_utc < expected.leaf.not_valid_after_utc
+        what = "an older certificate" if older else "another certificate"
+        findings.append(error(
+            "not-the-certificate",
+            f"{servername} still serves {what} (expires {leaf.not_valid_after_utc:%Y-%m-%d}, sha256 {got[:16]}...), "
+            f"not {args.certificate} (expires {expected.leaf.not_valid_after_utc:%Y-%m-%d}, sha256 {want[:16]}...)",
+            "deploy it (re-import into the same ACM ARN); ALB/NLB serve it to new connections at once, "
+            "CloudFront can take up to 24 hours", servername,
+        ))
+    result: dict[str, Any] = {"file": args.certificate, "sha256": want, "served_sha256": got, "live": live}
+    if args.chain and live and shake.chain_source == "served":
+        served = [fingerprint(c) for c in shake.chain[1:]]
+        given = [c for c in expected.chain if c.issuer != c.subject]  # servers need not send the root
+        missing = [name_of(c) for c in given if fingerprint(c) not in served]
+        result["chain_missing"] = missing
+        if missing:
+            findings.append(warning(
+                "chain-differs", f"the server does not send {', '.join(missing)} from {args.chain}",
+                "import the certificate with its chain (certfleet does this from the bundle)", servername,
+            ))
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ output
+def _print(report: dict[str, Any]) -> None:
+    target, leaf = report["target"], report["leaf"]
+    sni = f" (servername {target['servername']})" if target["servername"] != target["host"] else ""
+    out(f"{target['host']}:{target['port']}{sni} at {target['address']}")
+    validation = report["validation"]
+    against = "the system store" if validation["against"] == "system" else validation["against"]
+    root = f" (root {validation['trusted_root']})" if validation["trusted_root"] else ""
+    trust = f"yes, against {against}{root}" if validation["ok"] else f"NO, against {against}: {validation['error']}"
+    rows = [
+        ["protocol", report["protocol"]],
+        ["cipher", f"{report['cipher']['name']} ({report['cipher']['bits']} bits)"],
+        ["leaf", f"{leaf['subject']} ({leaf['key_algorithm']})"],
+        ["names", ", ".join(leaf["names"]) or "-"],
+        ["name match", f"{'yes' if report['name_match'] else 'NO'}, for {target['servername']}"],
+        ["valid until", f"{leaf['not_after'][:19]} UTC ({leaf['days_left']} days left)"],
+        ["sha256", leaf["sha256"]],
+        ["validates", trust],
+    ]
+    expected = report["expected"]
+    if expected is not None:
+        rows.append(["certificate", f"{'yes: the server serves ' if expected['live'] else 'NO: not yet serving '}"
+                                    f"{expected['file']}"])
+    out(table(rows, indent="  "))
+    note = "" if report["chain_source"] == "served" else " (this Python shows only the leaf)"
+    out(f"  served chain: {report['depth']} certificate(s){note}")
+    out(table([[str(c["depth"]), c["subject"], f"until {c['not_after'][:10]}", f"{c['days_left']} days",
+                c["key_algorithm"]] for c in report["chain"]], indent="    "))
+    for finding in report["findings"]:
+        fix = f"\n    fix: {finding['fix']}" if finding["fix"] else ""
+        out(f"{finding['severity']} [{finding['code']}] {finding['message']}{fix}")
+    errors = sum(1 for f in report["findings"] if f["severity"] == "error")
+    warnings = len(report["findings"]) - errors
+    out(f"result: {'ok' if report['ok'] else 'FAILED'} ({errors} error(s), {warnings} warning(s))")

@@ -1,0 +1,441 @@
+"""`certfleet status`: every ACM certificate of every enabled region, queried in parallel, sorted by days left.
+
+The seed's answer to "what expires soon?" is a shell loop of ``aws acm list-certificates`` over a hard-coded
+list of regions, with a hard-coded date. This asks every region at once (one thread and one client per region,
+from one boto3 Session), pages through everything, asks for every key type (ListCertificates returns only
+RSA_1024 and RSA_2048 certificates unless told otherwise) and says which certificates certfleet manages.
+
+Exit status, for cron (``certfleet status --expiring-within 30 || alert``): 0 when every region answered and,
+with ``--expiring-within``, nothing expires that soon; 1 when ``--expiring-within`` found a certificate, when a
+region could not be read (the answer would be incomplete), or on an AWS problem; 2 on a usage error. Regions
+found automatically that are not enabled or that deny access (a service control policy) are skipped with a
+warning; a region named with ``--region`` must answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from certfleet.cli.output import emit_json, err, out, table
+
+# Only the standard library at import time: cryptography and boto3 are imported by the functions that use them.
+
+#: Every key algorithm ACM knows; ListCertificates must be asked for each (its default is RSA_1024/RSA_2048).
+ACM_KEY_TYPES = ("RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1")
+# The tags the importer puts on every certificate it imports (certfleet.providers; that module imports aws_cdk).
+MANAGED_BY_TAG = "certfleet:managed-by"
+FLEET_TAG = "certfleet:fleet"
+ID_TAG = "certfleet:id"
+MANAGED_BY = "certfleet"
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_NOT_ENABLED = {"UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure", "OptInRequired",
+                "SubscriptionRequiredException"}
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedException"}
+_ENABLED = {"opt-in-not-required", "opted-in"}
+MAX_THREADS = 32
+_PARTITIONS = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-isof-", "aws-iso-f"),
+               ("eu-isoe-", "aws-iso-e"), ("us-iso-", "aws-iso"), ("eusc-", "aws-eusc"))
+
+
+
+def region_name(value: str) -> str:
+    """argparse type for --region: a region name such as eu-west-1 (a typo is a usage error, exit 2)."""
+    name = value.strip().lower()
+    if not _REGION.match(name):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a region name (such as eu-west-1)")
+    return name
+
+
+def days(value: str) -> int:
+    """argparse type for --expiring-within: a whole number of days, 0 or more."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of days") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError("the number of days must be 0 or more")
+    return number
+
+
+@dataclass
+class Certificate:
+    """What status reports about one ACM certificate (public facts only)."""
+
+    region: str
+    arn: str
+    domain: str
+    names: list[str]
+    type: str
+    status: str
+    key_algorithm: str
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    days_left: int | None
+    in_use_by: list[str]
+    tags: dict[str, str]
+
+    @property
+    def managed(self) -> bool:
+        return self.tags.get(MANAGED_BY_TAG) == MANAGED_BY
+
+    @property
+    def short_id(self) -> str:
+        return self.arn.rsplit("/", 1)[-1][:8]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "arn": self.arn,
+            "domain": self.domain,
+            "names": self.names,
+            "type": self.type,
+            "status": self.status,
+            "key_algorithm": self.key_algorithm,
+            "not_before": self.not_before.isoformat() if self.not_before else None,
+            "not_after": self.not_after.isoformat() if self.not_after else None,
+            "days_left": self.days_left,
+            "in_use": bool(self.in_use_by),
+            "in_use_by": self.in_use_by,
+            "managed": self.managed,
+            "fleet": self.tags.get(FLEET_TAG) if self.managed else None,
+            "certfleet_id": self.tags.get(ID_TAG) if self.managed else None,
+            "tags": self.tags,
+        }
+
+
+@dataclass
+class RegionResult:
+    """The answer of one region: its certificates, or why there are none."""
+
+    region: str
+    explicit: bool
+    certificates: list[Certificate] = field(default_factory=list)
+    listed: int = 0  # every certificate ListCertificates returned, before filters
+    outcome: str = "ok"  # ok | skipped (not enabled, denied, found automatically) | error
+    code: str = ""
+    message: str = ""
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"region": self.region, "status": self.outcome, "certificates": self.listed}
+        if self.outcome != "ok":
+            data.update(code=self.code, message=self.message, fix=self.fix)
+        return data
+
+
+@dataclass
+class Filters:
+    expiring_within: int | None = None
+    domain: str | None = None
+    managed: bool = False
+
+    def keep(self, cert: Certificate) -> bool:
+        from certfleet.material.names import matches
+
+        if self.managed and not cert.managed:
+            return False
+        if self.expiring_within is not None and (cert.days_left is None or cert.days_left > self.expiring_within):
+            return False
+        return self.domain is None or any(matches(n, self.domain) for n in cert.names or [cert.domain])
+
+    def may_keep(self, summary: dict[str, Any], now: dt.datetime) -> bool:
+        """False only when the ListCertificates summary alone proves the certificate is filtered out."""
+        from certfleet.material.names import matches
+
+        not_after = summary.get("NotAfter")
+        if self.expiring_within is not None and isinstance(not_after, dt.datetime) \
+                and _days_left(not_after, now) > self.expiring_within:
+            return False
+        names = summary.get("SubjectAlternativeNameSummaries")
+        if self.domain is not None and names and not summary.get("HasAdditionalSubjectAlternativeNames", True):
+            return any(matches(n, self.domain) for n in names)
+        return True
+
+
+def _days_left(not_after: dt.datetime, now: dt.datetime) -> int:
+    return (not_after.astimezone(dt.UTC) - now).days
+
+
+# ------------------------------------------------------------------------------------------------- command
+def status(args: argparse.Namespace) -> int:
+    from certfleet.cli.aws_commands import aws_errors
+
+    filters = Filters(args.expiring_within, args.domain, args.managed)
+    now = dt.datetime.now(dt.UTC)
+    with aws_errors("certfleet status"):
+        session, config = _session(args)
+        if session.get_credentials() is None:
+            from botocore.exceptions import NoCredentialsError
+
+            raise NoCredentialsError
+        explicit = list(dict.fromkeys(args.region))
+        notes: list[str] = []
+        regions = explicit or _enabled_regions(session, config, args.endpoint_url, notes)
+    results = query_regions(session, config, args.endpoint_url, regions, explicit=bool(explicit),
+                            filters=filters, now=now)
+    _all_failed(results)
+    rows = sort_certificates(c for r in results for c in r.certificates if filters.keep(c))
+    failed = [r for r in results if r.outcome == "error"]
+    expiring = filters.expiring_within is not None and bool(rows)
+    code = 1 if failed or expiring else 0
+    for note in notes:
+        err(f"note: {note}")
+    for result in results:
+        if result.outcome != "ok":
+            word = "warning: skipped" if result.outcome == "skipped" else "error:"
+            err(f"{word} {result.message}\n    fix: {result.fix}")
+    if args.json:
+        emit_json({
+            "ok": code == 0,
+            "filters": {"expiring_within": filters.expiring_within, "domain": filters.domain,
+                        "managed": filters.managed},
+            "regions": [r.to_dict() for r in results],
+            "notes": notes,
+            "certificates": [c.to_dict() for c in rows],
+        })
+        return code
+    _print(rows, results, filters)
+    return code
+
+
+def _session(args: argparse.Namespace) -> tuple[Any, Any]:
+    import boto3
+    from botocore.config import Config
+
+    # DescribeCertificate is limited to 10 requests per second per region: retry throttling, unless the user's
+    # own AWS_MAX_ATTEMPTS says otherwise.
+    retries = Config(retries={"mode": "standard"}) if os.environ.get("AWS_MAX_ATTEMPTS") \
+        else Config(retries={"mode": "standard", "max_attempts": 6})
+    config = retries.merge(Config(connect_timeout=10, read_timeout=30, max_pool_connections=4))
+    return boto3.Session(profile_name=args.profile), config
+
+
+def _enabled_regions(session: Any, config: Any, endpoint_url: str | None, notes: list[str]) -> list[str]:
+    """The regions enabled for the account (EC2 DescribeRegions), or botocore's ACM regions when not permitted."""
+    from botocore.exceptions import ClientError
+
+    home = session.region_name or "us-east-1"
+    home_partition = partition(home)
+    ec2 = session.client("ec2", region_name=home, endpoint_url=endpoint_url, config=config)
+    try:
+        answer = ec2.describe_regions(AllRegions=False)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in _DENIED:
+            raise
+        notes.append("ec2:DescribeRegions is not permitted, so every ACM region botocore knows is asked; "
+                     "allow ec2:DescribeRegions or pass --region to ask only yours")
+        return sorted(session.get_available_regions("acm", home_partition))
+    regions = [
+        str(r["RegionName"]) for r in answer.get("Regions", [])
+        if r.get("OptInStatus", "opt-in-not-required") in _ENABLED and partition(str(r["RegionName"])) == home_partition
+    ]
+    return sorted(regions)
+
+
+def partition(region: str) -> str:
+    """The AWS partition of a region name, without loading botocore's endpoint data (a quarter of a second)."""
+    for prefix, name in _PARTITIONS:
+        if region.startswith(prefix):
+            return name
+    return "aws"
+
+
+def query_regions(
+    session: Any, config: Any, endpoint_url: str | None, regions: list[str], *, explicit: bool,
+    filters: Filters, now: dt.datetime,
+) -> list[RegionResult]:
+    """Ask every region at once: one thread and one ACM client per region, all from ``session``."""
+    lock = threading.Lock()  # creating clients from one Session is not thread-safe; using them is
+
+    def one(region: str) -> RegionResult:
+        result = RegionResult(region, explicit)
+        try:
+            with lock:
+                acm = session.client("acm", region_name=region, endpoint_url=endpoint_url, config=config)
+            _certificates(acm, result, filters, now)
+        except Exception as exc:  # a region's failure is reported for that region, never a traceback
+            _classify(result, exc)
+        return result
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not regions:
+        return []
+    with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(regions)), thread_name_prefix="status") as pool:
+        return list(pool.map(one, regions))
+
+
+def _certificates(acm: Any, result: RegionResult, filters: Filters, now: dt.datetime) -> None:
+    """Page through every certificate of the region; describe and read the tags of those the filters may keep."""
+    paginator = acm.get_paginator("list_certificates")
+    for page in paginator.paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)}):
+        for summary in page.get("CertificateSummaryList", []):
+            result.listed += 1
+            if not filters.may_keep(summary, now):
+                continue
+            arn = summary["CertificateArn"]
+            detail = acm.describe_certificate(CertificateArn=arn)["Certificate"] if needs_describe(summary) \
+                else summary_as_detail(summary)
+            tags = acm.list_tags_for_certificate(CertificateArn=arn).get("Tags", [])
+            not_after = detail.get("NotAfter")
+            not_before = detail.get("NotBefore")
+            result.certificates.append(Certificate(
+                region=result.region,
+                arn=arn,
+                domain=str(detail.get("DomainName", summary.get("DomainName", ""))),
+                names=[str(n) for n in detail.get("SubjectAlternativeNames", [])],
+                type=str(detail.get("Type", summary.get("Type", ""))),
+                status=str(detail.get("Status", "")),
+                key_algorithm=str(detail.get("KeyAlgorithm", summary.get("KeyAlgorithm", ""))),
+                not_before=not_before.astimezone(dt.UTC) if not_before else None,
+                not_after=not_after.astimezone(dt.UTC) if not_after else None,
+                days_left=_days_left(not_after, now) if not_after else None,
+                in_use_by=[str(u) for u in detail.get("InUseBy", [])],
+                tags={str(t["Key"]): str(t.get("Value", "")) for t in tags},
+            ))
+
+
+_SUMMARY_FIELDS = ("DomainName", "SubjectAlternativeNameSummaries", "Status", "Type", "KeyAlgorithm")
+
+
+def needs_describe(summary: dict[str, Any]) -> bool:
+    """Whether the ListCertificates summary lacks something status shows, so DescribeCertificate must be asked.
+
+    ACM's summaries carry the dates, key, type, status and up to 100 names; not who uses the certificate. Skipping
+    DescribeCertificate (10 requests per second per region) for the rest halves the calls in a large region.
+    """
+    if summary.get("InUse") is not False or summary.get("HasAdditionalSubjectAlternativeNames") is not False:
+        return True
+    if any(name not in summary for name in _SUMMARY_FIELDS):
+        return True
+    return "NotAfter" not in summary and summary.get("Status") in ("ISSUED", "EXPIRED", "REVOKED", "INACTIVE")
+
+
+def summary_as_detail(summary: dict[str, Any]) -> dict[str, Any]:
+    """A complete summary in DescribeCertificate's shape."""
+    return {**summary, "SubjectAlternativeNames": list(summary.get("SubjectAlternativeNameSummaries", [])),
+            "InUseBy": []}
+
+
+def _classify(result: RegionResult, exc: Exception) -> None:
+    """Say why a region gave no answer, and whether that is an error (exit 1) or a skip (a warning)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    region = result.region
+    if isinstance(exc, ClientError):
+        info = exc.response.get("Error", {})
+        code, message = str(info.get("Code", "?")), str(info.get("Message", ""))
+        result.code = code
+        if code in _NOT_ENABLED:
+            result.message = f"{region} did not accept the credentials ({code}): the region is probably not " \
+                             "enabled for this account"
+            result.fix = "enable the region (Account settings) or leave it out of --region"
+        elif code in _DENIED:
+            result.message = f"{region} denied access ({code}: {message})"
+            result.fix = "allow acm:ListCertificates, acm:DescribeCertificate and acm:ListTagsForCertificate, " \
+                         "or leave the region out"
+        else:
+            result.message = f"{region}: AWS answered {code}: {message}"
+            result.fix = "try again; if it persists, check the region's service health"
+        skippable = code in _NOT_ENABLED | _DENIED
+    elif isinstance(exc, BotoCoreError):
+        result.code = "unreachable"
+        result.message = f"{region}: {exc}"
+        result.fix = "check --endpoint-url, the network and the region name"
+        skippable = False
+    else:
+        result.code = type(exc).__name__
+        result.message = f"{region}: unexpected {type(exc).__name__}: {exc}"
+        result.fix = "this is a bug in certfleet; please report it with the command you ran"
+        skippable = False
+    result.outcome = "skipped" if skippable and not result.explicit else "error"
+
+
+def _all_failed(results: list[RegionResult]) -> None:
+    """When every region failed the same way (no credentials, a wrong endpoint), say it once, not per region."""
+    from certfleet.material.findings import MaterialError, error
+
+    failed = [r for r in results if r.outcome == "error"]
+    if not results or len(failed) != len(results) or len({r.code for r in failed}) != 1:
+        return
+    first = failed[0]
+    more = f" (and the same in all {len(failed)} regions)" if len(failed) > 1 else ""
+    raise MaterialError(error(f"aws-{first.code}", f"{first.message}{more}", first.fix, ""))
+
+
+def sort_certificates(certs: Iterable[Certificate]) -> list[Certificate]:
+    """Soonest expiry first; certificates with no expiry (pending validation) last."""
+    return sorted(certs, key=lambda c: (c.days_left is None, c.days_left if c.days_left is not None else 0,
+                                        c.not_after or dt.datetime.max.replace(tzinfo=dt.UTC),
+                                        c.region, c.domain, c.arn))
+
+
+# ------------------------------------------------------------------------------------------------- output
+def _type(cert: Certificate) -> str:
+    return {"IMPORTED": "imported", "AMAZON_ISSUED": "amazon", "PRIVATE": "private"}.get(cert.type, cert.type.lower())
+
+
+def _days(cert: Certificate) -> str:
+    if cert.days_left is None:
+        return cert.status.lower() or "-"
+    return f"{cert.days_left} EXPIRED" if cert.days_left < 0 or cert.status == "EXPIRED" else str(cert.days_left)
+
+
+def _user(arn: str) -> str:
+    """``arn:aws:cloudfront::1:distribution/E2`` -> ``cloudfront distribution/E2``."""
+    parts = arn.split(":", 5)
+    return f"{parts[2]} {parts[5]}" if len(parts) == 6 else arn
+
+
+def _in_use(cert: Certificate) -> str:
+    if not cert.in_use_by:
+        return "-"
+    more = f" (+{len(cert.in_use_by) - 1})" if len(cert.in_use_by) > 1 else ""
+    return f"{_user(cert.in_use_by[0])}{more}"
+
+
+def _domain(cert: Certificate) -> str:
+    others = [n for n in cert.names if n != cert.domain]
+    return f"{cert.domain} (+{len(others)})" if others else cert.domain
+
+
+def _managed(cert: Certificate) -> str:
+    if not cert.managed:
+        return "-"
+    fleet = cert.tags.get(FLEET_TAG)
+    return f"certfleet {fleet}" if fleet else "certfleet"
+
+
+def _print(rows: list[Certificate], results: list[RegionResult], filters: Filters) -> None:
+    answered = [r for r in results if r.outcome == "ok"]
+    if rows:
+        out(table([
+            ["REGION", "ID", "DOMAIN", "TYPE", "KEY", "NOT AFTER", "DAYS", "IN USE BY", "MANAGED"],
+            *[[c.region, c.short_id, _domain(c), _type(c), c.key_algorithm,
+               c.not_after.strftime("%Y-%m-%d %H:%M") if c.not_after else "-", _days(c), _in_use(c), _managed(c)]
+              for c in rows],
+        ], indent=""))
+    total = sum(r.listed for r in results)
+    chosen = []
+    if filters.managed:
+        chosen.append("managed by certfleet")
+    if filters.domain:
+        chosen.append(f"serving {filters.domain}")
+    if filters.expiring_within is not None:
+        chosen.append(f"expiring within {filters.expiring_within} days")
+    scope = f"{len(answered)} of {len(results)} region(s)" if len(answered) != len(results) \
+        else f"{len(results)} region(s)"
+    expired = sum(1 for c in rows if c.days_left is not None and c.days_left < 0)
+    tail = f" ({expired} expired)" if expired else ""
+    if chosen:
+        out(f"{len(rows)} of {total} certificate(s) in {scope} {', '.join(chosen)}{tail}")
+    else:
+        out(f"{total} certificate(s) in {scope}{tail}")
