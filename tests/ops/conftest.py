@@ -1,0 +1,11 @@
+"""tests/ops: `certfleet status` against moto_server (17 regions, one process) and `certfleet probe` against a
+TLS server on 127.0.0.1. Everything is generated at test time; nothing secret is committed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)

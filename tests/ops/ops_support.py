@@ -1,0 +1,153 @@
+"""Test kit for tests/ops: a TLS server on 127.0.0.1 serving certificates made at test time, and AWS seeding."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+
+from certfleet.cli.main import main
+from certfleet.material.demo import Issued
+from certfleet.material.keys import write_secret_file
+from certfleet.testing import StrictAWS
+from certfleet.testing.strict import AWSRefusal, _error, _Request, _Response
+
+#: The 17 regions every AWS account has without opting in: the seed's loop, and the acceptance's "17 regions".
+REGIONS_17 = (
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1",
+    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1",
+    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ap-south-1",
+)
+
+
+class TLSServer:
+    """A TLS server on 127.0.0.1 (a thread): serves ``leaf`` + ``chain``, or per-SNI-name other pairs.
+
+    Each connection gets a full handshake and is then closed; failed handshakes (a client that refuses the
+    chain) are ignored, as a real server would.
+    """
+
+    def __init__(
+        self, leaf: Issued, chain: Sequence[Issued] = (), *,
+        sni: dict[str, tuple[Issued, Sequence[Issued]]] | None = None,
+    ) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="certfleet-tls-")
+        self.context = self._context(leaf, chain, "default")
+        self.by_name = {name: self._context(c, ch, name) for name, (c, ch) in (sni or {}).items()}
+        if self.by_name:
+            self.context.sni_callback = self._pick
+        self.seen_names: list[str | None] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="TLSServer", daemon=True)
+
+    def _context(self, leaf: Issued, chain: Sequence[Issued], label: str) -> ssl.SSLContext:
+        folder = Path(self._folder.name)
+        cert = folder / f"{label}.pem"
+        key = folder / f"{label}.key"
+        cert.write_bytes(leaf.pem() + b"".join(c.pem() for c in chain))
+        write_secret_file(key, leaf.key_pem(), overwrite=True)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        return context
+
+    def _pick(self, sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> None:
+        self.seen_names.append(name)
+        if name in self.by_name:
+            sock.context = self.by_name[name]
+
+    def _serve(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _addr = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with contextlib.suppress(OSError), conn:
+                conn.settimeout(5)
+                with self.context.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(1)  # until the client closes
+
+    def __enter__(self) -> TLSServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._sock.close()
+        self._thread.join(timeout=5)
+        self._folder.cleanup()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+    """A TCP port that accepts connections (the kernel's backlog) and never says a word: a TLS timeout."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield int(sock.getsockname()[1])
+
+
+class RefusingAWS(StrictAWS):
+    """StrictAWS that answers every request of some regions with an error, as an opted-out or denied region does."""
+
+    def __init__(self, upstream: str, **kwargs: object) -> None:
+        super().__init__(upstream, **kwargs)  # type: ignore[arg-type]
+        self.refuse: dict[tuple[str, str], tuple[str, str]] = {}  # (service, region) -> (code, message)
+
+    def handle(self, request: _Request) -> _Response:
+        refusal = self.refuse.get((request.service, request.region))
+        if refusal is None:
+            return super().handle(request)
+        code, message = refusal
+        if request.service != "ec2":
+            return _error(AWSRefusal(code, message))
+        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code>"  # EC2's shape
+                f"<Message>{message}</Message></Error></Errors><RequestID>refused</RequestID></Response>").encode()
+        return _Response(403, [("Content-Type", "text/xml")], body)
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
+    """Run `certfleet ARGV` in-process; the contract holds: no traceback, no bug report, no key material."""
+    capsys.readouterr()
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    run = Run(code, captured.out, captured.err)
+    assert "Traceback" not in run.text, run.text
+    assert "This is a bug" not in run.text, run.text
+    assert "PRIVATE KEY" not in run.text, run.text
+    return run
