@@ -18,6 +18,7 @@ from constructs import Construct
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.imported_certificate import ImportedCertificate, check_expiry, days_to_expiry_metric
 from certfleet.key_source import KeyBinding, KeySource, SealedKeySource, SealedKeyStore, grant_key_read
+from certfleet.placement_plugin import PlacementChecks
 from certfleet.references import weak_reference
 from certfleet.rules import EDGE_REGION, RULES, Service
 
@@ -155,6 +156,7 @@ class CertificateFleet(Construct):
                 bundle=bundle, key=key, key_binding=binding, fleet_name=self.fleet_name,
                 removal_policy=removal_policy, delete_timeout=delete_timeout,
             )
+        PlacementChecks.enable(self)  # every synth of this app checks each consumer of the certificate
 
     @property
     def primary_region(self) -> str:
