@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="certfleet",
         description="Check, convert and deploy third-party TLS certificates for AWS (ACM, CloudFront, ELB, ...).",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("inspect", help="what is in each file: format, subject, SANs, issuer, validity, key type")
@@ -171,6 +171,15 @@ def _aws_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="AWS region (default: the profile's, or the KMS key ARN's)")
     parser.add_argument("--profile", help="AWS named profile")
     parser.add_argument("--endpoint-url", metavar="URL", help="custom endpoint (LocalStack, moto_server)")
+
+
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked (importlib.metadata costs tens of milliseconds at start-up)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"certfleet {_version()}\n")
+        parser.exit()
 
 
 def _version() -> str:
