@@ -8,6 +8,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
+quiet_pip() { grep -v -e "is neither a file nor a directory" -e "^\s*$" || true; }
+
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PY --version)"
   "$PY" -m venv .venv
@@ -16,8 +18,9 @@ stamp=.venv/.certfleet-setup
 want=$(cat pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing certfleet and its development tools into .venv"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  # (this machine's pip configuration names local package folders that may be absent: drop those warnings)
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | quiet_pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | quiet_pip
   echo "$want" > "$stamp"
 fi
 if [ -f package.json ]; then
