@@ -210,15 +210,18 @@ _SHA1_ECDSA = bytes.fromhex("300906072a8648ce3d0401")
 
 
 def resign(cert: x509.Certificate, issuer_key: CertificateIssuerPrivateKeyTypes, *,
-           v1: bool = False, sha1: bool = False) -> x509.Certificate:
-    """Re-encode ``cert``: as X.509 v1 (no version, no extensions) and/or signed with SHA-1.
-
-    cryptography can build neither, so the TBSCertificate is edited by hand and signed again.
+           v1: bool = False, sha1: bool = False, duplicate_extension: bool = False) -> x509.Certificate:
+    """Re-encode ``cert``: as X.509 v1 (no version, no extensions), signed with SHA-1, or with its first
+    extension twice. cryptography can build none of these, so the TBSCertificate is edited and signed again.
     """
     tbs, alg, _sig = der_children(der_value(cert.public_bytes(DER)))
     fields = der_children(der_value(tbs))
     if v1:
         fields = [f for f in fields if f[0] not in (0xA0, 0xA3)]
+    if duplicate_extension:
+        index = next(i for i, f in enumerate(fields) if f[0] == 0xA3)
+        extensions = der_children(der_value(der_value(fields[index])))
+        fields[index] = der_element(0xA3, der_element(0x30, b"".join([extensions[0], *extensions])))
     digest: hashes.HashAlgorithm = hashes.SHA256()
     if sha1:
         digest = hashes.SHA1()  # noqa: S303 - the point of the test

@@ -6,13 +6,14 @@ import functools
 from pathlib import Path
 
 import pytest
-from certkit import DER, PEM, cli, key_der, key_pem, pem, rsa_key, rsa_pki, seed_leaf, write
+from certkit import DER, PEM, cli, key_der, key_pem, pem, resign, rsa_key, rsa_pki, seed_leaf, write
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from certfleet.material import MaterialError, assemble, check_material, load_bytes
+from certfleet.material.describe import describe_certificate, describe_key
 
 KEY = rsa_key(2048, 0)
 
@@ -66,6 +67,10 @@ def test_damaged_input_gives_a_sentence_or_material(case: tuple[bytes, bytes | N
         assert exc.finding.message
         assert exc.finding.code
         return
+    for cert in loaded.certificates:  # what `certfleet inspect` shows
+        describe_certificate(cert)
+    for item in loaded.keys:
+        describe_key(item, loaded.certificates)
     try:
         material = assemble([loaded])
     except MaterialError as exc:
@@ -94,6 +99,9 @@ def _malformed_cases() -> dict[str, tuple[bytes, str]]:
                                     "not a certificate bundle"),
         # X.509 version 4 (value 3): cryptography raises InvalidVersion, which is not a ValueError
         "invalid-version": (_edited(der, bytes.fromhex("a003020102"), bytes.fromhex("a003020103")), "neither"),
+        # the same extension twice: cryptography raises DuplicateExtension, which is not a ValueError
+        "duplicate-extension": (resign(seed_leaf().certificate, rsa_pki().intermediate.key,
+                                       duplicate_extension=True).public_bytes(DER), "extensions cannot be parsed"),
         "invalid-version-in-p7b": (_edited(p7, bytes.fromhex("a003020102"), bytes.fromhex("a003020103")),
                                    "neither"),
     }

@@ -141,7 +141,7 @@ def _parse_fully(cert: x509.Certificate, name: str) -> None:
             "unreadable", "a certificate has a public key of a type certfleet cannot read (nor ACM import)",
             "ask the CA for an RSA or EC certificate", name,
         )) from None
-    except (ValueError, x509.InvalidVersion):
+    except (ValueError, x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
         raise MaterialError(error(
             "unreadable", f"a certificate is malformed: its {part} cannot be parsed",
             "the file is damaged or was produced by broken software; get a fresh copy from the CA", name,
