@@ -2,7 +2,7 @@
 
 The seed's answer to "what expires soon?" is a shell loop of ``aws acm list-certificates`` over a hard-coded
 list of regions, with a hard-coded date. This asks every region at once (one thread and one client per region,
-from one boto3 Session), pages through everything, asks for every key type (ListCertificates returns only
+from one botocore Session), pages through everything, asks for every key type (ListCertificates returns only
 RSA_1024 and RSA_2048 certificates unless told otherwise) and says which certificates certfleet manages.
 
 Exit status, for cron (``certfleet status --expiring-within 30 || alert``): 0 when every region answered and,
@@ -21,11 +21,11 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from certfleet.cli.output import emit_json, err, out, table
 
-# Only the standard library at import time: cryptography and boto3 are imported by the functions that use them.
+# Only the standard library at import time: cryptography and botocore are imported by the functions that use them.
 
 #: Every key algorithm ACM knows; ListCertificates must be asked for each (its default is RSA_1024/RSA_2048).
 ACM_KEY_TYPES = ("RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1")
@@ -138,24 +138,26 @@ class Filters:
     managed: bool = False
 
     def keep(self, cert: Certificate) -> bool:
-        from certfleet.material.names import matches
-
         if self.managed and not cert.managed:
             return False
         if self.expiring_within is not None and (cert.days_left is None or cert.days_left > self.expiring_within):
             return False
-        return self.domain is None or any(matches(n, self.domain) for n in cert.names or [cert.domain])
+        if self.domain is None:
+            return True
+        from certfleet.material.names import matches  # cryptography: only when --domain asks for it
+
+        return any(matches(n, self.domain) for n in cert.names or [cert.domain])
 
     def may_keep(self, summary: dict[str, Any], now: dt.datetime) -> bool:
         """False only when the ListCertificates summary alone proves the certificate is filtered out."""
-        from certfleet.material.names import matches
-
         not_after = summary.get("NotAfter")
         if self.expiring_within is not None and isinstance(not_after, dt.datetime) \
                 and _days_left(not_after, now) > self.expiring_within:
             return False
         names = summary.get("SubjectAlternativeNameSummaries")
         if self.domain is not None and names and not summary.get("HasAdditionalSubjectAlternativeNames", True):
+            from certfleet.material.names import matches
+
             return any(matches(n, self.domain) for n in names)
         return True
 
@@ -166,19 +168,19 @@ def _days_left(not_after: dt.datetime, now: dt.datetime) -> int:
 
 # ------------------------------------------------------------------------------------------------- command
 def status(args: argparse.Namespace) -> int:
-    from certfleet.cli.aws_commands import aws_errors
-
     filters = Filters(args.expiring_within, args.domain, args.managed)
     now = dt.datetime.now(dt.UTC)
-    with aws_errors("certfleet status"):
+    explicit = list(dict.fromkeys(args.region))
+    notes: list[str] = []
+    try:
         session, config = _session(args)
         if session.get_credentials() is None:
             from botocore.exceptions import NoCredentialsError
 
             raise NoCredentialsError
-        explicit = list(dict.fromkeys(args.region))
-        notes: list[str] = []
         regions = explicit or _enabled_regions(session, config, args.endpoint_url, notes)
+    except Exception as exc:
+        _as_sentence(exc)
     results = query_regions(session, config, args.endpoint_url, regions, explicit=bool(explicit),
                             filters=filters, now=now)
     _all_failed(results)
@@ -206,25 +208,38 @@ def status(args: argparse.Namespace) -> int:
     return code
 
 
+def _as_sentence(exc: Exception) -> NoReturn:
+    """A botocore failure as one sentence (aws_errors, exit 1); anything else as it is."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, BotoCoreError | ClientError):
+        from certfleet.cli.aws_commands import aws_errors  # imported on failure only: it loads cryptography
+
+        with aws_errors("certfleet status"):
+            raise exc
+    raise exc
+
+
 def _session(args: argparse.Namespace) -> tuple[Any, Any]:
-    import boto3
+    """One botocore Session (what boto3.Session wraps, without boto3's import of s3transfer: 0.3 s of start-up)."""
     from botocore.config import Config
+    from botocore.session import Session
 
     # DescribeCertificate is limited to 10 requests per second per region: retry throttling, unless the user's
     # own AWS_MAX_ATTEMPTS says otherwise.
     retries = Config(retries={"mode": "standard"}) if os.environ.get("AWS_MAX_ATTEMPTS") \
         else Config(retries={"mode": "standard", "max_attempts": 6})
     config = retries.merge(Config(connect_timeout=10, read_timeout=30, max_pool_connections=4))
-    return boto3.Session(profile_name=args.profile), config
+    return Session(profile=args.profile), config
 
 
 def _enabled_regions(session: Any, config: Any, endpoint_url: str | None, notes: list[str]) -> list[str]:
     """The regions enabled for the account (EC2 DescribeRegions), or botocore's ACM regions when not permitted."""
     from botocore.exceptions import ClientError
 
-    home = session.region_name or "us-east-1"
+    home = session.get_config_variable("region") or "us-east-1"
     home_partition = partition(home)
-    ec2 = session.client("ec2", region_name=home, endpoint_url=endpoint_url, config=config)
+    ec2 = session.create_client("ec2", region_name=home, endpoint_url=endpoint_url, config=config)
     try:
         answer = ec2.describe_regions(AllRegions=False)
     except ClientError as exc:
@@ -259,7 +274,7 @@ def query_regions(
         result = RegionResult(region, explicit)
         try:
             with lock:
-                acm = session.client("acm", region_name=region, endpoint_url=endpoint_url, config=config)
+                acm = session.create_client("acm", region_name=region, endpoint_url=endpoint_url, config=config)
             _certificates(acm, result, filters, now)
         except Exception as exc:  # a region's failure is reported for that region, never a traceback
             _classify(result, exc)
