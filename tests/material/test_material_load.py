@@ -513,3 +513,22 @@ def test_empty_password_for_an_encrypted_key(case: str, tmp_path: Path, capsys: 
               "--password-file", empty, keys=[KEY])
     assert run.code == 1
     assert "[password-wrong]" in run.err and "empty" in run.err
+
+
+def test_ber_encoded_pkcs12_is_read_with_a_note_not_a_warning(tmp_path: Path) -> None:
+    # Windows and Java export PKCS#12 as BER (indefinite lengths); cryptography reads it with a UserWarning
+    import subprocess
+    import sys
+
+    der = _p12(None)
+    assert der[1] == 0x82
+    ber = b"\x30\x80" + der[4:] + b"\x00\x00"
+    path = write(tmp_path / "windows.pfx", ber)
+    loaded = load_file(path)
+    assert len(loaded.certificates) == 3 and len(loaded.keys) == 1
+    assert any("BER-encoded" in n for n in loaded.notes)
+    result = subprocess.run([str(Path(sys.executable).parent / "certfleet"), "inspect", path], capture_output=True,
+                            text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no "UserWarning: ... falling back to parsing as BER" line
+    assert "note: the PKCS#12 file is BER-encoded" in result.stdout

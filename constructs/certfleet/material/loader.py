@@ -11,6 +11,7 @@ import binascii
 import os
 import re
 import stat
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -444,7 +445,9 @@ def _load_pkcs12(data: bytes, name: str, password: bytes | None) -> LoadedFile:
     attempts: list[bytes | None] = [None, b""] if password is None else [password, None, b""]
     for attempt in attempts:
         try:
-            store = pkcs12.load_pkcs12(data, attempt)
+            with warnings.catch_warnings(record=True) as caught:  # BER fallback: a note, not a stderr line
+                warnings.simplefilter("always")
+                store = pkcs12.load_pkcs12(data, attempt)
         except (ValueError, x509.InvalidVersion):
             continue
         except UnsupportedAlgorithm:
@@ -453,6 +456,8 @@ def _load_pkcs12(data: bytes, name: str, password: bytes | None) -> LoadedFile:
                 "re-export it with AES (openssl pkcs12 -export ... -keypbe AES-256-CBC)", name,
             )) from None
         loaded = LoadedFile(name, "PKCS#12")
+        if any("BER" in str(w.message) for w in caught):
+            loaded.notes.append("the PKCS#12 file is BER-encoded, not DER (as Windows and Java export it); read anyway")
         if store.cert is not None:
             loaded.certificates.append(store.cert.certificate)
         loaded.certificates.extend(c.certificate for c in store.additional_certs)
