@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,12 +16,16 @@ from certfleet_common import LOG, backoff, client, code, describe, pem_der, regi
 KEY_TYPES = ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 _MATERIAL = ("CertificateChain", "KeyAlgorithm", "KeySecretId", "KeySecretVersionId")
+SWEEPER = "Custom::CertfleetSweeper"
+ID_TAG, FLEET_TAG, RETIRED_TAG = "certfleet:id", "certfleet:fleet", "certfleet:retired"
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 
 
 def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Create / Update / Delete one imported certificate; PhysicalResourceId is its ARN."""
     kind, props = event["RequestType"], event["ResourceProperties"]
+    if event.get("ResourceType") == SWEEPER:
+        return _sweep(event, props)
     if kind == "Create":
         return _adopt_or_import(props, kind)
     if kind == "Update":
@@ -33,6 +38,8 @@ def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Create/Update are complete at once; a Delete refused while in use is retried until its deadline."""
     data = event.get("Data") or {}
+    if event.get("ResourceType") == SWEEPER:
+        return _sweep_again(event, data)
     if event["RequestType"] != "Delete" or data.get("DeletePending") != "true":
         return {"IsComplete": True}
     arn = event["PhysicalResourceId"]
@@ -89,16 +96,12 @@ def _adopt_or_import(props: dict[str, Any], why: str) -> dict[str, Any]:
 
 
 def _find(acm: Any, props: dict[str, Any]) -> str | None:
-    """A certificate carrying every identity tag and the wanted fingerprint (a retried Create, a rollback)."""
+    """A live certificate carrying every identity tag and the wanted fingerprint (a retried Create, a rollback)."""
     wanted = {t["Key"]: t.get("Value", "") for t in props.get("Tags") or []}
-    for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": KEY_TYPES}):
-        for summary in page.get("CertificateSummaryList", []):
-            if summary.get("KeyAlgorithm", props["KeyAlgorithm"]) != props["KeyAlgorithm"]:
-                continue
-            arn = summary["CertificateArn"]
-            tags = {t["Key"]: t.get("Value", "") for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]}
-            if all(tags.get(k) == v for k, v in wanted.items()) and _fingerprint(acm, arn) == props["Fingerprint"]:
-                return str(arn)
+    for arn, tags in _tagged(acm):
+        if RETIRED_TAG not in tags and all(tags.get(k) == v for k, v in wanted.items()) \
+                and _fingerprint(acm, arn) == props["Fingerprint"]:
+            return arn
     return None
 
 
@@ -140,14 +143,15 @@ def _read_key(props: dict[str, Any]) -> tuple[str, str]:
     """The PEM private key and the version read, waiting out replica lag; never logs or quotes the value."""
     secret_id, version = props["KeySecretId"], props.get("KeySecretVersionId", "")
     args = {"SecretId": secret_id, **({"VersionId": version} if version else {})}
-    secrets = client("secretsmanager")
+    home = secret_id.split(":")[3] if secret_id.startswith("arn:") else region()  # another account: the primary
+    secrets = client("secretsmanager", home)
     budget = seconds("CERTFLEET_SECRET_WAIT_SECONDS", 120)
     try:
         answer = backoff(lambda: secrets.get_secret_value(**args), lambda e: code(e) == "ResourceNotFoundException",
                          budget, f"GetSecretValue {secret_id} {version or 'AWSCURRENT'}")
     except ClientError as exc:
         raise RuntimeError(
-            f"cannot read the private key from secret {secret_id} version {version or 'AWSCURRENT'} in {region()} "
+            f"cannot read the private key from secret {secret_id} version {version or 'AWSCURRENT'} in {home} "
             f"within {budget:.0f} s: {describe(exc)} (a replica may still be catching up; check its replication "
             "status and that this function may read the secret)",
         ) from None
@@ -190,11 +194,85 @@ def _delete(arn: str, props: dict[str, Any]) -> dict[str, Any]:
         return {"PhysicalResourceId": arn}
     if _try_delete(arn):
         return {"PhysicalResourceId": arn}
+    successor = _successor(arn, props)
+    if successor:
+        _retire(arn)
+        LOG.info("Delete %s: still in use while %s replaces it: retired; the fleet's sweeper deletes it once released",
+                 arn, successor)
+        return {"PhysicalResourceId": arn, "Data": {"Retired": "true", "Successor": successor}}
     timeout = props.get("DeleteTimeoutSeconds") or "1500"
     LOG.info("Delete %s: in use, will retry for up to %s s", arn, timeout)
     return {"PhysicalResourceId": arn, "Data": {
         "DeletePending": "true", "DeleteDeadline": str(time.time() + float(timeout)), "DeleteTimeoutSeconds": timeout,
     }}
+
+
+def _successor(arn: str, props: dict[str, Any]) -> str | None:
+    """Another certificate of the same resource (same certfleet:id): this Delete is a replacement's cleanup."""
+    ident = {t["Key"]: t.get("Value", "") for t in props.get("Tags") or []}.get(ID_TAG)
+    if not ident:
+        return None
+    acm = client("acm", arn.split(":")[3])
+    for other, tags in _tagged(acm):
+        if other != arn and tags.get(ID_TAG) == ident and RETIRED_TAG not in tags:
+            return other
+    return None
+
+
+def _tagged(acm: Any) -> Iterator[tuple[str, dict[str, str]]]:
+    """Every certificate of every key type in the client's region, with its tags."""
+    for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": KEY_TYPES}):
+        for summary in page.get("CertificateSummaryList", []):
+            arn = str(summary["CertificateArn"])
+            tags = {t["Key"]: t.get("Value", "") for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]}
+            yield arn, tags
+
+
+def _retire(arn: str) -> None:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client("acm", arn.split(":")[3]).add_tags_to_certificate(
+        CertificateArn=arn, Tags=[{"Key": RETIRED_TAG, "Value": stamp}],
+    )
+
+
+def _sweep(event: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+    """Custom::CertfleetSweeper: delete the fleet's retired certificates once no service uses them."""
+    physical = f"certfleet-sweeper-{props.get('Fleet', '')}"
+    if event["RequestType"] == "Delete":
+        return {"PhysicalResourceId": physical}
+    waiting = _sweep_regions(props)
+    timeout = float(props.get("WaitSeconds") or "600")
+    return {"PhysicalResourceId": physical, "Data": {
+        "Waiting": ",".join(waiting), "SweepDeadline": str(time.time() + timeout),
+    }}
+
+
+def _sweep_again(event: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    if event["RequestType"] == "Delete" or not data.get("Waiting"):
+        return {"IsComplete": True}
+    waiting = _sweep_regions(event["ResourceProperties"])
+    if not waiting:
+        return {"IsComplete": True}
+    if time.time() < float(data.get("SweepDeadline", "0")):
+        LOG.info("Sweep: %s still in use, waiting", ", ".join(waiting))
+        return {"IsComplete": False}
+    LOG.warning("Sweep: %s still in use; left retired for the next deploy to delete", ", ".join(waiting))
+    return {"IsComplete": True}
+
+
+def _sweep_regions(props: dict[str, Any]) -> list[str]:
+    """Delete every retired certificate of the fleet that is released; the ARNs still in use."""
+    fleet, waiting = props.get("Fleet", ""), []
+    for name in props.get("Regions") or []:
+        acm = client("acm", name)
+        for arn, tags in list(_tagged(acm)):
+            if tags.get(FLEET_TAG) != fleet or RETIRED_TAG not in tags:
+                continue
+            if _try_delete(arn):
+                LOG.info("Sweep: deleted retired %s", arn)
+            else:
+                waiting.append(arn)
+    return waiting
 
 
 def _try_delete(arn: str) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jsii
-from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Resource, Stack, Stage, Token
+from aws_cdk import CfnOutput, CustomResource, Duration, Environment, RemovalPolicy, Resource, Stack, Stage, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -19,6 +19,7 @@ from certfleet.certificate_bundle import CertificateBundle
 from certfleet.imported_certificate import ImportedCertificate, check_expiry, days_to_expiry_metric
 from certfleet.key_source import KeyBinding, KeySource, SealedKeySource, SealedKeyStore, grant_key_read
 from certfleet.placement_plugin import PlacementChecks
+from certfleet.providers import ImporterProvider
 from certfleet.references import weak_reference
 from certfleet.rules import EDGE_REGION, RULES, Service
 
@@ -156,7 +157,45 @@ class CertificateFleet(Construct):
                 bundle=bundle, key=key, key_binding=binding, fleet_name=self.fleet_name,
                 removal_policy=removal_policy, delete_timeout=delete_timeout,
             )
+        self.sweeper_stack = self._sweeper(prefix, termination_protection)
         PlacementChecks.enable(self)  # every synth of this app checks each consumer of the certificate
+
+    def _sweeper(self, prefix: str, termination_protection: bool) -> Stack:
+        """A last stack that deletes the fleet's retired certificates once their consumers have moved on.
+
+        A key-type upgrade replaces each certificate; CloudFormation deletes the old one in the fleet stack's
+        cleanup, while consumer stacks (deployed after it) still use it. The importer then retires it (a tag)
+        instead of failing, and this stack, deployed after every consumer that asked certificate_for, deletes
+        what is released, in every region of the key's account.
+        """
+        home = self.regions[0]
+        stack = Stack(self, "sweeper", stack_name=f"{prefix}-sweeper",
+                      env=Environment(account=self.key_account, region=home),
+                      description=f"certfleet: deletes retired certificates of fleet {self.fleet_name}",
+                      termination_protection=termination_protection)
+        provider = ImporterProvider.of(stack)
+        provider.allow_fleet(self.fleet_name, any_region=True)
+        for fleet_stack in self._stacks.values():
+            if fleet_stack.account == self.key_account:
+                stack.add_stack_dependency(fleet_stack, "certfleet: sweeps after the certificates are updated")
+        CustomResource(
+            stack, "Sweeper",
+            service_token=provider.service_token,
+            resource_type="Custom::CertfleetSweeper",
+            properties={
+                "Fleet": self.fleet_name,
+                "Regions": [r for r in self.regions if self.accounts[r] == self.key_account],
+                "Generation": f"{self.bundle.fingerprint}/{self.bundle.key_algorithm}",
+                "WaitSeconds": "600",
+            },
+        )
+        return stack
+
+    def _consumed_by(self, stack: Stack) -> None:
+        """Sweep only after ``stack`` (a consumer) has moved to the new certificate."""
+        if stack is not self.sweeper_stack and Stage.of(stack) is Stage.of(self.sweeper_stack) \
+                and stack.account == self.key_account:
+            self.sweeper_stack.add_stack_dependency(stack, "certfleet: sweeps after consumers move on")
 
     @property
     def primary_region(self) -> str:
@@ -213,6 +252,7 @@ class CertificateFleet(Construct):
         existing = stack.node.try_find_child(id)
         if isinstance(existing, FleetCertificateReference):
             return existing
+        self._consumed_by(stack)
         return FleetCertificateReference(stack, id, source=cert)
 
     def add_expiry_monitoring(

@@ -87,12 +87,32 @@ class ImporterProvider(Construct):
     def roles(self) -> list[iam.IRole]:
         return [r for r in (self.on_event.role, self.is_complete.role) if r is not None]
 
-    def allow_fleet(self, fleet: str) -> None:
-        """Let the importer create certificates tagged for ``fleet`` and touch only those afterwards."""
-        if fleet in self._fleets:
+    def allow_fleet(self, fleet: str, *, any_region: bool = False) -> None:
+        """Let the importer create certificates tagged for ``fleet`` and touch only those afterwards.
+
+        ``any_region``: also delete (sweep) the fleet's retired certificates in every region of the account.
+        """
+        if fleet in self._fleets and not any_region:
             return
+        first = fleet not in self._fleets
         self._fleets.add(fleet)
         sid = "".join(ch for ch in fleet.title() if ch.isalnum())[:60] or "Fleet"
+        own = {"StringEquals": {
+            f"aws:ResourceTag/{MANAGED_BY_TAG}": MANAGED_BY,
+            f"aws:ResourceTag/{FLEET_TAG}": fleet,
+        }}
+        if any_region:
+            sweep = iam.PolicyStatement(
+                sid=f"SweepOnlyOwnRetired{sid}",
+                actions=["acm:DeleteCertificate", "acm:DescribeCertificate"],
+                resources=[Stack.of(self).format_arn(service="acm", region="*", resource="certificate",
+                                                     resource_name="*")],
+                conditions=own,
+            )
+            self.on_event.add_to_role_policy(sweep)
+            self.is_complete.add_to_role_policy(sweep)
+        if not first:
+            return
         import_new = iam.PolicyStatement(
             sid=f"ImportOnlyTagged{sid}",
             actions=["acm:ImportCertificate", "acm:AddTagsToCertificate"],
@@ -106,15 +126,13 @@ class ImporterProvider(Construct):
             },
         )
         own_only = iam.PolicyStatement(
-            sid=f"ReimportDeleteOnlyOwn{sid}",
+            sid=f"ReimportRetireDeleteOnlyOwn{sid}",
             actions=[
                 "acm:ImportCertificate", "acm:DeleteCertificate", "acm:DescribeCertificate", "acm:GetCertificate",
+                "acm:AddTagsToCertificate",
             ],
             resources=[Stack.of(self).format_arn(service="acm", resource="certificate", resource_name="*")],
-            conditions={"StringEquals": {
-                f"aws:ResourceTag/{MANAGED_BY_TAG}": MANAGED_BY,
-                f"aws:ResourceTag/{FLEET_TAG}": fleet,
-            }},
+            conditions=own,
         )
         self.on_event.add_to_role_policy(import_new)
         self.on_event.add_to_role_policy(own_only)

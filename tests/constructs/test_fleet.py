@@ -184,3 +184,27 @@ def test_sealed_fleet_rejects_a_key_for_another_certificate(bundle: CertificateB
     other = write_sealed(tmp_path / "other.sealed", pki.leaf(("www.example.com",)))
     with pytest.raises(ValueError, match=r"^Certificates: .*key-mismatch"):
         _fleet(App(), bundle, KeySource.sealed(other))
+
+
+def test_sweeper_stack_runs_after_the_fleet_and_every_consumer(bundle: CertificateBundle) -> None:
+    """A key-type upgrade retires the old certificates while consumers still use them; the sweeper stack,
+    deployed after the fleet stacks and every stack that asked certificate_for, deletes them once released."""
+    app = App()
+    fleet = _fleet(app, bundle)
+    web = _consumer(app, "eu-west-1")
+    fleet.certificate_for(web)
+    sweeper = fleet.sweeper_stack
+    assert sweeper.stack_name == "Certificates-sweeper" and sweeper.region == "us-east-1"
+    assert {d.stack_name for d in sweeper.dependencies} == {
+        "Certificates-us-east-1", "Certificates-ap-northeast-1", "Certificates-eu-west-1", "Web"}
+    template = Template.from_stack(sweeper)
+    template.has_resource_properties("Custom::CertfleetSweeper", {
+        "Fleet": "Certificates", "Regions": ["us-east-1", "ap-northeast-1", "eu-west-1"],
+        "Generation": f"{bundle.fingerprint}/RSA_2048",
+    })
+    statements = [s for p in template.find_resources("AWS::IAM::Policy").values()
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    sweep = [s for s in statements if str(s.get("Sid", "")).startswith("SweepOnlyOwnRetired")]
+    assert sweep and all(s["Condition"]["StringEquals"]["aws:ResourceTag/certfleet:fleet"] == "Certificates"
+                         for s in sweep)
+    assert all(set(s["Action"]) == {"acm:DeleteCertificate", "acm:DescribeCertificate"} for s in sweep)

@@ -21,7 +21,7 @@ from certfleet.material.demo import DemoPKI, Issued, issue
 from certfleet.material.keys import private_pem, write_secret_file
 from certfleet.reference import build
 from certfleet.testing import MotoServer, StrictAWS
-from certfleet.testing.rehearsal import Rehearsal
+from certfleet.testing.rehearsal import Rehearsal, StackArtifact
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("www.example.com", "example.com", "*.example.com")
@@ -133,9 +133,26 @@ def test_create_renew_upgrade_destroy(world: World) -> None:
 
     ec_pki = DemoPKI.create("ec-p256", label="e2e ec")
     upgraded = ec_pki.leaf(NAMES, key_type="ec-p256", days=300)
-    rehearsal.deploy(_synth(_material(world, "upgraded", upgraded, ec_pki)))
+    for arn in arns.values():  # CloudFront, ALBs... use the RSA certificates until their stacks move on
+        world.aws.mark_in_use(arn)
+    released: list[str] = []
+
+    def consumers_move_on(artifact: StackArtifact) -> None:
+        if not artifact.stack_name.startswith("Certificates-") and not released:
+            for arn in arns.values():
+                world.aws.release(arn)
+            released.extend(arns.values())
+
+    rehearsal.after_stack = consumers_move_on
+    events = rehearsal.deploy(_synth(_material(world, "upgraded", upgraded, ec_pki)))
+    rehearsal.after_stack = None
+    assert sorted(e.physical_id for e in events if e.action == "retire") == sorted(arns.values()), \
+        "each fleet stack's cleanup retires the old certificate its consumers still use, instead of failing"
+    sweeps = [e for e in events if e.logical_id.startswith("Sweeper")]
+    assert len(sweeps) == 1 and events[-1] is sweeps[0], "the sweeper runs last, after every consumer"
     after_upgrade = _by_region(rehearsal)
-    assert {r: len(rows) for r, rows in after_upgrade.items()} == dict.fromkeys(FLEET_REGIONS, 1), "no orphan"
+    assert {r: len(rows) for r, rows in after_upgrade.items()} == dict.fromkeys(FLEET_REGIONS, 1), \
+        "no orphan: the sweeper deleted every retired certificate once released"
     for region, (cert,) in after_upgrade.items():
         assert cert["arn"] != arns[region]
         assert cert["key_algorithm"] == "EC_prime256v1"

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-from handler_support import REGION, Resource
+from handler_support import REGION, Resource, Secret
 
 from certfleet.testing import MotoServer, StrictAWS
 
@@ -56,3 +56,9 @@ def sealed_key(aws: StrictAWS) -> Resource:
     import certfleet_keywriter
 
     return Resource(certfleet_keywriter, "Custom::CertfleetSealedKey", f"Key{next(_ids)}")
+
+
+@pytest.fixture
+def secret(aws: StrictAWS) -> Secret:
+    """A fresh key secret in the test region."""
+    return Secret()

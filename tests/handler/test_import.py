@@ -28,11 +28,6 @@ def not_after(issued: Issued) -> str:
     return issued.certificate.not_valid_after_utc.isoformat()
 
 
-@pytest.fixture
-def secret(aws: StrictAWS) -> Secret:
-    return Secret()
-
-
 def test_create_imports_with_identity_tags(
     *, certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
     caplog: pytest.LogCaptureFixture,

@@ -34,7 +34,8 @@ from typing import Any
 
 CERTIFICATE = "Custom::CertfleetCertificate"
 SEALED_KEY = "Custom::CertfleetSealedKey"
-_HANDLERS = {CERTIFICATE: "certfleet_import", SEALED_KEY: "certfleet_keywriter"}
+SWEEPER = "Custom::CertfleetSweeper"
+_HANDLERS = {CERTIFICATE: "certfleet_import", SEALED_KEY: "certfleet_keywriter", SWEEPER: "certfleet_import"}
 _EMULATED = {"AWS::KMS::Key", "AWS::SecretsManager::Secret", *_HANDLERS}
 _ACM_KEY_TYPES = ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]
 _ENV_LOCK = threading.Lock()
@@ -131,12 +132,14 @@ class Rehearsal:
         poll_seconds: float = 0.2,
         complete_timeout: float = 120.0,
         environment: dict[str, str] | None = None,
+        after_stack: Callable[[StackArtifact], None] | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.poll_seconds = poll_seconds
         self.complete_timeout = complete_timeout
         self.extra_env = dict(environment or {})
         self.handler_dir = Path(handler_dir) if handler_dir else _default_handler_dir()
+        self.after_stack = after_stack
         self.resources: dict[tuple[str, str], Deployed] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.exports: dict[str, Any] = {}
@@ -145,14 +148,14 @@ class Rehearsal:
         self.regions: set[str] = set()
 
     def deploy(self, cdk_out: str | os.PathLike[str]) -> list[Event]:
-        """Create or update every stack of the assembly, then delete what the update replaced or removed."""
+        """Create or update every stack, dependencies first; each stack then deletes what its update replaced
+        or removed (CloudFormation's cleanup phase), before any stack that depends on it starts."""
         start = len(self.events)
-        artifacts = load_assembly(cdk_out)
-        cleanup: list[tuple[str, str, Deployed]] = []
-        for artifact in artifacts:
-            cleanup += self._deploy_stack(artifact)
-        for stack, logical_id, old in cleanup:
-            self._delete(stack, logical_id, old)
+        for artifact in load_assembly(cdk_out):
+            for stack, logical_id, old in self._deploy_stack(artifact):
+                self._delete(stack, logical_id, old)
+            if self.after_stack is not None:
+                self.after_stack(artifact)
         return self.events[start:]
 
     def destroy(self) -> list[Event]:
@@ -276,8 +279,9 @@ class Rehearsal:
             "RequestId": str(uuid.uuid4()), "LogicalResourceId": logical_id, "ResourceType": old.type,
             "ResourceProperties": old.properties, "PhysicalResourceId": old.physical_id,
         }
-        self._invoke(region_artifact, logical_id, old.type, event)
-        self.events.append(Event(stack, logical_id, "delete", old.physical_id))
+        result = self._invoke(region_artifact, logical_id, old.type, event)
+        retired = (result.get("Data") or {}).get("Retired") == "true"
+        self.events.append(Event(stack, logical_id, "retire" if retired else "delete", old.physical_id))
 
     def _invoke(self, artifact: StackArtifact, logical_id: str, kind: str, event: dict[str, Any]) -> dict[str, Any]:
         module = self._handler_module(_HANDLERS[kind])

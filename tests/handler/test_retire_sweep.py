@@ -1,0 +1,108 @@
+"""A replaced certificate still in use is retired, not a failed deploy; the fleet's sweeper deletes it later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handler_support import REGION, Resource, Secret, all_certificates, boto, certificate_props
+
+from certfleet.material.demo import DemoPKI, Issued
+from certfleet.testing import StrictAWS
+
+
+def _tags(arn: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in boto("acm").list_tags_for_certificate(CertificateArn=arn)["Tags"]}
+
+
+def _upgrade(certificate: Resource, secret: Secret, pki: DemoPKI, ec_pki: DemoPKI, leaf: Issued,
+             ) -> tuple[str, str, dict[str, Any]]:
+    old_arn = certificate.create(certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem())))[
+        "PhysicalResourceId"]
+    old_props = dict(certificate.props or {})
+    ec_leaf = ec_pki.leaf(("www.example.com", "example.com"), key_type="ec-p256")
+    new_arn = certificate.update(certificate_props(ec_leaf, ec_pki, secret.arn, secret.put(ec_leaf.key_pem())))[
+        "PhysicalResourceId"]
+    return old_arn, new_arn, old_props
+
+
+def _delete_old(certificate: Resource, arn: str, props: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """CloudFormation's cleanup Delete for the replaced ARN (the resource itself now holds the new one)."""
+    event = {**certificate.event("Delete", props), "PhysicalResourceId": arn}
+    return event, certificate.module.on_event(event, None)
+
+
+def _sweeper(module: Any, kind: str = "Create", wait: str = "600") -> dict[str, Any]:
+    return {
+        "RequestType": kind, "ResourceType": "Custom::CertfleetSweeper", "LogicalResourceId": "Sweeper",
+        "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/Certs-sweeper/x", "RequestId": "r",
+        "ResourceProperties": {"Fleet": "Certs", "Regions": [REGION], "Generation": "g", "WaitSeconds": wait},
+    }
+
+
+def test_replaced_certificate_in_use_is_retired_then_swept(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, ec_pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN an RSA certificate replaced by an EC one while CloudFront still serves the RSA one
+    WHEN CloudFormation's cleanup deletes the old ARN THEN the delete succeeds at once and tags it retired;
+    WHEN the sweeper runs while it is still in use THEN it waits; once released, it deletes it."""
+    old_arn, new_arn, old_props = _upgrade(certificate, secret, pki, ec_pki, leaf)
+    aws.mark_in_use(old_arn)
+    event, merged = _delete_old(certificate, old_arn, old_props)
+    assert merged["Data"] == {"Retired": "true", "Successor": new_arn}
+    assert certificate.module.is_complete({**event, **merged}, None) == {"IsComplete": True}
+    assert "certfleet:retired" in _tags(old_arn) and "certfleet:retired" not in _tags(new_arn)
+
+    module = certificate.module
+    event = _sweeper(module)
+    started = module.on_event(event, None)
+    assert started["Data"]["Waiting"] == old_arn
+    assert module.is_complete({**event, **started}, None) == {"IsComplete": False}
+    aws.release(old_arn)
+    assert module.is_complete({**event, **started}, None) == {"IsComplete": True}
+    assert [c["CertificateArn"] for c in all_certificates()] == [new_arn]
+
+
+def test_sweeper_never_fails_a_deploy_and_touches_only_retired_certificates_of_its_fleet(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, ec_pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN a retired certificate still in use past the sweeper's budget, and live ones
+    THEN the sweeper completes (the next deploy sweeps again), deletes nothing live, and a Delete is a no-op."""
+    old_arn, new_arn, old_props = _upgrade(certificate, secret, pki, ec_pki, leaf)
+    aws.mark_in_use(old_arn)
+    _delete_old(certificate, old_arn, old_props)
+    module = certificate.module
+    event = _sweeper(module, wait="0")
+    started = module.on_event(event, None)
+    assert module.is_complete({**event, **started}, None) == {"IsComplete": True}
+    assert sorted(c["CertificateArn"] for c in all_certificates()) == sorted([old_arn, new_arn])
+    aws.release(old_arn)
+    deleted = module.on_event(_sweeper(module, "Delete"), None)
+    assert deleted == {"PhysicalResourceId": "certfleet-sweeper-Certs"}
+    assert len(all_certificates()) == 2, "deleting the sweeper deletes no certificate"
+
+
+def test_stack_deletion_of_a_certificate_in_use_still_waits(
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN the only certificate of a resource (no successor) in use WHEN it is deleted THEN it is not
+    retired: the delete waits for the service to let go, as before."""
+    arn = certificate.create(certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem())))[
+        "PhysicalResourceId"]
+    aws.mark_in_use(arn)
+    merged = certificate.on_event(certificate.event("Delete", certificate.props or {}))
+    assert merged["Data"]["DeletePending"] == "true"
+    assert "certfleet:retired" not in _tags(arn)
+
+
+def test_a_retired_certificate_is_never_adopted(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, ec_pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN the RSA certificate retired after an upgrade WHEN the next deploy goes back to that very certificate
+    THEN a fresh one is imported (adopting the retired one would let the sweeper delete a live certificate)."""
+    old_arn, _, old_props = _upgrade(certificate, secret, pki, ec_pki, leaf)
+    aws.mark_in_use(old_arn)
+    _delete_old(certificate, old_arn, old_props)
+    back = certificate.update(dict(old_props))
+    assert back["PhysicalResourceId"] != old_arn
+    assert "certfleet:retired" not in _tags(back["PhysicalResourceId"])
+
