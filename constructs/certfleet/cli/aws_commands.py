@@ -38,6 +38,7 @@ def aws_errors(action: str) -> Iterator[None]:
         NoCredentialsError,
         NoRegionError,
         ProfileNotFound,
+        ResponseParserError,
     )
 
     try:
@@ -57,7 +58,7 @@ def aws_errors(action: str) -> Iterator[None]:
             "aws-refused", f"{action}: AWS answered {info.get('Code', '?')}: {info.get('Message', '')}",
             "check the permissions of your AWS identity and the names you passed", "",
         )) from None
-    except BotoCoreError as exc:
+    except (BotoCoreError, ResponseParserError) as exc:
         raise MaterialError(error("aws-unreachable", f"{action}: {exc}", "check --endpoint-url and the network",
                                   "")) from None
 
