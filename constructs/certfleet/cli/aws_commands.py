@@ -38,8 +38,8 @@ def aws_errors(action: str) -> Iterator[None]:
         NoCredentialsError,
         NoRegionError,
         ProfileNotFound,
-        ResponseParserError,
     )
+    from botocore.parsers import ResponseParserError
 
     try:
         yield
