@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -447,9 +446,18 @@ def test_missing_file_and_folder(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "[unreadable]" in run.err and "folder" in run.err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_file_without_read_permission(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_file_without_read_permission(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the user may not read (simulated: these tests run as root, who reads any file)."""
     path = write(tmp_path / "cert.pem", pem(seed_leaf()), 0o000)
+    real = Path.read_bytes
+
+    def refuse(self: Path) -> bytes:
+        if self == Path(path):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
     run = cli(capsys, "inspect", path)
     assert run.code == 1
     assert "permission denied" in run.err
