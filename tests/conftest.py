@@ -9,9 +9,23 @@ from collections.abc import Iterator
 import pytest
 
 from certfleet.material.demo import DemoPKI, Issued
+from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.leaks import find_leaks
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> MotoServer:
+    """The session's one moto_server process (MotoServer.shared: every test folder uses the same)."""
+    return MotoServer.shared()
+
+
+@pytest.fixture(scope="session")
+def strict_aws(moto_server: MotoServer) -> Iterator[StrictAWS]:
+    """The strict layer in front of it; tests reset both (and its knobs) before use."""
+    with StrictAWS(moto_server.url) as strict:
+        yield strict
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import pytest
 from handler_support import REGION, Resource, Secret
@@ -11,18 +10,6 @@ from handler_support import REGION, Resource, Secret
 from certfleet.testing import MotoServer, StrictAWS
 
 _ids = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> MotoServer:
-    """One moto_server process for the whole session (shared with any other conftest that asks)."""
-    return MotoServer.shared()
-
-
-@pytest.fixture(scope="session")
-def strict_aws(moto_server: MotoServer) -> Iterator[StrictAWS]:
-    with StrictAWS(moto_server.url) as strict:
-        yield strict
 
 
 @pytest.fixture

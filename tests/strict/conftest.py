@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -10,18 +10,6 @@ import pytest
 from botocore.config import Config
 
 from certfleet.testing import MotoServer, StrictAWS
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> MotoServer:
-    """The process's one moto_server (MotoServer.shared), also used by tests/handler."""
-    return MotoServer.shared()
-
-
-@pytest.fixture(scope="session")
-def strict_aws(moto_server: MotoServer) -> Iterator[StrictAWS]:
-    with StrictAWS(moto_server.url) as strict:
-        yield strict
 
 
 @pytest.fixture
