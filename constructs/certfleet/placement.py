@@ -449,7 +449,10 @@ class _Checker:
                 f"own region, {needed}."
             )
             fix = self._local_fix(needed, source)
-        ctx.add("wrong-region", "error", message, fix, location=use.location, service=use.service)
+        if not rule.region_verified:
+            message += " (AWS does not document this region requirement: a warning, not an error)"
+        ctx.add("wrong-region", "error" if rule.region_verified else "warning", message, fix,
+                location=use.location, service=use.service)
 
     def _edge_fix(self, ctx: _Context, use: _Use, source: CertificateSource) -> str:
         region = ctx.stack.region

@@ -67,6 +67,7 @@ class ServiceRule:
     tls_floor: str = ""
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
+    region_verified: bool = True  # False: AWS documents no region; a wrong one is a warning, never an error
 
     def judge_key(self, algorithm: str) -> str:
         """Return ``accepted``, ``refused`` or ``unverified`` for an ACM key algorithm name."""
@@ -160,7 +161,7 @@ RULES: dict[Service, ServiceRule] = {
         ),
         ServiceRule(
             Service.APPSYNC, "AppSync custom domain", Placement.EDGE,
-            accepted=_CLOUDFRONT_KEYS,
+            accepted=_CLOUDFRONT_KEYS, region_verified=False,
             notes="us-east-1 (unverified); served through CloudFront, so P-384/P-521 are unverified",
         ),
         ServiceRule(

@@ -41,7 +41,7 @@ def test_checks_see_the_stacks_of_a_stage(tmp_path: Path, rsa_bundle: Certificat
 def test_load_cloud_assembly_reads_nested_stage_assemblies(tmp_path: Path, rsa_bundle: CertificateBundle) -> None:
     outdir, _ = _build(tmp_path, rsa_bundle, wrong=False)
     stacks = {s.stack_name: s for s in load_cloud_assembly(outdir)}
-    assert set(stacks) == {"Top", "Prod-Certs-us-east-1", "Prod-Certs-eu-west-1", "Prod-Api"}
+    assert set(stacks) == {"Top", "Prod-Certs-us-east-1", "Prod-Certs-eu-west-1", "Prod-Certs-sweeper", "Prod-Api"}
     edge = stacks["Prod-Certs-us-east-1"]
     assert (edge.account, edge.region) == (ACCOUNT, "us-east-1")
     assert edge.construct_path == "Prod/Certs/us-east-1"
