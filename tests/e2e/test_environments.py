@@ -67,7 +67,8 @@ def test_demo_environment_through_the_real_cdk_cli(app_folder: Path) -> None:
     names = {p.name.removesuffix(".template.json") for p in templates}
     assert {"cloudfront-alb-ap-northeast-1", "edge-api-ap-northeast-1", "http-api-eu-west-1",
             "dr-us-west-2", "amplify-us-west-2", "transfer-ftps-eu-west-1", "beanstalk-ap-northeast-1"} <= names
-    assert sum(1 for n in names if n.startswith("Certificates")) == 4
+    assert sum(1 for n in names if n.startswith("Certificates") and "sweeper" not in n) == 4
+    assert sum(1 for n in names if n.startswith("Certificatessweeper")) == 1
     assert _cfn_lint_errors(templates) == []
     assert scan_tree(app_folder / "cdk.out", _KEYS[app_folder].key) == {}
     _assert_every_consumer_reads_the_right_region(app_folder / "cdk.out")
