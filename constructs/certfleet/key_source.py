@@ -18,7 +18,7 @@ from constructs import Construct
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.material.findings import MaterialError
 from certfleet.material.sealed import SealedKey
-from certfleet.providers import KeyWriterProvider
+from certfleet.providers import KeyWriterProvider, acknowledge
 from certfleet.references import weak_reference
 
 PLACEHOLDER = "certfleet: the key writer replaces this value with the private key at deploy time"
@@ -243,6 +243,8 @@ class SealedKeyStore(Construct):
             removal_policy=RemovalPolicy.RETAIN,
             replica_regions=[secretsmanager.ReplicaRegion(region=r) for r in replica_regions],
         )
+        acknowledge(self.secret, "AwsSolutions-SMG4",
+                    "a TLS private key rotates with its certificate (a new sealed key, deployed), never on a schedule")
         writer = KeyWriterProvider.of(self)
         writer.role.add_to_principal_policy(iam.PolicyStatement(
             sid="DecryptOnlyThisSealedKey" + "".join(ch for ch in name.title() if ch.isalnum())[:40],
