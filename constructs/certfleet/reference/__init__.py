@@ -8,19 +8,43 @@ into the Stages of a CDK Pipelines ``CodePipeline``. Paths in the configuration 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Environment, Stack, Stage, pipelines
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.fleet import CertificateFleet
 from certfleet.key_source import KeySource
+from certfleet.providers import acknowledge, nag_reference
 from certfleet.reference.architectures import ARCHITECTURES
 
 CONTEXT_KEY = "certfleet"
+
+# The wildcards CDK Pipelines writes into its own roles' policies (cdk-nag AwsSolutions-IAM5 findings), each with
+# why it stays. Only findings matching one of these are acknowledged, policy by policy: a new wildcard fails CI.
+PIPELINE_WILDCARDS: tuple[tuple[str, str], ...] = (
+    (r"Action::s3:(GetObject|GetBucket|List|DeleteObject|Abort)\*",
+     "CDK Pipelines' read/write grant on the pipeline's own artifact buckets uses these action groups"),
+    (r"Action::kms:(ReEncrypt|GenerateDataKey)\*",
+     "CDK Pipelines' grant on the pipeline's own artifact encryption keys uses these action groups"),
+    (r"Resource::<PipelineArtifactsBucket[0-9A-F]{8}\.Arn>/\*", "objects of the pipeline's own artifact bucket"),
+    (r"Resource::arn:<AWS::Partition>:s3:::certfleetpipeline-support[a-z0-9-]+/\*",
+     "objects of the pipeline's cross-region artifact replication buckets"),
+    (r"Resource::arn:<AWS::Partition>:logs:{region}:{account}:log-group:/aws/codebuild/[^*]*(:\*|\*)",
+     "the CloudWatch log groups CodeBuild creates for the pipeline's own build projects"),
+    (r"Resource::arn:<AWS::Partition>:codebuild:{region}:{account}:report-group/[^*]*\*",
+     "the CodeBuild report groups of the pipeline's own build projects"),
+    (r"Resource::arn:\*:iam::{account}:role/\*",
+     "self-mutation assumes only CDK bootstrap roles (conditioned on iam:ResourceTag/aws-cdk:bootstrap-role)"),
+    (r"Resource::\*",
+     "written by CDK Pipelines (DescribeStacks, ListBucket, StartBuild of its asset jobs, its replication keys)"),
+)
 
 
 @dataclass(frozen=True)
@@ -121,7 +145,7 @@ def build_pipeline(
         pipeline["repository"], pipeline.get("branch", "main"), connection_arn=pipeline["connection_arn"],
     )
     code_pipeline = pipelines.CodePipeline(
-        stack, "Pipeline", cross_account_keys=True,
+        stack, "Pipeline", cross_account_keys=True, enable_key_rotation=True,
         synth=pipelines.ShellStep("Synth", input=source, commands=[
             "bash scripts/setup.sh",
             "node_modules/.bin/cdk synth -c pipeline=true",
@@ -132,7 +156,45 @@ def build_pipeline(
             raise ValueError(f"the pipeline deploys {name!r}, but cdk.json has no environment of that name")
         pre = [pipelines.ManualApprovalStep(f"Promote-to-{name}")] if name == order[-1] else []
         code_pipeline.add_stage(EnvironmentStage(stack, name, config=envs[name]), pre=pre)
+    code_pipeline.build_pipeline()
+    _acknowledge_pipeline(code_pipeline)
     return stack
+
+
+def _acknowledge_pipeline(code_pipeline: pipelines.CodePipeline) -> None:
+    """The cdk-nag findings CDK Pipelines' generated resources carry, acknowledged where they are made."""
+    stack = Stack.of(code_pipeline)
+    pipeline = code_pipeline.pipeline
+    buckets = [pipeline.artifact_bucket] + [s.replication_bucket for s in pipeline.cross_region_support.values()]
+    for bucket in buckets:
+        if isinstance(bucket, s3.Bucket):
+            acknowledge(bucket, "AwsSolutions-S1", "a CodePipeline artifact store: only the pipeline's roles use it, "
+                        "and CloudTrail records their calls")
+    here = {"{region}": re.escape(stack.region), "{account}": re.escape(stack.account)}
+    patterns = [(re.compile(re.sub(r"\{region\}|\{account\}", lambda m: here[m.group(0)], p) + "$"), reason)
+                for p, reason in PIPELINE_WILDCARDS]
+    for policy in code_pipeline.node.find_all():
+        if not isinstance(policy, iam.CfnPolicy):
+            continue
+        for finding in _wildcards(Stack.of(policy).resolve(policy.policy_document)):
+            reason = next((r for p, r in patterns if p.match(finding)), None)
+            if reason is not None:
+                acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+
+
+def _wildcards(document: dict[str, Any]) -> list[str]:
+    """cdk-nag's IAM5 findings of a resolved policy document: ``Action::x*`` and ``Resource::...*`` of Allows."""
+    found: dict[str, None] = {}
+    for statement in document.get("Statement", []):
+        if statement.get("Effect") != "Allow":
+            continue
+        for key, prefix in (("Action", "Action::"), ("Resource", "Resource::")):
+            values = statement.get(key, [])
+            for value in values if isinstance(values, list) else [values]:
+                text = nag_reference(value)
+                if "*" in text:
+                    found[prefix + text] = None
+    return list(found)
 
 
 def build(app: App, root: Path | None = None) -> None:

@@ -2,11 +2,15 @@
 
 Every stack pins its account and region (no context lookups: availability zones are given), so the whole
 reference app synthesizes offline.
+
+They pass cdk-nag's ``AwsSolutionsChecks`` (tests/quality): access logs, flow logs and log retention are on; what
+a reference app leaves to the production app (a WAF, an authorizer, geo restriction) is acknowledged where the
+resource is made, with the reason.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Environment, Stack
+from aws_cdk import Duration, Environment, RemovalPolicy, Stack
 from aws_cdk import aws_amplify as amplify
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_apigatewayv2 as apigwv2
@@ -18,15 +22,27 @@ from aws_cdk import aws_elasticbeanstalk as beanstalk
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_transfer as transfer
 from constructs import Construct
 
 from certfleet.fleet import CertificateFleet
+from certfleet.providers import acknowledge
 from certfleet.rules import Service
 
 ALB_POLICY = elbv2.SslPolicy.RECOMMENDED_TLS
 CLOUDFRONT_TLS = cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021
 _HELLO = "def handler(event, context):\n    return {'statusCode': 200, 'body': 'hello from certfleet'}\n"
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+ACCESS_LOG_DAYS = 90
+NO_WAF = "the reference app shows certificate wiring; production apps attach their own WAF web ACL"
+HTTP_API_ACCESS_LOG_FORMAT = (
+    '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","requestTime":"$context.requestTime",'
+    '"httpMethod":"$context.httpMethod","routeKey":"$context.routeKey","status":"$context.status",'
+    '"protocol":"$context.protocol","responseLength":"$context.responseLength","domainName":"$context.domainName"}'
+)
+NO_AUTH = "a public hello endpoint standing for the app behind the custom domain; production APIs add their authorizer"
 
 
 class _Base(Stack):
@@ -41,18 +57,45 @@ class _Base(Stack):
         """Fixed zones: the reference app synthesizes offline, with no context lookup."""
         return [f"{self.region}a", f"{self.region}c"]
 
+    def log_group(self, id: str) -> logs.LogGroup:
+        return logs.LogGroup(self, id, retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY)
+
     def vpc(self) -> ec2.Vpc:
-        return ec2.Vpc(
+        vpc = ec2.Vpc(
             self, "Vpc", nat_gateways=0, max_azs=2,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
                 ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24),
             ],
         )
+        vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+            self.log_group("FlowLogs")))
+        return vpc
+
+    def access_logs(self) -> s3.Bucket:
+        """The stack's access-log bucket (ALB and CloudFront standard logs), made on first use."""
+        existing = self.node.try_find_child("AccessLogs")
+        if isinstance(existing, s3.Bucket):
+            return existing
+        bucket = s3.Bucket(
+            self, "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # ALB log delivery writes SSE-S3 only
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.OBJECT_WRITER,  # CloudFront standard logging writes with ACLs
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(ACCESS_LOG_DAYS))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(bucket, "AwsSolutions-S1",
+                    "this bucket is the access-log destination itself; logging its own access would loop")
+        return bucket
 
     def alb(self, vpc: ec2.Vpc) -> elbv2.ApplicationLoadBalancer:
         """An internet-facing ALB with an HTTPS listener on the fleet certificate of this region."""
         alb = elbv2.ApplicationLoadBalancer(self, "Alb", vpc=vpc, internet_facing=True)
+        acknowledge(alb, "AwsSolutions-EC23",
+                    "an internet-facing HTTPS listener is what this architecture demonstrates (origin or DR endpoint)")
+        alb.log_access_logs(self.access_logs(), prefix="alb")
         alb.add_listener(
             "Https", port=443, ssl_policy=ALB_POLICY,
             certificates=[self.fleet.certificate_for(self, Service.ALB)],
@@ -60,9 +103,54 @@ class _Base(Stack):
         )
         return alb
 
+    def distribution(self, origin: cloudfront.IOrigin, name: str) -> cloudfront.Distribution:
+        """A CloudFront distribution on the us-east-1 certificate, access-logged to the stack's bucket."""
+        cdn = cloudfront.Distribution(
+            self, "Cdn",
+            default_behavior=cloudfront.BehaviorOptions(origin=origin),
+            domain_names=[f"{name}.{self.domain}"],
+            certificate=self.fleet.certificate_for(self, Service.CLOUDFRONT),
+            minimum_protocol_version=CLOUDFRONT_TLS,
+            enable_logging=True, log_bucket=self.access_logs(), log_file_prefix="cloudfront/",
+        )
+        acknowledge(cdn, "AwsSolutions-CFR1", "the reference app serves every country; geo restriction is a "
+                    "business decision of the production app")
+        acknowledge(cdn, "AwsSolutions-CFR2", NO_WAF)
+        return cdn
+
     def hello(self) -> lambda_.Function:
+        log_group = self.log_group("HelloLogs")
+        role = iam.Role(self, "HelloRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        log_group.grant_write(role)  # its own log group only, instead of AWSLambdaBasicExecutionRole
         return lambda_.Function(self, "Hello", runtime=lambda_.Runtime.PYTHON_3_14, handler="index.handler",
-                                code=lambda_.Code.from_inline(_HELLO))
+                                code=lambda_.Code.from_inline(_HELLO), role=role, log_group=log_group)
+
+    def rest_api(
+        self, endpoint: apigateway.EndpointType, name: str, service: Service,
+    ) -> apigateway.LambdaRestApi:
+        """A REST API proxying to the hello function, on a custom domain with the fleet's certificate."""
+        api = apigateway.LambdaRestApi(
+            self, "Api", handler=self.hello(), endpoint_types=[endpoint],
+            domain_name=apigateway.DomainNameOptions(
+                domain_name=f"{name}.{self.domain}", endpoint_type=endpoint,
+                certificate=self.fleet.certificate_for(self, service),
+                security_policy=apigateway.SecurityPolicy.TLS_1_2,
+            ),
+            deploy_options=apigateway.StageOptions(
+                access_log_destination=apigateway.LogGroupLogDestination(self.log_group("ApiAccessLogs")),
+                access_log_format=apigateway.AccessLogFormat.clf(),
+                logging_level=apigateway.MethodLoggingLevel.ERROR,
+            ),
+        )
+        acknowledge(api, "AwsSolutions-APIG2", "a Lambda proxy with no request model: there is nothing to validate")
+        acknowledge(api, "AwsSolutions-APIG3", NO_WAF)
+        acknowledge(api, "AwsSolutions-APIG4", NO_AUTH)
+        acknowledge(api, "AwsSolutions-COG4", NO_AUTH)
+        acknowledge(api.node.find_child("CloudWatchRole"),
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AmazonAPIGatewayPushToCloudWatchLogs]",
+                    "API Gateway's account-wide logging role; AWS documents this managed policy for it")
+        return api
 
 
 class CloudFrontAlbStack(_Base):
@@ -71,13 +159,7 @@ class CloudFrontAlbStack(_Base):
     def __init__(self, scope: Construct, id: str, *, fleet: CertificateFleet, region: str, domain: str) -> None:
         super().__init__(scope, id, fleet=fleet, region=region, domain=domain)
         alb = self.alb(self.vpc())
-        cloudfront.Distribution(
-            self, "Cdn",
-            default_behavior=cloudfront.BehaviorOptions(origin=origins.LoadBalancerV2Origin(alb)),
-            domain_names=[f"www.{domain}"],
-            certificate=fleet.certificate_for(self, Service.CLOUDFRONT),
-            minimum_protocol_version=CLOUDFRONT_TLS,
-        )
+        self.distribution(origins.LoadBalancerV2Origin(alb), "www")
 
 
 class CloudFrontRegionalApiStack(_Base):
@@ -85,21 +167,8 @@ class CloudFrontRegionalApiStack(_Base):
 
     def __init__(self, scope: Construct, id: str, *, fleet: CertificateFleet, region: str, domain: str) -> None:
         super().__init__(scope, id, fleet=fleet, region=region, domain=domain)
-        api = apigateway.LambdaRestApi(
-            self, "Api", handler=self.hello(), endpoint_types=[apigateway.EndpointType.REGIONAL],
-            domain_name=apigateway.DomainNameOptions(
-                domain_name=f"api.{domain}", endpoint_type=apigateway.EndpointType.REGIONAL,
-                certificate=fleet.certificate_for(self, Service.API_GATEWAY_REGIONAL),
-                security_policy=apigateway.SecurityPolicy.TLS_1_2,
-            ),
-        )
-        cloudfront.Distribution(
-            self, "Cdn",
-            default_behavior=cloudfront.BehaviorOptions(origin=origins.RestApiOrigin(api)),
-            domain_names=[f"app.{domain}"],
-            certificate=fleet.certificate_for(self, Service.CLOUDFRONT),
-            minimum_protocol_version=CLOUDFRONT_TLS,
-        )
+        api = self.rest_api(apigateway.EndpointType.REGIONAL, "api", Service.API_GATEWAY_REGIONAL)
+        self.distribution(origins.RestApiOrigin(api), "app")
 
 
 class EdgeApiStack(_Base):
@@ -107,14 +176,7 @@ class EdgeApiStack(_Base):
 
     def __init__(self, scope: Construct, id: str, *, fleet: CertificateFleet, region: str, domain: str) -> None:
         super().__init__(scope, id, fleet=fleet, region=region, domain=domain)
-        apigateway.LambdaRestApi(
-            self, "Api", handler=self.hello(), endpoint_types=[apigateway.EndpointType.EDGE],
-            domain_name=apigateway.DomainNameOptions(
-                domain_name=f"edge-api.{domain}", endpoint_type=apigateway.EndpointType.EDGE,
-                certificate=fleet.certificate_for(self, Service.API_GATEWAY_EDGE),
-                security_policy=apigateway.SecurityPolicy.TLS_1_2,
-            ),
-        )
+        self.rest_api(apigateway.EndpointType.EDGE, "edge-api", Service.API_GATEWAY_EDGE)
 
 
 class HttpApiStack(_Base):
@@ -127,10 +189,18 @@ class HttpApiStack(_Base):
             certificate=fleet.certificate_for(self, Service.API_GATEWAY_V2),
             security_policy=apigwv2.SecurityPolicy.TLS_1_2,
         )
-        apigwv2.HttpApi(
+        api = apigwv2.HttpApi(
             self, "Api", default_integration=integrations.HttpLambdaIntegration("Hello", self.hello()),
             default_domain_mapping=apigwv2.DomainMappingOptions(domain_name=name),
         )
+        stage = api.default_stage.node.default_child if api.default_stage else None
+        if not isinstance(stage, apigwv2.CfnStage):
+            raise TypeError(f"{api.node.path}: the HTTP API has no default stage to log")
+        access_logs = self.log_group("ApiAccessLogs")
+        stage.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(  # no L2 option for HttpApi yet
+            destination_arn=access_logs.log_group_arn, format=HTTP_API_ACCESS_LOG_FORMAT,
+        )
+        acknowledge(api, "AwsSolutions-APIG4", NO_AUTH)
 
 
 class RegionalAlbStack(_Base):
@@ -189,10 +259,21 @@ class BeanstalkStack(_Base):
 
     def __init__(self, scope: Construct, id: str, *, fleet: CertificateFleet, region: str, domain: str) -> None:
         super().__init__(scope, id, fleet=fleet, region=region, domain=domain)
+        vpc = self.vpc()
         role = iam.Role(self, "InstanceRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
                         managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
                             "AWSElasticBeanstalkWebTier")])
+        acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AWSElasticBeanstalkWebTier]",
+                    "Elastic Beanstalk's documented instance-profile policy (log and bundle upload, health agent)")
         profile = iam.CfnInstanceProfile(self, "InstanceProfile", roles=[role.role_name])
+        service_role = iam.Role(
+            self, "ServiceRole", assumed_by=iam.ServicePrincipal("elasticbeanstalk.amazonaws.com"),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(name) for name in _BEANSTALK_SERVICE],
+        )
+        for name in _BEANSTALK_SERVICE:
+            acknowledge(service_role, f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{name}]",
+                        "Elastic Beanstalk's documented service-role policies (enhanced health, managed updates)")
+        public = ",".join(s.subnet_id for s in vpc.public_subnets)
         app = beanstalk.CfnApplication(self, "App", application_name=f"certfleet-{self.region}")
         certificate = fleet.certificate_for(self, Service.ELASTIC_BEANSTALK)
 
@@ -206,7 +287,18 @@ class BeanstalkStack(_Base):
             option_settings=[
                 option("aws:elasticbeanstalk:environment", "EnvironmentType", "LoadBalanced"),
                 option("aws:elasticbeanstalk:environment", "LoadBalancerType", "application"),
+                option("aws:elasticbeanstalk:environment", "ServiceRole", service_role.role_arn),
                 option("aws:autoscaling:launchconfiguration", "IamInstanceProfile", profile.ref),
+                option("aws:ec2:vpc", "VPCId", vpc.vpc_id),
+                option("aws:ec2:vpc", "Subnets", public),  # no NAT in the reference VPC: instances get public IPs
+                option("aws:ec2:vpc", "ELBSubnets", public),
+                option("aws:ec2:vpc", "AssociatePublicIpAddress", "true"),
+                option("aws:elasticbeanstalk:managedactions", "ManagedActionsEnabled", "true"),
+                option("aws:elasticbeanstalk:managedactions", "PreferredStartTime", "Sun:03:00"),
+                option("aws:elasticbeanstalk:managedactions:platformupdate", "UpdateLevel", "minor"),
+                option("aws:elasticbeanstalk:hostmanager", "LogPublicationControl", "true"),  # rotated logs to S3
+                option("aws:elasticbeanstalk:cloudwatch:logs", "StreamLogs", "true"),
+                option("aws:elasticbeanstalk:cloudwatch:logs", "RetentionInDays", "30"),
                 option("aws:elbv2:listener:443", "ListenerEnabled", "true"),
                 option("aws:elbv2:listener:443", "Protocol", "HTTPS"),
                 option("aws:elbv2:listener:443", "SSLCertificateArns", certificate.certificate_arn),
@@ -215,6 +307,9 @@ class BeanstalkStack(_Base):
         )
         environment.node.add_dependency(app)
 
+
+_BEANSTALK_SERVICE = ("service-role/AWSElasticBeanstalkEnhancedHealth",
+                      "AWSElasticBeanstalkManagedUpdatesCustomerRolePolicy")
 
 ARCHITECTURES: dict[str, tuple[type[_Base], tuple[str, ...]]] = {
     "cloudfront-alb": (CloudFrontAlbStack, ("ap-northeast-1",)),
