@@ -14,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack, Stage, Validations
+from aws_cdk import App, Environment, Stack, Stage, Validations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+from certfleet import CertificateBundle, CertificateFleet, KeySource
+from certfleet.ec2 import CertificateFiles
 from certfleet.material.demo import DemoPKI
 from certfleet.providers import acknowledge
 from certfleet.reference import build
+from certfleet.sealing import SealingKey
 from certfleet.testing.synth import write_synth_only_sealed_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +111,25 @@ def test_the_reference_app_has_no_unacknowledged_cdk_nag_finding(
         path = construct.node.path
         assert not isinstance(construct, (Stack, Stage)), f"{rule} is acknowledged for the whole of {path!r}"
         assert reason.strip() and "\n" not in reason and len(reason) <= 160, f"{path} {rule}: reason {reason!r}"
+
+
+def test_the_library_constructs_need_nothing_from_their_users(app_folder: Path, tmp_path: Path) -> None:
+    """GIVEN what the reference app does not use (expiry monitoring through a cross-region relay, certificate files
+    for EC2, the sealing key) WHEN checked THEN nothing is reported: a user acknowledges nothing of certfleet's"""
+    app = nag_app(tmp_path / "cdk.out")
+    demo = app_folder / "demo"
+    fleet = CertificateFleet(
+        app, "Fleet", bundle=CertificateBundle.from_files(demo / "certificate.pem", chain=demo / "chain.pem"),
+        key=KeySource.sealed(demo / "private.key.sealed"), account="123456789012", regions=["eu-west-1"],
+    )
+    env = Environment(account="123456789012", region="eu-west-1")
+    ops = Stack(app, "Ops", env=env)
+    fleet.add_expiry_monitoring(topic=sns.Topic(ops, "Topic", enforce_ssl=True))
+    web = Stack(app, "Web", env=env)
+    role = iam.Role(web, "Instance", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    CertificateFiles(web, "Files", source=fleet, role=role)
+    SealingKey(web, "Sealing", sealers=[role])
+    assert unacknowledged(app, tmp_path / "cdk.out") == []
 
 
 def test_a_finding_fails_and_an_exact_acknowledgement_clears_it(tmp_path: Path) -> None:
