@@ -17,6 +17,7 @@ __all__ = [
     "CertificateFleet",
     "ImportedCertificate",
     "KeySource",
+    "PlacementChecks",
     "SealingKey",
     "Service",
 ]
@@ -28,6 +29,7 @@ _LAZY: dict[str, str] = {
     "ImportedCertificate": "certfleet.imported_certificate",
     "SealingKey": "certfleet.sealing",
     "CertificateFleet": "certfleet.fleet",
+    "PlacementChecks": "certfleet.placement_plugin",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from certfleet.fleet import CertificateFleet
     from certfleet.imported_certificate import ImportedCertificate
     from certfleet.key_source import KeySource
+    from certfleet.placement_plugin import PlacementChecks
     from certfleet.sealing import SealingKey
 
 
