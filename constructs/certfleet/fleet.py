@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import jsii
-from aws_cdk import CfnOutput, CustomResource, Duration, Environment, RemovalPolicy, Resource, Stack, Stage, Token
+from aws_cdk import CfnOutput, CustomResource, Duration, Environment, RemovalPolicy, Stack, Stage, Token
 from aws_cdk import aws_certificatemanager as acm
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
-from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
 
 from certfleet.certificate_bundle import CertificateBundle
-from certfleet.imported_certificate import ImportedCertificate, check_expiry, days_to_expiry_metric
+from certfleet.imported_certificate import CertificateBase, ImportedCertificate, check_expiry
 from certfleet.key_source import KeyBinding, KeySource, SealedKeySource, SealedKeyStore, grant_key_read
 from certfleet.placement_plugin import PlacementChecks
 from certfleet.providers import ImporterProvider
@@ -30,8 +27,7 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 
 
-@jsii.implements(acm.ICertificate)
-class FleetCertificateReference(Resource):
+class FleetCertificateReference(CertificateBase):
     """A fleet certificate as another stack sees it: its ARN read weakly (``Fn::GetStackOutput``)."""
 
     def __init__(self, scope: Construct, id: str, *, source: ImportedCertificate) -> None:
@@ -44,10 +40,6 @@ class FleetCertificateReference(Resource):
         return self._arn
 
     @property
-    def certificate_ref(self) -> acm_refs.CertificateReference:
-        return acm_refs.CertificateReference(certificate_arn=self._arn)
-
-    @property
     def region(self) -> str:
         """Where the certificate lives (not the consuming stack's region)."""
         return self.source.region
@@ -55,10 +47,6 @@ class FleetCertificateReference(Resource):
     @property
     def bundle(self) -> CertificateBundle:
         return self.source.bundle
-
-    def metric_days_to_expiry(self, **options: Any) -> cloudwatch.Metric:
-        """``DaysToExpiry`` from the certificate's own region."""
-        return days_to_expiry_metric(self._arn, self.source.region, options)
 
 
 class CertificateFleet(Construct):

@@ -26,7 +26,31 @@ _MAX_TAG_VALUE = 256
 
 
 @jsii.implements(acm.ICertificate)
-class ImportedCertificate(Resource):
+class CertificateBase(Resource):
+    """What every certfleet certificate gives a consumer: its ARN, a reference, the expiry metric of its region."""
+
+    @property
+    def certificate_arn(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def region(self) -> str:
+        """The region the certificate lives in (not necessarily the consuming stack's)."""
+        raise NotImplementedError
+
+    @property
+    def certificate_ref(self) -> acm_refs.CertificateReference:
+        return acm_refs.CertificateReference(certificate_arn=self.certificate_arn)
+
+    def metric_days_to_expiry(self, **options: Any) -> cloudwatch.Metric:
+        """``AWS/CertificateManager`` ``DaysToExpiry`` (minimum over a day) from the certificate's own region.
+
+        The metric stops at expiry: alarm on it with missing data treated as breaching.
+        """
+        return days_to_expiry_metric(self.certificate_arn, self.region, options)
+
+
+class ImportedCertificate(CertificateBase):
     """A certificate that ACM did not issue, imported by a custom resource and re-imported in place on renewal.
 
     Accepted as it is by ``cloudfront.Distribution``, ``apigateway.DomainName``, ``apigatewayv2.DomainName``,
@@ -107,10 +131,6 @@ class ImportedCertificate(Resource):
         return self._certificate_arn
 
     @property
-    def certificate_ref(self) -> acm_refs.CertificateReference:
-        return acm_refs.CertificateReference(certificate_arn=self.certificate_arn)
-
-    @property
     def region(self) -> str:
         """The region the certificate lives in: its stack's."""
         return Stack.of(self).region
@@ -120,12 +140,6 @@ class ImportedCertificate(Resource):
         """NotAfter as ACM reports it after the import (a deploy-time value)."""
         return self._resource.get_att_string("NotAfter")
 
-    def metric_days_to_expiry(self, **options: Any) -> cloudwatch.Metric:
-        """``AWS/CertificateManager`` ``DaysToExpiry`` (minimum over a day) from the certificate's own region.
-
-        The metric stops at expiry: alarm on it with missing data treated as breaching.
-        """
-        return days_to_expiry_metric(self.certificate_arn, self.region, options)
 
     def add_expiry_monitoring(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
@@ -137,6 +137,16 @@ def _provider(
     return provider
 
 
+_P = TypeVar("_P", bound=Construct)
+
+
+def _stack_singleton(cls: type[_P], scope: Construct, id: str) -> _P:
+    """The construct ``id`` of ``scope``'s stack, created on first use: one per stack."""
+    stack = Stack.of(scope)
+    existing = stack.node.try_find_child(id)
+    return existing if isinstance(existing, cls) else cls(stack, id)
+
+
 class ImporterProvider(Construct):
     """The stack's ACM importer: onEvent + isComplete functions behind a CDK Provider."""
 
@@ -173,9 +183,8 @@ class ImporterProvider(Construct):
 
     @classmethod
     def of(cls, scope: Construct) -> ImporterProvider:
-        stack = Stack.of(scope)
-        existing = stack.node.try_find_child(IMPORTER_ID)
-        return existing if isinstance(existing, ImporterProvider) else cls(stack, IMPORTER_ID)
+        """The stack's one importer, created on first use."""
+        return _stack_singleton(cls, scope, IMPORTER_ID)
 
     @property
     def service_token(self) -> str:
@@ -261,9 +270,8 @@ class KeyWriterProvider(Construct):
 
     @classmethod
     def of(cls, scope: Construct) -> KeyWriterProvider:
-        stack = Stack.of(scope)
-        existing = stack.node.try_find_child(KEY_WRITER_ID)
-        return existing if isinstance(existing, KeyWriterProvider) else cls(stack, KEY_WRITER_ID)
+        """The stack's one key writer, created on first use."""
+        return _stack_singleton(cls, scope, KEY_WRITER_ID)
 
     @property
     def service_token(self) -> str:
