@@ -200,6 +200,21 @@ def test_list_certificates_defaults_to_rsa_1024_and_2048_and_pages(
     assert refused("InvalidArgsException", acm.list_certificates, NextToken="not-a-token")
 
 
+def test_list_summaries_carry_in_use_and_names_as_acm_does(aws: StrictAWS, client: Client, leaf: Issued) -> None:
+    """GIVEN a certificate for www.example.com and example.com WHEN listed THEN its summary says InUse and its
+    names, as ACM's does (moto's lack them), and InUse follows mark_in_use / release."""
+    acm = client("acm")
+    arn = acm.import_certificate(**importing(leaf))["CertificateArn"]
+    (summary,) = acm.list_certificates()["CertificateSummaryList"]
+    assert summary["SubjectAlternativeNameSummaries"] == ["www.example.com", "example.com"]
+    assert summary["HasAdditionalSubjectAlternativeNames"] is False
+    assert summary["InUse"] is False
+    aws.mark_in_use(arn)
+    assert acm.list_certificates()["CertificateSummaryList"][0]["InUse"] is True
+    aws.release(arn)
+    assert acm.list_certificates()["CertificateSummaryList"][0]["InUse"] is False
+
+
 # ---------------------------------------------------------------------------------------- h. replica lag
 def test_replica_lag_hides_new_versions_from_replica_regions(aws: StrictAWS, client: Client) -> None:
     """GIVEN a secret in us-east-1 replicated to eu-west-1 and a 1 s replica lag WHEN a version is fresh

@@ -44,6 +44,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
+from certfleet.material.names import dns_names
+
 __all__ = ["ACM_KEY_TYPES", "AWSRefusal", "Call", "StrictAWS"]
 
 #: Every key algorithm ACM can import, by ACM's names.
@@ -156,6 +158,7 @@ class StrictAWS:
         self._imports: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._import_totals: collections.Counter[str] = collections.Counter()
         self._in_use: dict[str, str] = {}
+        self._names: dict[str, list[str]] = {}
         self._secrets: dict[str, _Secret] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -204,6 +207,7 @@ class StrictAWS:
             self._imports.clear()
             self._import_totals.clear()
             self._in_use.clear()
+            self._names.clear()
             self._secrets.clear()
 
     # --------------------------------------------------------------------------------------- test API
@@ -294,8 +298,9 @@ class StrictAWS:
             raise AWSRefusal("ValidationException", "The private key does not match the public key in the certificate.")
         if chain:
             _check_chain(leaf, chain)
+        names = dns_names(leaf)
         if not arn:
-            return self._count_import(request.region)
+            return self._remember_names(self._count_import(request.region), names)
         current = self._upstream_json(request, "CertificateManager.GetCertificate", {"CertificateArn": arn})
         if current.status >= 300:
             return None  # moto answers ResourceNotFoundException for the real request, as ACM does
@@ -317,7 +322,21 @@ class StrictAWS:
                                     {"CertificateArn": arn, "Tags": kept_tags})
             return counted(response)
 
-        return keep_tags
+        return self._remember_names(keep_tags, names)
+
+    def _remember_names(self, then: Callable[[_Response], _Response], names: list[str],
+                        ) -> Callable[[_Response], _Response]:
+        """After a successful import, keep the certificate's names for ListCertificates' summaries."""
+
+        def remember(response: _Response) -> _Response:
+            response = then(response)
+            if response.status < 300:
+                arn = str(response.json().get("CertificateArn", ""))
+                with self._lock:
+                    self._names[arn] = names
+            return response
+
+        return remember
 
     def _throttle_import(self, region: str) -> None:
         rate = self.import_rate
@@ -387,6 +406,13 @@ class StrictAWS:
         def filter_and_page(response: _Response) -> _Response:
             data = response.json()
             summaries = [s for s in data.get("CertificateSummaryList") or [] if s.get("KeyAlgorithm") in wanted]
+            with self._lock:  # ACM's summaries carry InUse and the names; moto's lack them
+                for summary in summaries:
+                    arn = str(summary.get("CertificateArn", ""))
+                    summary["InUse"] = arn in self._in_use
+                    if arn in self._names:
+                        summary["SubjectAlternativeNameSummaries"] = self._names[arn][:100]
+                        summary["HasAdditionalSubjectAlternativeNames"] = len(self._names[arn]) > 100
             data.pop("NextToken", None)
             if page is not None:
                 if offset + page < len(summaries):
