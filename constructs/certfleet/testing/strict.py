@@ -88,6 +88,15 @@ class _Secret:
     replicas: dict[str, float] = field(default_factory=dict)  # region -> when the replica was added
 
 
+def _json_object(body: bytes) -> dict[str, Any]:
+    """A JSON request or response body as a dict; anything else (XML, query strings, nothing) as {}."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 @dataclass
 class _Request:
     method: str
@@ -99,11 +108,7 @@ class _Request:
     region: str
 
     def json(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.body or b"{}")
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
+        return _json_object(self.body)
 
 
 @dataclass
@@ -113,11 +118,7 @@ class _Response:
     body: bytes
 
     def json(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.body or b"{}")
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
+        return _json_object(self.body)
 
     def with_json(self, data: dict[str, Any]) -> _Response:
         return _Response(self.status, self.headers, json.dumps(data, default=str).encode())
