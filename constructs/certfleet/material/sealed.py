@@ -52,11 +52,6 @@ class SealedKey:
     def name(self) -> str:
         return self.encryption_context.get(CONTEXT_KEY, "")
 
-    @property
-    def account(self) -> str:
-        match = _KMS_ARN.match(self.kms_key_arn)
-        return match.group(2) if match else ""
-
     def to_json(self) -> str:
         return json.dumps({
             "format": FORMAT,
