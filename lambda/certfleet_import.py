@@ -18,6 +18,8 @@ _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-
 _MATERIAL = ("CertificateChain", "KeyAlgorithm", "KeySecretId", "KeySecretVersionId")
 SWEEPER = "Custom::CertfleetSweeper"
 ID_TAG, FLEET_TAG, RETIRED_TAG = "certfleet:id", "certfleet:fleet", "certfleet:retired"
+OWNER_TAG = "certfleet:stack"
+"""Set when a stack adopts a certificate another stack imported (a FleetGroup reshard): that stack's StackId."""
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 
 
@@ -27,11 +29,11 @@ def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if event.get("ResourceType") == SWEEPER:
         return _sweep(event, props)
     if kind == "Create":
-        return _adopt_or_import(props, kind)
+        return _adopt_or_import(props, kind, event)
     if kind == "Update":
         return _update(event, props)
     if kind == "Delete":
-        return _delete(event.get("PhysicalResourceId", ""), props)
+        return _delete(event.get("PhysicalResourceId", ""), props, event.get("StackId", ""))
     raise ValueError(f"unknown RequestType {kind!r}")
 
 
@@ -60,14 +62,14 @@ def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 def _update(event: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
     arn, old = event.get("PhysicalResourceId", ""), event.get("OldResourceProperties") or {}
     if not _ACM_ARN.match(arn) or props["KeyAlgorithm"] != old.get("KeyAlgorithm"):
-        return _adopt_or_import(props, "Update (new key type)")
+        return _adopt_or_import(props, "Update (new key type)", event)
     acm = client("acm")
     try:
         held = _fingerprint(acm, arn)
     except ClientError as exc:
         if code(exc) != "ResourceNotFoundException":
             raise
-        return _adopt_or_import(props, "Update (certificate gone)")
+        return _adopt_or_import(props, "Update (certificate gone)", event)
     if held == props["Fingerprint"] and all(props.get(k, "") == old.get(k, "") for k in _MATERIAL):
         LOG.info("Update %s: already holds %s, nothing imported", arn, held)
         return _result(acm, arn, props, props.get("KeySecretVersionId", ""))
@@ -77,15 +79,17 @@ def _update(event: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
     except ClientError as exc:
         if code(exc) != "ResourceNotFoundException":
             raise
-        return _adopt_or_import(props, "Update (certificate gone)")
+        return _adopt_or_import(props, "Update (certificate gone)", event)
     LOG.info("Update %s: re-imported %s, key %s version %s", arn, props["Fingerprint"], props["KeySecretId"], version)
     return _result(acm, arn, props, version)
 
 
-def _adopt_or_import(props: dict[str, Any], why: str) -> dict[str, Any]:
+def _adopt_or_import(props: dict[str, Any], why: str, event: dict[str, Any]) -> dict[str, Any]:
     acm = client("acm")
-    arn = _find(acm, props)
-    if arn:
+    found = _find(acm, props)
+    if found:
+        arn, tags = found
+        _take_over(acm, arn, tags, event.get("StackId", ""))
         LOG.info("%s: adopted %s (already imported with these tags and fingerprint), key %s version %s", why, arn,
                  props["KeySecretId"], props.get("KeySecretVersionId") or "AWSCURRENT")
         return _result(acm, arn, props, props.get("KeySecretVersionId", ""))
@@ -95,14 +99,27 @@ def _adopt_or_import(props: dict[str, Any], why: str) -> dict[str, Any]:
     return _result(acm, arn, props, version)
 
 
-def _find(acm: Any, props: dict[str, Any]) -> str | None:
-    """A live certificate carrying every identity tag and the wanted fingerprint (a retried Create, a rollback)."""
+def _find(acm: Any, props: dict[str, Any]) -> tuple[str, dict[str, str]] | None:
+    """A certificate carrying every identity tag and the wanted fingerprint (a retried Create, a rollback, a
+    certificate a FleetGroup reshard moves between stacks): a live one first, else a retired one."""
     wanted = {t["Key"]: t.get("Value", "") for t in props.get("Tags") or []}
+    retired = None
     for arn, tags in _tagged(acm):
-        if RETIRED_TAG not in tags and all(tags.get(k) == v for k, v in wanted.items()) \
-                and _fingerprint(acm, arn) == props["Fingerprint"]:
-            return arn
-    return None
+        if all(tags.get(k) == v for k, v in wanted.items()) and _fingerprint(acm, arn) == props["Fingerprint"]:
+            if RETIRED_TAG not in tags:
+                return arn, tags
+            retired = retired or (arn, tags)
+    return retired
+
+
+def _take_over(acm: Any, arn: str, tags: dict[str, str], stack_id: str) -> None:
+    """Make an adopted certificate this stack's: no longer retired, and owned by ``stack_id`` (so that a stack it
+    moved away from leaves it in place when it deletes its resource)."""
+    if RETIRED_TAG in tags:
+        acm.remove_tags_from_certificate(CertificateArn=arn, Tags=[{"Key": RETIRED_TAG, "Value": tags[RETIRED_TAG]}])
+        LOG.info("Adopt %s: no longer retired", arn)
+    if stack_id and tags.get(OWNER_TAG) != stack_id:
+        acm.add_tags_to_certificate(CertificateArn=arn, Tags=[{"Key": OWNER_TAG, "Value": stack_id}])
 
 
 def _import(props: dict[str, Any], key: str, arn: str | None) -> str:
@@ -185,21 +202,25 @@ def _result(acm: Any, arn: str, props: dict[str, Any], version: str) -> dict[str
     }}
 
 
-def _delete(arn: str, props: dict[str, Any]) -> dict[str, Any]:
+def _delete(arn: str, props: dict[str, Any], stack_id: str) -> dict[str, Any]:
     if not _ACM_ARN.match(arn):
         LOG.info("Delete %s: not an ACM certificate ARN (the create failed), nothing to delete", arn)
         return {"PhysicalResourceId": arn}
     if props.get("RemovalPolicy") == "retain":
         LOG.info("Delete %s: removal policy retain, left in ACM", arn)
         return {"PhysicalResourceId": arn}
+    owner = _owner(arn)
+    if owner and stack_id and owner != stack_id:
+        LOG.info("Delete %s: adopted by stack %s (moved there), left to it", arn, owner)
+        return {"PhysicalResourceId": arn, "Data": {"MovedTo": owner}}
     if _try_delete(arn):
         return {"PhysicalResourceId": arn}
     successor = _successor(arn, props)
-    if successor:
+    if successor or props.get("Group"):
         _retire(arn)
-        LOG.info("Delete %s: still in use while %s replaces it: retired; the fleet's sweeper deletes it once released",
-                 arn, successor)
-        return {"PhysicalResourceId": arn, "Data": {"Retired": "true", "Successor": successor}}
+        LOG.info("Delete %s: still in use %s: retired; the sweeper deletes it once released", arn,
+                 f"while {successor} replaces it" if successor else "(a FleetGroup stack may adopt it)")
+        return {"PhysicalResourceId": arn, "Data": {"Retired": "true", "Successor": successor or ""}}
     timeout = props.get("DeleteTimeoutSeconds") or "1500"
     LOG.info("Delete %s: in use, will retry for up to %s s", arn, timeout)
     return {"PhysicalResourceId": arn, "Data": {
@@ -217,6 +238,18 @@ def _successor(arn: str, props: dict[str, Any]) -> str | None:
         if other != arn and tags.get(ID_TAG) == ident and RETIRED_TAG not in tags:
             return other
     return None
+
+
+def _owner(arn: str) -> str:
+    """The StackId of the stack that adopted ``arn`` last (empty: the stack that imported it)."""
+    acm = client("acm", arn.split(":")[3])
+    try:
+        tags = acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]
+    except ClientError as exc:
+        if code(exc) == "ResourceNotFoundException":
+            return ""
+        raise
+    return next((str(t.get("Value", "")) for t in tags if t["Key"] == OWNER_TAG), "")
 
 
 def _tagged(acm: Any) -> Iterator[tuple[str, dict[str, str]]]:
@@ -237,7 +270,7 @@ def _retire(arn: str) -> None:
 
 def _sweep(event: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
     """Custom::CertfleetSweeper: delete the fleet's retired certificates once no service uses them."""
-    physical = f"certfleet-sweeper-{props.get('Fleet', '')}"
+    physical = f"certfleet-sweeper-{props.get('Fleet') or props.get('FleetPrefix', '')}"
     if event["RequestType"] == "Delete":
         return {"PhysicalResourceId": physical}
     waiting = _sweep_regions(props)
@@ -261,12 +294,14 @@ def _sweep_again(event: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sweep_regions(props: dict[str, Any]) -> list[str]:
-    """Delete every retired certificate of the fleet that is released; the ARNs still in use."""
-    fleet, waiting = props.get("Fleet", ""), []
+    """Delete every retired certificate of the fleet (or of every fleet whose name starts with ``FleetPrefix``: a
+    FleetGroup) that is released; the ARNs still in use."""
+    fleet, prefix, waiting = props.get("Fleet", ""), props.get("FleetPrefix", ""), []
     for name in props.get("Regions") or []:
         acm = client("acm", name)
         for arn, tags in list(_tagged(acm)):
-            if tags.get(FLEET_TAG) != fleet or RETIRED_TAG not in tags:
+            mine = tags.get(FLEET_TAG, "").startswith(prefix) if prefix else tags.get(FLEET_TAG) == fleet
+            if not mine or RETIRED_TAG not in tags:
                 continue
             if _try_delete(arn):
                 LOG.info("Sweep: deleted retired %s", arn)

@@ -15,6 +15,7 @@ __all__ = [
     "CertificateBundle",
     "CertificateBundleError",
     "CertificateFleet",
+    "FleetGroup",
     "ImportedCertificate",
     "KeySource",
     "PlacementChecks",
@@ -29,12 +30,14 @@ _LAZY: dict[str, str] = {
     "ImportedCertificate": "certfleet.imported_certificate",
     "SealingKey": "certfleet.sealing",
     "CertificateFleet": "certfleet.fleet",
+    "FleetGroup": "certfleet.group",
     "PlacementChecks": "certfleet.placement_plugin",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from certfleet.certificate_bundle import CertificateBundle, CertificateBundleError
     from certfleet.fleet import CertificateFleet
+    from certfleet.group import FleetGroup
     from certfleet.imported_certificate import ImportedCertificate
     from certfleet.key_source import KeySource
     from certfleet.placement_plugin import PlacementChecks

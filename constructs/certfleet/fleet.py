@@ -21,6 +21,7 @@ from certfleet.references import weak_reference
 from certfleet.rules import EDGE_REGION, RULES, Service
 
 if TYPE_CHECKING:  # pragma: no cover
+    from certfleet.group import FleetGroup
     from certfleet.monitoring import ExpiryMonitoring
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
@@ -73,9 +74,11 @@ class CertificateFleet(Construct):
         stack_name_prefix: str | None = None,
         termination_protection: bool = False,
         accounts: Mapping[str, str] | None = None,
+        _group: FleetGroup | None = None,
     ) -> None:
         super().__init__(scope, id)
-        if not isinstance(scope, Stage):
+        self.group = _group
+        if _group is None and not isinstance(scope, Stage):
             raise TypeError(
                 f"CertificateFleet '{id}' must be created directly in an App or a Stage (it creates one stack per "
                 f"region), not inside {scope.node.path or 'a construct'}: CertificateFleet(app, '{id}', ...)",
@@ -107,12 +110,14 @@ class CertificateFleet(Construct):
         stage = Stage.of(self)
         stage_name = stage.stage_name if stage is not None else ""
         stage_prefix = f"{stage_name.replace('/', '-')}-" if stage_name else ""
-        self.fleet_name = fleet_name or f"{stage_prefix}{id}"
+        self.fleet_name = fleet_name or (f"{_group.group_name}/{id}" if _group else f"{stage_prefix}{id}")
         prefix = stack_name_prefix or f"{stage_prefix}{id}"
         key.check(bundle, self.node.path)
         check_expiry(self, bundle)
         self._stacks: dict[str, Stack] = {}
-        for region in self.regions:
+        if _group is not None:
+            self._stacks = _group._place(self)
+        for region in self.regions if _group is None else ():
             self._stacks[region] = Stack(
                 self, region,
                 stack_name=f"{prefix}-{region}",
@@ -120,6 +125,7 @@ class CertificateFleet(Construct):
                 description=f"certfleet: {bundle.primary_name} in {region} (fleet {self.fleet_name})",
                 termination_protection=termination_protection,
             )
+        group_name = _group.group_name if _group is not None else ""
         primary = self._stacks[self.regions[0]]
         self.key_account = self.accounts[self.regions[0]]
         remote = [r for r in self.regions if self.accounts[r] != self.key_account]
@@ -127,6 +133,7 @@ class CertificateFleet(Construct):
             primary, bundle,
             secret_name=f"certfleet/{self.fleet_name}/{bundle.primary_name}",
             replica_regions=[r for r in self.regions[1:] if r not in remote],
+            group=group_name,
         )
         self._primary_binding = primary_binding
         self._shared: set[str] = set()
@@ -141,11 +148,13 @@ class CertificateFleet(Construct):
             else:
                 binding = key.bind_replica(stack, primary_binding)
             self._certificates[region] = ImportedCertificate(
-                stack, "Certificate",
+                stack, id if _group is not None else "Certificate",
                 bundle=bundle, key=key, key_binding=binding, fleet_name=self.fleet_name,
                 removal_policy=removal_policy, delete_timeout=delete_timeout,
+                tag_id=f"{_group.node.path}/{id}" if _group is not None else None, group=group_name or None,
             )
-        self.sweeper_stack = self._sweeper(prefix, termination_protection)
+        self.sweeper_stack = (_group.sweeper_stack if _group is not None
+                              else self._sweeper(prefix, termination_protection))
         PlacementChecks.enable(self)  # every synth of this app checks each consumer of the certificate
 
     def _sweeper(self, prefix: str, termination_protection: bool) -> Stack:

@@ -16,7 +16,7 @@ from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
 
 from certfleet.certificate_bundle import ALLOW_EXPIRED_CONTEXT, CertificateBundle
-from certfleet.key_source import KeyBinding, KeySource
+from certfleet.key_source import KeyBinding, KeySource, SealedKeySource
 from certfleet.providers import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, ImporterProvider
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +55,10 @@ class ImportedCertificate(CertificateBase):
 
     Accepted as it is by ``cloudfront.Distribution``, ``apigateway.DomainName``, ``apigatewayv2.DomainName``,
     ``elbv2`` listeners and every other construct that takes an ``ICertificate``.
+
+    ``tag_id`` (default: the construct path) is the ``certfleet:id`` tag that identifies the certificate in ACM;
+    ``group`` names the FleetGroup whose stack holds it (IAM is then granted once for the group). FleetGroup sets
+    both: its certificates keep their identity when a stack is resharded.
     """
 
     def __init__(
@@ -68,6 +72,8 @@ class ImportedCertificate(CertificateBase):
         fleet_name: str | None = None,
         delete_timeout: Duration | None = None,
         key_binding: KeyBinding | None = None,
+        tag_id: str | None = None,
+        group: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         if not isinstance(bundle, CertificateBundle):
@@ -90,8 +96,12 @@ class ImportedCertificate(CertificateBase):
         binding = key_binding or key.bind(self, bundle)
         self.key_binding = binding
         provider = ImporterProvider.of(self)
-        provider.allow_fleet(self.fleet_name)
-        for role in provider.roles:
+        grouped = bool(group) and isinstance(key, SealedKeySource)
+        if group:
+            provider.allow_group(group)
+        else:
+            provider.allow_fleet(self.fleet_name)
+        for role in provider.roles if not grouped else ():
             binding.secret.grant_read(role)
             if binding.encryption_key_arn:  # a customer-managed key certfleet does not own (another account's)
                 iam.Grant.add_to_principal(
@@ -115,10 +125,11 @@ class ImportedCertificate(CertificateBase):
                 "Tags": [
                     {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY},
                     {"Key": FLEET_TAG, "Value": self.fleet_name},
-                    {"Key": ID_TAG, "Value": _tag_value(self.node.path)},
+                    {"Key": ID_TAG, "Value": _tag_value(tag_id or self.node.path)},
                 ],
                 "RemovalPolicy": "retain" if removal_policy is RemovalPolicy.RETAIN else "destroy",
                 "DeleteTimeoutSeconds": str(int(timeout)),
+                **({"Group": group} if group else {}),
             },
         )
         self._certificate_arn = self._resource.ref

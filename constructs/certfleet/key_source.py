@@ -79,9 +79,11 @@ class KeySource:
 
     def bind(
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
-        replica_regions: Sequence[str] = (),
+        replica_regions: Sequence[str] = (), group: str = "",
     ) -> KeyBinding:
-        """Make the key available to importers in ``scope``'s stack (and replicated to ``replica_regions``)."""
+        """Make the key available to importers in ``scope``'s stack (and replicated to ``replica_regions``).
+
+        ``group``: the FleetGroup whose stack this is (IAM granted once for the group's secrets, not per key)."""
         raise NotImplementedError
 
     def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
@@ -117,7 +119,7 @@ class SecretKeySource(KeySource):
 
     def bind(
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
-        replica_regions: Sequence[str] = (),
+        replica_regions: Sequence[str] = (), group: str = "",
     ) -> KeyBinding:
         return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self.version_id, self.name_or_arn,
                           secret_id=self.name_or_arn, encryption_key_arn=self.encryption_key_arn,
@@ -180,7 +182,7 @@ class SealedKeySource(KeySource):
 
     def bind(
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
-        replica_regions: Sequence[str] = (),
+        replica_regions: Sequence[str] = (), group: str = "",
     ) -> KeyBinding:
         stack = Stack.of(scope)
         store_id = "CertfleetKey" + hashlib.sha256(self.sealed_key.name.encode()).hexdigest()[:8]
@@ -188,7 +190,7 @@ class SealedKeySource(KeySource):
         if not isinstance(store, SealedKeyStore):
             name = secret_name or f"certfleet/{_plain(stack.stack_name)}/{self.sealed_key.name}"
             store = SealedKeyStore(stack, store_id, sealed=self.sealed_key, secret_name=name,
-                                   replica_regions=tuple(replica_regions))
+                                   replica_regions=tuple(replica_regions), group=group)
         return KeyBinding(store.secret, store.version_id, store.secret_name, store)
 
     def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
@@ -224,6 +226,7 @@ class SealedKeyStore(Construct):
 
     def __init__(
         self, scope: Construct, id: str, *, sealed: SealedKey, secret_name: str, replica_regions: tuple[str, ...] = (),
+        group: str = "",
     ) -> None:
         super().__init__(scope, id)
         name = sealed.name
@@ -246,16 +249,19 @@ class SealedKeyStore(Construct):
         acknowledge(self.secret, "AwsSolutions-SMG4",
                     "a TLS private key rotates with its certificate (a new sealed key, deployed), never on a schedule")
         writer = KeyWriterProvider.of(self)
-        writer.role.add_to_principal_policy(iam.PolicyStatement(
-            sid="DecryptOnlyThisSealedKey" + "".join(ch for ch in name.title() if ch.isalnum())[:40],
-            actions=["kms:Decrypt"],
-            resources=[sealed.kms_key_arn],
-            conditions={"StringEquals": {
-                f"kms:EncryptionContext:{k}": v for k, v in sealed.encryption_context.items()
-            }},
-        ))
-        self.secret.grant_read(writer.role)
-        self.secret.grant_write(writer.role)
+        if group:
+            writer.allow_group_key(group, sealed.kms_key_arn, dict(sealed.encryption_context))
+        else:
+            writer.role.add_to_principal_policy(iam.PolicyStatement(
+                sid="DecryptOnlyThisSealedKey" + "".join(ch for ch in name.title() if ch.isalnum())[:40],
+                actions=["kms:Decrypt"],
+                resources=[sealed.kms_key_arn],
+                conditions={"StringEquals": {
+                    f"kms:EncryptionContext:{k}": v for k, v in sealed.encryption_context.items()
+                }},
+            ))
+            self.secret.grant_read(writer.role)
+            self.secret.grant_write(writer.role)
         self.resource = CustomResource(
             self, "Resource",
             service_token=writer.service_token,

@@ -173,9 +173,14 @@ class ExpiryRelay(Construct):
 
     @classmethod
     def of(cls, stack: Stack, topic: sns.ITopic) -> ExpiryRelay:
-        id = "CertfleetExpiryRelay" + _digest(topic)[:8]
+        id = relay_id(topic)
         existing = stack.node.try_find_child(id)
         return existing if isinstance(existing, ExpiryRelay) else cls(stack, id, topic=topic)
+
+
+def relay_id(topic: sns.ITopic) -> str:
+    """The construct id of ``topic``'s relay in a stack (one per stack and topic)."""
+    return "CertfleetExpiryRelay" + _digest(topic)[:8]
 
 
 def relay_bus_name(topic: sns.ITopic) -> str:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -20,6 +20,12 @@ MANAGED_BY_TAG = "certfleet:managed-by"
 FLEET_TAG = "certfleet:fleet"
 ID_TAG = "certfleet:id"
 MANAGED_BY = "certfleet"
+OWN_CERTIFICATE_ACTIONS = [
+    "acm:ImportCertificate", "acm:DeleteCertificate", "acm:DescribeCertificate", "acm:GetCertificate",
+    "acm:AddTagsToCertificate", "acm:RemoveTagsFromCertificate",
+]
+"""What the importer may do to a certificate tagged as its fleet's (RemoveTags: a moved or rolled-back
+certificate it adopts sheds its retired tag)."""
 _ASSET_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", ".*"]
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 """How long the importer's and key writer's logs (handlers, Provider framework, waiter) are kept."""
@@ -235,10 +241,7 @@ class ImporterProvider(Construct):
         )
         own_only = iam.PolicyStatement(
             sid=f"ReimportRetireDeleteOnlyOwn{sid}",
-            actions=[
-                "acm:ImportCertificate", "acm:DeleteCertificate", "acm:DescribeCertificate", "acm:GetCertificate",
-                "acm:AddTagsToCertificate",
-            ],
+            actions=OWN_CERTIFICATE_ACTIONS,
             resources=[Stack.of(self).format_arn(service="acm", resource="certificate", resource_name="*")],
             conditions=own,
         )
@@ -246,6 +249,65 @@ class ImporterProvider(Construct):
         self.on_event.add_to_role_policy(own_only)
         self.is_complete.add_to_role_policy(own_only)
         self._acknowledge_own(own_only)
+
+    def allow_group(self, group: str, *, any_region: bool = False) -> None:
+        """Like ``allow_fleet``, for every fleet of the FleetGroup ``group`` (fleet tags ``<group>/<fleet>``) and
+        its sealed keys (secrets ``certfleet/<group>/...``): a fixed number of statements however many fleets
+        share the stack, so that IAM's policy size limits never decide how many certificates fit in a stack."""
+        key = f"group:{group}:{any_region}"
+        if key in self._fleets:
+            return
+        self._fleets.add(key)
+        stack = Stack.of(self)
+        sid = "Group" + ("".join(ch for ch in group.title() if ch.isalnum())[:50] or "Fleets")
+        own = {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_TAG}": MANAGED_BY},
+               "StringLike": {f"aws:ResourceTag/{FLEET_TAG}": f"{group}/*"}}
+        if any_region:
+            sweep = iam.PolicyStatement(
+                sid=f"SweepOnlyOwnRetired{sid}", actions=["acm:DeleteCertificate", "acm:DescribeCertificate"],
+                resources=[stack.format_arn(service="acm", region="*", resource="certificate", resource_name="*")],
+                conditions=own,
+            )
+            for function in (self.on_event, self.is_complete):
+                function.add_to_role_policy(sweep)
+            self._acknowledge_own(sweep)
+            return
+        import_new = iam.PolicyStatement(
+            sid=f"ImportOnlyTagged{sid}", actions=["acm:ImportCertificate", "acm:AddTagsToCertificate"],
+            resources=["*"],
+            conditions={
+                "StringEquals": {f"aws:RequestTag/{MANAGED_BY_TAG}": MANAGED_BY},
+                "StringLike": {f"aws:RequestTag/{FLEET_TAG}": f"{group}/*"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": [MANAGED_BY_TAG, FLEET_TAG, ID_TAG]},
+            },
+        )
+        own_only = iam.PolicyStatement(
+            sid=f"ReimportRetireDeleteOnlyOwn{sid}", actions=OWN_CERTIFICATE_ACTIONS,
+            resources=[stack.format_arn(service="acm", resource="certificate", resource_name="*")],
+            conditions=own,
+        )
+        secrets = group_secret_arn(stack, group)
+        read = iam.PolicyStatement(
+            sid=f"ReadOnlyKeysOf{sid}", actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            resources=[secrets],
+        )
+        decrypt = iam.PolicyStatement(
+            sid=f"DecryptOnlyKeysOf{sid}", actions=["kms:Decrypt"],
+            resources=[stack.format_arn(service="kms", resource="key", resource_name="*")],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"},
+                        "StringLike": {"kms:EncryptionContext:SecretARN": secrets}},
+        )
+        self.on_event.add_to_role_policy(import_new)
+        for statement in (own_only, read, decrypt):
+            self.on_event.add_to_role_policy(statement)
+            self.is_complete.add_to_role_policy(statement)
+        self._acknowledge_own(own_only)
+        for role in self.roles:
+            acknowledge(role, wildcard_finding(role, secrets),
+                        "the private keys of this FleetGroup's fleets: secrets named certfleet/<group>/*, read only")
+            acknowledge(role, wildcard_finding(role, decrypt.resources[0]),
+                        "kms:Decrypt through Secrets Manager only, for the group's key secrets only "
+                        "(kms:ViaService and the SecretARN encryption context)")
 
     def _acknowledge_own(self, statement: iam.PolicyStatement) -> None:
         for role in self.roles:
@@ -267,6 +329,7 @@ class KeyWriterProvider(Construct):
             Duration.minutes(2), log_group=self.log_group,
         )
         self.provider = _provider(self, self.log_group, self.function)
+        self._groups: dict[str, _GroupKeys] = {}
 
     @classmethod
     def of(cls, scope: Construct) -> KeyWriterProvider:
@@ -277,9 +340,69 @@ class KeyWriterProvider(Construct):
     def service_token(self) -> str:
         return self.provider.service_token
 
+    def allow_group_key(self, group: str, kms_key_arn: str, encryption_context: dict[str, str]) -> None:
+        """Let the writer decrypt one more sealed key of FleetGroup ``group`` and fill the group's key secrets:
+        one statement per purpose whose lists grow (sealing keys, encryption-context values) instead of a
+        statement per key, so that many fleets' keys fit in one role's policy."""
+        state = self._groups.get(group)
+        if state is None:
+            state = self._groups[group] = self._group_statements(group, kms_key_arn)
+        if kms_key_arn not in state.kms_keys:
+            state.kms_keys.add(kms_key_arn)
+            if len(state.kms_keys) > 1:
+                state.decrypt.add_resources(kms_key_arn)
+        for name, value in encryption_context.items():
+            values = state.context.setdefault(name, set())
+            values.add(value)
+            state.decrypt.add_condition("StringEquals", {f"kms:EncryptionContext:{name}": sorted(values)})
+
+    def _group_statements(self, group: str, first_kms_key: str) -> _GroupKeys:
+        stack = Stack.of(self)
+        sid = "Group" + ("".join(ch for ch in group.title() if ch.isalnum())[:50] or "Fleets")
+        secrets = group_secret_arn(stack, group)
+        decrypt = iam.PolicyStatement(sid=f"DecryptOnlySealedKeysOf{sid}", actions=["kms:Decrypt"],
+                                      resources=[first_kms_key])
+        self.role.add_to_principal_policy(decrypt)
+        self.role.add_to_principal_policy(iam.PolicyStatement(
+            sid=f"WriteOnlyKeysOf{sid}",
+            actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
+                     "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret"],
+            resources=[secrets],
+        ))
+        through_secrets_manager = iam.PolicyStatement(
+            sid=f"EncryptOnlyKeysOf{sid}", actions=["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=[stack.format_arn(service="kms", resource="key", resource_name="*")],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"},
+                        "StringLike": {"kms:EncryptionContext:SecretARN": secrets}},
+        )
+        self.role.add_to_principal_policy(through_secrets_manager)
+        acknowledge(self.role, wildcard_finding(self.role, secrets),
+                    "the private keys of this FleetGroup's fleets: secrets named certfleet/<group>/*")
+        acknowledge(self.role, wildcard_finding(self.role, through_secrets_manager.resources[0]),
+                    "KMS through Secrets Manager only, for the group's key secrets only (kms:ViaService and the "
+                    "SecretARN encryption context)")
+        return _GroupKeys(decrypt)
+
     @property
     def role(self) -> iam.IRole:
         role = self.function.role
         if role is None:  # a Function always has a role unless one was imported; ours never is
             raise RuntimeError(f"{self.node.path}: the key writer function has no role")
         return role
+
+
+class _GroupKeys:
+    """The sealing keys and encryption contexts of one FleetGroup's sealed keys in one stack, and the statement
+    that lists them."""
+
+    def __init__(self, decrypt: iam.PolicyStatement) -> None:
+        self.decrypt = decrypt
+        self.kms_keys: set[str] = set()
+        self.context: dict[str, set[str]] = {}
+
+
+def group_secret_arn(stack: Stack, group: str, region: str | None = None) -> str:
+    """Every key secret of FleetGroup ``group`` in ``region`` (default: the stack's), as an IAM resource pattern."""
+    return stack.format_arn(service="secretsmanager", resource="secret", resource_name=f"certfleet/{group}/*",
+                            region=region, arn_format=ArnFormat.COLON_RESOURCE_NAME)
+

@@ -94,15 +94,91 @@ def test_stack_deletion_of_a_certificate_in_use_still_waits(
     assert "certfleet:retired" not in _tags(arn)
 
 
-def test_a_retired_certificate_is_never_adopted(
+def test_a_retired_certificate_gone_back_to_is_adopted_and_no_longer_retired(
     *, certificate: Resource, secret: Secret, pki: DemoPKI, ec_pki: DemoPKI, leaf: Issued, aws: StrictAWS,
 ) -> None:
-    """GIVEN the RSA certificate retired after an upgrade WHEN the next deploy goes back to that very certificate
-    THEN a fresh one is imported (adopting the retired one would let the sweeper delete a live certificate)."""
+    """GIVEN the RSA certificate retired after an upgrade WHEN the next deploy (or a rollback) goes back to that very
+    certificate THEN it is adopted, same ARN, no duplicate import; it sheds its retired tag, so the sweeper leaves
+    it alone."""
     old_arn, _, old_props = _upgrade(certificate, secret, pki, ec_pki, leaf)
     aws.mark_in_use(old_arn)
     _delete_old(certificate, old_arn, old_props)
     back = certificate.update(dict(old_props))
-    assert back["PhysicalResourceId"] != old_arn
-    assert "certfleet:retired" not in _tags(back["PhysicalResourceId"])
+    assert back["PhysicalResourceId"] == old_arn
+    assert "certfleet:retired" not in _tags(old_arn)
+    module = certificate.module
+    aws.release(old_arn)
+    module.on_event(_sweeper(module), None)
+    assert old_arn in [c["CertificateArn"] for c in all_certificates()]
 
+
+def _stack(name: str) -> str:
+    return f"arn:aws:cloudformation:{REGION}:123456789012:stack/{name}/0f1e2d3c"
+
+
+def _group_props(leaf: Issued, pki: DemoPKI, secret: Secret, version: str) -> dict[str, Any]:
+    props = certificate_props(leaf, pki, secret.arn, version, cert_id="Group/Www", Group="Group")
+    props["Tags"][1]["Value"] = "Group/Www"
+    return props
+
+
+def _in(stack: str, certificate: Resource, kind: str, props: dict[str, Any], physical: str | None = None,
+        ) -> dict[str, Any]:
+    event = {**certificate.event(kind, props), "StackId": _stack(stack)}
+    if physical:
+        event["PhysicalResourceId"] = physical
+    return dict(certificate.module.on_event(event, None))
+
+
+def test_a_certificate_moved_to_another_stack_is_adopted_there_and_left_in_place_by_the_first(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN a FleetGroup certificate in stack Shard-2 WHEN a reshard moves it to Shard-1, which deploys first
+    THEN Shard-1 adopts the same ARN (no import), and Shard-2's cleanup Delete leaves it in ACM."""
+    props = _group_props(leaf, pki, secret, secret.put(leaf.key_pem()))
+    arn = _in("Shard-2", certificate, "Create", props)["PhysicalResourceId"]
+    imports = aws.calls("acm", "ImportCertificate")
+    aws.mark_in_use(arn)
+    assert _in("Shard-1", certificate, "Create", props)["PhysicalResourceId"] == arn
+    assert aws.calls("acm", "ImportCertificate") == imports
+    assert _tags(arn)["certfleet:stack"] == _stack("Shard-1")
+    assert _in("Shard-2", certificate, "Delete", props, arn)["Data"] == {"MovedTo": _stack("Shard-1")}
+    aws.release(arn)
+    assert [c["CertificateArn"] for c in all_certificates()] == [arn]
+    deleted = _in("Shard-1", certificate, "Delete", props, arn)
+    assert "Data" not in deleted and all_certificates() == [], "its new owner deletes it for real"
+
+
+def test_a_moved_certificate_whose_old_stack_deploys_first_is_retired_then_adopted(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN a FleetGroup certificate in use in Shard-1 WHEN a reshard moves it to Shard-2 and Shard-1's cleanup runs
+    first THEN the Delete retires it at once (no wait); Shard-2 then adopts it, same ARN, no longer retired."""
+    props = _group_props(leaf, pki, secret, secret.put(leaf.key_pem()))
+    arn = _in("Shard-1", certificate, "Create", props)["PhysicalResourceId"]
+    aws.mark_in_use(arn)
+    assert _in("Shard-1", certificate, "Delete", props, arn)["Data"] == {"Retired": "true", "Successor": ""}
+    assert "certfleet:retired" in _tags(arn)
+    assert _in("Shard-2", certificate, "Create", props)["PhysicalResourceId"] == arn
+    assert "certfleet:retired" not in _tags(arn) and _tags(arn)["certfleet:stack"] == _stack("Shard-2")
+
+
+def test_group_sweeper_deletes_retired_certificates_of_its_group_only(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN retired certificates of fleets Group/Www and Other/Www, released WHEN the group's sweeper runs with
+    FleetPrefix "Group/" THEN only Group's is deleted."""
+    mine = _group_props(leaf, pki, secret, secret.put(leaf.key_pem()))
+    other = _group_props(leaf, pki, secret, mine["KeySecretVersionId"])
+    other["Tags"] = [dict(t) for t in other["Tags"]]
+    other["Tags"][1]["Value"], other["Tags"][2]["Value"], other["Group"] = "Other/Www", "Other/Www", "Other"
+    arns = [_in("Shard-1", certificate, "Create", p)["PhysicalResourceId"] for p in (mine, other)]
+    for arn, props in zip(arns, (mine, other), strict=True):
+        aws.mark_in_use(arn)
+        _in("Shard-1", certificate, "Delete", props, arn)
+        aws.release(arn)
+    event = _sweeper(certificate.module)
+    event["ResourceProperties"] = {"FleetPrefix": "Group/", "Regions": [REGION], "Generation": "g",
+                                   "WaitSeconds": "0"}
+    assert certificate.module.on_event(event, None)["PhysicalResourceId"] == "certfleet-sweeper-Group/"
+    assert [c["CertificateArn"] for c in all_certificates()] == [arns[1]]

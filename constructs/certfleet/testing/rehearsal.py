@@ -67,6 +67,7 @@ class Deployed:
     data: dict[str, Any] = field(default_factory=dict)
     retain: bool = False
     region: str = ""
+    account: str = ""
 
 
 @dataclass
@@ -171,6 +172,21 @@ class Rehearsal:
         self._stacks.clear()
         return self.events[start:]
 
+    def destroy_stack(self, stack_name: str) -> list[Event]:
+        """Delete one stack's certfleet resources, as ``cdk destroy <stack>`` or ``aws cloudformation delete-stack``
+        does (a stack no longer in the app, such as an emptied FleetGroup shard)."""
+        start = len(self.events)
+        artifact = next((a for a in self._stacks.values() if a.stack_name == stack_name), None)
+        if artifact is None:
+            raise RehearsalError(f"{stack_name} was never deployed by this rehearsal")
+        for logical_id in reversed(list(artifact.template.get("Resources", {}))):
+            key = (stack_name, logical_id)
+            if key in self.resources:
+                self._delete(stack_name, logical_id, self.resources.pop(key))
+        self.outputs.pop(stack_name, None)
+        del self._stacks[artifact.artifact_id]
+        return self.events[start:]
+
     def inventory(self, regions: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
         """What ACM holds, per region: every certificate of every key type, with domains, expiry and tags."""
         wanted = regions or sorted(self.regions)
@@ -241,6 +257,7 @@ class Rehearsal:
             deployed = self._secret(artifact, props, old)
         deployed.retain = retain
         deployed.region = artifact.region
+        deployed.account = artifact.account
         self.resources[key] = deployed
         action = "create" if old is None else "update"
         self.events.append(Event(artifact.stack_name, logical_id, action, deployed.physical_id))
@@ -254,8 +271,7 @@ class Rehearsal:
             "RequestType": "Create" if old is None else "Update",
             "ServiceToken": props.get("ServiceToken", ""),
             "ResponseURL": "",
-            "StackId": f"arn:aws:cloudformation:{artifact.region}:{artifact.account}:stack/{artifact.stack_name}/"
-                       "rehearsal",
+            "StackId": _stack_id(artifact.region, artifact.account, artifact.stack_name),
             "RequestId": str(uuid.uuid4()),
             "LogicalResourceId": logical_id,
             "ResourceType": kind,
@@ -275,7 +291,7 @@ class Rehearsal:
         region_artifact = artifact or StackArtifact(stack, stack, "", old.region, {}, [])
         event = {
             "RequestType": "Delete", "ServiceToken": old.properties.get("ServiceToken", ""), "ResponseURL": "",
-            "StackId": f"arn:aws:cloudformation:{old.region}::stack/{stack}/rehearsal",
+            "StackId": _stack_id(old.region, old.account, stack),
             "RequestId": str(uuid.uuid4()), "LogicalResourceId": logical_id, "ResourceType": old.type,
             "ResourceProperties": old.properties, "PhysicalResourceId": old.physical_id,
         }
@@ -366,6 +382,11 @@ class Rehearsal:
         )
 
 
+def _stack_id(region: str, account: str, stack_name: str) -> str:
+    """The StackId CloudFormation sends in every custom-resource event of the stack (the same for its life)."""
+    return f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/rehearsal"
+
+
 def _default_handler_dir() -> Path:
     here = Path(__file__).resolve().parent.parent
     for candidate in (here / "_lambda", here.parent.parent / "lambda"):
@@ -430,8 +451,7 @@ class _Resolver:
         pseudo = {
             "AWS::Region": self.artifact.region, "AWS::AccountId": self.artifact.account,
             "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": self.artifact.stack_name,
-            "AWS::StackId": f"arn:aws:cloudformation:{self.artifact.region}:{self.artifact.account}:stack/"
-                            f"{self.artifact.stack_name}/rehearsal",
+            "AWS::StackId": _stack_id(self.artifact.region, self.artifact.account, self.artifact.stack_name),
             "AWS::NoValue": None,
         }
         if name in pseudo:
