@@ -370,7 +370,7 @@ class KeyWriterProvider(Construct):
             resources=[secrets],
         ))
         through_secrets_manager = iam.PolicyStatement(
-            sid=f"EncryptOnlyKeysOf{sid}", actions=["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*"],
+            sid=f"EncryptOnlyKeysOf{sid}", actions=["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
             resources=[stack.format_arn(service="kms", resource="key", resource_name="*")],
             conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"},
                         "StringLike": {"kms:EncryptionContext:SecretARN": secrets}},

@@ -21,7 +21,7 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
-from certfleet import CertificateBundle, CertificateFleet, KeySource
+from certfleet import CertificateBundle, CertificateFleet, FleetGroup, KeySource
 from certfleet.ec2 import CertificateFiles
 from certfleet.material.demo import DemoPKI
 from certfleet.providers import acknowledge
@@ -129,6 +129,23 @@ def test_the_library_constructs_need_nothing_from_their_users(app_folder: Path, 
     role = iam.Role(web, "Instance", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
     CertificateFiles(web, "Files", source=fleet, role=role)
     SealingKey(web, "Sealing", sealers=[role])
+    assert unacknowledged(app, tmp_path / "cdk.out") == []
+
+
+def test_a_fleet_group_needs_nothing_from_its_users(app_folder: Path, tmp_path: Path) -> None:
+    """GIVEN a FleetGroup of three certificates, sharded (two fleets per us-east-1 stack), with expiry alerts to a
+    topic in another region WHEN checked THEN nothing is reported: its group-wide IAM carries its own reasons"""
+    app = nag_app(tmp_path / "cdk.out")
+    ops = Stack(app, "Ops", env=Environment(account="123456789012", region="eu-west-1"))
+    group = FleetGroup(app, "Group", account="123456789012", regions=["eu-west-1"], max_outputs=4,
+                       expiry_topic=sns.Topic(ops, "Topic", enforce_ssl=True))
+    pki = DemoPKI.create("ec-p256", label="cdk-nag group")
+    for i in range(3):
+        leaf = pki.leaf((f"site{i}.example.com",), key_type="ec-p256", days=200)
+        sealed = write_synth_only_sealed_key(tmp_path / f"{i}.sealed", leaf.key, f"site{i}.example.com")
+        bundle = CertificateBundle.from_pem(leaf.pem().decode(), pki.chain_pem().decode())
+        group.add_fleet(f"Site{i}", bundle=bundle, key=KeySource.sealed(sealed))
+    assert len(group.shards("us-east-1")) == 2
     assert unacknowledged(app, tmp_path / "cdk.out") == []
 
 
