@@ -8,7 +8,8 @@ you); an app that uses certificates by ARN only calls it itself::
 
 Errors (a certificate in the wrong region, a key the service refuses, a domain name the certificate does not
 cover) fail the synth; warnings (TLS below the floor, strong cross-stack references, unverified keys) are printed
-in the validation report and do not.
+in the validation report and do not. The template limits of ``certfleet.limits`` (resources, outputs, template size,
+IAM policy sizes...) are checked in the same pass: a stack CloudFormation would refuse at deploy fails the synth.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from aws_cdk import (
 )
 from constructs import IConstruct
 
+from certfleet.limits import LIMIT_RULE_IDS, check_limits
 from certfleet.placement import RULE_IDS, PlacementFinding, StackTemplate, check_templates, read_assembly_stacks
 
 PLUGIN_NAME = "certfleet-placement"
@@ -40,7 +42,8 @@ _ENABLED: weakref.WeakKeyDictionary[Stage, PlacementChecks] = weakref.WeakKeyDic
 
 @jsii.implements(IPolicyValidationPlugin)
 class PlacementChecks:
-    """Checks, at synth, that every certificate consumer gets a certificate it can use (see certfleet.placement)."""
+    """Checks, at synth, that every certificate consumer gets a certificate it can use (see certfleet.placement) and
+    that no template breaks a CloudFormation or IAM limit (see certfleet.limits)."""
 
     @classmethod
     def enable(cls, scope: IConstruct) -> PlacementChecks:
@@ -68,10 +71,11 @@ class PlacementChecks:
 
     @property
     def rule_ids(self) -> list[str]:
-        return list(RULE_IDS)
+        return [*RULE_IDS, *LIMIT_RULE_IDS]
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
-        findings = check_templates(stack_templates(context))
+        stacks = stack_templates(context)
+        findings = check_templates(stacks) + check_limits(stacks)
         return PolicyValidationPluginReport(
             success=not any(f.is_error for f in findings),
             violations=[_violation(f) for f in findings],
