@@ -104,7 +104,7 @@ def _find(acm: Any, props: dict[str, Any]) -> tuple[str, dict[str, str]] | None:
     certificate a FleetGroup reshard moves between stacks): a live one first, else a retired one."""
     wanted = {t["Key"]: t.get("Value", "") for t in props.get("Tags") or []}
     retired = None
-    for arn, tags in _tagged(acm):
+    for arn, tags in _tagged(acm, frozenset(props.get("Names") or ())):
         if all(tags.get(k) == v for k, v in wanted.items()) and _fingerprint(acm, arn) == props["Fingerprint"]:
             if RETIRED_TAG not in tags:
                 return arn, tags
@@ -252,10 +252,14 @@ def _owner(arn: str) -> str:
     return next((str(t.get("Value", "")) for t in tags if t["Key"] == OWNER_TAG), "")
 
 
-def _tagged(acm: Any) -> Iterator[tuple[str, dict[str, str]]]:
-    """Every certificate of every key type in the client's region, with its tags."""
+def _tagged(acm: Any, names: frozenset[str] = frozenset()) -> Iterator[tuple[str, dict[str, str]]]:
+    """Every certificate of every key type in the client's region, with its tags; with ``names``, only those whose
+    listed names include one of them (a FleetGroup region holds hundreds: one ListTags each would be slow)."""
     for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": KEY_TYPES}):
         for summary in page.get("CertificateSummaryList", []):
+            listed = [n for n in [summary.get("DomainName"), *summary.get("SubjectAlternativeNameSummaries", [])] if n]
+            if names and listed and names.isdisjoint(listed):
+                continue
             arn = str(summary["CertificateArn"])
             tags = {t["Key"]: t.get("Value", "") for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]}
             yield arn, tags

@@ -246,8 +246,8 @@ class FleetGroup(Construct):
                 + resources * RESOURCE_BYTES
             relays = [relay_id(self.expiry_topic)] if self.expiry_topic is not None else []
             for shared in (IMPORTER_ID, KEY_WRITER_ID, ACCOUNT_CONFIG_ID, *relays):
-                child = stack.node.try_find_child(shared)
-                if child is not None and shared not in shard.counted:
+                child = stack.node.try_find_child(shared) if shared not in shard.counted else None
+                if child is not None:
                     shard.counted.add(shared)
                     count = _cfn_resources(child)
                     shard.resources += count

@@ -129,7 +129,7 @@ class ImportedCertificate(CertificateBase):
                 ],
                 "RemovalPolicy": "retain" if removal_policy is RemovalPolicy.RETAIN else "destroy",
                 "DeleteTimeoutSeconds": str(int(timeout)),
-                **({"Group": group} if group else {}),
+                **({"Group": group, "Names": list(bundle.names)} if group else {}),
             },
         )
         self._certificate_arn = self._resource.ref

@@ -52,6 +52,7 @@ def test_fleets_share_one_stack_per_region_with_one_importer(sites: list[tuple[C
         template.resource_properties_count_is("AWS::Lambda::Function", {"Handler": "certfleet_import.on_event"}, 1)
         template.has_resource_properties("Custom::CertfleetCertificate", {
             "Group": "Certs",
+            "Names": ["site1.example.com"],
             "Tags": Match.array_with([{"Key": "certfleet:fleet", "Value": "Certs/Site1"},
                                       {"Key": "certfleet:id", "Value": "Certs/Site1"}]),
         })

@@ -182,3 +182,23 @@ def test_group_sweeper_deletes_retired_certificates_of_its_group_only(
                                    "WaitSeconds": "0"}
     assert certificate.module.on_event(event, None)["PhysicalResourceId"] == "certfleet-sweeper-Group/"
     assert [c["CertificateArn"] for c in all_certificates()] == [arns[1]]
+
+
+def test_a_group_create_reads_the_tags_only_of_certificates_with_its_names(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN six certificates of other names in the region WHEN a FleetGroup certificate (Names in its properties)
+    is created, then created again in another stack THEN only certificates listing one of its names have their tags
+    read; the second create still adopts the first's certificate."""
+    version = secret.put(leaf.key_pem())
+    aws.import_rate = None  # the test's own imports, not the handler's, would be throttled
+    for i in range(6):
+        other = pki.leaf((f"other{i}.example.org",))
+        boto("acm").import_certificate(Certificate=other.pem(), PrivateKey=other.key_pem(),
+                                       CertificateChain=pki.chain_pem())
+    props = {**_group_props(leaf, pki, secret, version), "Names": ["www.example.com", "example.com"]}
+    before = aws.calls("acm", "ListTagsForCertificate")
+    arn = _in("Shard-1", certificate, "Create", props)["PhysicalResourceId"]
+    assert aws.calls("acm", "ListTagsForCertificate") == before, "no certificate of its names existed"
+    assert _in("Shard-2", certificate, "Create", props)["PhysicalResourceId"] == arn
+    assert aws.calls("acm", "ListTagsForCertificate") == before + 1
