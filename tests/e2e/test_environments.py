@@ -46,7 +46,8 @@ def _templates(cdk_out: Path) -> list[Path]:
     return sorted(p for p in cdk_out.rglob("*.template.json"))
 
 
-def _cfn_lint_errors(templates: list[Path]) -> list[dict[str, Any]]:
+def cfn_lint_errors(templates: list[Path]) -> list[dict[str, Any]]:
+    """cfn-lint's errors over ``templates`` with the repository's .cfnlintrc.yaml (also used by the FleetGroup e2e)."""
     result = subprocess.run([str(BIN / "cfn-lint"), "--format", "json", *map(str, templates)],
                             capture_output=True, text=True, check=False, cwd=ROOT)  # ROOT/.cfnlintrc.yaml
     assert result.returncode in (0, 2, 4, 6, 8, 10, 12, 14), result.stderr  # bit 1 set would mean a crash
@@ -69,7 +70,7 @@ def test_demo_environment_through_the_real_cdk_cli(app_folder: Path) -> None:
             "dr-us-west-2", "amplify-us-west-2", "transfer-ftps-eu-west-1", "beanstalk-ap-northeast-1"} <= names
     assert sum(1 for n in names if n.startswith("Certificates") and "sweeper" not in n) == 4
     assert sum(1 for n in names if n.startswith("Certificatessweeper")) == 1
-    assert _cfn_lint_errors(templates) == []
+    assert cfn_lint_errors(templates) == []
     assert scan_tree(app_folder / "cdk.out", _KEYS[app_folder].key) == {}
     _assert_every_consumer_reads_the_right_region(app_folder / "cdk.out")
 
@@ -109,5 +110,5 @@ def test_other_environments_and_the_pipeline_pass_cfn_lint(app_folder: Path, tmp
     app.synth()
     templates = _templates(tmp_path / "cdk.out")
     assert len(templates) >= 4
-    assert _cfn_lint_errors(templates) == []
+    assert cfn_lint_errors(templates) == []
     assert scan_tree(tmp_path / "cdk.out", _KEYS[app_folder].key) == {}

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from aws_cdk import App
 from cryptography.hazmat.primitives import serialization
+from test_environments import cfn_lint_errors
 
 from certfleet import CertificateBundle, FleetGroup, KeySource
 from certfleet.material.bundle import spki_sha256
@@ -86,6 +87,7 @@ def test_a_fleet_that_moves_shards_keeps_its_certificate(
     rehearsal = Rehearsal(aws.url)
     first = _synth(sites, tmp_path / "v1")
     assert [[s.fleets for s in first.shards(r)] for r in first.regions] == [[["A", "B"], ["C"]], [["A", "B", "C"]]]
+    assert cfn_lint_errors(sorted((tmp_path / "v1").glob("*.template.json"))) == []
     rehearsal.deploy(tmp_path / "v1")
     before = _by_fleet(rehearsal)
     assert sorted(before) == sorted((f"Certs/{s.id}", r) for s in sites for r in ("us-east-1", "eu-west-1"))
