@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+_HERE = Path(__file__).resolve().parent
+for _folder in (str(_HERE), str(_HERE.parent / "material")):  # certkit: the CLI runner and its no-leak checks
+    if _folder not in sys.path:
+        sys.path.insert(0, _folder)

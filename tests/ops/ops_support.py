@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import ssl
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-import pytest
-
-from certfleet.cli.main import main
 from certfleet.material.demo import Issued
 from certfleet.material.keys import write_secret_file
 from certfleet.testing import StrictAWS
@@ -124,30 +118,3 @@ class RefusingAWS(StrictAWS):
         return _Response(403, [("Content-Type", "text/xml")], body)
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
-    """Run `certfleet ARGV` in-process; the contract holds: no traceback, no bug report, no key material."""
-    capsys.readouterr()
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    run = Run(code, captured.out, captured.err)
-    assert "Traceback" not in run.text, run.text
-    assert "This is a bug" not in run.text, run.text
-    assert "PRIVATE KEY" not in run.text, run.text
-    return run

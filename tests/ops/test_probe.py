@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from certkit import cli
 from cryptography.hazmat.primitives.asymmetric import ec
-from ops_support import TLSServer, cli, silent_listener
+from ops_support import TLSServer, silent_listener
 
 from certfleet.cli.probe import parse_target
 from certfleet.material.demo import DemoPKI, Issued

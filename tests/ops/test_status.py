@@ -14,8 +14,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from certkit import cli
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from ops_support import REGIONS_17, RefusingAWS, cli
+from ops_support import REGIONS_17, RefusingAWS
 
 from certfleet.cli.status import (
     ACM_KEY_TYPES,
