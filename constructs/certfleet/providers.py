@@ -204,16 +204,14 @@ class ImporterProvider(Construct):
         """Let the importer create certificates tagged for ``fleet`` and touch only those afterwards.
 
         ``any_region``: also delete (sweep) the fleet's retired certificates in every region of the account.
+        ``fleet`` may be a pattern with ``*`` (``<group>/*``: every fleet of a FleetGroup).
         """
         if fleet in self._fleets and not any_region:
             return
         first = fleet not in self._fleets
         self._fleets.add(fleet)
         sid = "".join(ch for ch in fleet.title() if ch.isalnum())[:60] or "Fleet"
-        own = {"StringEquals": {
-            f"aws:ResourceTag/{MANAGED_BY_TAG}": MANAGED_BY,
-            f"aws:ResourceTag/{FLEET_TAG}": fleet,
-        }}
+        own = _tag_conditions("ResourceTag", fleet)
         if any_region:
             sweep = iam.PolicyStatement(
                 sid=f"SweepOnlyOwnRetired{sid}",
@@ -232,10 +230,7 @@ class ImporterProvider(Construct):
             actions=["acm:ImportCertificate", "acm:AddTagsToCertificate"],
             resources=["*"],
             conditions={
-                "StringEquals": {
-                    f"aws:RequestTag/{MANAGED_BY_TAG}": MANAGED_BY,
-                    f"aws:RequestTag/{FLEET_TAG}": fleet,
-                },
+                **_tag_conditions("RequestTag", fleet),
                 "ForAllValues:StringEquals": {"aws:TagKeys": [MANAGED_BY_TAG, FLEET_TAG, ID_TAG]},
             },
         )
@@ -251,41 +246,16 @@ class ImporterProvider(Construct):
         self._acknowledge_own(own_only)
 
     def allow_group(self, group: str, *, any_region: bool = False) -> None:
-        """Like ``allow_fleet``, for every fleet of the FleetGroup ``group`` (fleet tags ``<group>/<fleet>``) and
+        """``allow_fleet`` for every fleet of the FleetGroup ``group`` (fleet tags ``<group>/<fleet>``), and reading
         its sealed keys (secrets ``certfleet/<group>/...``): a fixed number of statements however many fleets
         share the stack, so that IAM's policy size limits never decide how many certificates fit in a stack."""
-        key = f"group:{group}:{any_region}"
-        if key in self._fleets:
+        pattern = f"{group}/*"
+        known = pattern in self._fleets
+        self.allow_fleet(pattern, any_region=any_region)
+        if any_region or known:
             return
-        self._fleets.add(key)
         stack = Stack.of(self)
-        sid = "Group" + ("".join(ch for ch in group.title() if ch.isalnum())[:50] or "Fleets")
-        own = {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_TAG}": MANAGED_BY},
-               "StringLike": {f"aws:ResourceTag/{FLEET_TAG}": f"{group}/*"}}
-        if any_region:
-            sweep = iam.PolicyStatement(
-                sid=f"SweepOnlyOwnRetired{sid}", actions=["acm:DeleteCertificate", "acm:DescribeCertificate"],
-                resources=[stack.format_arn(service="acm", region="*", resource="certificate", resource_name="*")],
-                conditions=own,
-            )
-            for function in (self.on_event, self.is_complete):
-                function.add_to_role_policy(sweep)
-            self._acknowledge_own(sweep)
-            return
-        import_new = iam.PolicyStatement(
-            sid=f"ImportOnlyTagged{sid}", actions=["acm:ImportCertificate", "acm:AddTagsToCertificate"],
-            resources=["*"],
-            conditions={
-                "StringEquals": {f"aws:RequestTag/{MANAGED_BY_TAG}": MANAGED_BY},
-                "StringLike": {f"aws:RequestTag/{FLEET_TAG}": f"{group}/*"},
-                "ForAllValues:StringEquals": {"aws:TagKeys": [MANAGED_BY_TAG, FLEET_TAG, ID_TAG]},
-            },
-        )
-        own_only = iam.PolicyStatement(
-            sid=f"ReimportRetireDeleteOnlyOwn{sid}", actions=OWN_CERTIFICATE_ACTIONS,
-            resources=[stack.format_arn(service="acm", resource="certificate", resource_name="*")],
-            conditions=own,
-        )
+        sid = "".join(ch for ch in group.title() if ch.isalnum())[:50] or "Group"
         secrets = group_secret_arn(stack, group)
         read = iam.PolicyStatement(
             sid=f"ReadOnlyKeysOf{sid}", actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
@@ -297,11 +267,9 @@ class ImporterProvider(Construct):
             conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"},
                         "StringLike": {"kms:EncryptionContext:SecretARN": secrets}},
         )
-        self.on_event.add_to_role_policy(import_new)
-        for statement in (own_only, read, decrypt):
+        for statement in (read, decrypt):
             self.on_event.add_to_role_policy(statement)
             self.is_complete.add_to_role_policy(statement)
-        self._acknowledge_own(own_only)
         for role in self.roles:
             acknowledge(role, wildcard_finding(role, secrets),
                         "the private keys of this FleetGroup's fleets: secrets named certfleet/<group>/*, read only")
@@ -389,6 +357,16 @@ class KeyWriterProvider(Construct):
         if role is None:  # a Function always has a role unless one was imported; ours never is
             raise RuntimeError(f"{self.node.path}: the key writer function has no role")
         return role
+
+
+def _tag_conditions(kind: str, fleet: str) -> dict[str, dict[str, str]]:
+    """certfleet's managed-by tag and the fleet tag (``kind``: RequestTag or ResourceTag); a fleet with a ``*`` is a
+    pattern (every fleet of a FleetGroup), matched with StringLike."""
+    managed = {f"aws:{kind}/{MANAGED_BY_TAG}": MANAGED_BY}
+    fleet_tag = {f"aws:{kind}/{FLEET_TAG}": fleet}
+    if "*" in fleet:
+        return {"StringEquals": managed, "StringLike": fleet_tag}
+    return {"StringEquals": {**managed, **fleet_tag}}
 
 
 class _GroupKeys:
