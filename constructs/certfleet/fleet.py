@@ -28,6 +28,28 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 
 
+def require_stage(scope: Construct, kind: str, id: str, why: str) -> None:
+    """Fail unless ``scope`` is an App or a Stage: the construct ``kind`` creates its own stacks (``why``)."""
+    if not isinstance(scope, Stage):
+        raise TypeError(
+            f"{kind} '{id}' must be created directly in an App or a Stage (it creates {why}), not inside "
+            f"{scope.node.path or 'a construct'}: {kind}(app, '{id}', ...)",
+        )
+
+
+def checked_regions(owner: Construct, account: str, regions: Sequence[str], edge: bool) -> tuple[str, ...]:
+    """``owner``'s account checked, and its regions in order: us-east-1 first with ``edge``, each once."""
+    if not Token.is_unresolved(account) and not _ACCOUNT.match(account):
+        raise ValueError(f"{owner.node.path}: account {account!r} must be a 12-digit AWS account id")
+    bad = [r for r in regions if not _REGION.match(r)]
+    if bad:
+        raise ValueError(f"{owner.node.path}: {', '.join(bad)} is not an AWS region name (e.g. eu-west-1)")
+    wanted = tuple(dict.fromkeys(([EDGE_REGION] if edge else []) + list(regions)))
+    if not wanted:
+        raise ValueError(f"{owner.node.path}: no region: set edge=True (us-east-1) and/or regions=[...]")
+    return wanted
+
+
 class FleetCertificateReference(CertificateBase):
     """A fleet certificate as another stack sees it: its ARN read weakly (``Fn::GetStackOutput``)."""
 
@@ -78,24 +100,13 @@ class CertificateFleet(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.group = _group
-        if _group is None and not isinstance(scope, Stage):
-            raise TypeError(
-                f"CertificateFleet '{id}' must be created directly in an App or a Stage (it creates one stack per "
-                f"region), not inside {scope.node.path or 'a construct'}: CertificateFleet(app, '{id}', ...)",
-            )
-        if not Token.is_unresolved(account) and not _ACCOUNT.match(account):
-            raise ValueError(f"{self.node.path}: account {account!r} must be a 12-digit AWS account id")
+        if _group is None:
+            require_stage(scope, "CertificateFleet", id, "one stack per region")
+        self.regions: tuple[str, ...] = checked_regions(self, account, regions, edge)
         accounts = dict(accounts or {})
         for where, other in accounts.items():
             if not _ACCOUNT.match(other):
                 raise ValueError(f"{self.node.path}: accounts[{where!r}] = {other!r} must be a 12-digit AWS account id")
-        bad = [r for r in regions if not _REGION.match(r)]
-        if bad:
-            raise ValueError(f"{self.node.path}: {', '.join(bad)} is not an AWS region name (e.g. eu-west-1)")
-        wanted = ([EDGE_REGION] if edge else []) + list(regions)
-        self.regions: tuple[str, ...] = tuple(dict.fromkeys(wanted))
-        if not self.regions:
-            raise ValueError(f"{self.node.path}: no region: set edge=True (us-east-1) and/or regions=[...]")
         unknown = sorted(set(accounts) - set(self.regions))
         if unknown:
             raise ValueError(
@@ -228,12 +239,7 @@ class CertificateFleet(Construct):
         From another stack the ARN is read with ``Fn::GetStackOutput`` (a weak reference), so that a key-type
         upgrade, which replaces the certificate and its ARN, never blocks a deploy.
         """
-        stack = Stack.of(scope)
-        if Token.is_unresolved(stack.region):
-            raise ValueError(
-                f"{stack.node.path} is environment-agnostic: give it env=Environment(account=..., region=...) so "
-                f"that {self.node.path} can hand it the certificate of its region",
-            )
+        stack = self._pinned(scope, "hand it the certificate of its region")
         region = stack.region
         if service is not None:
             rule = RULES[service]
@@ -339,12 +345,7 @@ class CertificateFleet(Construct):
         """The key's secret as ``scope``'s stack should read it: the replica of its region in the fleet's account,
         else the primary (by name in the key's account, by full ARN from another account, where the fleet
         must have shared it with ``share_key_with``)."""
-        stack = Stack.of(scope)
-        if Token.is_unresolved(stack.region):
-            raise ValueError(
-                f"{stack.node.path} is environment-agnostic: give it env=Environment(account=..., region=...) so "
-                f"that {self.node.path} can tell it where to read the key",
-            )
+        stack = self._pinned(scope, "tell it where to read the key")
         primary = self._primary_binding
         same_account = Token.is_unresolved(stack.account) or stack.account == self.key_account
         store = primary.store
@@ -379,6 +380,16 @@ class CertificateFleet(Construct):
         if holder is not key_stack and key_stack not in holder.dependencies:
             holder.add_stack_dependency(key_stack, f"certfleet: reads the key of {self.node.path}")
         return binding
+
+    def _pinned(self, scope: Construct, purpose: str) -> Stack:
+        """``scope``'s stack, which must name its region for the fleet to ``purpose``."""
+        stack = Stack.of(scope)
+        if Token.is_unresolved(stack.region):
+            raise ValueError(
+                f"{stack.node.path} is environment-agnostic: give it env=Environment(account=..., region=...) so "
+                f"that {self.node.path} can {purpose}",
+            )
+        return stack
 
     def _store(self, what: str) -> SealedKeyStore:
         store = self._primary_binding.store

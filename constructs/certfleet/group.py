@@ -22,7 +22,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
 from certfleet.certificate_bundle import CertificateBundle
-from certfleet.fleet import _ACCOUNT, _REGION, CertificateFleet
+from certfleet.fleet import CertificateFleet, checked_regions, require_stage
 from certfleet.key_source import KeySource, SealedKeySource
 from certfleet.monitoring import ACCOUNT_CONFIG_ID, relay_id, validate_days
 from certfleet.placement_plugin import PlacementChecks
@@ -99,19 +99,8 @@ class FleetGroup(Construct):
         days_before_expiry_event: int = 45,
     ) -> None:
         super().__init__(scope, id)
-        if not isinstance(scope, Stage):
-            raise TypeError(
-                f"FleetGroup '{id}' must be created directly in an App or a Stage (it creates its own stacks), not "
-                f"inside {scope.node.path or 'a construct'}: FleetGroup(app, '{id}', ...)",
-            )
-        if not _ACCOUNT.match(account):
-            raise ValueError(f"{self.node.path}: account {account!r} must be a 12-digit AWS account id")
-        bad = [r for r in regions if not _REGION.match(r)]
-        if bad:
-            raise ValueError(f"{self.node.path}: {', '.join(bad)} is not an AWS region name (e.g. eu-west-1)")
-        self.regions: tuple[str, ...] = tuple(dict.fromkeys(([EDGE_REGION] if edge else []) + list(regions)))
-        if not self.regions:
-            raise ValueError(f"{self.node.path}: no region: set edge=True (us-east-1) and/or regions=[...]")
+        require_stage(scope, "FleetGroup", id, "its own stacks")
+        self.regions: tuple[str, ...] = checked_regions(self, account, regions, edge)
         for name, value, limit in (("max_resources", max_resources, RESOURCES_LIMIT),
                                    ("max_outputs", max_outputs, OUTPUTS_LIMIT),
                                    ("max_template_bytes", max_template_bytes, TEMPLATE_BYTES_LIMIT)):
