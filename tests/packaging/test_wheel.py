@@ -1,4 +1,5 @@
-"""The wheel: built, installed into a fresh venv, used from a folder outside the repository."""
+"""The sdist and the wheel: built, checked with twine, each installed into a fresh venv and used from a folder
+outside the repository."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import venv
 import zipfile
 from pathlib import Path
@@ -34,12 +36,43 @@ print(certfleet.__file__)
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``python -m build``: the sdist, then the wheel built from that sdist (so a file the sdist lacks breaks both)."""
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
-                   check=True, capture_output=True, text=True)
-    (found,) = out.glob("certfleet-*.whl")
+    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+                           capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def wheel(dist: Path) -> Path:
+    (found,) = dist.glob("certfleet-*.whl")
     return found
+
+
+@pytest.fixture(scope="module")
+def sdist(dist: Path) -> Path:
+    (found,) = dist.glob("certfleet-*.tar.gz")
+    return found
+
+
+def test_twine_check_passes_on_the_sdist_and_the_wheel(wheel: Path, sdist: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(sdist), str(wheel)],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stdout.count("PASSED") == 2
+
+
+def test_the_sdist_carries_the_sources_and_no_tests_or_demo_material(sdist: Path) -> None:
+    with tarfile.open(sdist) as archive:
+        names = [n.split("/", 1)[1] for n in archive.getnames() if "/" in n]
+    for needed in ("README.md", "CHANGELOG.md", "pyproject.toml", "lambda/certfleet_import.py",
+                   "lambda/certfleet_keywriter.py", "lambda/certfleet_common.py", "constructs/certfleet/py.typed",
+                   "constructs/certfleet/cli/main.py"):
+        assert needed in names, f"the sdist lacks {needed}"
+    assert not [n for n in names if n.startswith(("tests/", "demo/", "cdk.out/", "bench/"))]
+    assert not [n for n in names if n.endswith((".key", ".sealed", ".pem", ".pfx", ".p12"))]
 
 
 def test_the_wheel_carries_the_handlers_and_no_tests(wheel: Path) -> None:
@@ -53,8 +86,8 @@ def test_the_wheel_carries_the_handlers_and_no_tests(wheel: Path) -> None:
     assert "certfleet = certfleet.cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
-def test_installed_wheel_synthesizes_a_fleet_from_any_folder(wheel: Path, tmp_path: Path, leaf: object,
-                                                             pki: object) -> None:
+def _install_and_synthesize(package: Path, tmp_path: Path, leaf: object, pki: object) -> None:
+    """``package`` (a wheel or an sdist) installed alone into a fresh venv synthesizes a fleet from another folder."""
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
@@ -64,7 +97,7 @@ def test_installed_wheel_synthesizes_a_fleet_from_any_folder(wheel: Path, tmp_pa
     borrowed = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "aws_cdk").is_dir())
     (site / "zz-borrowed-dependencies.pth").write_text(f"{borrowed}\n")
     install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                              "--no-deps", str(wheel)], capture_output=True, text=True, check=False)
+                              "--no-deps", str(package)], capture_output=True, text=True, check=False)
     assert install.returncode == 0, install.stderr[-2000:]
     folder = tmp_path / "elsewhere"
     folder.mkdir()
@@ -87,3 +120,13 @@ def test_installed_wheel_synthesizes_a_fleet_from_any_folder(wheel: Path, tmp_pa
     cli = subprocess.run([str(env_dir / "bin" / "certfleet"), "inspect", "cert.pem", "--json"], cwd=folder,
                          capture_output=True, text=True, env=env, check=False)
     assert cli.returncode == 0 and json.loads(cli.stdout)[0]["certificates"][0]["names"]
+
+
+def test_installed_wheel_synthesizes_a_fleet_from_any_folder(wheel: Path, tmp_path: Path, leaf: object,
+                                                             pki: object) -> None:
+    _install_and_synthesize(wheel, tmp_path, leaf, pki)
+
+
+def test_installed_sdist_synthesizes_a_fleet_from_any_folder(sdist: Path, tmp_path: Path, leaf: object,
+                                                             pki: object) -> None:
+    _install_and_synthesize(sdist, tmp_path, leaf, pki)
