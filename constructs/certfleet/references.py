@@ -41,11 +41,32 @@ def weak_reference(producer: Construct, attribute: str, value: str, consumer: Co
     return Fn.get_stack_output(producer_stack.stack_name, name, producer_stack.region, role_arn)
 
 
+class _ReaderTrust(Construct):
+    """The consumer execution roles one reader role trusts (one per consumer stack's account and region)."""
+
+    def __init__(self, scope: Construct, id: str, role: iam.CfnRole) -> None:
+        super().__init__(scope, id)
+        self.role = role
+        self.execution_roles: list[str] = []
+
+    def trust(self, execution_role: str) -> None:
+        """Add ``execution_role`` (a bootstrap role name with ``${AWS::Partition}``) to the role's trust policy."""
+        if execution_role in self.execution_roles:
+            return
+        self.execution_roles.append(execution_role)
+        principals = [Fn.sub(arn) for arn in self.execution_roles]
+        self.role.assume_role_policy_document = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": principals[0] if len(principals) == 1 else principals},
+        }]}
+
+
 def _reader_role(producer: Stack, consumer: Stack) -> str:
-    """A role in the producer's account that the consumer's CloudFormation execution role may assume to read
+    """A role in the producer's account that the consumers' CloudFormation execution roles may assume to read
     the producer's outputs (``Fn::GetStackOutput`` ``RoleArn``): allowed ``cloudformation:DescribeStacks`` on
-    the producer stack only. One per producer stack and consumer account, with a fixed name so that the consumer
-    names it without reading anything of the producer (aws-cdk-lib's own weak references do the same).
+    the producer stack only. One per producer stack and consumer account, with a fixed name so that a consumer
+    names it without reading anything of the producer (aws-cdk-lib's own weak references do the same); it trusts
+    the execution role of every consumer stack that uses it, each of which is specific to its region.
     """
     execution_role = getattr(consumer.synthesizer, "cloud_formation_execution_role_arn", None)
     if not execution_role:
@@ -61,17 +82,14 @@ def _reader_role(producer: Stack, consumer: Stack) -> str:
     id = f"CertfleetOutputReader{consumer.account}"
     digest = hashlib.sha256(f"{producer.stack_name}/{producer.region}/{consumer.account}".encode()).hexdigest()
     role_name = f"certfleet-output-reader-{digest[:24]}"
-    if producer.node.try_find_child(id) is None:
+    trust = producer.node.try_find_child(f"{id}Trust")
+    if not isinstance(trust, _ReaderTrust):
         reader = iam.CfnRole(
             producer, id,
             role_name=role_name,
             description=f"certfleet: lets account {consumer.account}'s CloudFormation read {producer.stack_name}'s "
                         "outputs (Fn::GetStackOutput)",
-            assume_role_policy_document={"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Action": "sts:AssumeRole",
-                # the bootstrap template's name, with ${AWS::Partition}: a Fn::Sub, as aws-cdk-lib renders it
-                "Principal": {"AWS": Fn.sub(str(execution_role))},
-            }]},
+            assume_role_policy_document={},
             policies=[iam.CfnRole.PolicyProperty(policy_name="DescribeThisStack", policy_document={
                 "Version": "2012-10-17",
                 "Statement": [{
@@ -81,5 +99,7 @@ def _reader_role(producer: Stack, consumer: Stack) -> str:
                 }],
             })],
         )
-        del reader
+        trust = _ReaderTrust(producer, f"{id}Trust", reader)
+    # the bootstrap template's name, with ${AWS::Partition}: a Fn::Sub, as aws-cdk-lib renders it
+    trust.trust(str(execution_role))
     return f"arn:{Aws.PARTITION}:iam::{producer.account}:role/{role_name}"
