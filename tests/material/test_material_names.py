@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from certkit import cli, leaf, pem, seed_chain, write
 
-from certfleet.material.names import covers, is_hostname, matches
+from certfleet.material.names import covers, is_hostname, matches, name_problem, printable, to_a_label, to_u_label
 
 WILDCARD = ("*.example.com",)
 
@@ -96,3 +96,72 @@ def test_verify_several_domains_reports_each_uncovered_one(tmp_path: Path,
     assert run.code == 1
     messages = [f["message"] for f in run.json()["findings"] if f["code"] == "domain-not-covered"]
     assert [m.split()[0] for m in messages] == ["api.example.com", "10.1.2.4"]
+
+
+@pytest.mark.parametrize("name", [
+    "www.example.com", "example.com", "*.example.com", "EXAMPLE.COM", "xn--bcher-kva.example",
+    "a-b.example.com", "1.example.com", "a" * 63 + ".example.com", ".".join(["a" * 63] * 3) + "." + "b" * 61,
+])
+def test_name_problem_accepts_dns_names(name: str) -> None:
+    assert name_problem(name) is None
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("", "empty"),
+    ("www.example.com\ntouch /tmp/x #'", "'\\n'"),
+    ("foo bar.example.com", "' '"),
+    ("bad_.example.com", "'_'"),
+    ("www.example.com.", "ends with a dot"),
+    ("a..example.com", "empty label"),
+    (".example.com", "empty label"),
+    ("a" * 64 + ".example.com", "at most 63"),
+    (".".join(["a" * 63] * 4), "at most 253"),
+    ("-a.example.com", "hyphen"),
+    ("*.*.example.com", "leftmost"),
+    ("w*.example.com", "leftmost"),
+    ("*.com", "at least two labels"),
+    ("admin@example.com", "email"),
+    ("10.0.0.1", "IP SAN"),
+    ("2001:db8::1", "IP SAN"),
+    ("1.2.3.4.5", "all digits"),
+    ("bücher.example", "A-labels"),
+    ("xn--a!.example.com", "'!'"),
+    ("www.example.com\x1b[31m", "'\\x1b'"),
+    ("a.example.com\u202e", "non-ASCII"),
+])
+def test_name_problem_names_the_reason(name: str, reason: str) -> None:
+    problem = name_problem(name)
+    assert problem is not None and reason in problem
+    assert not any(c in problem for c in "\n\r\x1b")
+
+
+def test_name_problem_allows_an_ip_only_when_asked() -> None:
+    assert name_problem("192.0.2.1", allow_ip=True) is None
+    assert name_problem("2001:db8::1", allow_ip=True) is None
+
+
+def test_printable_escapes_and_cuts() -> None:
+    assert printable("a\nb") == "'a\\nb'"
+    shown = printable("x" * 500)
+    assert len(shown) < 120 and "500 characters" in shown
+
+
+@pytest.mark.parametrize(("name", "a_label"), [
+    ("bücher.example", "xn--bcher-kva.example"),
+    ("BÜCHER.example", "xn--bcher-kva.example"),
+    ("*.bücher.example", "*.xn--bcher-kva.example"),
+    ("www.example.com", "www.example.com"),
+])
+def test_to_a_label(name: str, a_label: str) -> None:
+    assert to_a_label(name) == a_label
+    assert name_problem(to_a_label(name)) is None
+
+
+def test_to_a_label_refuses_what_idna_2003_and_2008_disagree_on() -> None:
+    with pytest.raises(ValueError, match="IDNA 2003 and IDNA 2008"):
+        to_a_label("straße.example")
+
+
+def test_to_u_label_shows_the_unicode_form() -> None:
+    assert to_u_label("www.xn--bcher-kva.example") == "www.bücher.example"
+    assert to_u_label("xn--a!.example") == "xn--a!.example"
