@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -450,14 +451,14 @@ def test_file_without_read_permission(tmp_path: Path, capsys: pytest.CaptureFixt
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A file the user may not read (simulated: these tests run as root, who reads any file)."""
     path = write(tmp_path / "cert.pem", pem(seed_leaf()), 0o000)
-    real = Path.read_bytes
+    real = os.open
 
-    def refuse(self: Path) -> bytes:
-        if self == Path(path):
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
+    def refuse(file: str | os.PathLike[str], flags: int, mode: int = 0o777, **kw: Any) -> int:
+        if Path(file) == Path(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, flags, mode, **kw)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     run = cli(capsys, "inspect", path)
     assert run.code == 1
     assert "permission denied" in run.err

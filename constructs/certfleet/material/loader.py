@@ -38,7 +38,7 @@ _KEY_LABELS = {
 _IGNORED_LABELS = {"EC PARAMETERS", "PUBLIC KEY", "RSA PUBLIC KEY", "X509 CRL", "DH PARAMETERS"}
 _CSR_LABELS = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"}
 _PKCS7_LABELS = {"PKCS7", "PKCS #7 SIGNED DATA", "CERTIFICATE CHAIN"}
-MAX_INPUT_BYTES = 8 * 1024 * 1024
+MAX_INPUT_BYTES = 4 * 1024 * 1024  # 2x ACM's largest import: 32 KiB certificate + 2 MiB chain + 5 KiB key
 MAX_VALIDATED_RSA_BITS = 4096
 
 
@@ -86,27 +86,86 @@ def password_from_file(path: str | os.PathLike[str]) -> bytes:
         )) from None
 
 
+def read_regular_file(path: str | os.PathLike[str], *, limit: int, what: str = "file") -> bytes:
+    """Read a regular file of at most ``limit`` bytes; refuse devices, FIFOs, sockets and folders without blocking.
+
+    The file is opened non-blocking (a FIFO nobody writes returns at once) and judged by ``fstat`` of the
+    opened descriptor, so nothing can swap it between the check and the read. Symbolic links are followed.
+    Raises ``MaterialError`` naming the path, the problem and the fix.
+    """
+    return _read_regular(path, limit, what)[0]
+
+
+def _read_regular(path: str | os.PathLike[str], limit: int, what: str) -> tuple[bytes, int]:
+    name = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise MaterialError(error("file-not-found", f"no such {what}", "check the path", name)) from None
+    except IsADirectoryError:
+        raise MaterialError(_not_regular(what, "a folder", name)) from None
+    except PermissionError:
+        raise MaterialError(error(
+            "unreadable", f"permission denied reading this {what}", "run as a user who may read it", name,
+        )) from None
+    except OSError as exc:
+        raise MaterialError(error(
+            "unreadable", f"cannot open this {what}: {exc.strerror or exc}", "check the path", name,
+        )) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MaterialError(_not_regular(what, _file_kind(st.st_mode), name))
+        if st.st_size > limit:
+            raise MaterialError(_too_large(what, f"{st.st_size:,} bytes", limit, name))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:  # the file grew after fstat, or the size lied (procfs-like files)
+            raise MaterialError(_too_large(what, f"more than {limit:,} bytes", limit, name))
+        return b"".join(chunks), stat.S_IMODE(st.st_mode)
+    except OSError as exc:
+        raise MaterialError(error(
+            "unreadable", f"cannot read this {what}: {exc.strerror or exc}", "check the file", name,
+        )) from None
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def _not_regular(what: str, kind: str, name: str) -> Finding:
+    return error(
+        "unreadable", f"this is {kind}, not a regular {what}",
+        f"name the {what} itself (certfleet reads only regular files)", name,
+    )
+
+
+def _too_large(what: str, size: str, limit: int, name: str) -> Finding:
+    return error(
+        "unreadable",
+        f"the {what} is {size}; certfleet reads at most {limit:,} bytes here",
+        f"check that this is the right {what}", name,
+    )
+
+
 def load_file(path: str | os.PathLike[str], password: bytes | None = None) -> LoadedFile:
     """Load every certificate and key in ``path``; raise ``MaterialError`` when nothing usable is there."""
     name = str(path)
-    try:
-        st = os.stat(path)
-        if stat.S_ISDIR(st.st_mode):
-            raise MaterialError(error("unreadable", "this is a folder, not a file", "name a file", name))
-        if st.st_size > MAX_INPUT_BYTES:
-            raise MaterialError(error(
-                "unreadable", f"the file is {st.st_size:,} bytes, far larger than any certificate bundle",
-                "check that this is the certificate file", name,
-            ))
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise MaterialError(error("file-not-found", "no such file", "check the path", name)) from None
-    except PermissionError:
-        raise MaterialError(error(
-            "unreadable", "permission denied", "run as a user who may read it", name,
-        )) from None
+    data, mode = _read_regular(path, MAX_INPUT_BYTES, "file")
     loaded = load_bytes(data, name, password)
-    loaded.mode = stat.S_IMODE(st.st_mode)
+    loaded.mode = mode
     return loaded
 
 
