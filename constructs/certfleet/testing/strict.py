@@ -9,12 +9,26 @@ Every request (any service) is forwarded unchanged to moto, except that, as real
 - a re-import (``CertificateArn``) that changes the key type or size, or that carries ``Tags``;
 - more than ``import_rate`` ``ImportCertificate`` requests per second per region (``ThrottlingException``);
 - more than ``import_quota`` imports per region, when set (``LimitExceededException``);
-- ``DeleteCertificate`` on a certificate marked in use with :meth:`StrictAWS.mark_in_use`.
+- ``DeleteCertificate`` on a certificate marked in use with :meth:`StrictAWS.mark_in_use`;
+- ACM tags (``ImportCertificate``, ``AddTagsToCertificate``, ``RemoveTagsFromCertificate``): more than 50 per
+  request or per certificate, a key of 0 or over 128 characters, a value over 256, a character outside letters,
+  separators, numbers and ``_.:/=+-@``;
+
+and, as Secrets Manager and KMS do:
+
+- a secret name (``CreateSecret``) outside 1-512 characters of ``A-Za-z0-9/_+=.@-``; a ``SecretString`` over
+  65,536 bytes; secret tags (``CreateSecret``, ``TagResource``): more than 50 on a secret, a key of 0 or over
+  127 characters, a value over 255, a key starting with ``aws:``, a character outside letters, spaces, numbers and
+  ``_.:/=+-@``;
+- a KMS encryption context that is not a map of strings, or whose keys and values add up to more than
+  8,192 bytes (unverified: a conservative guard, see FACTS.md).
 
 It also behaves as ACM does where moto differs: ``ListCertificates`` without ``Includes.keyTypes`` lists only
 RSA_1024 and RSA_2048 certificates; it pages when ``list_page_size`` is set; a re-import keeps the
 certificate's tags; ``DescribeCertificate`` reports the ``InUseBy`` marks. With ``replica_lag`` seconds set,
 ``GetSecretValue`` in a replica region does not see a secret version written less than that long ago.
+``PutSecretValue`` with a ``ClientRequestToken`` that already names a version is ignored, as Secrets Manager ignores
+it (moto does too): the proxy's replica-lag bookkeeping does not count it as a move of AWSCURRENT.
 
 Every request is counted per (service, operation, region): ``strict.calls("acm", "ImportCertificate")``.
 The proxy never logs request or response bodies (they carry private keys).
@@ -30,6 +44,7 @@ import json
 import re
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -55,6 +70,14 @@ DEFAULT_LIST_KEY_TYPES = ("RSA_1024", "RSA_2048")
 MAX_CERTIFICATE_BYTES = 32_768
 MAX_PRIVATE_KEY_BYTES = 5_120
 MAX_CHAIN_BYTES = 2_097_152
+MAX_TAGS = 50
+ACM_TAG_KEY_MAX, ACM_TAG_VALUE_MAX = 128, 256
+SECRET_TAG_KEY_MAX, SECRET_TAG_VALUE_MAX = 127, 255
+SECRET_NAME_MAX = 512
+MAX_SECRET_STRING_BYTES = 65_536
+MAX_ENCRYPTION_CONTEXT_BYTES = 8_192
+SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]+")
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
 _EC_NAMES = {"secp256r1": "EC_prime256v1", "secp384r1": "EC_secp384r1", "secp521r1": "EC_secp521r1"}
 _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
@@ -284,9 +307,8 @@ class StrictAWS:
         arn = params.get("CertificateArn")
         if arn and params.get("Tags"):
             raise AWSRefusal("ValidationException", "Tagging is not permitted on re-import.")
-        for tag in params.get("Tags") or []:
-            if str(tag.get("Key", "")).lower().startswith("aws:"):
-                raise AWSRefusal("InvalidTagException", f"Tag key {tag.get('Key')!r} uses the reserved prefix aws:")
+        if "Tags" in params:
+            _check_acm_tags(params["Tags"])
         certificate = _blob(params, "Certificate", "certificate", MAX_CERTIFICATE_BYTES)
         private_key = _blob(params, "PrivateKey", "privateKey", MAX_PRIVATE_KEY_BYTES)
         chain = _blob(params, "CertificateChain", "certificateChain", MAX_CHAIN_BYTES) \
@@ -430,6 +452,8 @@ class StrictAWS:
         stages = params.get("VersionStages")
         moves_current = not stages or "AWSCURRENT" in stages
         replicas = [r.get("Region", "") for r in params.get("AddReplicaRegions") or []]
+        token = params.get("ClientRequestToken")
+        writes = "SecretString" in params or "SecretBinary" in params
 
         def record(response: _Response) -> _Response:
             data = response.json()
@@ -441,7 +465,9 @@ class StrictAWS:
                     secret = self._secrets[name] = _Secret(request.region, now)
                 for region in replicas:
                     secret.replicas.setdefault(region, now)
-                if version:
+                if token and str(token) in secret.versions:  # Secrets Manager ignores a known token: nothing moves
+                    return response
+                if version and writes:
                     secret.versions[str(version)] = now
                     if moves_current:
                         secret.current.append((now, str(version)))
@@ -500,6 +526,51 @@ class StrictAWS:
                     return secret
         return None
 
+    # ------------------------------------------------------------------ tags, secret names and values, KMS
+    def _acm_tag(self, request: _Request) -> None:
+        params = request.json()
+        _check_acm_tags(params.get("Tags") or [])
+        if request.operation != "AddTagsToCertificate":
+            return
+        arn = str(params.get("CertificateArn", ""))
+        listed = self._upstream_json(request, "CertificateManager.ListTagsForCertificate", {"CertificateArn": arn})
+        keys = {str(t.get("Key")) for t in (listed.json().get("Tags") or [])} if listed.status < 300 else set()
+        keys |= {str(t.get("Key")) for t in params.get("Tags") or []}
+        if len(keys) > MAX_TAGS:
+            raise AWSRefusal("TooManyTagsException",
+                             f"the certificate {arn} would have {len(keys)} tags: at most {MAX_TAGS}.")
+
+    def _secret_create(self, request: _Request) -> Callable[[_Response], _Response]:
+        params = request.json()
+        name = str(params.get("Name", ""))
+        if not 1 <= len(name) <= SECRET_NAME_MAX or not SECRET_NAME.fullmatch(name):
+            raise AWSRefusal(
+                "ValidationException",
+                f"Invalid name {name[:80]!r}: a secret name is 1 to {SECRET_NAME_MAX} characters, each an ASCII "
+                "letter, a digit or one of /_+=.@-",
+            )
+        _check_secret_tags(params.get("Tags") or [], set())
+        _check_secret_string(params)
+        return self._secret_write(request)
+
+    def _secret_put(self, request: _Request) -> Callable[[_Response], _Response]:
+        _check_secret_string(request.json())
+        return self._secret_write(request)
+
+    def _secret_tag(self, request: _Request) -> None:
+        params = request.json()
+        described = self._upstream_json(request, "secretsmanager.DescribeSecret",
+                                        {"SecretId": params.get("SecretId", "")})
+        existing = {str(t.get("Key")) for t in (described.json().get("Tags") or [])} if described.status < 300 \
+            else set()
+        _check_secret_tags(params.get("Tags") or [], existing)
+
+    def _kms_context(self, request: _Request) -> None:
+        params = request.json()
+        for name in ("EncryptionContext", "SourceEncryptionContext", "DestinationEncryptionContext"):
+            if name in params:
+                _check_encryption_context(name, params[name])
+
 
 _Rule = Callable[[StrictAWS, _Request], Callable[[_Response], _Response] | None]
 _RULES: dict[tuple[str, str], _Rule] = {
@@ -507,11 +578,85 @@ _RULES: dict[tuple[str, str], _Rule] = {
     ("acm", "DeleteCertificate"): StrictAWS._acm_delete,
     ("acm", "DescribeCertificate"): StrictAWS._acm_describe,
     ("acm", "ListCertificates"): StrictAWS._acm_list,
-    ("secretsmanager", "CreateSecret"): StrictAWS._secret_write,
-    ("secretsmanager", "PutSecretValue"): StrictAWS._secret_write,
+    ("acm", "AddTagsToCertificate"): StrictAWS._acm_tag,
+    ("acm", "RemoveTagsFromCertificate"): StrictAWS._acm_tag,
+    ("secretsmanager", "CreateSecret"): StrictAWS._secret_create,
+    ("secretsmanager", "PutSecretValue"): StrictAWS._secret_put,
+    ("secretsmanager", "UpdateSecret"): StrictAWS._secret_put,
+    ("secretsmanager", "TagResource"): StrictAWS._secret_tag,
+    **{("kms", operation): StrictAWS._kms_context for operation in (
+        "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+        "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext")},
     ("secretsmanager", "ReplicateSecretToRegions"): StrictAWS._secret_replicate,
     ("secretsmanager", "GetSecretValue"): StrictAWS._secret_read,
 }
+
+
+# ------------------------------------------------------------------------------ tags, secrets, KMS context
+def _tag_characters_ok(text: str, *, spaces_only: bool = False) -> bool:
+    """ACM's ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*``; Secrets Manager's "letters, spaces, numbers and _.:/=+-@"."""
+    return all(
+        char in _TAG_PUNCTUATION or unicodedata.category(char)[0] in "LN"
+        or (char == " " if spaces_only else unicodedata.category(char)[0] == "Z")
+        for char in text
+    )
+
+
+def _tag_pairs(tags: Any, operation: str) -> list[tuple[str, str]]:
+    if not isinstance(tags, list) or not all(isinstance(t, dict) for t in tags):
+        raise AWSRefusal("ValidationException", f"{operation}: Tags must be a list of {{Key, Value}} objects.")
+    return [(str(t.get("Key", "")), str(t.get("Value", ""))) for t in tags]
+
+
+def _check_acm_tags(tags: Any) -> None:
+    pairs = _tag_pairs(tags, "ACM")
+    if len(pairs) > MAX_TAGS:
+        raise AWSRefusal("TooManyTagsException", f"{len(pairs)} tags in one request: at most {MAX_TAGS}.")
+    for index, (key, value) in enumerate(pairs, 1):
+        for what, text, low, high in (("key", key, 1, ACM_TAG_KEY_MAX), ("value", value, 0, ACM_TAG_VALUE_MAX)):
+            if not low <= len(text) <= high:
+                raise AWSRefusal("ValidationException", f"1 validation error detected: Value at 'tags.{index}.member."
+                                 f"{what}' failed to satisfy constraint: Member must have length between {low} and "
+                                 f"{high}")
+            if not _tag_characters_ok(text):
+                raise AWSRefusal("ValidationException", f"1 validation error detected: Value {text[:80]!r} at "
+                                 f"'tags.{index}.member.{what}' failed to satisfy constraint: Member must satisfy "
+                                 r"regular expression pattern: [\p{L}\p{Z}\p{N}_.:\/=+\-@]*")
+        if key.lower().startswith("aws:"):
+            raise AWSRefusal("InvalidTagException", f"Tag key {key!r} uses the reserved prefix aws:")
+
+
+def _check_secret_tags(tags: Any, existing: set[str]) -> None:
+    pairs = _tag_pairs(tags, "Secrets Manager")
+    for key, value in pairs:
+        if not 1 <= len(key) <= SECRET_TAG_KEY_MAX or len(value) > SECRET_TAG_VALUE_MAX:
+            raise AWSRefusal("ValidationException", f"Tag {key[:80]!r}: a key is 1 to {SECRET_TAG_KEY_MAX} characters "
+                             f"and a value at most {SECRET_TAG_VALUE_MAX}.")
+        if key.lower().startswith("aws:"):
+            raise AWSRefusal("ValidationException", f"Tag key {key!r} uses the prefix aws:, reserved for AWS use.")
+        for text in (key, value):
+            if not _tag_characters_ok(text, spaces_only=True):
+                raise AWSRefusal("ValidationException", f"Tag {key[:80]!r} holds a character Secrets Manager does "
+                                 "not allow in tags: use letters, spaces, numbers and _.:/=+-@")
+    keys = {k for k in existing | {k for k, _ in pairs} if not k.lower().startswith("aws:")}
+    if len(keys) > MAX_TAGS:
+        raise AWSRefusal("ValidationException", f"The secret would have {len(keys)} tags: at most {MAX_TAGS}.")
+
+
+def _check_secret_string(params: dict[str, Any]) -> None:
+    text = params.get("SecretString")
+    if isinstance(text, str) and len(text.encode()) > MAX_SECRET_STRING_BYTES:
+        raise AWSRefusal("ValidationException", "1 validation error detected: Value at 'secretString' failed to "
+                         f"satisfy constraint: Member must have length less than or equal to {MAX_SECRET_STRING_BYTES}")
+
+
+def _check_encryption_context(name: str, context: Any) -> None:
+    if not isinstance(context, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items()):
+        raise AWSRefusal("ValidationException", f"{name} must be a map of strings to strings.")
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in context.items())
+    if size > MAX_ENCRYPTION_CONTEXT_BYTES:
+        raise AWSRefusal("ValidationException", f"{name} is {size} bytes: StrictAWS allows at most "
+                         f"{MAX_ENCRYPTION_CONTEXT_BYTES} (an unverified, conservative limit).")
 
 
 # --------------------------------------------------------------------------------------- certificate checks
