@@ -14,13 +14,19 @@ only once its public half matches the certificate (the SHA-256 of the SubjectPub
 that also waits out replica lag and a renewal whose new key has not been written yet. A renewal changes the
 certificate in the user data, so the instance is updated with it (for an Auto Scaling group, refresh it).
 
+A CA signs names that were never checked for shell or nginx: every value in the user data is one ``shlex.quote``d
+word (a name only in its escaped form, in a message), and ``nginx_server_block`` refuses, at synth, a name nginx
+would read as syntax or as a regex.
+
 The seed's nginx example gives the leaf as ``ssl_certificate`` and the chain as ``ssl_trusted_certificate``:
 nginx then sends no intermediate, and clients without it fail. ``ssl_certificate`` must be the full chain.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import shlex
 
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
@@ -30,11 +36,17 @@ from constructs import Construct
 from certfleet.fleet import CertificateFleet
 from certfleet.imported_certificate import ImportedCertificate
 from certfleet.key_source import KeyBinding, SealedKeyStore, grant_key_read
+from certfleet.material.names import name_problem, printable
 from certfleet.references import weak_reference
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _DIRECTORY = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _HEREDOC = "CERTFLEET_PEM"
+# What nginx config may carry of a host name: LDH labels, a leading "*." wildcard, or the catch-all "_". Nothing
+# that nginx reads as syntax (; { } quotes \ $ # whitespace) nor a leading "~" (a regex) can match.
+_NGINX_NAME = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|_")
+_PEM_TEXT = re.compile(r"(-----(BEGIN|END) [A-Z0-9 ]+-----\n|[A-Za-z0-9+/=]+\n)*(-----END [A-Z0-9 ]+-----)?\n?")
+_NGINX_URL = re.compile(r"(https?://|unix:/)[A-Za-z0-9._~:/?\[\]@!&()*+,=%$-]+")
 
 # Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are not configurable in nginx and are all modern).
 MODERN_CIPHERS = ":".join([
@@ -109,17 +121,45 @@ class CertificateFiles(Construct):
         user_data.add_commands(*self.commands)
 
     def nginx_server_block(self, server_name: str | None = None, *, proxy_pass: str | None = None) -> str:
-        """An nginx ``server`` block for these files: TLS 1.2 and 1.3 only, modern ciphers, the full chain sent."""
-        names = server_name or " ".join(n for n in self.bundle.names if not n[:1].isdigit()) or "_"
-        location = f"        proxy_pass {proxy_pass};\n" if proxy_pass else "        root /usr/share/nginx/html;\n"
+        """An nginx ``server`` block for these files: TLS 1.2 and 1.3 only, modern ciphers, the full chain sent.
+
+        ``server_name`` (space-separated) defaults to the certificate's DNS names. Every value is checked to be one
+        nginx reads as a single plain argument, and written in double quotes: a name that is not a host name (a
+        CA may sign anything) fails synth instead of becoming nginx syntax.
+        """
+        if server_name is not None:
+            names = server_name.split()
+            for name in names:
+                if not _NGINX_NAME.fullmatch(name):
+                    raise ValueError(
+                        f"{self.node.path}: server_name {printable(name)} cannot go into nginx config: use host "
+                        "names (www.example.com), wildcards (*.example.com) or _",
+                    )
+        else:
+            names = [n for n in self.bundle.names if not _is_ip(n)]
+            for name in names:
+                problem = name_problem(name)
+                if problem or not _NGINX_NAME.fullmatch(name):
+                    raise ValueError(
+                        f"{self.node.path}: the certificate {self.bundle.fingerprint[:16]}... names "
+                        f"{printable(name)}, which cannot go into nginx config ({problem or 'not a host name'}): "
+                        "pass server_name='www.example.com ...' with the names this server answers",
+                    )
+        if proxy_pass is not None and not _NGINX_URL.fullmatch(proxy_pass):
+            raise ValueError(
+                f"{self.node.path}: proxy_pass {printable(proxy_pass)} cannot go into nginx config: give an "
+                "http://, https:// or unix:/ URL without spaces, quotes, backslashes, ';', '#', '{' or '}'",
+            )
+        listed = " ".join(f'"{n}"' for n in names) or '"_"'
+        location = f'        proxy_pass "{proxy_pass}";\n' if proxy_pass else "        root /usr/share/nginx/html;\n"
         return (
             "server {\n"
             "    listen 443 ssl;\n"
             "    listen [::]:443 ssl;\n"
-            f"    server_name {names};\n"
+            f"    server_name {listed};\n"
             "\n"
-            f"    ssl_certificate     {self.fullchain_path};\n"
-            f"    ssl_certificate_key {self.key_path};\n"
+            f'    ssl_certificate     "{self.fullchain_path}";\n'
+            f'    ssl_certificate_key "{self.key_path}";\n'
             "    ssl_protocols TLSv1.2 TLSv1.3;\n"
             f"    ssl_ciphers {MODERN_CIPHERS};\n"
             "    ssl_prefer_server_ciphers off;\n"
@@ -134,48 +174,67 @@ class CertificateFiles(Construct):
         )
 
     def _render(self, attempts: int) -> list[str]:
-        d, owner = self.directory, f"{self.owner}:{self.group}"
-        new = f"{d}/private.key.certfleet-new"
-        spki = self.bundle.spki_sha256
+        """The user-data lines. Every value is one shell word through ``shlex.quote``, the certificate's names
+        included (they only ever appear inside quotes, never in a comment or unquoted); PEM text travels in a
+        quoted here-document, which the shell does not expand."""
+        q = shlex.quote
+        d, owner = q(self.directory), q(f"{self.owner}:{self.group}")
+        cert, chain, full, key = (q(p) for p in (self.certificate_path, self.chain_path, self.fullchain_path,
+                                                  self.key_path))
+        new = q(f"{self.directory}/private.key.certfleet-new")
+        # a token (a weak reference to the secret's ARN) is quoted as a whole: the ARN it resolves to has no quote
         fetch = (
-            f"aws secretsmanager get-secret-value --region {self.region} --secret-id '{self.key.id_for_handler}' "
+            f"aws secretsmanager get-secret-value --region {q(self.region)} --secret-id {q(self.key.id_for_handler)} "
             f"--query SecretString --output text > {new}"
         )
-        unwrap = (  # a secret may hold JSON {"private_key": PEM} (KeySource.secret); the sealed writer stores PEM
-            "python3 -c 'import json,sys;p=sys.argv[1];t=open(p).read();"
-            "t=json.loads(t)[\"private_key\"] if t.lstrip().startswith(\"{\") else t;"
-            f"open(p,\"w\").write(t.strip()+\"\\n\")' {new}"
+        unwrap_program = (  # a secret may hold JSON {"private_key": PEM} (KeySource.secret); the sealed writer: PEM
+            'import json,sys;p=sys.argv[1];t=open(p).read();'
+            't=json.loads(t)["private_key"] if t.lstrip().startswith("{") else t;'
+            'open(p,"w").write(t.strip()+"\\n")'
         )
-        matches = f'[ "$(openssl pkey -in {new} -pubout -outform DER | sha256sum | cut -d" " -f1)" = "{spki}" ]'
-        commands = [
-            f"# certfleet: TLS files for {self.bundle.primary_name} (sha256 {self.bundle.fingerprint[:16]}...); "
-            "the private key is read from Secrets Manager at boot, never carried in user data",
+        unwrap = f"python3 -c {q(unwrap_program)} {new}"
+        digest = f"$(openssl pkey -in {new} -pubout -outform DER | sha256sum | cut -d' ' -f1)"
+        matches = f'[ "{digest}" = {q(self.bundle.spki_sha256)} ]'
+        failure = (
+            f"certfleet: could not read the private key of {printable(self.bundle.primary_name)} from Secrets "
+            f"Manager in {self.region} (or it does not match the certificate)"
+        )
+        return [
+            f"# certfleet: TLS files for the certificate sha256 {self.bundle.fingerprint[:16]}...; the private key is "
+            "read from Secrets Manager at boot, never carried in user data",
             f"install -d -m 0755 -o root -g root {d}",
-            *_write(self.certificate_path, self.bundle.certificate_pem),
-            *_write(self.chain_path, self.bundle.chain_pem),
-            f"cat {self.certificate_path} {self.chain_path} > {self.fullchain_path}",
-            f"chown {owner} {self.certificate_path} {self.chain_path} {self.fullchain_path}",
-            f"chmod 0644 {self.certificate_path} {self.chain_path} {self.fullchain_path}",
+            *_write(self.node.path, cert, self.bundle.certificate_pem),
+            *_write(self.node.path, chain, self.bundle.chain_pem),
+            f"cat {cert} {chain} > {full}",
+            f"chown {owner} {cert} {chain} {full}",
+            f"chmod 0644 {cert} {chain} {full}",
             "(",
             "  umask 077",
-            f"  for attempt in $(seq 1 {attempts}); do",
+            f"  for attempt in $(seq 1 {int(attempts)}); do",
             f"    if {fetch} && {unwrap} && {matches}; then break; fi",
             f"    rm -f {new}; sleep 10",
             "  done",
             f"  [ -s {new} ] && {matches} || exit 1",
-            f"  chown {owner} {new} && chmod 0400 {new} && mv -f {new} {self.key_path} || exit 1",
-            f") || {{ echo 'certfleet: could not read the private key of {self.bundle.primary_name} from Secrets "
-            f"Manager in {self.region} (or it does not match the certificate)' >&2; rm -f {new}; exit 1; }}",
+            f"  chown {owner} {new} && chmod 0400 {new} && mv -f {new} {key} || exit 1",
+            f") || {{ printf '%s\\n' {q(failure)} >&2; rm -f {new}; exit 1; }}",
         ]
-        return commands
 
 
-def _write(path: str, pem: str) -> list[str]:
+def _write(where: str, quoted_path: str, pem: str) -> list[str]:
+    """Lines that write ``pem`` to the (already quoted) path through a quoted here-document."""
     if not pem.strip():
-        return [f": > {path}"]
-    if _HEREDOC in pem:  # never: PEM is base64 and dashes
-        raise ValueError("certfleet: a PEM block holds the here-document marker")
-    return [f"cat > {path} <<'{_HEREDOC}'", pem.rstrip("\n"), _HEREDOC]
+        return [f": > {quoted_path}"]
+    if _HEREDOC in pem or not _PEM_TEXT.fullmatch(pem):  # never: normalized PEM is headers, base64 and newlines
+        raise ValueError(f"{where}: a PEM block holds more than PEM headers and base64; it cannot go into user data")
+    return [f"cat > {quoted_path} <<'{_HEREDOC}'", pem.rstrip("\n"), _HEREDOC]
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _certificate_key(cert: ImportedCertificate, reader: Construct) -> KeyBinding:
