@@ -5,8 +5,9 @@ Pure template-level code (standard library, ``cryptography``, ``certfleet.materi
 ``cdk.out`` through ``load_cloud_assembly``.
 
 For each consumer (CloudFront, API Gateway v1/v2 domains, ELBv2 listeners, Classic LBs, Elastic Beanstalk, Amplify,
-Transfer Family, Cognito, AppSync) the certificate value is resolved: a literal ACM ARN (judged by its region only),
-or a certfleet certificate (``Custom::CertfleetCertificate``) reached by ``Ref``/``Fn::GetAtt`` in the same template,
+Transfer Family, Cognito, AppSync GraphQL and Event API domains) the certificate value is resolved: a literal ACM
+ARN (judged by its region only), or a certfleet certificate (``Custom::CertfleetCertificate``) reached by
+``Ref``/``Fn::GetAtt`` in the same template,
 ``Fn::GetStackOutput`` (weak), ``Fn::ImportValue`` or a cross-region export reader (strong). A certfleet certificate
 is also judged by its bundle: key algorithm and names. Anything else (parameters, dynamic references) is skipped.
 ``certfleet.rules`` is the only source of which region and which keys each service takes.
@@ -449,6 +450,8 @@ class _Checker:
                 f"own region, {needed}."
             )
             fix = self._local_fix(needed, source)
+        if rule.deploy_error:
+            message += f' {rule.title} refuses it at deploy time: "{rule.deploy_error.format(region=needed)}"'
         if not rule.region_verified:
             message += " (AWS does not document this region requirement: a warning, not an error)"
         ctx.add("wrong-region", "error" if rule.region_verified else "warning", message, fix,
@@ -457,9 +460,9 @@ class _Checker:
     def _edge_fix(self, ctx: _Context, use: _Use, source: CertificateSource) -> str:
         region = ctx.stack.region
         edge = (
-            f"use the {EDGE_REGION} certificate: fleet.edge_certificate_for(stack) (a CertificateFleet with "
-            f"edge=True) or a certificate imported into {EDGE_REGION} (aws acm import-certificate --region "
-            f"{EDGE_REGION})"
+            f"use the {EDGE_REGION} certificate: fleet.certificate_for(stack, Service.{use.service.name}) or "
+            f"fleet.edge_certificate_for(stack) (a CertificateFleet with edge=True), or a certificate imported into "
+            f"{EDGE_REGION} (aws acm import-certificate --region {EDGE_REGION})"
         )
         if use.service is Service.API_GATEWAY_EDGE:
             here = region or "the API's region"
@@ -721,12 +724,42 @@ def _cognito(_: _Checker, ctx: _Context) -> Iterator[_Use]:
                    domains[0] if domains else "", domains, "Domain")
 
 
+_APPSYNC_API_KINDS = {"AWS::AppSync::GraphQLApi": "GraphQL API", "AWS::AppSync::Api": "Event API"}
+
+
 def _appsync(_: _Checker, ctx: _Context) -> Iterator[_Use]:
+    """An AppSync custom domain (GraphQL and Event APIs both synthesize one), named by the API it is associated with."""
     props = _dict(ctx.resource.get("Properties"))
-    if "CertificateArn" in props:
-        domains = _names(props.get("DomainName"))
-        yield _Use(Service.APPSYNC, props["CertificateArn"], "Properties/CertificateArn",
-                   domains[0] if domains else "", domains, "DomainName")
+    if "CertificateArn" not in props:
+        return
+    domains = _names(props.get("DomainName"))
+    what = domains[0] if domains else ""
+    api = _appsync_api(ctx, domains)
+    if api:
+        what = f"{what} for {api}" if what else f"for {api}"
+    yield _Use(Service.APPSYNC, props["CertificateArn"], "Properties/CertificateArn", what, domains, "DomainName")
+
+
+def _appsync_api(ctx: _Context, domains: tuple[str, ...]) -> str:
+    """``GraphQL API 'name'`` / ``Event API 'name'`` for the API a DomainNameApiAssociation links to this domain."""
+    resources = _dict(ctx.stack.template.get("Resources"))
+    mine = ({"Ref": ctx.logical_id}, {"Fn::GetAtt": [ctx.logical_id, "DomainName"]})
+    for raw in resources.values():
+        association = _dict(raw)
+        if association.get("Type") != "AWS::AppSync::DomainNameApiAssociation":
+            continue
+        props = _dict(association.get("Properties"))
+        name = props.get("DomainName")
+        if not ((_is_str(name) and name in domains) or name in mine):
+            continue
+        target = _dict(props.get("ApiId")).get("Fn::GetAtt")
+        api_id = target[0] if isinstance(target, list) and target else None
+        api = _dict(resources.get(api_id)) if isinstance(api_id, str) else {}
+        kind = _APPSYNC_API_KINDS.get(str(api.get("Type", "")))
+        if kind:
+            api_name = _dict(api.get("Properties")).get("Name")
+            return f"{kind} '{api_name}'" if _is_str(api_name) else kind
+    return ""
 
 
 _WALKERS = {

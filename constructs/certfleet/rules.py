@@ -1,7 +1,8 @@
 """What each AWS service accepts from an imported certificate: region, key algorithms, TLS floors.
 
-Pure data from ../shared/FACTS.md. Where AWS documents nothing firm, the key is listed as
-``unverified`` (a warning, never an error), so being wrong about it does no harm.
+Pure data from ../shared/FACTS.md; each rule's comment quotes its source. Where AWS documents nothing firm (a key
+neither accepted nor refused, a region with ``region_verified=False``) it is ``unverified``: a warning, never an error,
+so being wrong about it does no harm.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class ServiceRule:
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
     region_verified: bool = True  # False: AWS documents no region; a wrong one is a warning, never an error
+    #: what the service answers at deploy time when the certificate is in the wrong region ("{region}": the needed one)
+    deploy_error: str = ""
 
     def judge_key(self, algorithm: str) -> str:
         """Return ``accepted``, ``refused`` or ``unverified`` for an ACM key algorithm name."""
@@ -86,57 +89,96 @@ class ServiceRule:
         return None
 
 
+# CloudFront: "CloudFront only supports 1024-bit RSA, 2048-bit RSA, 3072-bit RSA, 4096-bit RSA, and Elliptic Prime Curve
+# 256-bit keys" (https://docs.aws.amazon.com/acm/latest/userguide/import-certificate-prerequisites.html). Services that
+# serve a custom domain through a CloudFront distribution (AppSync, Cognito, edge-optimized API Gateway, Amplify)
+# take the certificate CloudFront takes.
 _CLOUDFRONT_KEYS = RSA_ALL | {EC_P256}
+_CLOUDFRONT_REFUSED = frozenset({EC_P384, EC_P521})
+# API Gateway regional custom domain names (REST, HTTP and WebSocket APIs): "If you create a Regional custom domain
+# name, the maximum size of the public key is 2048." (https://docs.aws.amazon.com/apigateway/latest/developerguide/
+# how-to-specify-certificate-for-custom-domain-name.html). ECDSA keys are not mentioned there: unverified.
+_REGIONAL_API_KEYS = frozenset({RSA_1024, RSA_2048})
+_REGIONAL_API_REFUSED = frozenset({RSA_3072, RSA_4096})
 
 RULES: dict[Service, ServiceRule] = {
     r.service: r
     for r in (
+        # Region: "To use an ACM certificate with Amazon CloudFront, you must request or import the certificate in
+        # the US East (N. Virginia) region." (https://docs.aws.amazon.com/acm/latest/userguide/acm-regions.html)
+        # Error text (InvalidViewerCertificate): JakePartusch/serverlessui issue #20, cloudposse issue #10.
         ServiceRule(
             Service.CLOUDFRONT, "CloudFront distribution", Placement.EDGE,
-            accepted=_CLOUDFRONT_KEYS, refused=frozenset({EC_P384, EC_P521}),
+            accepted=_CLOUDFRONT_KEYS, refused=_CLOUDFRONT_REFUSED,
             tls_floor="MinimumProtocolVersion TLSv1.2_2021 or newer, SSLSupportMethod sni-only",
+            deploy_error="The specified SSL certificate doesn't exist, isn't in us-east-1 region, isn't valid, or "
+            "doesn't include a valid certificate chain.",
             aliases=("cf",),
         ),
+        # "To use an ACM certificate with an edge-optimized custom domain name, you must request or import the
+        # certificate in the US East (N. Virginia) - us-east-1 Region." (API Gateway, how-to-specify-certificate-...)
+        # Error text: amplify-education/serverless-domain-manager issue #64, architect/architect issue #25.
         ServiceRule(
             Service.API_GATEWAY_EDGE, "API Gateway REST API, edge-optimized domain", Placement.EDGE,
-            accepted=_CLOUDFRONT_KEYS, refused=frozenset({EC_P384, EC_P521}),
+            accepted=_CLOUDFRONT_KEYS, refused=_CLOUDFRONT_REFUSED,
             tls_floor="SecurityPolicy TLS_1_2",
             notes="CertificateArn; the certificate must be in us-east-1 whatever the API's region",
+            deploy_error="Invalid certificate ARN: <arn>. Certificate must be in 'us-east-1'.",
             aliases=("apigw-edge", "api-edge", "edge-api"),
         ),
+        # "To use an ACM certificate with a Regional custom domain name, you must request or import the certificate
+        # in the same Region as your API." (same page). Error text: serverless-domain-manager pull request #49.
         ServiceRule(
             Service.API_GATEWAY_REGIONAL, "API Gateway REST API, regional domain", Placement.LOCAL,
-            accepted=frozenset({RSA_1024, RSA_2048}),
+            accepted=_REGIONAL_API_KEYS, refused=_REGIONAL_API_REFUSED,
             tls_floor="SecurityPolicy TLS_1_2",
-            notes="RegionalCertificateArn; AWS documents RSA up to 2048 bits, larger keys and ECDSA are unverified",
+            notes="RegionalCertificateArn; RSA public keys of at most 2048 bits (AWS documents the maximum), "
+            "ECDSA unverified",
+            deploy_error="Invalid certificate ARN: <arn>. Certificate must be in '{region}'.",
             aliases=("apigw-regional", "api-regional", "regional-api", "apigateway"),
         ),
+        # "A Regional custom domain name can be associated with REST APIs and HTTP APIs" (API Gateway,
+        # how-to-custom-domains.html): the regional rules above apply.
         ServiceRule(
             Service.API_GATEWAY_V2, "API Gateway HTTP/WebSocket API domain", Placement.LOCAL,
-            accepted=frozenset({RSA_1024, RSA_2048}),
+            accepted=_REGIONAL_API_KEYS, refused=_REGIONAL_API_REFUSED,
             tls_floor="SecurityPolicy TLS_1_2",
-            notes="regional domain names only; RSA up to 2048 bits documented, others unverified",
+            notes="regional domain names only; RSA public keys of at most 2048 bits, ECDSA unverified",
+            deploy_error="Invalid certificate ARN: <arn>. Certificate must be in '{region}'.",
             aliases=("http-api", "websocket-api", "apigwv2"),
         ),
+        # "Make sure you request (or import) the certificate in the US East (N. Virginia) Region (us-east-1)."
+        # (AWS::Amplify::Domain CertificateSettings, CloudFormation template reference)
         ServiceRule(
             Service.AMPLIFY, "Amplify Hosting custom domain", Placement.EDGE,
-            accepted=_CLOUDFRONT_KEYS, refused=frozenset({EC_P384, EC_P521}),
+            accepted=_CLOUDFRONT_KEYS, refused=_CLOUDFRONT_REFUSED,
             notes="CertificateSettings {CertificateType: CUSTOM, CustomCertificateArn}",
         ),
+        # "Application Load Balancer supports all of the algorithms available from ACM" (ACM import prerequisites);
+        # "To use a certificate with Elastic Load Balancing ... in more than one AWS region, you must request or
+        # import a certificate for each region." (ACM acm-regions.html)
         ServiceRule(
             Service.ALB, "Application Load Balancer", Placement.LOCAL, accepted=ALL,
             tls_floor="SslPolicy ELBSecurityPolicy-TLS13-1-2-2021-06 or newer (the default 2016-08 has no TLS 1.3)",
             aliases=("elb", "elbv2"),
         ),
+        # AWS's notice to an account with an RSA 4096 NLB listener: "Network Load Balancers support RSA certificates
+        # with up to 3072-bit keys and ECDSA certificates with curves P-256, P-384, and P-521."
+        # (quoted in mattclay/aws-terminator issue #309)
         ServiceRule(
             Service.NLB, "Network Load Balancer TLS listener", Placement.LOCAL,
             accepted=frozenset({RSA_1024, RSA_2048, RSA_3072}) | EC_ALL, refused=frozenset({RSA_4096}),
             tls_floor="SslPolicy ELBSecurityPolicy-TLS13-1-2-2021-06 or newer",
         ),
+        # Region: "To deploy a certificate on your load balancer, the certificate must be in the same region as the
+        # load balancer." (https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/ssl-server-cert.html).
+        # Keys: RSA 4096 and ECDSA through ACM are unverified: the older ELB guide said ACM's "RSA certificates with
+        # a 4096 key length and EC certificates" could not be installed through ACM; no current AWS text found
+        # (searched the ELB Classic guide, ACM guide, public issues).
         ServiceRule(
             Service.CLB, "Classic Load Balancer", Placement.LOCAL,
             accepted=frozenset({RSA_1024, RSA_2048, RSA_3072}),
-            notes="older AWS docs: no RSA 4096 and no EC keys through ACM (unverified today); legacy",
+            notes="RSA 4096 and EC keys through ACM unverified (an older AWS guide refused them); legacy",
         ),
         ServiceRule(
             Service.ELASTIC_BEANSTALK, "Elastic Beanstalk environment load balancer", Placement.LOCAL,
@@ -146,10 +188,15 @@ RULES: dict[Service, ServiceRule] = {
             "load balancer",
             aliases=("beanstalk", "eb"),
         ),
+        # Keys: "Certificates with the following cryptographic algorithms and key sizes are supported: 2048-bit RSA,
+        # 4096-bit RSA, Elliptic Prime Curve 256/384/521 bit" (Transfer CreateServer Certificate, botocore model).
+        # Region: no AWS text says the certificate must be in the server's region (searched the Transfer Family
+        # guide, CreateServer reference, public issues): unverified, a wrong region is a warning.
         ServiceRule(
             Service.TRANSFER_FAMILY, "Transfer Family FTPS server", Placement.LOCAL,
-            accepted=frozenset({RSA_2048, RSA_4096}) | EC_ALL,
-            notes="FTPS needs EndpointType VPC; the certificate region is assumed to be the server's",
+            accepted=frozenset({RSA_2048, RSA_4096}) | EC_ALL, refused=frozenset({RSA_1024, RSA_3072}),
+            region_verified=False,
+            notes="FTPS needs EndpointType VPC; the server's region is assumed (unverified)",
             aliases=("ftps", "transfer-family"),
         ),
         ServiceRule(
@@ -159,16 +206,26 @@ RULES: dict[Service, ServiceRule] = {
             "let it validate, or put CloudFront in front of the service with this certificate in us-east-1.",
             aliases=("app-runner",),
         ),
+        # GraphQL and Event APIs alike (both synthesize AWS::AppSync::DomainName). "Creating a custom domain name for
+        # an AWS AppSync API sets up an Amazon CloudFront distribution." (AppSync guide, custom-domain-name.html,
+        # and the Event API guide, event-api-custom-domains.html). AppSync refuses another region at deploy time:
+        # "Invalid request provided: Certificate must be in us-east-1." (serverless-appsync-plugin issue #587).
         ServiceRule(
             Service.APPSYNC, "AppSync custom domain", Placement.EDGE,
-            accepted=_CLOUDFRONT_KEYS, region_verified=False,
-            notes="us-east-1 (unverified); served through CloudFront, so P-384/P-521 are unverified",
+            accepted=_CLOUDFRONT_KEYS, refused=_CLOUDFRONT_REFUSED,
+            tls_floor="TLS 1.2 and 1.3 only (set by AppSync)",
+            notes="GraphQL and Event APIs; served through CloudFront",
+            deploy_error="Invalid request provided: Certificate must be in us-east-1.",
+            aliases=("appsync-graphql", "appsync-events", "graphql-api", "event-api"),
         ),
+        # "Custom domains also require an SSL certificate ... managed with AWS Certificate Manager (ACM) in US East
+        # (N. Virginia). Amazon Cognito creates a Amazon CloudFront distribution, secured in transit with your ACM
+        # certificate." (Cognito developer guide, cognito-user-pools-add-custom-domain.html)
         ServiceRule(
             Service.COGNITO, "Cognito user pool custom domain", Placement.EDGE,
-            accepted=_CLOUDFRONT_KEYS,
+            accepted=_CLOUDFRONT_KEYS, refused=_CLOUDFRONT_REFUSED,
             tls_floor="SecurityPolicy TLS_V1_2_2021 or TLS_V1_3_2025",
-            notes="served through CloudFront, so P-384/P-521 are unverified",
+            notes="served through CloudFront",
         ),
         ServiceRule(
             Service.EC2, "EC2 instance (nginx, Apache)", Placement.NONE, accepted=ALL,

@@ -192,13 +192,41 @@ def test_api_security_policy_tls_1_0_warns() -> None:
     assert "TLS_1_2" in finding.fix
 
 
-def test_regional_api_rsa_3072_is_unverified(rsa3072_bundle: CertificateBundle) -> None:
-    domain = {"Type": "AWS::ApiGateway::DomainName", "Properties": {
-        "DomainName": "www.example.com", "RegionalCertificateArn": {"Ref": "Cert"}}}
-    findings = check_templates([st("Api", "eu-west-1", {"Cert": cert_resource(rsa3072_bundle), "Domain": domain})])
-    assert codes(findings) == ["key-unverified"]
-    assert findings[0].severity == "warning"
-    assert "RSA_3072" in findings[0].message
+def regional_domains(cert: Any) -> dict[str, Any]:
+    """A regional REST API domain and an HTTP API domain, both given ``cert``."""
+    return {
+        "Rest": {"Type": "AWS::ApiGateway::DomainName", "Properties": {
+            "DomainName": "www.example.com", "RegionalCertificateArn": cert}},
+        "Http": {"Type": "AWS::ApiGatewayV2::DomainName", "Properties": {
+            "DomainName": "www.example.com", "DomainNameConfigurations": [{"CertificateArn": cert}]}},
+    }
+
+
+@pytest.mark.parametrize(("bundle_name", "algorithm"), [("rsa3072_bundle", "RSA_3072"),
+                                                         ("rsa4096_bundle", "RSA_4096")])
+def test_regional_api_domains_refuse_rsa_above_2048(bundle_name: str, algorithm: str,
+                                                    request: pytest.FixtureRequest) -> None:
+    """AWS: "If you create a Regional custom domain name, the maximum size of the public key is 2048." """
+    bundle: CertificateBundle = request.getfixturevalue(bundle_name)
+    resources = {"Cert": cert_resource(bundle), **regional_domains({"Ref": "Cert"})}
+    findings = check_templates([st("Api", "eu-west-1", resources)])
+    assert [(f.code, f.severity, f.logical_id) for f in findings] == [
+        ("key-refused", "error", "Http"), ("key-refused", "error", "Rest")]
+    assert all(algorithm in f.message for f in findings)
+    assert all("RSA_1024, RSA_2048" in f.message for f in findings)  # what they do accept
+    assert all("certfleet keygen --type rsa-2048" in f.fix for f in findings)
+
+
+def test_regional_api_domains_take_rsa_2048(rsa_bundle: CertificateBundle) -> None:
+    resources = {"Cert": cert_resource(rsa_bundle), **regional_domains({"Ref": "Cert"})}
+    assert check_templates([st("Api", "eu-west-1", resources)]) == []
+
+
+def test_regional_api_domains_with_ecdsa_stay_unverified(p256_bundle: CertificateBundle) -> None:
+    resources = {"Cert": cert_resource(p256_bundle), **regional_domains({"Ref": "Cert"})}
+    findings = check_templates([st("Api", "eu-west-1", resources)])
+    assert [(f.code, f.severity) for f in findings] == [("key-unverified", "warning")] * 2
+    assert all("EC_prime256v1 is unverified" in f.message for f in findings)
 
 
 def test_http_api_domain_configuration() -> None:
@@ -358,17 +386,36 @@ def test_amplify_subdomains_must_be_covered(rsa_bundle: CertificateBundle) -> No
     assert "beta.example.com" in finding.message
 
 
-def test_transfer_server_uses_its_own_region() -> None:
-    server = {"Type": "AWS::Transfer::Server", "Properties": {
-        "Protocols": ["FTPS"], "EndpointType": "VPC", "Certificate": arn("us-east-1")}}
-    finding = only(check_templates([st("Ftp", "eu-west-1", {"Server": server})]), "wrong-region")
+def ftps_server(cert: Any) -> dict[str, Any]:
+    return {"Type": "AWS::Transfer::Server", "Properties": {
+        "Protocols": ["FTPS"], "EndpointType": "VPC", "Certificate": cert}}
+
+
+def test_transfer_server_region_is_unverified_so_a_warning() -> None:
+    finding = only(check_templates([st("Ftp", "eu-west-1", {"Server": ftps_server(arn("us-east-1"))})]),
+                   "wrong-region")
+    assert finding.severity == "warning", "no AWS text gives Transfer Family's certificate region"
     assert finding.location == "Properties/Certificate"
     assert "Transfer Family" in finding.message
-    assert check_templates([st("Ftp", "us-east-1", {"Server": server})]) == []
+    assert "AWS does not document this region requirement" in finding.message
+    assert check_templates([st("Ftp", "us-east-1", {"Server": ftps_server(arn("us-east-1"))})]) == []
+
+
+def test_transfer_server_refuses_rsa_3072(rsa3072_bundle: CertificateBundle) -> None:
+    """Transfer Family's CreateServer lists RSA 2048/4096 and the three ECDSA curves: nothing else."""
+    resources = {"Cert": cert_resource(rsa3072_bundle), "Server": ftps_server({"Ref": "Cert"})}
+    finding = only(check_templates([st("Ftp", "us-east-1", resources)]), "key-refused")
+    assert finding.severity == "error"
+    assert "RSA_3072" in finding.message
+
+
+def test_transfer_server_takes_rsa_4096(rsa4096_bundle: CertificateBundle) -> None:
+    resources = {"Cert": cert_resource(rsa4096_bundle), "Server": ftps_server({"Ref": "Cert"})}
+    assert check_templates([st("Ftp", "us-east-1", resources)]) == []
 
 
 def test_cognito_domain(rsa_bundle: CertificateBundle) -> None:
-    domain = {"Type": "AWS::Cognito::UserPoolDomain", "Properties": {
+    domain: dict[str, Any] = {"Type": "AWS::Cognito::UserPoolDomain", "Properties": {
         "UserPoolId": {"Ref": "Pool"}, "Domain": "auth.example.com",
         "CustomDomainConfig": {"CertificateArn": arn("eu-west-1")}}}
     finding = only(check_templates([st("Auth", "eu-west-1", {"Dom": domain})]), "wrong-region")
@@ -380,14 +427,66 @@ def test_cognito_domain(rsa_bundle: CertificateBundle) -> None:
     assert "auth.example.com" in findings[0].message
 
 
-def test_appsync_domain() -> None:
-    domain = {"Type": "AWS::AppSync::DomainName", "Properties": {
-        "DomainName": "graphql.example.com", "CertificateArn": arn("ap-northeast-1")}}
-    finding = only(check_templates([st("Gql", "ap-northeast-1", {"Dom": domain})]), "wrong-region")
-    assert "AppSync" in finding.message
-    assert finding.severity == "warning", "the AppSync region is unverified: being wrong about it must do no harm"
-    assert check_templates([st("Gql", "ap-northeast-1", {"Dom": {**domain, "Properties": {
-        **domain["Properties"], "CertificateArn": arn("us-east-1")}}})]) == []
+def test_cognito_domain_refuses_p384_as_cloudfront_does(p384_bundle: CertificateBundle) -> None:
+    domain = {"Type": "AWS::Cognito::UserPoolDomain", "Properties": {
+        "UserPoolId": {"Ref": "Pool"}, "Domain": "www.example.com",
+        "CustomDomainConfig": {"CertificateArn": {"Ref": "Cert"}}}}
+    finding = only(check_templates([st("Auth", "us-east-1", {"Cert": cert_resource(p384_bundle), "Dom": domain})]),
+                   "key-refused")
+    assert finding.severity == "error"
+    assert "Cognito" in finding.message
+    assert "EC_secp384r1" in finding.message
+
+
+#: AWS::AppSync::DomainNameApiAssociation's API resource type -> how the finding names it
+APPSYNC_APIS = {"AWS::AppSync::GraphQLApi": "GraphQL API 'orders'", "AWS::AppSync::Api": "Event API 'orders'"}
+
+
+def appsync(cert: Any, api_type: str | None, *, link: Any = "api.example.com") -> dict[str, Any]:
+    """An AppSync custom domain as GraphqlApi / EventApi synthesize it: the domain, the association, the API."""
+    resources: dict[str, Any] = {"Dom": {"Type": "AWS::AppSync::DomainName", "Properties": {
+        "DomainName": "api.example.com", "CertificateArn": cert}}}
+    if api_type is not None:
+        resources["Api"] = {"Type": api_type, "Properties": {"Name": "orders"}}
+        resources["Assoc"] = {"Type": "AWS::AppSync::DomainNameApiAssociation", "Properties": {
+            "ApiId": {"Fn::GetAtt": ["Api", "ApiId"]}, "DomainName": link}}
+    return resources
+
+
+@pytest.mark.parametrize("api_type", [*APPSYNC_APIS, None])
+def test_appsync_domain_outside_us_east_1_is_an_error(api_type: str | None) -> None:
+    finding = only(check_templates([st("Gql", "eu-west-1", appsync(arn("eu-west-1"), api_type))]), "wrong-region")
+    assert finding.severity == "error"
+    assert finding.logical_id == "Dom"
+    assert finding.location == "Properties/CertificateArn"
+    assert finding.service == "appsync"
+    assert "AppSync custom domain api.example.com" in finding.message
+    if api_type is not None:
+        assert f"api.example.com for {APPSYNC_APIS[api_type]}" in finding.message
+    assert "must be in us-east-1 Region" in finding.message
+    assert '"Invalid request provided: Certificate must be in us-east-1."' in finding.message
+    assert "fleet.certificate_for(stack, Service.APPSYNC)" in finding.fix
+
+
+@pytest.mark.parametrize("link", [{"Ref": "Dom"}, {"Fn::GetAtt": ["Dom", "DomainName"]}])
+def test_appsync_association_by_reference_names_the_api(link: Any) -> None:
+    stack = st("Gql", "eu-west-1", appsync(arn("eu-west-1"), "AWS::AppSync::Api", link=link))
+    assert "for Event API 'orders'" in only(check_templates([stack]), "wrong-region").message
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1"])
+@pytest.mark.parametrize("api_type", [*APPSYNC_APIS, None])
+def test_appsync_domain_with_a_us_east_1_certificate_passes(api_type: str | None, region: str) -> None:
+    assert check_templates([st("Gql", region, appsync(arn("us-east-1"), api_type))]) == []
+
+
+@pytest.mark.parametrize("api_type", list(APPSYNC_APIS))
+def test_appsync_domain_refuses_p384_as_cloudfront_does(api_type: str, p384_bundle: CertificateBundle) -> None:
+    resources = {"Cert": cert_resource(p384_bundle), **appsync({"Ref": "Cert"}, api_type)}
+    finding = only(check_templates([st("Gql", "us-east-1", resources)]), "key-refused")
+    assert finding.severity == "error"
+    assert "EC_secp384r1" in finding.message
+    assert APPSYNC_APIS[api_type] in finding.message
 
 
 def test_app_runner_has_nothing_to_walk() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from aws_cdk import Acknowledgment, App, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_appsync as appsync
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -14,7 +16,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from placement_support import arn, fleet, new_app, stack, synth
 
-from certfleet import CertificateBundle, CertificateFleet
+from certfleet import CertificateBundle, CertificateFleet, Service
 from certfleet.placement_plugin import PlacementChecks
 
 
@@ -107,11 +109,12 @@ def test_error_2_alb_in_tokyo_names_the_missing_region(
     app = new_app(tmp_path)
     certs = fleet(app, rsa_bundle)  # edge only: us-east-1
     tokyo = stack(app, "Tokyo", "ap-northeast-1", cross_region_references=handed == "edge_certificate")
-    certificate: acm.ICertificate = {
+    picks: dict[str, Callable[[], acm.ICertificate]] = {
         "edge_certificate_for": lambda: certs.edge_certificate_for(tokyo),
         "edge_certificate": lambda: certs.edge_certificate,
         "arn": lambda: acm.Certificate.from_certificate_arn(tokyo, "Cert", arn("us-east-1")),
-    }[handed]()
+    }
+    certificate = picks[handed]()
     _alb_listener(tokyo, certificate, policy=elbv2.SslPolicy.RECOMMENDED_TLS)
     result = synth(app)
     assert result.failed
@@ -141,6 +144,59 @@ def test_strong_reference_in_the_same_region_is_a_warning_only(
     assert violation["severity"] == "warning"
     assert "Fn::ImportValue" in violation["description"]
     assert "fleet.certificate_for(scope)" in violation["suggestedFix"]
+
+
+# ---- AppSync custom domains (issue 17): GraphQL and Event APIs, us-east-1 only ------------------------------------
+
+
+def _graphql_api(scope: Stack, certificate: acm.ICertificate, schema: Path) -> None:
+    schema.write_text("type Query { hello: String }\n")
+    appsync.GraphqlApi(scope, "Api", name="orders", definition=appsync.Definition.from_file(str(schema)),
+                       domain_name=appsync.DomainOptions(certificate=certificate, domain_name="www.example.com"))
+
+
+def _event_api(scope: Stack, certificate: acm.ICertificate, _: Path) -> None:
+    appsync.EventApi(scope, "Api", api_name="orders", domain_name=appsync.AppSyncDomainOptions(
+        certificate=certificate, domain_name="www.example.com"))
+
+
+APPSYNC_KINDS = {"graphql": (_graphql_api, "GraphQL API 'orders'"), "event": (_event_api, "Event API 'orders'")}
+
+
+@pytest.mark.parametrize("kind", list(APPSYNC_KINDS))
+def test_appsync_domain_given_the_regional_certificate_fails_the_synth(
+    tmp_path: Path, rsa_bundle: CertificateBundle, kind: str,
+) -> None:
+    build, named = APPSYNC_KINDS[kind]
+    app = new_app(tmp_path)
+    certs = fleet(app, rsa_bundle, regions=("eu-west-1",))
+    api = stack(app, "Gql", "eu-west-1")
+    build(api, certs.certificate_for(api), tmp_path / "schema.graphql")
+    result = synth(app)
+    assert result.failed
+    assert result.codes() == ["wrong-region"]
+    violation = result.one("wrong-region")
+    assert result.location(violation) == ("Gql/Api/DomainName", "Properties/CertificateArn")
+    assert violation["severity"] == "error"
+    assert f"AppSync custom domain www.example.com for {named}" in violation["description"]
+    assert "which is in eu-west-1: the certificate must be in us-east-1 Region" in violation["description"]
+    assert "Certificate must be in us-east-1" in violation["description"]
+    assert "fleet.certificate_for(stack, Service.APPSYNC)" in violation["suggestedFix"]
+    assert "fleet.certificate_for(stack, Service.APPSYNC)" in result.text
+
+
+@pytest.mark.parametrize("kind", list(APPSYNC_KINDS))
+def test_appsync_domain_given_the_us_east_1_certificate_synthesizes(
+    tmp_path: Path, rsa_bundle: CertificateBundle, kind: str,
+) -> None:
+    build, _ = APPSYNC_KINDS[kind]
+    app = new_app(tmp_path)
+    certs = fleet(app, rsa_bundle, regions=("eu-west-1",))
+    api = stack(app, "Gql", "eu-west-1")
+    build(api, certs.certificate_for(api, Service.APPSYNC), tmp_path / "schema.graphql")
+    result = synth(app)
+    assert not result.failed, result.text
+    assert result.violations == []
 
 
 # ---- Keys the service refuses, names the certificate does not cover ------------------------------------------------
