@@ -11,16 +11,28 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cryptography import x509
+
 from certfleet.material import Finding, Material, MaterialError, assemble, check_material, load_file, normalize
 from certfleet.material.bundle import fingerprint, spki_sha256
 from certfleet.material.checks import key_algorithm
 from certfleet.material.findings import error
-from certfleet.material.names import covers, dns_names, ip_addresses
+from certfleet.material.names import covers, dns_names, escaped, has_san, ip_addresses, name_problem
 from certfleet.material.sealed import SealedKey
 
 ALLOW_EXPIRED_CONTEXT = "certfleet:allowExpiredCertificate"
 """CDK context key for a break-glass deploy of an expired certificate: its SHA-256 fingerprint (comma-separated
 for several). Read by the certificate constructs, never by the bundle: set it per deploy, never in cdk.json."""
+
+
+def valid_names(leaf: x509.Certificate) -> tuple[str, ...]:
+    """The names the certificate serves, each a valid host name or IP address by construction.
+
+    ``check_material`` already made any invalid DNS name an error; this filter is what lets code that writes
+    names into shell scripts and server configs rely on them (a Common Name like "My Company Inc" is dropped).
+    """
+    dns = [n for n in dns_names(leaf) if name_problem(n, allow_ip=not has_san(leaf)) is None]
+    return (*dns, *ip_addresses(leaf))
 
 
 class CertificateBundleError(ValueError):
@@ -124,9 +136,9 @@ class CertificateBundle:
             fingerprint=fingerprint(leaf),
             spki_sha256=spki_sha256(leaf.public_key()),
             key_algorithm=key_algorithm(leaf.public_key()),
-            names=tuple(dns_names(leaf) + ip_addresses(leaf)),
+            names=valid_names(leaf),
             not_after=leaf.not_valid_after_utc,
-            subject=leaf.subject.rfc4514_string(),
+            subject=escaped(leaf.subject.rfc4514_string()),
             source=source,
             warnings=tuple(f for f in findings if not f.is_error),
             expired=expired,

@@ -34,7 +34,7 @@ from certkit import (
 )
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import AuthorityInformationAccessOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from certfleet.material import assemble, check_files, check_material, load_file
 from certfleet.material.checks import MAX_CERTIFICATE_BYTES, MAX_CHAIN_BYTES
@@ -95,6 +95,26 @@ def test_chain_expired_root_is_a_warning(tmp_path: Path, capsys: pytest.CaptureF
     _, run = check(tmp_path, capsys, cert=pem(end), chain=pem(inter, root),
                    code="chain-expired", severity="warning", exit=0)
     assert "roots need not be sent" in run.out
+
+
+def test_chain_missing_issuer_when_only_the_root_is_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the intermediate left out: ACM requires each chain certificate to certify the one before it
+    findings, run = check(tmp_path, capsys, cert=pem(seed_leaf()), chain=pem(rsa_pki().root),
+                          code="chain-missing-issuer", severity="error", exit=1)
+    (finding,) = [f for f in findings if f.code == "chain-missing-issuer"]
+    assert "CN=test Intermediate CA" in finding.message and "CN=test Root CA" in finding.message
+    assert "is a root" in finding.message
+    assert "chain-incomplete" not in [f.code for f in findings]
+    assert "CN=test Intermediate CA" in run.out
+
+
+def test_too_many_certificates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = ec_key("p256", 40)
+    many = b"".join(pem(issue(f"ca {n}", key=key, ca=True)) for n in range(257))
+    path = write(tmp_path / "bundle.pem", pem(seed_leaf()) + many)
+    run = cli(capsys, "verify", "--certificate", path)
+    assert run.code == 1
+    assert "[too-many-certificates]" in run.err and "at most 256" in run.err
 
 
 # ---------------------------------------------------------------- validity
@@ -232,6 +252,70 @@ def test_no_domain_name(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture
                 .sign(rsa_pki().intermediate.key, hashes.SHA256()))
         issued = Issued(cert, KEY)
     check(tmp_path, capsys, cert=pem(issued), code="no-domain-name", severity="error", exit=1)
+
+
+def _dns_leaf(*names: str) -> Issued:
+    """A CA-signed leaf whose SAN holds ``names`` as DNS names, whatever they look like."""
+    san = x509.SubjectAlternativeName([x509.DNSName(n) for n in names])
+    return issue("www.example.com", issuer=rsa_pki().intermediate, key=KEY, san=False, extensions=((san, False),))
+
+
+INJECTION = "www.example.com\ntouch /tmp/x #'"
+
+
+@pytest.mark.parametrize("bad", [
+    INJECTION, "foo bar.example.com", "bad_.example.com", "www.example.com.", "a..example.com",
+    "*.*.example.com", "w*.example.com", "a" * 64 + ".example.com", "admin@example.com", "10.0.0.1",
+    "www.example.com\x1b[2J",
+])
+def test_name_invalid(bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    issued = _dns_leaf("www.example.com", bad)
+    findings, run = check(tmp_path, capsys, cert=pem(issued), code="name-invalid", severity="error", exit=1)
+    (finding,) = [f for f in findings if f.code == "name-invalid"]
+    assert repr(bad) in finding.message
+    assert not any(c in str(finding) for c in "\x1b\r") and "\ntouch" not in str(finding)  # escaped, never raw
+    (line,) = [line for line in run.out.splitlines() if "[name-invalid]" in line]
+    assert repr(bad) in line
+
+
+def test_name_invalid_in_a_common_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    issued = issue(INJECTION, issuer=rsa_pki().intermediate, key=KEY, names=("www.example.com",))
+    findings, run = check(tmp_path, capsys, cert=pem(issued), code="name-invalid", severity="error", exit=1)
+    assert [f.message for f in findings if f.code == "name-invalid"] == [
+        f"the Common Name {INJECTION!r} is not a valid host name: the label \"com\\ntouch /tmp/x #'\" holds "
+        "'\\n': only letters, digits and hyphens are allowed"]
+    assert "CN=www.example.com\\ntouch" in run.out  # the subject, escaped wherever it is shown
+
+
+def test_name_invalid_in_a_common_name_without_san(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    check(tmp_path, capsys, cert=pem(_no_san(" www.example.com")), code="name-invalid", severity="error", exit=1)
+
+
+def test_certificate_bundle_refuses_an_invalid_name_naming_the_file(tmp_path: Path) -> None:
+    from certfleet.certificate_bundle import CertificateBundle, CertificateBundleError
+
+    path = write(tmp_path / "evil.pem", pem(_dns_leaf("www.example.com", INJECTION)) + SEED_CHAIN)
+    with pytest.raises(CertificateBundleError) as caught:
+        CertificateBundle.from_files(path)
+    text = str(caught.value)
+    assert path in text and "[name-invalid]" in text and repr(INJECTION) in text
+    assert "\ntouch" not in text
+
+
+def test_certificate_bundle_names_hold_only_host_names() -> None:
+    from certfleet.certificate_bundle import CertificateBundle
+
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "My Company Inc"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com")])
+    intermediate = rsa_pki().intermediate
+    two_cns = (x509.CertificateBuilder().subject_name(subject).issuer_name(intermediate.certificate.subject)
+               .public_key(KEY.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(NOW - dt.timedelta(hours=1)).not_valid_after(NOW + dt.timedelta(days=90))
+               .sign(intermediate.key, hashes.SHA256()))
+    bundle = CertificateBundle.from_pem(pem(two_cns).decode(), SEED_CHAIN.decode())
+    assert bundle.names == ("www.example.com",)  # what reaches shell scripts and configs: host names only
+    ips = CertificateBundle.from_pem(pem(leaf(("www.example.com", "192.0.2.7"))).decode(), SEED_CHAIN.decode())
+    assert ips.names == ("www.example.com", "192.0.2.7")
 
 
 def test_cn_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

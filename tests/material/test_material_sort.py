@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from pathlib import Path
+from typing import Any
 
 import pytest
-from certkit import cli, key_pem, leaf, other_pki, pem, rsa_key, rsa_pki, seed_leaf, write
+from certkit import NOW, cli, key_pem, leaf, other_pki, pem, rsa_key, rsa_pki, seed_leaf, write
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certfleet.material import assemble, load_bytes, load_material, normalize
+from certfleet.certificate_bundle import CertificateBundle
+from certfleet.material import assemble, check_material, load_bytes, load_material, normalize
 from certfleet.material.bundle import fingerprint, spki_sha256
 from certfleet.material.demo import Issued, issue
 
@@ -173,3 +177,79 @@ def test_normalize_of_loaded_normal_form_is_the_normal_form(data: st.DataObject)
     if first.private_key is not None:
         assert first.private_key.startswith("-----BEGIN PRIVATE KEY-----\n")  # PKCS#8, as ACM takes it
     assert "<redacted>" in repr(first) if with_key else "key=None" in repr(first)
+
+
+# ---------------------------------------------------------------- cross-signed issuers: the chain that works wins
+
+def _cross(subject: Issued, issuer: Issued, **kwargs: Any) -> Issued:
+    """Another certificate for ``subject``'s name and key, signed by ``issuer`` (what CAs call a cross-sign)."""
+    name = subject.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    return issue(str(name), issuer=issuer, key=subject.key, ca=True, **kwargs)
+
+
+def _old_root() -> Issued:
+    return issue("legacy Root CA", key=rsa_key(2048, 320), ca=True, days=3650)
+
+
+def test_expired_cross_signed_intermediate_listed_first_is_left_out(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    pki = rsa_pki()
+    expired = _cross(pki.intermediate, _old_root(), not_before=NOW - dt.timedelta(days=400),
+                     not_after=NOW - dt.timedelta(days=1))
+    path = write(tmp_path / "bundle.pem", pem(seed_leaf(), expired, pki.intermediate, pki.root))
+    material = load_material(path)
+    assert material.chain == [pki.intermediate.certificate, pki.root.certificate]
+    assert material.unrelated == []
+    (note,) = [c for c in material.changes if c.startswith("left out")]
+    assert "CN=test Intermediate CA" in note and "expired on" in note and "does not certify" not in note
+    assert [f.code for f in check_material(material)] == []
+    bundle = CertificateBundle.from_files(path)
+    assert bundle.chain_pem == pem(pki.intermediate, pki.root).decode()
+    run = cli(capsys, "convert", path, "--out", str(tmp_path / "out"))
+    assert run.code == 0, run.text
+    assert (tmp_path / "out" / "chain.pem").read_bytes() == pem(pki.intermediate, pki.root)
+
+
+def test_cross_signed_root_listed_before_the_self_signed_one(tmp_path: Path) -> None:
+    pki = rsa_pki()
+    cross_root = _cross(pki.root, _old_root(), days=365)
+    material = load_material(write(tmp_path / "b.pem", pem(seed_leaf(), pki.intermediate, cross_root, pki.root)))
+    assert material.chain == [pki.intermediate.certificate, pki.root.certificate]
+    assert [f.code for f in check_material(material)] == []  # no chain-incomplete
+    (note,) = [c for c in material.changes if c.startswith("left out")]
+    assert "issued by CN=legacy Root CA" in note and "does not reach a root" in note
+
+
+def test_valid_cross_sign_listed_first_gives_no_false_incomplete_chain(tmp_path: Path) -> None:
+    pki = rsa_pki()
+    cross = _cross(pki.intermediate, _old_root(), days=365)  # its issuer is not in the files
+    material = load_material(write(tmp_path / "b.pem", pem(seed_leaf(), cross, pki.intermediate, pki.root)))
+    assert material.chain == [pki.intermediate.certificate, pki.root.certificate]
+    assert "chain-incomplete" not in [f.code for f in check_material(material)]
+
+
+def test_complete_cross_signed_path_is_kept_when_it_is_the_only_one(tmp_path: Path) -> None:
+    pki, old = rsa_pki(), _old_root()
+    cross = _cross(pki.intermediate, old, days=365)
+    material = load_material(write(tmp_path / "b.pem", pem(seed_leaf(), old, cross)))
+    assert material.chain == [cross.certificate, old.certificate]
+    assert material.changes == ["reordered the chain leaf → root"]
+
+
+def test_of_two_valid_copies_the_one_valid_longer_is_chosen(tmp_path: Path) -> None:
+    pki = rsa_pki()
+    short = _cross(pki.intermediate, pki.root, days=30)
+    long = _cross(pki.intermediate, pki.root, days=900)
+    material = load_material(write(tmp_path / "b.pem", pem(seed_leaf(), short, long, pki.root)))
+    assert material.chain == [long.certificate, pki.root.certificate]
+    (note,) = [c for c in material.changes if c.startswith("left out")]
+    assert "valid until" in note
+
+
+def test_certificates_cross_signed_by_each_other_end(tmp_path: Path) -> None:
+    a_root = issue("A Root CA", key=rsa_key(2048, 330), ca=True, days=3650)
+    b_root = issue("B Root CA", key=rsa_key(2048, 331), ca=True, days=3650)
+    a_by_b, b_by_a = _cross(a_root, b_root), _cross(b_root, a_root)
+    end = issue("www.example.com", issuer=a_by_b, key=KEY, names=("www.example.com",))
+    material = load_material(write(tmp_path / "b.pem", pem(end, a_by_b, b_by_a)))
+    assert material.chain == [a_by_b.certificate, b_by_a.certificate]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -13,6 +15,13 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 
 from certfleet.material.findings import Finding, MaterialError, error, warning
 from certfleet.material.loader import KeyItem, LoadedFile
+from certfleet.material.names import escaped
+
+MAX_CERTIFICATES = 256
+"""Different certificates considered from all files together: a leaf and its chain are a handful, and a whole
+trust store (Mozilla's holds about 150) still fits; more is refused with a sentence, never worked through."""
+MAX_CANDIDATES = 8
+"""Candidate issuers (of the right name) whose signature is checked, per certificate."""
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -27,7 +36,8 @@ def spki_sha256(public_key: PublicKeyTypes) -> str:
 
 
 def name_of(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string() or "(empty subject)"
+    """The subject as RFC 4514 text, control characters escaped (a name may come from a hostile file)."""
+    return escaped(cert.subject.rfc4514_string()) or "(empty subject)"
 
 
 def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
@@ -68,7 +78,9 @@ def _signature_valid(child: x509.Certificate, parent: x509.Certificate) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1024)
 def is_self_signed(cert: x509.Certificate) -> bool:
+    """True when ``cert`` names itself as issuer and its own key signed it (cached: checks ask often)."""
     return cert.issuer == cert.subject and issued_by(cert, cert)
 
 
@@ -93,8 +105,12 @@ class Material:
     sources: list[LoadedFile] = field(default_factory=list)
 
 
-def assemble(files: list[LoadedFile]) -> Material:
-    """Build ``Material`` from everything in ``files``: find the leaf, link the chain, pick the key."""
+def assemble(files: list[LoadedFile], *, now: dt.datetime | None = None) -> Material:
+    """Build ``Material`` from everything in ``files``: find the leaf, link the chain, pick the key.
+
+    ``now`` (default: the current time) decides between two copies of an issuer when one has expired.
+    """
+    now = now or dt.datetime.now(dt.UTC)
     certs: list[x509.Certificate] = []
     seen: set[str] = set()
     changes: list[str] = []
@@ -108,27 +124,45 @@ def assemble(files: list[LoadedFile]) -> Material:
             seen.add(fp)
             certs.append(cert)
     keys = [k for loaded in files for k in loaded.keys]
+    where = files[0].path if files else ""
     if not certs:
         raise MaterialError(error(
             "no-certificate", "no certificate was found, only a private key",
-            "name the certificate file with --certificate", files[0].path if files else "",
+            "name the certificate file with --certificate", where,
         ))
+    if len(certs) > MAX_CERTIFICATES:
+        raise MaterialError(error(
+            "too-many-certificates",
+            f"the files hold {len(certs):,} different certificates; certfleet considers at most "
+            f"{MAX_CERTIFICATES} (a leaf and its chain are a handful)",
+            "pass only the certificate and the chain the CA sent with it, not a whole trust store", where,
+        ))
+    issuers = _Issuers(certs)
     key_item = _pick_key(keys, certs)
-    leaf = _pick_leaf(certs, key_item)
-    chain, broken = _link(leaf, [c for c in certs if c is not leaf])
-    unrelated = [c for c in certs if c is not leaf and c not in chain]
+    leaf = _pick_leaf(certs, key_item, issuers)
+    pool = [c for c in certs if c is not leaf]
+    chooser = _Chooser(issuers, now)
+    chain = chooser.above(leaf)
+    in_chain = {id(c) for c in chain}
+    left_out = [c for c in pool if id(c) not in in_chain]
     if certs[0] is not leaf:
         changes.append(f"moved the leaf {name_of(leaf)} to the front")
-    given = [c for c in certs if c is not leaf and c in chain]
-    if given != chain:
+    if [c for c in pool if id(c) in in_chain] != chain:
         changes.append("reordered the chain leaf → root")
-    for cert in unrelated:
+    reachable = issuers.reachable(leaf)
+    unrelated: list[x509.Certificate] = []
+    for cert in left_out:
+        if id(cert) in reachable:
+            changes.append(f"left out {name_of(cert)} (issued by {escaped(cert.issuer.rfc4514_string())}): "
+                           + _why_left_out(cert, leaf, chain, chooser))
+            continue
+        unrelated.append(cert)
         changes.append(f"left out {name_of(cert)}: it does not certify this leaf")
         findings.append(warning(
             "unrelated-certificate", f"{name_of(cert)} is not part of this leaf's chain and was left out",
             "remove it from the bundle, or check that you were given the right chain", name_of(cert),
         ))
-    findings.extend(broken)
+    findings.extend(_broken(leaf, chain, pool))
     if len(keys) > 1:
         changes.append(f"used the key that matches the leaf, out of {len(keys)} keys")
     return Material(
@@ -147,38 +181,159 @@ def _pick_key(keys: list[KeyItem], certs: list[x509.Certificate]) -> KeyItem | N
     return keys[0]
 
 
-def _pick_leaf(certs: list[x509.Certificate], key_item: KeyItem | None) -> x509.Certificate:
+def _pick_leaf(certs: list[x509.Certificate], key_item: KeyItem | None, issuers: _Issuers) -> x509.Certificate:
     if key_item is not None and key_item.key is not None:
         want = spki_sha256(key_item.key.public_key())
         for cert in certs:
             if spki_sha256(cert.public_key()) == want:
                 return cert
-    issuers = {id(p) for p in certs for c in certs if c is not p and issued_by(c, p)}
-    candidates = [c for c in certs if id(c) not in issuers]
+    issuing = {id(p) for c in certs for p in issuers.of(c)}
+    candidates = [c for c in certs if id(c) not in issuing]
     end_entities = [c for c in candidates if not is_ca(c)] or candidates or certs
     return end_entities[0]
 
 
-def _link(
-    leaf: x509.Certificate, pool: list[x509.Certificate],
-) -> tuple[list[x509.Certificate], list[Finding]]:
-    chain: list[x509.Certificate] = []
-    findings: list[Finding] = []
-    current = leaf
-    while not is_self_signed(current):
-        parent = next((p for p in pool if p not in chain and issued_by(current, p)), None)
-        if parent is None:
-            impostor = next((p for p in pool if p not in chain and p.subject == current.issuer), None)
-            if impostor is not None:
-                findings.append(error(
-                    "chain-broken",
-                    f"{name_of(impostor)} has the right name to have issued {name_of(current)}, "
-                    "but its key did not sign it",
-                    "the chain belongs to another issuance (an old or cross-signed intermediate): "
-                    "download the chain that came with this certificate",
-                    name_of(current),
-                ))
-            break
-        chain.append(parent)
-        current = parent
-    return chain, findings
+class _Issuers:
+    """The candidate issuers of each certificate: indexed by subject name, each signature checked once.
+
+    A certificate's candidates are those named as its issuer, the ones whose key id matches its authority
+    key id first, at most ``MAX_CANDIDATES`` of them: hostile input (hundreds of certificates of one name)
+    costs a bounded number of signature checks, not one per pair.
+    """
+
+    def __init__(self, certs: list[x509.Certificate]) -> None:
+        self._by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        for cert in certs:
+            self._by_subject.setdefault(cert.subject, []).append(cert)
+        self._of: dict[int, list[x509.Certificate]] = {}
+
+    def of(self, child: x509.Certificate) -> list[x509.Certificate]:
+        """The certificates whose key signed ``child`` (``child`` itself excluded), in file order."""
+        found = self._of.get(id(child))
+        if found is None:
+            named = [p for p in self._by_subject.get(child.issuer, []) if p is not child]
+            wanted = _authority_key_id(child)
+            if wanted is not None:
+                named.sort(key=lambda p: _subject_key_id(p) != wanted)  # stable: file order otherwise
+            found = [p for p in named[:MAX_CANDIDATES] if issued_by(child, p)]
+            self._of[id(child)] = found
+        return found
+
+    def reachable(self, leaf: x509.Certificate) -> set[int]:
+        """Ids of every certificate on some path from ``leaf`` upwards."""
+        seen: set[int] = set()
+        todo = [leaf]
+        while todo:
+            for parent in self.of(todo.pop()):
+                if id(parent) not in seen:
+                    seen.add(id(parent))
+                    todo.append(parent)
+        return seen
+
+
+class _Chooser:
+    """Picks, at each step up from the leaf, the issuer that is valid now, reaches a root, and lasts longest."""
+
+    def __init__(self, issuers: _Issuers, now: dt.datetime) -> None:
+        self.issuers = issuers
+        self.now = now
+        self._memo: dict[int, list[x509.Certificate]] = {}
+
+    def above(self, cert: x509.Certificate, path: frozenset[int] = frozenset()) -> list[x509.Certificate]:
+        """The best chain above ``cert``, nearest issuer first (empty for a self-signed certificate)."""
+        if id(cert) in self._memo:
+            return self._memo[id(cert)]
+        best: list[x509.Certificate] = []
+        if not is_self_signed(cert):
+            path = path | {id(cert)}
+            best_rank: tuple[bool, bool, dt.datetime] | None = None
+            for parent in self.issuers.of(cert):
+                if id(parent) in path:
+                    continue  # certificates cross-signed by each other
+                rest = self.above(parent, path)
+                cut = next((i for i, c in enumerate(rest) if id(c) in path), len(rest))
+                candidate = [parent, *rest[:cut]]
+                rank = self.rank(candidate)
+                if best_rank is None or rank > best_rank:
+                    best, best_rank = candidate, rank
+        self._memo[id(cert)] = best
+        return best
+
+    def rank(self, chain: list[x509.Certificate]) -> tuple[bool, bool, dt.datetime]:
+        """Valid now, then ends at a self-signed root, then the latest NotAfter (of the nearest issuer)."""
+        return valid_at(chain[0], self.now), is_self_signed(chain[-1]), chain[0].not_valid_after_utc
+
+
+def valid_at(cert: x509.Certificate, now: dt.datetime) -> bool:
+    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+
+
+def _why_left_out(
+    cert: x509.Certificate, leaf: x509.Certificate, chain: list[x509.Certificate], chooser: _Chooser,
+) -> str:
+    """Why a certificate that does certify the leaf (through some path) is not in the chosen chain."""
+    issuers, now = chooser.issuers, chooser.now
+    path = [leaf, *chain]
+    child = next((c for c in path if any(p is cert for p in issuers.of(c))), None)
+    if child is None:
+        return "it certifies this leaf only through a certificate that was left out"
+    position = path.index(child)
+    if position == len(chain):
+        return f"the chain already ends at {name_of(child)}, a certificate signed by its own key"
+    kept = chain[position]
+    if not valid_at(cert, now):
+        state = "expired on" if now > cert.not_valid_after_utc else "is not valid until"
+        when = cert.not_valid_after_utc if now > cert.not_valid_after_utc else cert.not_valid_before_utc
+        return f"another copy of this issuer, which {state} {when:%Y-%m-%d}; the chain uses one valid now"
+    above = chooser.above(cert)
+    if is_self_signed(chain[-1]) and not (is_self_signed(cert) or (above and is_self_signed(above[-1]))):
+        return ("another copy of this issuer, whose path does not reach a root in the files; "
+                "the chain uses one that does")
+    if kept.not_valid_after_utc > cert.not_valid_after_utc:
+        return (f"another copy of this issuer, valid until {cert.not_valid_after_utc:%Y-%m-%d}; the chain uses one "
+                f"valid until {kept.not_valid_after_utc:%Y-%m-%d}")
+    return "another copy of this issuer, equally good; the chain uses the one given first"
+
+
+def _broken(leaf: x509.Certificate, chain: list[x509.Certificate], pool: list[x509.Certificate]) -> list[Finding]:
+    """An error when the chain given does not certify the leaf: an issuer with another key, or none at all."""
+    top = chain[-1] if chain else leaf
+    if is_self_signed(top):
+        return []
+    used = {id(c) for c in chain}
+    impostor = next((p for p in pool if id(p) not in used and p.subject == top.issuer), None)
+    if impostor is not None:
+        return [error(
+            "chain-broken",
+            f"{name_of(impostor)} has the right name to have issued {name_of(top)}, but its key did not sign it",
+            "the chain belongs to another issuance (an old or cross-signed intermediate): "
+            "download the chain that came with this certificate",
+            name_of(top),
+        )]
+    if chain or not pool:
+        return []
+    issuer = escaped(leaf.issuer.rfc4514_string())
+    given = ", ".join(name_of(c) for c in pool[:3]) + (f" and {len(pool) - 3} more" if len(pool) > 3 else "")
+    roots = [c for c in pool if is_self_signed(c)]
+    above = f", and {name_of(roots[0])} is a root: the certificate between them is missing" if roots else ""
+    return [error(
+        "chain-missing-issuer",
+        f"no certificate given issued this leaf: its issuer {issuer} is missing from the chain ({given}){above}",
+        f"add the certificate of {issuer} (from the CA's download page, or the CA Issuers URL in the leaf) "
+        "at the start of the chain",
+        name_of(leaf),
+    )]
+
+
+def _authority_key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+def _subject_key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except (x509.ExtensionNotFound, ValueError):
+        return None

@@ -12,12 +12,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.x509.oid import AuthorityInformationAccessOID, SignatureAlgorithmOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID, SignatureAlgorithmOID
 
 from certfleet.material.bundle import Material, is_self_signed, name_of, spki_sha256
 from certfleet.material.findings import Finding, error, warning
 from certfleet.material.loader import LoadedFile
-from certfleet.material.names import covers, dns_names, has_san, ip_addresses, is_hostname
+from certfleet.material.names import (
+    covers,
+    dns_names,
+    escaped,
+    has_san,
+    ip_addresses,
+    is_hostname,
+    name_problem,
+    printable,
+)
 from certfleet.rules import ACM_KEY_ALGORITHMS, RSA_1024, RULES, Service
 
 MAX_CERTIFICATE_BYTES = 32_768
@@ -26,6 +35,7 @@ MAX_CHAIN_BYTES = 2_097_152
 MAX_OCSP_URL = 1_000
 DEFAULT_WARN_DAYS = 30
 
+_CHAIN_ERRORS = {"chain-broken", "chain-missing-issuer"}
 _EC_NAMES = {"secp256r1": "EC_prime256v1", "secp384r1": "EC_secp384r1", "secp521r1": "EC_secp521r1"}
 _SHA1 = {
     SignatureAlgorithmOID.RSA_WITH_SHA1,
@@ -133,6 +143,7 @@ def check_material(
             "self-signed-leaf", "the certificate is self-signed: browsers and API clients will not trust it",
             "fine for tests; for production use a certificate from a public or company CA", subject,
         ))
+    findings += _name_findings(leaf, subject)
     # Without a SAN, only a Common Name that is a host name counts ("My Company Inc" is not one).
     hostnames = dns_names(leaf) if has_san(leaf) else [n for n in dns_names(leaf) if is_hostname(n)]
     if not hostnames and not ip_addresses(leaf):
@@ -238,15 +249,41 @@ def _chain_findings(material: Material, now: dt.datetime) -> list[Finding]:
                 name_of(cert),
             ))
     top = material.chain[-1] if material.chain else material.leaf
-    if not is_self_signed(top) and not any(f.code == "chain-broken" for f in material.findings):
+    if not is_self_signed(top) and not any(f.code in _CHAIN_ERRORS for f in material.findings):
         findings.append(warning(
             "chain-incomplete",
-            f"the chain stops at {name_of(top)}, whose issuer {top.issuer.rfc4514_string()} was not given",
+            f"the chain stops at {name_of(top)}, whose issuer {escaped(top.issuer.rfc4514_string())} was not given",
             "fine if that issuer is a root every client trusts; otherwise add it with --chain "
             "(download it from the CA Issuers URL in the certificate)",
             name_of(material.leaf),
         ))
     return findings
+
+
+def _name_findings(cert: x509.Certificate, subject: str) -> list[Finding]:
+    """An error for each name that is not a host name, wildcard or IP address: such a name is refused by CAs
+    and browsers, and must never reach a shell script or a server config (certfleet writes names there)."""
+    if has_san(cert):
+        named = [("DNS name", n, False) for n in dns_names(cert)]
+        # browsers ignore the CN of a certificate with SANs ("My Company Inc" passes), not a control character
+        named += [("Common Name", n, True) for n in _common_names(cert) if not n.isprintable()]
+    else:
+        named = [("Common Name", n, True) for n in _common_names(cert) if is_hostname(n) or not n.isprintable()]
+    findings = []
+    for kind, name, allow_ip in named:
+        problem = name_problem(name, allow_ip=allow_ip)  # a control character is never LDH: always a problem
+        if problem:
+            findings.append(error(
+                "name-invalid", f"the {kind} {printable(name)} is not a valid host name: {problem}",
+                "have the certificate reissued with host names only (letters, digits, hyphens and dots; "
+                "international names as xn-- A-labels)",
+                subject,
+            ))
+    return findings
+
+
+def _common_names(cert: x509.Certificate) -> list[str]:
+    return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
 
 
 def _ocsp(cert: x509.Certificate, subject: str) -> list[Finding]:

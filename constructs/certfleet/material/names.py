@@ -48,6 +48,11 @@ def printable(name: str, limit: int = 80) -> str:
     return f"{shown}... ({len(name)} characters)" if len(name) > limit else shown
 
 
+def escaped(text: str) -> str:
+    """``text`` with every non-printable character (newline, ESC, bidi controls) escaped as in ``repr``."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def name_problem(name: str, *, allow_ip: bool = False) -> str | None:
     """Why ``name`` is not a DNS name a certificate may carry (None when it is one).
 
