@@ -69,7 +69,7 @@ class ServiceRule:
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
     region_verified: bool = True  # False: AWS documents no region; a wrong one is a warning, never an error
-    #: what the service answers at deploy time when the certificate is in the wrong region ("{region}": the needed one)
+    #: the service's answer at deploy time to a certificate in a wrong region ("{region}": the one needed, "{arn}")
     deploy_error: str = ""
 
     def judge_key(self, algorithm: str) -> str:
@@ -117,13 +117,14 @@ RULES: dict[Service, ServiceRule] = {
         ),
         # "To use an ACM certificate with an edge-optimized custom domain name, you must request or import the
         # certificate in the US East (N. Virginia) - us-east-1 Region." (API Gateway, how-to-specify-certificate-...)
-        # Error text: amplify-education/serverless-domain-manager issue #64, architect/architect issue #25.
+        # Keys: "the requirements and constraints of a custom domain name SSL/TLS certificate are dictated by
+        # CloudFront" (same page). Error text: serverless-domain-manager issue #64, architect/architect issue #25.
         ServiceRule(
             Service.API_GATEWAY_EDGE, "API Gateway REST API, edge-optimized domain", Placement.EDGE,
             accepted=_CLOUDFRONT_KEYS, refused=_CLOUDFRONT_REFUSED,
             tls_floor="SecurityPolicy TLS_1_2",
             notes="CertificateArn; the certificate must be in us-east-1 whatever the API's region",
-            deploy_error="Invalid certificate ARN: <arn>. Certificate must be in 'us-east-1'.",
+            deploy_error="Invalid certificate ARN: {arn}. Certificate must be in 'us-east-1'.",
             aliases=("apigw-edge", "api-edge", "edge-api"),
         ),
         # "To use an ACM certificate with a Regional custom domain name, you must request or import the certificate
@@ -134,7 +135,7 @@ RULES: dict[Service, ServiceRule] = {
             tls_floor="SecurityPolicy TLS_1_2",
             notes="RegionalCertificateArn; RSA public keys of at most 2048 bits (AWS documents the maximum), "
             "ECDSA unverified",
-            deploy_error="Invalid certificate ARN: <arn>. Certificate must be in '{region}'.",
+            deploy_error="Invalid certificate ARN: {arn}. Certificate must be in '{region}'.",
             aliases=("apigw-regional", "api-regional", "regional-api", "apigateway"),
         ),
         # "A Regional custom domain name can be associated with REST APIs and HTTP APIs" (API Gateway,
@@ -144,7 +145,7 @@ RULES: dict[Service, ServiceRule] = {
             accepted=_REGIONAL_API_KEYS, refused=_REGIONAL_API_REFUSED,
             tls_floor="SecurityPolicy TLS_1_2",
             notes="regional domain names only; RSA public keys of at most 2048 bits, ECDSA unverified",
-            deploy_error="Invalid certificate ARN: <arn>. Certificate must be in '{region}'.",
+            deploy_error="Invalid certificate ARN: {arn}. Certificate must be in '{region}'.",
             aliases=("http-api", "websocket-api", "apigwv2"),
         ),
         # "Make sure you request (or import) the certificate in the US East (N. Virginia) Region (us-east-1)."

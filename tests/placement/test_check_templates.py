@@ -169,6 +169,8 @@ def test_regional_api_domain_needs_its_own_region() -> None:
         "EndpointConfiguration": {"Types": ["REGIONAL"]}}}
     finding = only(check_templates([st("Api", "eu-west-1", {"Domain": domain})]), "wrong-region")
     assert finding.location == "Properties/RegionalCertificateArn"
+    # API Gateway's own answer, so that a user who met it at deploy time finds it here
+    assert f"Invalid certificate ARN: {arn('us-east-1')}. Certificate must be in 'eu-west-1'." in finding.message
     assert "'eu-west-1'" in finding.fix
     assert "regions=[...]" in finding.fix
 
