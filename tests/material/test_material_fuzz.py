@@ -103,7 +103,7 @@ def _malformed_cases() -> dict[str, tuple[bytes, str]]:
         "duplicate-extension": (resign(seed_leaf().certificate, rsa_pki().intermediate.key,
                                        duplicate_extension=True).public_bytes(DER), "extensions cannot be parsed"),
         "invalid-version-in-p7b": (_edited(p7, bytes.fromhex("a003020102"), bytes.fromhex("a003020103")),
-                                   "neither"),
+                                   "PKCS#7 data holds no readable certificates"),
     }
 
 

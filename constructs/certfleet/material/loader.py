@@ -12,8 +12,7 @@ import os
 import re
 import stat
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -24,9 +23,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from certfleet.material.findings import Finding, MaterialError, error
 
-_PEM_BLOCK = re.compile(
-    r"-----BEGIN ([A-Z0-9 #]+?)-----(.*?)-----END \1-----", re.DOTALL
-)
+_PEM_MARKER = re.compile(r"-----(BEGIN|END) ([A-Z0-9 #]{1,64})-----")
 _CERT_LABELS = {"CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"}
 _KEY_LABELS = {
     "PRIVATE KEY": "PKCS#8",
@@ -40,6 +37,13 @@ _CSR_LABELS = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"}
 _PKCS7_LABELS = {"PKCS7", "PKCS #7 SIGNED DATA", "CERTIFICATE CHAIN"}
 MAX_INPUT_BYTES = 4 * 1024 * 1024  # 2x ACM's largest import: 32 KiB certificate + 2 MiB chain + 5 KiB key
 MAX_VALIDATED_RSA_BITS = 4096
+MAX_CERTIFICATES = 1000  # six times Mozilla's whole root store; a real chain holds fewer than ten
+MAX_PEM_BLOCKS = 1000
+MAX_KDF_ITERATIONS = 1_000_000  # OWASP's PBKDF2-SHA256 advice is 600,000; OpenSSL writes 2,048, Java 10,000
+MAX_KDF_WORK = 2_000_000  # iterations summed over a file's KDFs and password tries: under a second here
+MAX_SCRYPT_WORK = 1 << 20  # N * r * p; the usual N=2**14, r=8, p=1 is 2**17
+_MAX_DER_DEPTH = 64  # a PKCS#12 nests its KDF parameters about 16 deep
+_MAX_DER_NODES = 100_000
 
 
 @dataclass
@@ -50,6 +54,14 @@ class KeyItem:
     container: str
     encrypted: bool
     source: str
+
+
+class DamagedBlockError(MaterialError):
+    """A file where some blocks were read and at least one is damaged: ``loaded`` holds what was read."""
+
+    def __init__(self, finding: Finding, loaded: LoadedFile) -> None:
+        super().__init__(finding)
+        self.loaded = loaded
 
 
 @dataclass
@@ -78,12 +90,10 @@ def password_from_env(variable: str) -> bytes:
 def password_from_file(path: str | os.PathLike[str]) -> bytes:
     """Read a passphrase from the first line of a file."""
     try:
-        return Path(path).read_bytes().splitlines()[0] if Path(path).stat().st_size else b""
-    except OSError as exc:
-        raise MaterialError(error(
-            "password-file-unreadable", f"cannot read the password file {path}: {exc.strerror}",
-            "check the path and its permissions", str(path),
-        )) from None
+        data = read_regular_file(path, limit=64 * 1024, what="password file")
+    except MaterialError as exc:
+        raise MaterialError(replace(exc.finding, code="password-file-unreadable")) from None
+    return data.splitlines()[0] if data else b""
 
 
 def read_regular_file(path: str | os.PathLike[str], *, limit: int, what: str = "file") -> bytes:
@@ -176,11 +186,22 @@ def load_bytes(data: bytes, name: str = "<input>", password: bytes | None = None
             "empty-file", "the file is empty", "check that the download finished", name,
         ))
     text = _as_text(data)
-    loaded = _load_pem(text, name, password) if text is not None and "-----BEGIN " in text else _load_der(
-        data, name, password)
+    if text is not None and "-----BEGIN " in text:
+        return _load_pem(text, name, password)
+    loaded = _load_der(data, name, password)
+    _check_count(len(loaded.certificates), name)
     for cert in loaded.certificates:
         _parse_fully(cert, name)
     return loaded
+
+
+def _check_count(certificates: int, name: str) -> None:
+    if certificates > MAX_CERTIFICATES:
+        raise MaterialError(error(
+            "unreadable", f"the file holds {certificates:,} certificates; certfleet reads at most "
+            f"{MAX_CERTIFICATES:,} from one file",
+            "give only the certificate and its chain, not a whole certificate store", name,
+        ))
 
 
 def _parse_fully(cert: x509.Certificate, name: str) -> None:
@@ -221,65 +242,126 @@ def _as_text(data: bytes) -> str | None:
     return data.decode("latin-1")
 
 
+@dataclass(frozen=True)
+class _PemBlock:
+    label: str
+    body: str
+    complete: bool
+
+
+def _pem_blocks(text: str, name: str) -> tuple[list[_PemBlock], str]:
+    """Split PEM text into blocks and the text outside them, in one linear pass over the armor lines.
+
+    A BEGIN line followed by anything but its own END line is a block cut short: it runs to the next marker.
+    """
+    markers = list(_PEM_MARKER.finditer(text))
+    begins = sum(1 for m in markers if m.group(1) == "BEGIN")
+    if begins > MAX_PEM_BLOCKS:
+        raise MaterialError(error(
+            "unreadable", f"the file has {begins:,} BEGIN lines; certfleet reads at most {MAX_PEM_BLOCKS:,} "
+            "PEM blocks from one file",
+            "give only the certificate, its chain and its key, not a whole certificate store", name,
+        ))
+    blocks: list[_PemBlock] = []
+    outside: list[str] = []
+    pos = i = 0
+    while i < len(markers):
+        marker = markers[i]
+        if marker.group(1) == "END":  # an END line with no BEGIN: text outside the blocks
+            i += 1
+            continue
+        outside.append(text[pos : marker.start()])
+        label = marker.group(2).strip()
+        after = markers[i + 1] if i + 1 < len(markers) else None
+        if after is not None and after.group(1) == "END" and after.group(2).strip() == label:
+            blocks.append(_PemBlock(label, text[marker.end() : after.start()], True))
+            pos, i = after.end(), i + 2
+        else:
+            stop = after.start() if after is not None else len(text)
+            blocks.append(_PemBlock(label, text[marker.end() : stop], False))
+            pos, i = stop, i + 1
+    outside.append(text[pos:])
+    return blocks, "".join(outside)
+
+
 def _load_pem(text: str, name: str, password: bytes | None) -> LoadedFile:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     loaded = LoadedFile(name, "PEM")
-    blocks = list(_PEM_BLOCK.finditer(text))
+    blocks, outside = _pem_blocks(text, name)
     if not blocks:
         raise MaterialError(error(
-            "unreadable", "the file has a BEGIN line but no matching END line",
-            "the copy was cut short: copy the whole block, from -----BEGIN to -----END", name,
+            "unreadable", "the file has a BEGIN line but no PEM block (-----BEGIN LABEL----- ... -----END LABEL-----)",
+            "the copy was cut short or edited: copy the whole block, from -----BEGIN to -----END", name,
         ))
-    outside = _PEM_BLOCK.sub("", text).strip()
-    cut = re.search(r"-----BEGIN ([A-Z0-9 #]+?)-----", outside)
-    if cut:
-        raise MaterialError(error(
-            "unreadable",
-            f"a {_describe_label(cut.group(1))} block has a BEGIN line but no matching END line",
-            "the copy was cut short: copy the whole block, from -----BEGIN to -----END", name,
-        ))
-    if outside:
+    if outside.strip():
         loaded.notes.append("ignored text outside the PEM blocks")
-    pkcs7_only = True
-    for block in blocks:
-        label = block.group(1).strip()
-        headers, body = _split_pem_body(block.group(2))
-        if label not in _PKCS7_LABELS:
-            pkcs7_only = False
+    damaged: list[Finding] = []
+    for index, block in enumerate(blocks, 1):
         try:
-            der = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise MaterialError(error(
-                "unreadable", f"the {_describe_label(label)} block is not valid base64",
-                "the block was edited or cut; get a fresh copy from the CA", name,
-            )) from None
-        if label in _CERT_LABELS:
-            if label != "CERTIFICATE":
-                loaded.notes.append(f"read an old '{label}' header as CERTIFICATE")
-            loaded.certificates.append(_der_certificate(_first_der_element(der), name))
-        elif label in _KEY_LABELS:
-            loaded.keys.append(_pem_key(label, headers, body, name, password))
-        elif label in _PKCS7_LABELS:
-            loaded.certificates.extend(_pkcs7(der, name))
-        elif label in _CSR_LABELS:
-            loaded.notes.append("skipped a certificate signing request (CSR)")
-        elif label in _IGNORED_LABELS:
-            loaded.notes.append(f"skipped a '{label}' block")
-        elif "PRIVATE" in label:
-            kind = label.split()[0]
-            loaded.notes.append(f"skipped a private key in a format certfleet does not read ({kind})")
-        else:
-            loaded.notes.append(f"skipped an unknown '{label}' block")
-    if pkcs7_only:
+            _read_pem_block(block, loaded, name, password)
+        except MaterialError as exc:
+            where = f" (block {index} of {len(blocks)})" if len(blocks) > 1 else ""
+            damaged.append(replace(exc.finding, message=exc.finding.message + where))
+    if all(b.label in _PKCS7_LABELS for b in blocks):
         loaded.format = "PKCS#7 (PEM)"
+    if damaged:
+        first = damaged[0]
+        if len(damaged) > 1:
+            first = replace(first, message=f"{first.message}; {len(damaged) - 1:,} more damaged block(s)")
+        if loaded.certificates or loaded.keys:
+            raise DamagedBlockError(first, loaded)
+        raise MaterialError(first)
     if not loaded.certificates and not loaded.keys:
-        if any(b.group(1).strip() in _CSR_LABELS for b in blocks):
+        if any(b.label in _CSR_LABELS for b in blocks):
             raise MaterialError(_csr_not_certificate(name))
         raise MaterialError(error(
             "unreadable", "the file holds no certificate and no private key",
             "check that this is the file the CA sent", name,
         ))
     return loaded
+
+
+def _read_pem_block(block: _PemBlock, loaded: LoadedFile, name: str, password: bytes | None) -> None:
+    """Add what one PEM block holds to ``loaded``; raise ``MaterialError`` when the block is damaged."""
+    label = block.label
+    if not block.complete:
+        raise MaterialError(error(
+            "unreadable", f"a {_describe_label(label)} block has a BEGIN line but no matching END line",
+            "the copy was cut short: copy the whole block, from -----BEGIN to -----END", name,
+        ))
+    headers, body = _split_pem_body(block.body)
+    try:
+        der = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise MaterialError(error(
+            "unreadable", f"the {_describe_label(label)} block is not valid base64",
+            "the block was edited or cut; get a fresh copy from the CA", name,
+        )) from None
+    if label in _CERT_LABELS:
+        _check_count(len(loaded.certificates) + 1, name)
+        if label != "CERTIFICATE":
+            loaded.notes.append(f"read an old '{label}' header as CERTIFICATE")
+        cert = _der_certificate(_first_der_element(der), name)
+        _parse_fully(cert, name)
+        loaded.certificates.append(cert)
+    elif label in _KEY_LABELS:
+        loaded.keys.append(_pem_key(label, headers, body, name, password))
+    elif label in _PKCS7_LABELS:
+        certs, notes = _pkcs7(der, name)
+        _check_count(len(loaded.certificates) + len(certs), name)
+        for cert in certs:
+            _parse_fully(cert, name)
+        loaded.certificates.extend(certs)
+        loaded.notes.extend(notes)
+    elif label in _CSR_LABELS:
+        loaded.notes.append("skipped a certificate signing request (CSR)")
+    elif label in _IGNORED_LABELS:
+        loaded.notes.append(f"skipped a '{label}' block")
+    elif "PRIVATE" in label:
+        kind = label.split()[0]
+        loaded.notes.append(f"skipped a private key in a format certfleet does not read ({kind})")
+    else:
+        loaded.notes.append(f"skipped an unknown '{label}' block")
 
 
 def _describe_label(label: str) -> str:
@@ -329,14 +411,175 @@ def _der_certificate(der: bytes, name: str) -> x509.Certificate:
         )) from None
 
 
-def _pkcs7(der: bytes, name: str) -> list[x509.Certificate]:
+_BER_NOTE = (
+    "the PKCS#7 file is BER-encoded, not DER (its certificates are not in DER order, as `openssl crl2pkcs7` "
+    "writes them); read anyway"
+)
+
+
+def _pkcs7(der: bytes, name: str) -> tuple[list[x509.Certificate], list[str]]:
+    """The certificates of a PKCS#7 signedData and the notes to print; a BER fallback is a note, not a warning.
+
+    cryptography warns (and may one day refuse) when the certificates are not in DER SET order: the
+    certificates are then taken out of the structure directly. ``UnsupportedAlgorithm``: not signedData.
+    """
     try:
-        return list(pkcs7.load_der_pkcs7_certificates(der))
-    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):  # Unsupported: not signedData
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            certs = list(pkcs7.load_der_pkcs7_certificates(der))
+    except UnsupportedAlgorithm:
         raise MaterialError(error(
-            "unreadable", "the PKCS#7 block holds no readable certificates",
-            "get a fresh copy of the .p7b from the CA", name,
+            "unreadable", "the PKCS#7 data is not a certificate bundle (it holds no signed-data certificates)",
+            "export the certificates as a .p7b (PKCS#7 certificates only) or as PEM", name,
         )) from None
+    except (ValueError, x509.InvalidVersion):
+        certs = _pkcs7_certificates_lenient(der, name)
+        if not certs:
+            raise MaterialError(error(
+                "unreadable", "the PKCS#7 data holds no readable certificates",
+                "get a fresh copy of the .p7b from the CA", name,
+            )) from None
+        return certs, [_BER_NOTE]
+    return certs, [_BER_NOTE] if any("BER" in str(w.message) for w in caught) else []
+
+
+def _pkcs7_certificates_lenient(der: bytes, name: str) -> list[x509.Certificate]:
+    """The certificates of ContentInfo{signedData, [0] SignedData{..., [0] certificates}}, in any order."""
+    outer = _der_element(der, 0, len(der))
+    top = _der_children(der, outer) if outer is not None and outer.tag == 0x30 else None
+    if not top or len(top) < 2 or top[0].value(der) != _OID_SIGNED_DATA or top[1].tag != 0xA0:
+        return []
+    inner = _der_children(der, top[1])
+    if not inner or inner[0].tag != 0x30:
+        return []
+    certs: list[x509.Certificate] = []
+    for part in _der_children(der, inner[0]) or []:
+        if part.tag != 0xA0:  # [0] IMPLICIT SET OF Certificate
+            continue
+        for element in _der_children(der, part) or []:
+            _check_count(len(certs) + 1, name)
+            try:
+                certs.append(x509.load_der_x509_certificate(der[element.start : element.end]))
+            except (ValueError, x509.InvalidVersion):
+                return []
+    return certs
+
+
+@dataclass(frozen=True)
+class _Der:
+    """One DER element: its tag, where it starts, where its content starts and where it ends."""
+
+    tag: int
+    start: int
+    content: int
+    end: int
+
+    def value(self, data: bytes) -> bytes:
+        return data[self.content : self.end]
+
+
+def _der_element(data: bytes, pos: int, end: int) -> _Der | None:
+    """The element at ``pos`` when its definite length fits before ``end``; None otherwise (BER, damage)."""
+    if end - pos < 2 or data[pos] & 0x1F == 0x1F:
+        return None
+    first, content = data[pos + 1], pos + 2
+    length = first
+    if first >= 0x80:
+        count = first & 0x7F
+        if count == 0 or count > 4 or end - content < count:
+            return None
+        length = int.from_bytes(data[content : content + count], "big")
+        content += count
+    if length > end - content:
+        return None
+    return _Der(data[pos], pos, content, content + length)
+
+
+def _der_children(data: bytes, parent: _Der) -> list[_Der] | None:
+    """The elements inside ``parent``, or None when they do not exactly fill it."""
+    children: list[_Der] = []
+    pos = parent.content
+    while pos < parent.end:
+        child = _der_element(data, pos, parent.end)
+        if child is None:
+            return None
+        children.append(child)
+        pos = child.end
+    return children
+
+
+_OID_SIGNED_DATA = bytes.fromhex("2a864886f70d010702")
+_OID_PBKDF2 = bytes.fromhex("2a864886f70d01050c")
+_OID_SCRYPT = bytes.fromhex("2b06010401da47040b")
+_OPAQUE_BAG_OIDS = {bytes.fromhex("2a864886f70d010916") + bytes([n]) for n in (1, 2)} | {
+    bytes.fromhex("2a864886f70d010917") + bytes([1])}  # x509Certificate, sdsiCertificate, x509CRL
+_PBE_PARAM_OIDS = (
+    {bytes.fromhex("2a864886f70d0105") + bytes([n]) for n in (1, 3, 4, 6, 10, 11)}  # PKCS#5 v1.5 PBES1
+    | {bytes.fromhex("2a864886f70d010c01") + bytes([n]) for n in range(1, 7)}  # PKCS#12 PBE
+    | {_OID_PBKDF2}
+)
+
+
+def _der_int(data: bytes, element: _Der) -> int:
+    """An INTEGER's value (0 for anything else); one longer than 8 bytes counts as absurdly large."""
+    raw = element.value(data) if element.tag == 0x02 else b""
+    return 1 << 64 if len(raw) > 8 else int.from_bytes(raw, "big", signed=True)
+
+
+def _check_kdf_cost(data: bytes, name: str, *, attempts: int = 1, pkcs12_mac: bool = False) -> None:
+    """Refuse a key file whose password derivations would take minutes, before deriving anything.
+
+    Walks the DER (bounded depth and size, descending into OCTET STRINGs that hold DER) and reads every
+    PBES1 / PKCS#12 PBE / PBKDF2 iteration count, every scrypt cost and, for PKCS#12, the MAC iterations,
+    which are spent once per password tried.
+    """
+    root = _der_element(data, 0, len(data))
+    if root is None:
+        return  # not DER we can walk: the parser refuses it without deriving anything
+    counts: list[int] = []
+    scrypt = 0
+    stack: list[tuple[_Der, int]] = [(root, 0)]
+    nodes = 0
+    while stack:
+        element, depth = stack.pop()
+        nodes += 1
+        if depth > _MAX_DER_DEPTH or nodes > _MAX_DER_NODES:
+            raise MaterialError(error(
+                "unreadable", "the file's structure is nested deeper or is larger than any key file",
+                "this is not a real certificate or key file; get a fresh copy", name,
+            ))
+        children = _der_children(data, element) if element.tag & 0x20 or element.tag == 0x04 else None
+        if not children or (children[0].tag == 0x06 and children[0].value(data) in _OPAQUE_BAG_OIDS):
+            continue  # a certificate or CRL bag holds no KDF: do not walk thousands of certificate nodes
+        if len(children) >= 2 and children[0].tag == 0x06 and children[1].tag == 0x30:
+            oid = children[0].value(data)
+            params = _der_children(data, children[1]) or []
+            if oid in _PBE_PARAM_OIDS and len(params) >= 2:
+                counts.append(_der_int(data, params[1]))
+            elif oid == _OID_SCRYPT and len(params) >= 4:
+                cost = [_der_int(data, p) for p in params[1:4]]
+                scrypt = max(scrypt, cost[0] * cost[1] * cost[2])
+        stack.extend((child, depth + 1) for child in children)
+    mac = 0
+    if pkcs12_mac:
+        top = _der_children(data, root) or []
+        mac_data = _der_children(data, top[2]) if len(top) >= 3 and top[2].tag == 0x30 else None
+        if mac_data and len(mac_data) >= 3:
+            mac = _der_int(data, mac_data[2])
+    most, work = max([mac, *counts]), mac * attempts + sum(counts)
+    if most > MAX_KDF_ITERATIONS or work > MAX_KDF_WORK or scrypt > MAX_SCRYPT_WORK:
+        asks = (
+            f"scrypt work N*r*p = {scrypt:,} (certfleet allows {MAX_SCRYPT_WORK:,})" if scrypt > MAX_SCRYPT_WORK
+            else f"{most:,} password-derivation iterations (certfleet allows {MAX_KDF_ITERATIONS:,})"
+            if most > MAX_KDF_ITERATIONS
+            else f"{work:,} password-derivation iterations over {attempts} password tries (certfleet allows "
+            f"{MAX_KDF_WORK:,} per file)"
+        )
+        raise MaterialError(error(
+            "unreadable", f"opening the file would take {asks}: far too slow, so it was not tried",
+            "re-export it with ordinary settings (openssl pkcs12 -export -iter 2048 ..., or "
+            "openssl pkcs8 -topk8 -iter 100000 ...)", name,
+        ))
 
 
 def _pem_key(label: str, headers: dict[str, str], body: str, name: str, password: bytes | None) -> KeyItem:
@@ -353,6 +596,8 @@ def _pem_key(label: str, headers: dict[str, str], body: str, name: str, password
         return KeyItem(None, container, True, name)
     if encrypted and not password:
         raise MaterialError(_empty_password(name))
+    if encrypted:
+        _check_kdf_cost(base64.b64decode(body), name)
     try:
         key = _private_key(pem, password if encrypted else None, der=False)
     except ValueError:
@@ -440,8 +685,13 @@ def _load_der(data: bytes, name: str, password: bytes | None) -> LoadedFile:
         return LoadedFile(name, "DER", [x509.load_der_x509_certificate(data)])
     except (ValueError, x509.InvalidVersion):
         pass
+    if _is_pkcs7_signed_data(data):
+        certs, notes = _pkcs7(data, name)
+        return LoadedFile(name, "PKCS#7 (DER)", certs, notes=notes)
     try:
-        return LoadedFile(name, "PKCS#7 (DER)", list(pkcs7.load_der_pkcs7_certificates(data)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the BER fallback warning: signedData was handled above
+            return LoadedFile(name, "PKCS#7 (DER)", list(pkcs7.load_der_pkcs7_certificates(data)))
     except (ValueError, x509.InvalidVersion):
         pass
     except UnsupportedAlgorithm:  # a PKCS#7 structure, but not the signedData that carries certificates
@@ -460,6 +710,7 @@ def _load_der(data: bytes, name: str, password: bytes | None) -> LoadedFile:
             return LoadedFile(name, "DER", keys=[KeyItem(None, "PKCS#8", True, name)])
         if not password:
             raise MaterialError(_empty_password(name)) from None
+        _check_kdf_cost(data, name)
         try:
             key = _private_key(data, password, der=True)
         except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -483,6 +734,12 @@ def _load_der(data: bytes, name: str, password: bytes | None) -> LoadedFile:
     ))
 
 
+def _is_pkcs7_signed_data(data: bytes) -> bool:
+    outer = _der_element(data, 0, len(data))
+    first = _der_element(data, outer.content, outer.end) if outer is not None and outer.tag == 0x30 else None
+    return first is not None and first.tag == 0x06 and first.value(data) == _OID_SIGNED_DATA
+
+
 def _looks_like_pkcs12(data: bytes) -> bool:
     # PFX ::= SEQUENCE { version INTEGER (3), authSafe ContentInfo, macData OPTIONAL }
     body = _first_der_element(data)
@@ -502,6 +759,7 @@ def _der_key_container(data: bytes) -> str:
 
 def _load_pkcs12(data: bytes, name: str, password: bytes | None) -> LoadedFile:
     attempts: list[bytes | None] = [None, b""] if password is None else [password, None, b""]
+    _check_kdf_cost(data, name, attempts=len(attempts), pkcs12_mac=True)
     for attempt in attempts:
         try:
             with warnings.catch_warnings(record=True) as caught:  # BER fallback: a note, not a stderr line
