@@ -22,6 +22,8 @@ MAX_CERTIFICATES = 256
 trust store (Mozilla's holds about 150) still fits; more is refused with a sentence, never worked through."""
 MAX_CANDIDATES = 8
 """Candidate issuers (of the right name) whose signature is checked, per certificate."""
+MAX_SIGNATURE_CHECKS = 500
+"""Signatures checked in all to sort the certificates: a real chain with cross-signed copies needs a few dozen."""
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -137,7 +139,7 @@ def assemble(files: list[LoadedFile], *, now: dt.datetime | None = None) -> Mate
             f"{MAX_CERTIFICATES} (a leaf and its chain are a handful)",
             "pass only the certificate and the chain the CA sent with it, not a whole trust store", where,
         ))
-    issuers = _Issuers(certs)
+    issuers = _Issuers(certs, where)
     key_item = _pick_key(keys, certs)
     leaf = _pick_leaf(certs, key_item, issuers)
     pool = [c for c in certs if c is not leaf]
@@ -149,7 +151,7 @@ def assemble(files: list[LoadedFile], *, now: dt.datetime | None = None) -> Mate
         changes.append(f"moved the leaf {name_of(leaf)} to the front")
     if [c for c in pool if id(c) in in_chain] != chain:
         changes.append("reordered the chain leaf → root")
-    reachable = issuers.reachable(leaf)
+    reachable = chooser.reached
     unrelated: list[x509.Certificate] = []
     for cert in left_out:
         if id(cert) in reachable:
@@ -182,30 +184,40 @@ def _pick_key(keys: list[KeyItem], certs: list[x509.Certificate]) -> KeyItem | N
 
 
 def _pick_leaf(certs: list[x509.Certificate], key_item: KeyItem | None, issuers: _Issuers) -> x509.Certificate:
+    """The certificate of the key; else the end-entity certificate that issued none of the others."""
     if key_item is not None and key_item.key is not None:
         want = spki_sha256(key_item.key.public_key())
         for cert in certs:
             if spki_sha256(cert.public_key()) == want:
                 return cert
-    issuing = {id(p) for c in certs for p in issuers.of(c)}
-    candidates = [c for c in certs if id(c) not in issuing]
-    end_entities = [c for c in candidates if not is_ca(c)] or candidates or certs
-    return end_entities[0]
+    end_entities = [c for c in certs if not is_ca(c)]
+    if len(end_entities) == 1:
+        return end_entities[0]
+    for group in (end_entities, certs):
+        for cert in group:
+            if not issuers.issues_any(cert):
+                return cert
+    return certs[0]
 
 
 class _Issuers:
-    """The candidate issuers of each certificate: indexed by subject name, each signature checked once.
+    """Who signed whom, with names indexed and each signature checked at most once.
 
-    A certificate's candidates are those named as its issuer, the ones whose key id matches its authority
-    key id first, at most ``MAX_CANDIDATES`` of them: hostile input (hundreds of certificates of one name)
-    costs a bounded number of signature checks, not one per pair.
+    A certificate's candidate issuers are those that bear its issuer name, the ones whose key id matches its
+    authority key id first, at most ``MAX_CANDIDATES`` of them; and no more than ``MAX_SIGNATURE_CHECKS``
+    signatures are checked in all: hostile input (hundreds of certificates of one name) is refused with a
+    sentence after a bounded amount of work, never worked through pair by pair.
     """
 
-    def __init__(self, certs: list[x509.Certificate]) -> None:
+    def __init__(self, certs: list[x509.Certificate], where: str) -> None:
         self._by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        self._by_issuer: dict[x509.Name, list[x509.Certificate]] = {}
         for cert in certs:
             self._by_subject.setdefault(cert.subject, []).append(cert)
+            self._by_issuer.setdefault(cert.issuer, []).append(cert)
         self._of: dict[int, list[x509.Certificate]] = {}
+        self._signed: dict[tuple[int, int], bool] = {}
+        self._where = where
 
     def of(self, child: x509.Certificate) -> list[x509.Certificate]:
         """The certificates whose key signed ``child`` (``child`` itself excluded), in file order."""
@@ -215,20 +227,27 @@ class _Issuers:
             wanted = _authority_key_id(child)
             if wanted is not None:
                 named.sort(key=lambda p: _subject_key_id(p) != wanted)  # stable: file order otherwise
-            found = [p for p in named[:MAX_CANDIDATES] if issued_by(child, p)]
+            found = [p for p in named[:MAX_CANDIDATES] if self.signed(child, p)]
             self._of[id(child)] = found
         return found
 
-    def reachable(self, leaf: x509.Certificate) -> set[int]:
-        """Ids of every certificate on some path from ``leaf`` upwards."""
-        seen: set[int] = set()
-        todo = [leaf]
-        while todo:
-            for parent in self.of(todo.pop()):
-                if id(parent) not in seen:
-                    seen.add(id(parent))
-                    todo.append(parent)
-        return seen
+    def issues_any(self, parent: x509.Certificate) -> bool:
+        """True when ``parent`` signed another of the certificates (among the first that bear its name)."""
+        children = [c for c in self._by_issuer.get(parent.subject, []) if c is not parent]
+        return any(self.signed(c, parent) for c in children[:MAX_CANDIDATES])
+
+    def signed(self, child: x509.Certificate, parent: x509.Certificate) -> bool:
+        pair = (id(child), id(parent))
+        if pair not in self._signed:
+            if len(self._signed) >= MAX_SIGNATURE_CHECKS:
+                raise MaterialError(error(
+                    "too-many-certificates",
+                    f"the files hold too many certificates named alike ({name_of(parent)}...): telling which "
+                    f"signed which takes more than {MAX_SIGNATURE_CHECKS} signature checks",
+                    "pass only the certificate and the chain the CA sent with it", self._where,
+                ))
+            self._signed[pair] = issued_by(child, parent)
+        return self._signed[pair]
 
 
 class _Chooser:
@@ -237,10 +256,16 @@ class _Chooser:
     def __init__(self, issuers: _Issuers, now: dt.datetime) -> None:
         self.issuers = issuers
         self.now = now
+        self.reached: set[int] = set()
+        """Every issuer met on the way up: the certificates that certify the leaf through some path."""
         self._memo: dict[int, list[x509.Certificate]] = {}
 
     def above(self, cert: x509.Certificate, path: frozenset[int] = frozenset()) -> list[x509.Certificate]:
-        """The best chain above ``cert``, nearest issuer first (empty for a self-signed certificate)."""
+        """The best chain above ``cert``, nearest issuer first (empty for a self-signed certificate).
+
+        Each certificate is worked out once (remembered), so a lattice of cross-signed copies costs one
+        visit per certificate, not one per path.
+        """
         if id(cert) in self._memo:
             return self._memo[id(cert)]
         best: list[x509.Certificate] = []
@@ -248,6 +273,7 @@ class _Chooser:
             path = path | {id(cert)}
             best_rank: tuple[bool, bool, dt.datetime] | None = None
             for parent in self.issuers.of(cert):
+                self.reached.add(id(parent))
                 if id(parent) in path:
                     continue  # certificates cross-signed by each other
                 rest = self.above(parent, path)
