@@ -451,8 +451,8 @@ class _Checker:
             )
             fix = self._local_fix(needed, source)
         if rule.deploy_error:
-            said = rule.deploy_error.format(region=needed, arn=source.arn or f"arn:aws:acm:{source.region}:…")
-            message += f' {rule.title} refuses it at deploy time: "{said}"'
+            shown = source.arn or f"arn:aws:acm:{source.region}:…:certificate/…"
+            message += f' At deploy time it fails with "{rule.deploy_error.format(region=needed, arn=shown)}"'
         if not rule.region_verified:
             message += " (AWS does not document this region requirement: a warning, not an error)"
         ctx.add("wrong-region", "error" if rule.region_verified else "warning", message, fix,
