@@ -25,7 +25,7 @@ REGIONS_17 = (
 
 
 class TLSServer:
-    """A TLS server on 127.0.0.1 (a thread): serves ``leaf`` + ``chain``, or per-SNI-name other pairs.
+    """A TLS server on 127.0.0.1 or ``host`` (a thread): serves ``leaf`` + ``chain``, or per-SNI-name other pairs.
 
     Each connection gets a full handshake and is then closed; failed handshakes (a client that refuses the
     chain) are ignored, as a real server would.
@@ -33,7 +33,7 @@ class TLSServer:
 
     def __init__(
         self, leaf: Issued, chain: Sequence[Issued] = (), *,
-        sni: dict[str, tuple[Issued, Sequence[Issued]]] | None = None,
+        sni: dict[str, tuple[Issued, Sequence[Issued]]] | None = None, host: str = "127.0.0.1",
     ) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="certfleet-tls-")
         self.context = self._context(leaf, chain, "default")
@@ -41,7 +41,8 @@ class TLSServer:
         if self.by_name:
             self.context.sni_callback = self._pick
         self.seen_names: list[str | None] = []
-        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.host = host
+        self._sock = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.port: int = self._sock.getsockname()[1]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="TLSServer", daemon=True)
@@ -89,7 +90,14 @@ class TLSServer:
 
     @property
     def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def require_client_certificate(self, ca: Issued, *, tls13: bool) -> None:
+        """Mutual TLS: refuse clients without a certificate from ``ca`` (TLS 1.2 only, or up to TLS 1.3)."""
+        for context in (self.context, *self.by_name.values()):
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cadata=ca.pem().decode())
+            context.maximum_version = ssl.TLSVersion.TLSv1_3 if tls13 else ssl.TLSVersion.TLSv1_2
 
 
 @contextlib.contextmanager

@@ -219,7 +219,7 @@ def test_not_tls(capsys: pytest.CaptureFixture[str]) -> None:
     finally:
         httpd.server_close()
     assert run.code == 1
-    assert "the TLS handshake with" in run.err and "speaks TLS" in run.err
+    assert "[not-tls]" in run.err and "did not answer in TLS" in run.err and "speaks TLS" in run.err
 
 
 def test_unknown_host(capsys: pytest.CaptureFixture[str]) -> None:
@@ -234,6 +234,100 @@ def test_bad_files(server: TLSServer, tmp_path: Path, capsys: pytest.CaptureFixt
     assert run.code == 1 and "cannot use --ca-file" in run.err
     run = cli(capsys, "probe", server.target, "--certificate", str(tmp_path / "junk.pem"))
     assert run.code == 1 and run.err.startswith("certfleet: ")
+
+
+# ------------------------------------------------------------------------------- names, messages (issue 10, 18)
+def test_common_name_without_san_is_not_a_name_match(pki: DemoPKI, files: dict[str, str],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    cn_only = pki.leaf(("www.example.com",), days=60, san=False)
+    with TLSServer(cn_only, [pki.intermediate]) as server:
+        run = cli(capsys, "probe", server.target, "--servername", "www.example.com", "--ca-file", files["root"],
+                  "--json")
+        text = cli(capsys, "probe", server.target, "--servername", "www.example.com", "--ca-file", files["root"])
+    assert run.code == 1, run.text  # browsers ignore the Common Name; verify itself says cn-only
+    data = run.json()
+    assert data["name_match"] is False
+    mismatch = next(f for f in data["findings"] if f["code"] == "name-mismatch")
+    assert "no subjectAltName" in mismatch["message"] and "Common Name" in mismatch["message"]
+    assert "name match   NO, for www.example.com" in text.out
+
+
+@pytest.mark.parametrize("argv", [
+    ["127.0.0.1:9", "--servername", ".example.com"],
+    ["127.0.0.1:9", "--servername", "a" * 64 + ".example.com"],
+    ["127.0.0.1:9", "--servername", "www..example.com"],
+    ["127.0.0.1:9", "--servername", "*.example.com"],
+    [".example.com:443"],
+    ["b" * 64 + ".example.com"],
+])
+def test_bad_names_are_usage_errors_before_connecting(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    run = cli(capsys, "probe", *argv, "--timeout", "1")  # cli() also asserts "This is a bug" is not printed
+    assert run.code == 2, run.text
+    assert "usage: certfleet probe" in run.err
+    assert "is not a host name" in run.err or "is a wildcard" in run.err
+
+
+def test_unicode_servername_is_sent_as_its_a_label(pki: DemoPKI, current: Issued, files: dict[str, str],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    idn = pki.leaf(("xn--bcher-kva.example",), days=60)
+    with TLSServer(current, [pki.intermediate], sni={"xn--bcher-kva.example": (idn, [pki.intermediate])}) as server:
+        run = cli(capsys, "probe", server.target, "--servername", "bücher.example", "--ca-file", files["root"],
+                  "--json")
+        assert server.seen_names == ["xn--bcher-kva.example"]
+    assert run.code == 0, run.text
+    assert run.json()["name_match"] is True
+
+
+@pytest.mark.parametrize("tls13", [False, True])
+def test_a_server_that_requires_a_client_certificate_is_named_as_such(
+    tls13: bool, pki: DemoPKI, current: Issued, files: dict[str, str], capsys: pytest.CaptureFixture[str],
+) -> None:
+    with TLSServer(current, [pki.intermediate]) as server:
+        server.require_client_certificate(pki.root, tls13=tls13)
+        run = cli(capsys, "probe", server.target, "--servername", "www.example.com", "--ca-file", files["root"],
+                  "--json")
+    if not tls13:  # TLS 1.2: the server ends the handshake
+        assert run.code == 1
+        assert "[client-certificate-required]" in run.err and "mutual TLS" in run.err
+        assert "speaks TLS" not in run.err
+    else:  # TLS 1.3: the client's handshake completes before the server judges its (empty) certificate
+        assert run.code == 0, run.text
+        assert "client-certificate-requested" in _codes(run.json())
+
+
+def test_an_unrelated_served_certificate_is_not_called_chain_order(
+    pki: DemoPKI, current: Issued, files: dict[str, str], capsys: pytest.CaptureFixture[str],
+) -> None:
+    stranger = DemoPKI.create("ec-p256", "stranger")
+    with TLSServer(current, [pki.intermediate, stranger.intermediate]) as server:
+        run = cli(capsys, "probe", server.target, "--servername", "www.example.com", "--ca-file", files["root"],
+                  "--json")
+    assert run.code == 0, run.text
+    codes = _codes(run.json())
+    assert "chain-extra" in codes and "chain-order" not in codes
+    extra = next(f for f in run.json()["findings"] if f["code"] == "chain-extra")
+    assert "served certificate 2 (CN=stranger Intermediate CA" in extra["message"]
+
+
+def test_ipv6_targets_print_with_brackets(current: Issued, pki: DemoPKI, files: dict[str, str],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with TLSServer(current, [pki.intermediate], host="::1") as server:
+        run = cli(capsys, "probe", server.target, "--servername", "www.example.com", "--ca-file", files["root"])
+    assert run.code == 0, run.text
+    assert run.out.splitlines()[0] == f"[::1]:{server.port} (servername www.example.com) at ::1"
+    port = free_port()
+    refused = cli(capsys, "probe", f"[::1]:{port}")
+    assert refused.code == 1 and f"[::1]:{port} refused the connection" in refused.err
+
+
+def test_expired_a_day_ago_says_so(pki: DemoPKI, files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    now = dt.datetime.now(dt.UTC)
+    expired = pki.leaf(NAMES, not_before=now - dt.timedelta(days=90), not_after=now - dt.timedelta(hours=27))
+    with TLSServer(expired, [pki.intermediate]) as server:
+        run = cli(capsys, "probe", server.target, "--servername", "www.example.com", "--ca-file", files["root"])
+    assert run.code == 1
+    assert "(1 day ago)" in run.out and "expired 1 day ago" in run.out
+    assert "-2 days" not in run.out
 
 
 @pytest.mark.parametrize(("target", "expected"), [

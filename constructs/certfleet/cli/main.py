@@ -104,9 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 STATUS_EXIT = (
     "exit status: 0 when every region answered (and, with --expiring-within, nothing expires that soon); "
-    "1 when --expiring-within found certificates, when a region could not be read, or on an AWS problem; "
-    "2 on a usage error. So `certfleet status --expiring-within 30 || alert` works in cron. Regions found "
-    "automatically that are not enabled or deny access are skipped with a warning; a --region must answer."
+    "1 when --expiring-within found certificates, when a region could not be read, when no region at all "
+    "could be read (every one denied or not enabled), or on an AWS problem; 2 on a usage error. So "
+    "`certfleet status --expiring-within 30 || alert` works in cron. Regions found automatically that are not "
+    "enabled or deny access are skipped with a warning (in --json too), as long as one region answers; a "
+    "--region must answer."
 )
 PROBE_EXIT = (
     "exit status: 0 when the server's certificate is one a client accepts (valid now, covers the name, "
@@ -157,7 +159,8 @@ def _probe_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         epilog=PROBE_EXIT,
     )
     p.add_argument("target", type=_lazy_type("probe", "target"), metavar="HOST[:PORT]")
-    p.add_argument("--servername", metavar="NAME", help="the name sent in SNI and checked (default: HOST)")
+    p.add_argument("--servername", type=_lazy_type("probe", "servername"), metavar="NAME",
+                   help="the name sent in SNI and checked (default: HOST)")
     p.add_argument("--certificate", metavar="FILE", help="the certificate that should be served (any format)")
     p.add_argument("--chain", metavar="FILE", help="its chain, to compare with the served chain")
     p.add_argument("--ca-file", metavar="FILE", help="trust these CA certificates instead of the system store")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
+from certfleet.cli.files import Output, refuse_link_or_special, write_outputs
 from certfleet.cli.output import emit_json, err, out, table
 from certfleet.material import (
     Finding,
@@ -21,8 +21,11 @@ from certfleet.material import (
 from certfleet.material.bundle import name_of
 from certfleet.material.describe import describe_certificate, describe_key
 from certfleet.material.findings import error
-from certfleet.material.loader import password_from_env, password_from_file
+from certfleet.material.loader import password_from_env, read_regular_file
 from certfleet.rules import RULES, Placement, Service, service_named
+
+PASSWORD_FILE_LIMIT = 64 * 1024  # a passphrase is one line; anything larger is the wrong file
+CSR_CONFIG_LIMIT = 1024 * 1024
 
 
 def read_password(args: argparse.Namespace) -> bytes | None:
@@ -30,7 +33,8 @@ def read_password(args: argparse.Namespace) -> bytes | None:
     if getattr(args, "password_env", None):
         return password_from_env(args.password_env)
     if getattr(args, "password_file", None):
-        return password_from_file(args.password_file)
+        data = read_regular_file(args.password_file, limit=PASSWORD_FILE_LIMIT, what="password file")
+        return data.splitlines()[0] if data else b""
     return None
 
 
@@ -104,8 +108,6 @@ def _load_all(paths: list[str | None], password: bytes | None) -> list[LoadedFil
 
 
 def convert(args: argparse.Namespace) -> int:
-    from certfleet.material.keys import write_secret_file
-
     password = read_password(args)
     files = _load_all(args.files, password)
     material = assemble(files)
@@ -119,32 +121,31 @@ def convert(args: argparse.Namespace) -> int:
     normalized = normalize(material)
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    # An empty chain.pem would be refused when read back (and ACM takes no chain at all): leave it out.
-    targets = {"cert.pem": normalized.certificate}
+    outputs = [Output(folder / "cert.pem", normalized.certificate.encode("ascii"))]
     if normalized.chain:
-        targets["chain.pem"] = normalized.chain
-    writes = [*targets, "private.key"] if normalized.private_key is not None else list(targets)
-    for name in writes:
-        if (folder / name).exists() and not args.force:
-            raise MaterialError(error(
-                "file-exists", f"{folder / name} already exists",
-                "choose another --out folder, or pass --force to replace it", str(folder / name),
-            ))
-    for name, text in targets.items():
-        (folder / name).write_text(text, encoding="ascii")
-        out(f"wrote {folder / name}")
-    if not normalized.chain:
-        (folder / "chain.pem").unlink(missing_ok=True)  # with --force: never leave another leaf's chain
-        out("no chain: the certificate's issuer was not given, so chain.pem was not written")
+        outputs.append(Output(folder / "chain.pem", normalized.chain.encode("ascii")))
     if normalized.private_key is not None:
-        write_secret_file(
-            folder / "private.key", normalized.private_key.encode("ascii"), overwrite=args.force,
-        )
-        out(f"wrote {folder / 'private.key'} (mode 0400, unencrypted PKCS#8: what ACM imports)")
+        outputs.append(Output(folder / "private.key", normalized.private_key.encode("ascii"), mode=0o400))
+    stale = folder / "chain.pem"
+    if not normalized.chain:  # another leaf's chain.pem must not stay beside this certificate
+        refuse_link_or_special(stale, replace=args.force, fix="choose another --out folder, or pass --force")
+    write_outputs(outputs, replace=args.force,
+                  fix="choose another --out folder, or pass --force to replace it")
+    for output in outputs:
+        out(f"wrote {output.path}" + (" (mode 0400, unencrypted PKCS#8: what ACM imports)"
+                                      if output.mode == 0o400 else ""))
+    if not normalized.chain:
+        stale.unlink(missing_ok=True)
+        out("no chain: the certificate's issuer was not given, so chain.pem was not written")
     for change in material.changes:
         out(f"changed: {change}")
     for finding in findings:
         out(str(finding))
+    errors = [f for f in findings if f.is_error]
+    if errors:
+        out(f"result: FAILED ({len(errors)} error(s)): the files were written, but ACM or a service would refuse "
+            "them as they are")
+        return 1
     return 0
 
 
@@ -218,15 +219,12 @@ def _service_row(service: Service, findings: list[Finding]) -> dict[str, Any]:
 def keygen(args: argparse.Namespace) -> int:
     from certfleet.material.bundle import spki_sha256
     from certfleet.material.checks import key_algorithm
-    from certfleet.material.keys import generate_key, private_pem, write_secret_file
+    from certfleet.material.keys import generate_key, private_pem
 
-    if os.path.lexists(args.out):  # say so before spending seconds on an RSA key
-        raise MaterialError(error(
-            "file-exists", "the file already exists and certfleet never overwrites a key",
-            "choose another --out, or move the old file away first", args.out,
-        ))
+    never = "choose another --out, or move the old file away first (certfleet never overwrites a key)"
+    refuse_link_or_special(Path(args.out), replace=False, fix=never)  # before spending seconds on an RSA key
     key = generate_key(args.type)
-    write_secret_file(args.out, private_pem(key))
+    write_outputs([Output(Path(args.out), private_pem(key), mode=0o400)], replace=False, fix=never)
     out(f"wrote {args.out} ({key_algorithm(key.public_key())}, mode 0400)")
     out(f"public key sha256 {spki_sha256(key.public_key())}")
     out(f"next: certfleet csr --key {args.out} --common-name www.example.com --san example.com "
@@ -252,20 +250,18 @@ def csr(args: argparse.Namespace) -> int:
                       | ed448.Ed448PrivateKey | dsa.DSAPrivateKey):
         raise MaterialError(error("unreadable", "this key type cannot sign a CSR", "", args.key))
     if args.config:
+        read_regular_file(args.config, limit=CSR_CONFIG_LIMIT, what="CSR config")  # no FIFO, device or huge file
         config = CsrConfig.from_toml(args.config)
         if args.san:
             config.sans.extend(args.san)
     else:
         config = CsrConfig(common_name=args.common_name, sans=list(args.san),
                            organization=args.organization, country=args.country)
-    request = build_csr(key, config)
     target = Path(args.out)
-    if target.exists():
-        raise MaterialError(error(
-            "file-exists", f"{target} already exists", "choose another --out", str(target),
-        ))
-    target.write_bytes(request.public_bytes(serialization.Encoding.PEM))
-    os.chmod(target, 0o644)
+    refuse_link_or_special(target, replace=False, fix="choose another --out")
+    request = build_csr(key, config)
+    write_outputs([Output(target, request.public_bytes(serialization.Encoding.PEM), mode=0o644)], replace=False,
+                  fix="choose another --out")
     out(f"wrote {target}: CN={config.common_name}, SANs {', '.join(config.names())}")
     out("next: send it to your CA, then `certfleet verify` what it returns")
     return 0

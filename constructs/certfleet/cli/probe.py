@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,11 +62,44 @@ def parse_target(target: str) -> tuple[str, int]:
 
 
 def target(value: str) -> tuple[str, int]:
-    """argparse type for HOST[:PORT] (a bad port is a usage error, exit 2)."""
+    """argparse type for HOST[:PORT] (a bad host name or port is a usage error, exit 2)."""
     try:
-        return parse_target(value)
+        host, port = parse_target(value)
+        return host_name(host, "HOST"), port
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def servername(value: str) -> str:
+    """argparse type for --servername: a DNS name (or an IP address), checked before anything connects."""
+    try:
+        return host_name(value, "--servername")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def host_name(value: str, what: str) -> str:
+    """``value`` as a host name TLS can send (A-labels, no trailing dot), or ValueError saying why it cannot be."""
+    from certfleet.material.names import name_problem, printable, to_a_label
+
+    name = value.strip()
+    if name.endswith(".") and not name.endswith(".."):
+        name = name[:-1]  # the root's dot: www.example.com. is www.example.com
+    if name.startswith("*"):
+        raise ValueError(f"{what} {printable(value)} is a wildcard: name one host, such as www.example.com")
+    try:
+        name = to_a_label(name)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+    problem = name_problem(name, allow_ip=True)
+    if problem is not None:
+        raise ValueError(f"{what} {printable(value)} is not a host name: {problem}")
+    return name
+
+
+def hostport(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets (``[::1]:443``) as URLs and TLS tools write it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass
@@ -81,6 +115,7 @@ class Handshake:
     verified: bool
     verify_error: str = ""
     trusted_root: str = ""
+    client_certificate_requested: bool = False
     findings: list[Any] = field(default_factory=list)
 
 
@@ -127,8 +162,12 @@ def _context(ca_file: str | None) -> Any:
     from certfleet.material.findings import MaterialError, error
 
     try:
-        context = ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
+        context = ssl.create_default_context(cadata=_ca_data(ca_file) if ca_file else None)
+    except MaterialError as exc:  # not a regular file, too large, missing
+        raise MaterialError(error(
+            "bad-ca-file", f"cannot use --ca-file {ca_file}: {exc.finding.message}", exc.finding.fix, ca_file or "",
+        )) from None
+    except (OSError, ssl.SSLError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
         raise MaterialError(error(
             "bad-ca-file", f"cannot use --ca-file {ca_file}: {reason}",
@@ -136,6 +175,22 @@ def _context(ca_file: str | None) -> Any:
         )) from None
     context.check_hostname = False  # names are checked with RFC 6125 below, and reported apart from trust
     return context
+
+
+CA_FILE_LIMIT = 8 * 1024 * 1024  # a whole system bundle is a few hundred KB
+
+
+def _ca_data(ca_file: str) -> str | bytes:
+    """The CA certificates of ``--ca-file`` (a regular file, bounded): its PEM blocks, or the DER bytes as they are."""
+    import re
+
+    from certfleet.material.loader import read_regular_file
+
+    data = read_regular_file(ca_file, limit=CA_FILE_LIMIT, what="CA file")
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.DOTALL)
+    if blocks:
+        return b"\n".join(blocks).decode("ascii", "replace")
+    return data
 
 
 def _connect(
@@ -148,28 +203,30 @@ def _connect(
 
     from certfleet.material.findings import MaterialError, error
 
-    where = f"{host}:{port}"
+    where = hostport(host, port)
+    requested: list[bool] = []  # did the server send a CertificateRequest (mutual TLS)?
+    _watch_certificate_request(context, requested)
     try:
-        with socket.create_connection((host, port), timeout=timeout) as raw, \
-                context.wrap_socket(raw, server_hostname=servername) as tls:
-            protocol = tls.version() or "?"
-            cipher_name, _proto, bits = tls.cipher() or ("?", "", 0)
-            address = str(tls.getpeername()[0])
-            sslobj = getattr(tls, "_sslobj", None)
-            served = getattr(sslobj, "get_unverified_chain", None)
-            ders = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in served() or []] if served else []  # type: ignore[attr-defined]
-            source = "served"
-            if not ders:
-                leaf = tls.getpeercert(binary_form=True)
-                ders = [leaf] if leaf else []
-                source = "leaf only"
-            root = ""
-            path = getattr(sslobj, "get_verified_chain", None)
-            if verified and path is not None:
-                anchors = path() or []
-                if anchors:
-                    last = x509.load_der_x509_certificate(anchors[-1].public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
-                    root = last.subject.rfc4514_string()
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            address = str(raw.getpeername()[0])  # now: a mutual-TLS server may hang up right after the handshake
+            with context.wrap_socket(raw, server_hostname=servername) as tls:
+                protocol = tls.version() or "?"
+                cipher_name, _proto, bits = tls.cipher() or ("?", "", 0)
+                sslobj = getattr(tls, "_sslobj", None)
+                served = getattr(sslobj, "get_unverified_chain", None)
+                ders = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in served() or []] if served else []  # type: ignore[attr-defined]
+                source = "served"
+                if not ders:
+                    leaf = tls.getpeercert(binary_form=True)
+                    ders = [leaf] if leaf else []
+                    source = "leaf only"
+                root = ""
+                path = getattr(sslobj, "get_verified_chain", None)
+                if verified and path is not None:
+                    anchors = path() or []
+                    if anchors:
+                        last = x509.load_der_x509_certificate(anchors[-1].public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
+                        root = last.subject.rfc4514_string()
     except ssl.SSLCertVerificationError:
         raise
     except ConnectionRefusedError:
@@ -188,11 +245,7 @@ def _connect(
             "check the spelling of the host name and your DNS", "",
         )) from None
     except ssl.SSLError as exc:
-        raise MaterialError(error(
-            "handshake-failed", f"the TLS handshake with {where} failed: {exc.reason or exc}",
-            "check that the port speaks TLS (not plain HTTP) and that the server accepts TLS 1.2 or newer"
-            + (f" and the name {servername}" if servername else ""), "",
-        )) from None
+        raise MaterialError(_handshake_failed(exc, where, servername, client_certificate=bool(requested))) from None
     except OSError as exc:
         raise MaterialError(error(
             "connection-failed", f"cannot connect to {where}: {exc.strerror or exc}",
@@ -202,17 +255,67 @@ def _connect(
         raise MaterialError(error("no-certificate", f"{where} completed the handshake without a certificate",
                                   "check the server's TLS configuration", ""))
     chain = [x509.load_der_x509_certificate(d) for d in ders]
-    return Handshake(address, protocol, cipher_name, int(bits or 0), chain, source, verified, trusted_root=root)
+    return Handshake(address, protocol, cipher_name, int(bits or 0), chain, source, verified, trusted_root=root,
+                     client_certificate_requested=bool(requested))
+
+
+#: OpenSSL reasons that mean the other side does not speak TLS at all (an HTTP server, SSH, SMTP without STARTTLS).
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST",
+            "UNKNOWN_PROTOCOL", "RECORD_TOO_LARGE", "UNEXPECTED_EOF_WHILE_READING"}
+
+
+def _handshake_failed(exc: Any, where: str, servername: str | None, *, client_certificate: bool) -> Any:
+    """Say what the failed handshake means: mutual TLS, not TLS at all, or a refusal of protocol, cipher or name."""
+    from certfleet.material.findings import error
+
+    reason = str(getattr(exc, "reason", "") or exc)
+    if client_certificate or reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
+        return error(
+            "client-certificate-required",
+            f"{where} requires a client certificate (mutual TLS) and ended the handshake because probe sent none",
+            "probe checks server certificates only: probe a listener without mutual TLS, or check the served "
+            "certificate where the client certificate is configured", "",
+        )
+    if reason in _NOT_TLS:
+        return error(
+            "not-tls", f"{where} did not answer in TLS ({reason})",
+            "check that the port speaks TLS (not plain HTTP, or a protocol that needs STARTTLS)", "",
+        )
+    name = f", and that it serves the name {servername}" if servername else ""
+    return error(
+        "handshake-failed", f"{where} refused the TLS handshake: {reason}",
+        f"check that the server accepts TLS 1.2 or newer with a cipher suite this Python offers{name}", "",
+    )
+
+
+def _watch_certificate_request(context: Any, requested: list[bool]) -> None:
+    """Note a CertificateRequest from the server, through the ssl module's message callback (CPython 3.8+).
+
+    The callback is not documented; where it is missing, a failed mutual-TLS handshake is told apart only when
+    TLS 1.3's certificate_required alert names it.
+    """
+    import ssl
+
+    handshake_type = getattr(getattr(ssl, "_TLSContentType", None), "HANDSHAKE", None)
+    request_type = getattr(getattr(ssl, "_TLSMessageType", None), "CERTIFICATE_REQUEST", None)
+    if handshake_type is None or request_type is None or not hasattr(context, "_msg_callback"):
+        return
+
+    def callback(_conn: Any, direction: str, _version: Any, content_type: Any, msg_type: Any, _data: Any) -> None:
+        if direction == "read" and content_type == handshake_type and msg_type == request_type:
+            requested.append(True)
+
+    context._msg_callback = callback
 
 
 # ------------------------------------------------------------------------------------------------ analysis
 def _report(
     args: argparse.Namespace, host: str, port: int, *, servername: str, shake: Handshake, expected: Any,
 ) -> dict[str, Any]:
-    from certfleet.material.bundle import fingerprint, is_self_signed, issued_by, name_of
+    from certfleet.material.bundle import fingerprint, is_self_signed, name_of
     from certfleet.material.describe import describe_certificate
     from certfleet.material.findings import error, warning
-    from certfleet.material.names import covers
+    from certfleet.material.names import covers, has_san
 
     now = dt.datetime.now(dt.UTC)
     leaf = shake.chain[0]
@@ -221,7 +324,8 @@ def _report(
     info = described[0]
     if leaf.not_valid_after_utc < now:
         findings.append(error("leaf-expired", f"the served certificate expired on {info['not_after'][:10]} "
-                              f"({-info['days_left']} days ago)", "deploy the renewed certificate", servername))
+                              f"({_ago(now - leaf.not_valid_after_utc)})", "deploy the renewed certificate",
+                              servername))
     elif leaf.not_valid_before_utc > now:
         findings.append(error("leaf-not-yet-valid", f"the served certificate is valid only from "
                               f"{info['not_before'][:19]} UTC", "check the server's clock and the certificate's "
@@ -230,8 +334,15 @@ def _report(
         findings.append(warning("leaf-expires-soon", f"the served certificate expires in {info['days_left']} days "
                                 f"({info['not_after'][:10]})", "renew and deploy it now (CloudFront may take up "
                                 "to 24 hours to serve a re-imported certificate)", servername))
-    name_ok = covers(leaf, servername)
-    if not name_ok:
+    name_ok = has_san(leaf) and covers(leaf, servername)  # browsers match the subjectAltName only (RFC 6125)
+    if not has_san(leaf):
+        common = ", ".join(info["names"]) or "no name"
+        findings.append(error(
+            "name-mismatch", f"the served certificate has no subjectAltName, so no browser accepts it for "
+            f"{servername}: its Common Name ({common}) is ignored",
+            "serve a certificate that lists the name in its subjectAltName (every public CA issues one)", servername,
+        ))
+    elif not name_ok:
         findings.append(error(
             "name-mismatch", f"the served certificate does not cover {servername} "
             f"(it covers {', '.join(info['names']) or 'no name'})",
@@ -247,14 +358,7 @@ def _report(
             fix = "serve a certificate (and chain) that is valid today"
         findings.append(error("untrusted", f"the served chain does not validate against {store}: "
                               f"{shake.verify_error}", fix, servername))
-    for position, (child, parent) in enumerate(zip(shake.chain, shake.chain[1:], strict=False)):
-        if not issued_by(child, parent):
-            findings.append(warning(
-                "chain-order", f"served certificate {position + 1} ({name_of(parent)}) did not issue "
-                f"certificate {position} ({name_of(child)})",
-                "serve the leaf first, then each issuer in order (cert.pem then chain.pem)", servername,
-            ))
-            break
+    findings.extend(_chain_findings(shake.chain, servername))
     if shake.chain_source == "served" and len(shake.chain) == 1 and not is_self_signed(leaf):
         findings.append(warning(
             "chain-missing", "the server sends the leaf alone, without its intermediate certificates",
@@ -264,6 +368,11 @@ def _report(
         if cert.not_valid_after_utc < now:
             findings.append(warning("chain-expired", f"served chain certificate {position} ({name_of(cert)}) has "
                                     "expired", "serve the issuer's current intermediate", servername))
+    if shake.client_certificate_requested:
+        findings.append(warning(
+            "client-certificate-requested", "the server asks for a client certificate (mutual TLS); probe sent "
+            "none", "clients without a certificate will be refused, as mutual TLS intends", servername,
+        ))
     comparison = None
     if expected is not None:
         comparison = _compare(args, leaf, shake, expected, servername=servername, findings=findings)
@@ -288,6 +397,49 @@ def _report(
         "expected": comparison,
         "findings": [f.to_dict() for f in findings],
     }
+
+
+def _chain_findings(chain: list[Any], servername: str) -> list[Any]:
+    """An unrelated served certificate is ``chain-extra``; the leaf's own issuers out of order are ``chain-order``."""
+    from certfleet.material.bundle import issued_by, name_of
+    from certfleet.material.findings import warning
+
+    findings = []
+    related = [chain[0]]
+    for position, cert in enumerate(chain[1:], 1):
+        if any(other is not cert and issued_by(other, cert) for other in chain):
+            related.append(cert)
+            continue
+        findings.append(warning(
+            "chain-extra", f"served certificate {position} ({name_of(cert)}) issued none of the served "
+            "certificates: it does not belong to this chain", "serve only the leaf and its own issuers "
+            "(remove it from chain.pem, or from the server's chain file)", servername,
+        ))
+    for child, parent in itertools.pairwise(related):
+        if not issued_by(child, parent):
+            findings.append(warning(
+                "chain-order", f"served certificate {chain.index(parent)} ({name_of(parent)}) does not issue the "
+                f"certificate before it, {chain.index(child)} ({name_of(child)}): the chain is out of order",
+                "serve the leaf first, then each issuer in order (cert.pem then chain.pem)", servername,
+            ))
+            break
+    return findings
+
+
+def _ago(elapsed: dt.timedelta) -> str:
+    """How long ago, in whole days counted down (expired 27 hours ago is "1 day ago", not "-2 days")."""
+    days = elapsed.days
+    if days == 0:
+        return "less than a day ago"
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def _left(days: int, not_after: str) -> str:
+    """The days left for the table: what a person reads, with the past said as such."""
+    if days >= 0:
+        return f"{days} days left"
+    elapsed = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(not_after)
+    return f"expired {_ago(elapsed)}"
 
 
 def _compare(
@@ -327,7 +479,7 @@ def _compare(
 def _print(report: dict[str, Any]) -> None:
     target, leaf = report["target"], report["leaf"]
     sni = f" (servername {target['servername']})" if target["servername"] != target["host"] else ""
-    out(f"{target['host']}:{target['port']}{sni} at {target['address']}")
+    out(f"{hostport(target['host'], target['port'])}{sni} at {target['address']}")
     validation = report["validation"]
     against = "the system store" if validation["against"] == "system" else validation["against"]
     root = f" (root {validation['trusted_root']})" if validation["trusted_root"] else ""
@@ -338,7 +490,7 @@ def _print(report: dict[str, Any]) -> None:
         ["leaf", f"{leaf['subject']} ({leaf['key_algorithm']})"],
         ["names", ", ".join(leaf["names"]) or "-"],
         ["name match", f"{'yes' if report['name_match'] else 'NO'}, for {target['servername']}"],
-        ["valid until", f"{leaf['not_after'][:19]} UTC ({leaf['days_left']} days left)"],
+        ["valid until", f"{leaf['not_after'][:19]} UTC ({_left(leaf['days_left'], leaf['not_after'])})"],
         ["sha256", leaf["sha256"]],
         ["validates", trust],
     ]
@@ -349,7 +501,8 @@ def _print(report: dict[str, Any]) -> None:
     out(table(rows, indent="  "))
     note = "" if report["chain_source"] == "served" else " (this Python shows only the leaf)"
     out(f"  served chain: {report['depth']} certificate(s){note}")
-    out(table([[str(c["depth"]), c["subject"], f"until {c['not_after'][:10]}", f"{c['days_left']} days",
+    out(table([[str(c["depth"]), c["subject"], f"until {c['not_after'][:10]}",
+                _left(c["days_left"], c["not_after"]),
                 c["key_algorithm"]] for c in report["chain"]], indent="    "))
     for finding in report["findings"]:
         fix = f"\n    fix: {finding['fix']}" if finding["fix"] else ""
