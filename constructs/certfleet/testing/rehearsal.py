@@ -1,12 +1,26 @@
 """A local deploy rehearsal: play a cloud assembly's certfleet resources against a local AWS stand-in.
 
 Given a synthesized ``cdk.out``, the rehearsal walks its stacks in dependency order (Stages included) and
-does what CloudFormation and the CDK Provider framework would do with the resources certfleet owns: the
-key's KMS key and secret (with replicas), ``Custom::CertfleetSealedKey`` and ``Custom::CertfleetCertificate``
-(onEvent, then isComplete until done), resolving ``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::GetStackOutput``
-and friends between them. Deploying a second assembly plays Updates, and Deletes for replaced certificates,
-as CloudFormation's cleanup phase does; ``destroy`` plays the Deletes. Everything else in the templates
-(load balancers, distributions) is not created: only its place in the graph matters.
+does what CloudFormation and the CDK Provider framework would do with the resources certfleet owns. What it models:
+
+- stacks, keyed by (account, region, stack name): the same stack name in two Stages, accounts or regions is two
+  stacks; nested stacks (``AWS::CloudFormation::Stack`` from the assembly's own template assets) are played, with
+  their Parameters and ``Outputs.*`` attributes;
+- ``AWS::KMS::Key`` (created with its Description), ``AWS::SecretsManager::Secret`` (Name, SecretString, KmsKeyId,
+  ReplicaRegions, Tags; a new Name is a replacement), ``Custom::CertfleetSealedKey``, ``Custom::CertfleetCertificate``
+  and ``Custom::CertfleetSweeper`` (the handlers' onEvent, then isComplete until done, in this process);
+- the Provider framework's response to CloudFormation: a resource fails when that response would exceed 4,096 bytes,
+  when its PhysicalResourceId is empty or over 1,024 bytes, or when a Delete changes it;
+- ``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Select``, ``Fn::Split``, ``Fn::Sub``, ``Fn::Base64``,
+  ``Fn::GetStackOutput`` (Region and RoleArn's account honoured) and ``Fn::ImportValue`` (per account and region);
+- Updates (re-import or replacement), CloudFormation's cleanup Deletes after each stack, and ``destroy`` in reverse
+  dependency order, between stacks and inside each stack.
+
+Everything else in the templates (roles, functions, load balancers, distributions) is not created: only its place in
+the graph matters. A reference to it resolves to a value the rehearsal must invent; a certfleet resource whose
+properties hold such a value fails the run (``invented="fail"``, the default) or is played with a
+:class:`RehearsalWarning` (``invented="warn"``). The custom resources' ``ServiceToken`` is not checked: the rehearsal
+plays the provider itself. With a :class:`~certfleet.testing.StrictAWS` endpoint each account is its own moto account.
 
     with MotoServer() as moto, StrictAWS(moto.url) as aws:
         rehearsal = Rehearsal(aws.url)
@@ -19,35 +33,57 @@ Needs boto3; never aws_cdk. The handlers run in this process, as Lambda would ru
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib
 import json
 import os
+import re
 import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 CERTIFICATE = "Custom::CertfleetCertificate"
 SEALED_KEY = "Custom::CertfleetSealedKey"
 SWEEPER = "Custom::CertfleetSweeper"
+NESTED_STACK = "AWS::CloudFormation::Stack"
 _HANDLERS = {CERTIFICATE: "certfleet_import", SEALED_KEY: "certfleet_keywriter", SWEEPER: "certfleet_import"}
-_EMULATED = {"AWS::KMS::Key", "AWS::SecretsManager::Secret", *_HANDLERS}
+_EMULATED = {"AWS::KMS::Key", "AWS::SecretsManager::Secret", NESTED_STACK, *_HANDLERS}
+#: The properties of each emulated resource that the rehearsal (or the handler it runs) reads.
+_READ = {
+    "AWS::KMS::Key": ("Description",),
+    "AWS::SecretsManager::Secret": ("Name", "SecretString", "KmsKeyId", "ReplicaRegions", "Tags", "Description"),
+}
 _ACM_KEY_TYPES = ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]
+MAX_RESPONSE_BYTES = 4_096
+MAX_PHYSICAL_ID_BYTES = 1_024
+INVENTED = "rehearsal-invented:"
+_INVENTED_NAME = re.compile(re.escape(INVENTED) + r"([^\s\"',]+)")
 _ENV_LOCK = threading.Lock()
+
+StackKey = tuple[str, str, str]
+"""(account, region, stack name): what names a stack in CloudFormation."""
+ResourceKey = tuple[str, str, str, str]
+"""(account, region, stack name, logical id)."""
 
 
 class RehearsalError(Exception):
     """A resource failed as it would have failed the deploy; the message names stack, resource and cause."""
 
 
+class RehearsalWarning(UserWarning):
+    """A certfleet resource was played with a value the rehearsal had to invent (``invented="warn"``)."""
+
+
 @dataclass
 class StackArtifact:
-    """One stack of the cloud assembly."""
+    """One stack of the cloud assembly (or a nested stack of one)."""
 
     artifact_id: str
     stack_name: str
@@ -55,6 +91,17 @@ class StackArtifact:
     region: str
     template: dict[str, Any]
     dependencies: list[str]
+    folder: Path = field(default_factory=Path)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    parent: StackKey | None = None
+
+    @property
+    def key(self) -> StackKey:
+        return (self.account, self.region, self.stack_name)
+
+    @property
+    def where(self) -> str:
+        return f"{self.stack_name} ({self.account}/{self.region})"
 
 
 @dataclass
@@ -68,6 +115,7 @@ class Deployed:
     retain: bool = False
     region: str = ""
     account: str = ""
+    nested: StackKey | None = None
 
 
 @dataclass
@@ -78,12 +126,26 @@ class Event:
     logical_id: str
     action: str
     physical_id: str
+    account: str = ""
+    region: str = ""
 
 
 def load_assembly(cdk_out: str | os.PathLike[str]) -> list[StackArtifact]:
     """Every stack of the assembly (nested Stage assemblies included), dependencies before dependents."""
     stacks: dict[str, StackArtifact] = {}
     _collect(Path(cdk_out), stacks)
+    named: dict[StackKey, str] = {}
+    for artifact in stacks.values():
+        if artifact.key in named:
+            raise RehearsalError(
+                f"two stacks of the assembly ({named[artifact.key]} and {artifact.artifact_id}) are both "
+                f"{artifact.where}: CloudFormation would deploy them as one stack; give them different stack names",
+            )
+        named[artifact.key] = artifact.artifact_id
+    return _dependency_order(stacks)
+
+
+def _dependency_order(stacks: dict[str, StackArtifact]) -> list[StackArtifact]:
     ordered: list[StackArtifact] = []
     seen: set[str] = set()
 
@@ -119,11 +181,18 @@ def _collect(folder: Path, into: dict[str, StackArtifact]) -> None:
                 region=region,
                 template=json.loads((folder / props["templateFile"]).read_text()),
                 dependencies=[d for d in artifact.get("dependencies", []) if not d.endswith(".assets")],
+                folder=folder,
             )
 
 
 class Rehearsal:
-    """Deploys and destroys certfleet resources of cloud assemblies against ``endpoint_url``."""
+    """Deploys and destroys certfleet resources of cloud assemblies against ``endpoint_url``.
+
+    ``invented``: what to do when a certfleet resource's properties hold a value of a resource the rehearsal does not
+    model: ``"fail"`` (default: :class:`RehearsalError`) or ``"warn"`` (:class:`RehearsalWarning`, then play it).
+    ``isolate_accounts``: play each stack's account as its own moto account (needs a StrictAWS endpoint; default
+    True when ``endpoint_url`` is one, which answers ``/_account/<id>`` paths).
+    """
 
     def __init__(
         self,
@@ -134,18 +203,26 @@ class Rehearsal:
         complete_timeout: float = 120.0,
         environment: dict[str, str] | None = None,
         after_stack: Callable[[StackArtifact], None] | None = None,
+        invented: Literal["fail", "warn"] = "fail",
+        isolate_accounts: bool = True,
     ) -> None:
-        self.endpoint_url = endpoint_url
+        if invented not in ("fail", "warn"):
+            raise ValueError(f"invented must be 'fail' or 'warn', got {invented!r}")
+        self.endpoint_url = endpoint_url.rstrip("/")
         self.poll_seconds = poll_seconds
         self.complete_timeout = complete_timeout
         self.extra_env = dict(environment or {})
         self.handler_dir = Path(handler_dir) if handler_dir else _default_handler_dir()
         self.after_stack = after_stack
-        self.resources: dict[tuple[str, str], Deployed] = {}
-        self.outputs: dict[str, dict[str, Any]] = {}
-        self.exports: dict[str, Any] = {}
+        self.invented = invented
+        self.isolate_accounts = isolate_accounts
+        self.resources: dict[ResourceKey, Deployed] = {}
+        self.outputs: dict[StackKey, dict[str, Any]] = {}
+        self.exports: dict[tuple[str, str, str], Any] = {}
         self.events: list[Event] = []
-        self._stacks: dict[str, StackArtifact] = {}
+        self.warnings: list[str] = []
+        self._stacks: dict[StackKey, StackArtifact] = {}
+        self._export_owner: dict[tuple[str, str, str], StackKey] = {}
         self.regions: set[str] = set()
 
     def deploy(self, cdk_out: str | os.PathLike[str]) -> list[Event]:
@@ -153,8 +230,8 @@ class Rehearsal:
         or removed (CloudFormation's cleanup phase), before any stack that depends on it starts."""
         start = len(self.events)
         for artifact in load_assembly(cdk_out):
-            for stack, logical_id, old in self._deploy_stack(artifact):
-                self._delete(stack, logical_id, old)
+            for key, old in self._deploy_stack(artifact):
+                self._delete(key, old)
             if self.after_stack is not None:
                 self.after_stack(artifact)
         return self.events[start:]
@@ -162,37 +239,34 @@ class Rehearsal:
     def destroy(self) -> list[Event]:
         """Delete every stack's certfleet resources, dependents first (retained ones stay)."""
         start = len(self.events)
-        for artifact in reversed(list(self._stacks.values())):
-            template_order = list(artifact.template.get("Resources", {}))
-            for logical_id in reversed(template_order):
-                key = (artifact.stack_name, logical_id)
-                if key in self.resources:
-                    self._delete(artifact.stack_name, logical_id, self.resources.pop(key))
-            self.outputs.pop(artifact.stack_name, None)
-        self._stacks.clear()
+        top = {a.artifact_id: a for a in self._stacks.values() if a.parent is None}
+        for artifact in reversed(_dependency_order(top)):
+            self._destroy(artifact.key)
         return self.events[start:]
 
-    def destroy_stack(self, stack_name: str) -> list[Event]:
+    def destroy_stack(self, stack_name: str, *, account: str | None = None, region: str | None = None) -> list[Event]:
         """Delete one stack's certfleet resources, as ``cdk destroy <stack>`` or ``aws cloudformation delete-stack``
-        does (a stack no longer in the app, such as an emptied FleetGroup shard)."""
+        does (a stack no longer in the app, such as an emptied FleetGroup shard). ``account`` and ``region`` pick one
+        when stacks of that name were deployed in several."""
         start = len(self.events)
-        artifact = next((a for a in self._stacks.values() if a.stack_name == stack_name), None)
-        if artifact is None:
+        found = [k for k, a in self._stacks.items() if a.parent is None and k[2] == stack_name
+                 and account in (None, k[0]) and region in (None, k[1])]
+        if not found:
             raise RehearsalError(f"{stack_name} was never deployed by this rehearsal")
-        for logical_id in reversed(list(artifact.template.get("Resources", {}))):
-            key = (stack_name, logical_id)
-            if key in self.resources:
-                self._delete(stack_name, logical_id, self.resources.pop(key))
-        self.outputs.pop(stack_name, None)
-        del self._stacks[artifact.artifact_id]
+        if len(found) > 1:
+            raise RehearsalError(f"{stack_name} was deployed in {', '.join(f'{a}/{r}' for a, r, _ in found)}: "
+                                 "say which with account= and region=")
+        self._destroy(found[0])
         return self.events[start:]
 
-    def inventory(self, regions: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-        """What ACM holds, per region: every certificate of every key type, with domains, expiry and tags."""
+    def inventory(self, regions: list[str] | None = None, *, account: str | None = None,
+                  ) -> dict[str, list[dict[str, Any]]]:
+        """What ACM holds, per region: every certificate of every key type, with domains, expiry and tags
+        (of ``account`` when given and accounts are isolated; of moto's default account otherwise)."""
         wanted = regions or sorted(self.regions)
         report: dict[str, list[dict[str, Any]]] = {}
         for region in wanted:
-            acm = self._client("acm", region)
+            acm = self._client("acm", region, account or "")
             rows = []
             for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": _ACM_KEY_TYPES}):
                 for summary in page["CertificateSummaryList"]:
@@ -210,25 +284,28 @@ class Rehearsal:
             report[region] = rows
         return report
 
-    def certificate_arns(self) -> dict[tuple[str, str], str]:
-        """(stack name, logical id) → ARN of every certfleet certificate deployed now."""
+    def certificate_arns(self) -> dict[ResourceKey, str]:
+        """(account, region, stack name, logical id) → ARN of every certfleet certificate deployed now."""
         return {k: d.physical_id for k, d in self.resources.items() if d.type == CERTIFICATE}
 
     # -- one stack -----------------------------------------------------------------------------------------
 
-    def _deploy_stack(self, artifact: StackArtifact) -> list[tuple[str, str, Deployed]]:
-        self._stacks[artifact.artifact_id] = artifact
+    def _deploy_stack(self, artifact: StackArtifact) -> list[tuple[ResourceKey, Deployed]]:
+        previous = self._stacks.get(artifact.key)
+        self._stacks[artifact.key] = artifact
         self.regions.add(artifact.region)
         resources: dict[str, Any] = artifact.template.get("Resources", {})
-        cleanup: list[tuple[str, str, Deployed]] = []
+        cleanup: list[tuple[ResourceKey, Deployed]] = []
         for logical_id in _resource_order(resources):
             resource = resources[logical_id]
-            if resource.get("Type") not in _EMULATED:
-                continue
-            cleanup += self._deploy_resource(artifact, logical_id, resource)
-        gone = [k for k in self.resources if k[0] == artifact.stack_name and k[1] not in resources]
-        for key in gone:
-            cleanup.append((key[0], key[1], self.resources.pop(key)))
+            if resource.get("Type") in _EMULATED:
+                cleanup += self._deploy_resource(artifact, logical_id, resource)
+        old_order = _resource_order(previous.template.get("Resources", {})) if previous is not None else []
+        mine = [k[3] for k in self.resources if k[:3] == artifact.key]
+        for logical_id in [*reversed(old_order), *(m for m in mine if m not in old_order)]:
+            key = (*artifact.key, logical_id)
+            if logical_id not in resources and key in self.resources:
+                cleanup.append((key, self.resources.pop(key)))
         resolver = _Resolver(self, artifact)
         outputs = {}
         for name, output in artifact.template.get("Outputs", {}).items():
@@ -236,34 +313,71 @@ class Rehearsal:
             outputs[name] = value
             export = output.get("Export", {}).get("Name")
             if export:
-                self.exports[resolver.resolve(export)] = value
-        self.outputs[artifact.stack_name] = outputs
+                where = (artifact.account, artifact.region, str(resolver.resolve(export)))
+                self.exports[where] = value
+                self._export_owner[where] = artifact.key
+        self.outputs[artifact.key] = outputs
         return cleanup
 
     def _deploy_resource(self, artifact: StackArtifact, logical_id: str, resource: dict[str, Any],
-                         ) -> list[tuple[str, str, Deployed]]:
+                         ) -> list[tuple[ResourceKey, Deployed]]:
         kind = resource["Type"]
         props = _Resolver(self, artifact).resolve(resource.get("Properties", {}))
-        key = (artifact.stack_name, logical_id)
+        key: ResourceKey = (*artifact.key, logical_id)
         old = self.resources.get(key)
-        retain = resource.get("DeletionPolicy") == "Retain"
+        if kind == NESTED_STACK:
+            return self._nested(artifact, logical_id, resource, props, old)
         if old is not None and old.properties == props:
             return []
+        self._check_invented(artifact, logical_id, kind, props)
         if kind in _HANDLERS:
             deployed = self._custom(artifact, logical_id, kind, props, old)
         elif kind == "AWS::KMS::Key":
             deployed = old or self._kms_key(artifact, props)
         else:
             deployed = self._secret(artifact, props, old)
-        deployed.retain = retain
+        deployed.retain = resource.get("DeletionPolicy") == "Retain"
         deployed.region = artifact.region
         deployed.account = artifact.account
         self.resources[key] = deployed
-        action = "create" if old is None else "update"
-        self.events.append(Event(artifact.stack_name, logical_id, action, deployed.physical_id))
+        self._event(artifact, logical_id, "create" if old is None else "update", deployed.physical_id)
         if old is not None and old.physical_id != deployed.physical_id:
-            return [(artifact.stack_name, logical_id, old)]
+            return [(key, old)]
         return []
+
+    def _nested(self, parent: StackArtifact, logical_id: str, resource: dict[str, Any], props: dict[str, Any],
+                old: Deployed | None) -> list[tuple[ResourceKey, Deployed]]:
+        """Play a nested stack as CloudFormation does: its own stack, named after the parent and the resource."""
+        template = _nested_template(parent, logical_id, resource, props)
+        suffix = hashlib.sha256("/".join((*parent.key, logical_id)).encode()).hexdigest()[:12].upper()
+        nested = StackArtifact(
+            artifact_id=f"{parent.artifact_id}/{logical_id}", stack_name=f"{parent.stack_name}-{logical_id}-{suffix}",
+            account=parent.account, region=parent.region, template=template, dependencies=[], folder=parent.folder,
+            parameters=dict(props.get("Parameters") or {}), parent=parent.key,
+        )
+        cleanup = self._deploy_stack(nested)
+        data = {f"Outputs.{name}": value for name, value in self.outputs[nested.key].items()}
+        retain = resource.get("DeletionPolicy") == "Retain"
+        deployed = Deployed(NESTED_STACK, _stack_id(*nested.key), props, data, retain, parent.region, parent.account,
+                            nested.key)
+        self.resources[(*parent.key, logical_id)] = deployed
+        if old is None or old.properties != props:
+            self._event(parent, logical_id, "create" if old is None else "update", deployed.physical_id)
+        return cleanup
+
+    def _check_invented(self, artifact: StackArtifact, logical_id: str, kind: str, props: dict[str, Any]) -> None:
+        read = {k: v for k, v in props.items() if k != "ServiceToken"} if kind in _HANDLERS \
+            else {k: v for k, v in props.items() if k in _READ.get(kind, ())}
+        names = sorted(set(_INVENTED_NAME.findall(json.dumps(read, default=str))))
+        if not names:
+            return
+        message = (f"{artifact.where}/{logical_id} ({kind}) depends on values the rehearsal does not model and had "
+                   f"to invent: {', '.join(names)}. A deploy would use the real values: model them, or play on with "
+                   "Rehearsal(invented='warn').")
+        if self.invented == "fail":
+            raise RehearsalError(message)
+        self.warnings.append(message)
+        warnings.warn(message, RehearsalWarning, stacklevel=2)
 
     def _custom(self, artifact: StackArtifact, logical_id: str, kind: str, props: dict[str, Any],
                 old: Deployed | None) -> Deployed:
@@ -271,7 +385,7 @@ class Rehearsal:
             "RequestType": "Create" if old is None else "Update",
             "ServiceToken": props.get("ServiceToken", ""),
             "ResponseURL": "",
-            "StackId": _stack_id(artifact.region, artifact.account, artifact.stack_name),
+            "StackId": _stack_id(*artifact.key),
             "RequestId": str(uuid.uuid4()),
             "LogicalResourceId": logical_id,
             "ResourceType": kind,
@@ -280,29 +394,54 @@ class Rehearsal:
         if old is not None:
             event["PhysicalResourceId"] = old.physical_id
             event["OldResourceProperties"] = old.properties
-        result = self._invoke(artifact, logical_id, kind, event)
-        return Deployed(kind, str(result["PhysicalResourceId"]), props, dict(result.get("Data") or {}))
+        physical_id, data = self._invoke(artifact, logical_id, kind, event)
+        return Deployed(kind, physical_id, props, data)
 
-    def _delete(self, stack: str, logical_id: str, old: Deployed) -> None:
-        if old.retain or old.type not in _HANDLERS:
-            self.events.append(Event(stack, logical_id, "retain", old.physical_id))
+    def _destroy(self, stack: StackKey) -> None:
+        """Delete one stack's resources in reverse dependency order; forget its outputs and exports."""
+        artifact = self._stacks[stack]
+        order = _resource_order(artifact.template.get("Resources", {}))
+        left = [k[3] for k in self.resources if k[:3] == stack and k[3] not in order]
+        for logical_id in [*reversed(order), *left]:
+            key = (*stack, logical_id)
+            if key in self.resources:
+                self._delete(key, self.resources.pop(key))
+        self.outputs.pop(stack, None)
+        for export in [e for e, owner in self._export_owner.items() if owner == stack]:
+            self.exports.pop(export, None)
+            del self._export_owner[export]
+        del self._stacks[stack]
+
+    def _delete(self, key: ResourceKey, old: Deployed) -> None:
+        account, region, stack, logical_id = key
+        artifact = self._stacks.get(key[:3]) or StackArtifact(stack, stack, account, region, {}, [])
+        if old.type == NESTED_STACK:
+            if not old.retain and old.nested is not None and old.nested in self._stacks:
+                self._destroy(old.nested)
+            self._event(artifact, logical_id, "retain" if old.retain else "delete", old.physical_id)
             return
-        artifact = next((a for a in self._stacks.values() if a.stack_name == stack), None)
-        region_artifact = artifact or StackArtifact(stack, stack, "", old.region, {}, [])
+        if old.retain or old.type not in _HANDLERS:
+            self._event(artifact, logical_id, "retain", old.physical_id)
+            return
         event = {
             "RequestType": "Delete", "ServiceToken": old.properties.get("ServiceToken", ""), "ResponseURL": "",
-            "StackId": _stack_id(old.region, old.account, stack),
+            "StackId": _stack_id(*key[:3]),
             "RequestId": str(uuid.uuid4()), "LogicalResourceId": logical_id, "ResourceType": old.type,
             "ResourceProperties": old.properties, "PhysicalResourceId": old.physical_id,
         }
-        result = self._invoke(region_artifact, logical_id, old.type, event)
-        retired = (result.get("Data") or {}).get("Retired") == "true"
-        self.events.append(Event(stack, logical_id, "retire" if retired else "delete", old.physical_id))
+        _, data = self._invoke(artifact, logical_id, old.type, event)
+        self._event(artifact, logical_id, "retire" if data.get("Retired") == "true" else "delete", old.physical_id)
 
-    def _invoke(self, artifact: StackArtifact, logical_id: str, kind: str, event: dict[str, Any]) -> dict[str, Any]:
+    def _event(self, artifact: StackArtifact, logical_id: str, action: str, physical_id: str) -> None:
+        self.events.append(Event(artifact.stack_name, logical_id, action, physical_id, artifact.account,
+                                 artifact.region))
+
+    def _invoke(self, artifact: StackArtifact, logical_id: str, kind: str, event: dict[str, Any],
+                ) -> tuple[str, dict[str, Any]]:
+        """Run the handler as the Provider framework does; return (physical id, Data) as CloudFormation takes them."""
         module = self._handler_module(_HANDLERS[kind])
-        where = f"{artifact.stack_name}/{logical_id} ({kind}, {event['RequestType']})"
-        with self._environment(artifact.region):
+        where = f"{artifact.where}/{logical_id} ({kind}, {event['RequestType']})"
+        with self._environment(artifact.region, artifact.account):
             try:
                 result: dict[str, Any] = module.on_event(event, None)
                 is_complete: Callable[..., dict[str, Any]] | None = getattr(module, "is_complete", None)
@@ -319,20 +458,23 @@ class Rehearsal:
                 raise
             except Exception as exc:  # what CloudFormation would show as the resource's failure reason
                 raise RehearsalError(f"{where} failed: {exc}") from None
-        return result
+        return _framework_response(where, event, result)
 
     def _kms_key(self, artifact: StackArtifact, props: dict[str, Any]) -> Deployed:
-        kms = self._client("kms", artifact.region)
+        kms = self._client("kms", artifact.region, artifact.account)
         meta = kms.create_key(Description=str(props.get("Description", "certfleet rehearsal")))["KeyMetadata"]
         return Deployed("AWS::KMS::Key", meta["KeyId"], props, {"Arn": meta["Arn"], "KeyId": meta["KeyId"]})
 
     def _secret(self, artifact: StackArtifact, props: dict[str, Any], old: Deployed | None) -> Deployed:
-        sm = self._client("secretsmanager", artifact.region)
-        if old is not None:
+        """Create the secret; an update with the same Name keeps it (CloudFormation updates in place), a new Name
+        replaces it (a new secret; the old one goes to the cleanup phase)."""
+        if old is not None and old.properties.get("Name") == props.get("Name"):
             return Deployed(old.type, old.physical_id, props, old.data)
+        sm = self._client("secretsmanager", artifact.region, artifact.account)
         request: dict[str, Any] = {"Name": props.get("Name") or f"rehearsal-{uuid.uuid4().hex[:8]}"}
-        if "SecretString" in props:
-            request["SecretString"] = props["SecretString"]
+        for name in ("SecretString", "Description", "Tags"):
+            if name in props:
+                request[name] = props[name]
         if props.get("KmsKeyId"):
             request["KmsKeyId"] = props["KmsKeyId"]
         if props.get("ReplicaRegions"):
@@ -341,7 +483,10 @@ class Rehearsal:
             arn = sm.create_secret(**request)["ARN"]
         except sm.exceptions.ResourceExistsException:  # a retained secret from an earlier rehearsal
             arn = sm.describe_secret(SecretId=request["Name"])["ARN"]
-        return Deployed("AWS::SecretsManager::Secret", arn, props, {"Id": arn})
+        except Exception as exc:  # botocore's ClientError: what CloudFormation would report for the resource
+            raise RehearsalError(f"{artifact.where}: AWS::SecretsManager::Secret {request['Name']!r} failed: {exc}") \
+                from None
+        return Deployed("AWS::SecretsManager::Secret", arn, props, {"Id": arn, "Arn": arn})
 
     # -- plumbing ------------------------------------------------------------------------------------------
 
@@ -351,10 +496,15 @@ class Rehearsal:
             sys.path.insert(0, folder)
         return importlib.import_module(name)
 
+    def _endpoint(self, account: str) -> str:
+        if self.isolate_accounts and re.fullmatch(r"\d{12}", account or ""):
+            return f"{self.endpoint_url}/_account/{account}"
+        return self.endpoint_url
+
     @contextmanager
-    def _environment(self, region: str) -> Iterator[None]:
+    def _environment(self, region: str, account: str = "") -> Iterator[None]:
         values = {
-            "AWS_REGION": region, "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": region, "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": self._endpoint(account),
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
             **self.extra_env,
@@ -371,20 +521,69 @@ class Rehearsal:
                     else:
                         os.environ[k] = v
 
-    def _client(self, service: str, region: str) -> Any:
+    def _client(self, service: str, region: str, account: str = "") -> Any:
         import boto3
 
         session = boto3.session.Session()
         return session.client(  # type: ignore[call-overload]
-            service, region_name=region, endpoint_url=self.endpoint_url,
+            service, region_name=region, endpoint_url=self._endpoint(account),
             aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
         )
 
 
-def _stack_id(region: str, account: str, stack_name: str) -> str:
+def _framework_response(where: str, event: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The body the CDK Provider framework PUTs to CloudFormation (cfn-response.ts), checked as CloudFormation checks
+    it: at most 4,096 bytes, a PhysicalResourceId of 1 to 1,024 bytes, unchanged by a Delete."""
+    sent = event.get("PhysicalResourceId")
+    physical_id = result.get("PhysicalResourceId") or (sent if event["RequestType"] != "Create" else None) \
+        or event["RequestId"]
+    if event["RequestType"] == "Delete" and physical_id != sent:
+        raise RehearsalError(f"{where}: DELETE cannot change the physical resource ID from {sent!r} to "
+                             f"{str(physical_id)[:200]!r}")
+    physical_id = str(physical_id)
+    data = result.get("Data")
+    body: dict[str, Any] = {
+        "Status": "SUCCESS", "Reason": "SUCCESS", "StackId": event["StackId"], "RequestId": event["RequestId"],
+        "PhysicalResourceId": physical_id, "LogicalResourceId": event["LogicalResourceId"],
+    }
+    if result.get("NoEcho") is not None:
+        body["NoEcho"] = result["NoEcho"]
+    if data is not None:
+        body["Data"] = data
+    size = len(json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+    if size > MAX_RESPONSE_BYTES:
+        fields = ", ".join(f"{k} ({len(json.dumps(v, default=str))} bytes)" for k, v in (data or {}).items())
+        raise RehearsalError(f"{where}: Response object is too long: the custom-resource response would be {size} "
+                             f"bytes, over CloudFormation's {MAX_RESPONSE_BYTES}; its Data holds {fields or 'nothing'}")
+    if not 1 <= len(physical_id.encode()) <= MAX_PHYSICAL_ID_BYTES:
+        raise RehearsalError(f"{where}: the PhysicalResourceId is {len(physical_id.encode())} bytes; CloudFormation "
+                             f"takes 1 to {MAX_PHYSICAL_ID_BYTES}")
+    return physical_id, dict(data or {})
+
+
+def _stack_id(account: str, region: str, stack_name: str) -> str:
     """The StackId CloudFormation sends in every custom-resource event of the stack (the same for its life)."""
-    return f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/rehearsal"
+    guid = uuid.uuid5(uuid.NAMESPACE_URL, f"rehearsal:{account}:{region}:{stack_name}")
+    return f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{guid}"
+
+
+def _nested_template(parent: StackArtifact, logical_id: str, resource: dict[str, Any],
+                     props: dict[str, Any]) -> dict[str, Any]:
+    """The nested stack's template from the assembly: the file asset whose object key ends its TemplateURL."""
+    path = (resource.get("Metadata") or {}).get("aws:asset:path")
+    if not path:
+        url = str(props.get("TemplateURL", ""))
+        object_key = url.rsplit("/", 1)[-1]
+        for manifest in parent.folder.glob("*.assets.json"):
+            for asset in json.loads(manifest.read_text()).get("files", {}).values():
+                if any(d.get("objectKey") == object_key for d in asset.get("destinations", {}).values()):
+                    path = asset["source"]["path"]
+    if not path or not (parent.folder / path).is_file():
+        raise RehearsalError(f"{parent.where}/{logical_id}: the nested stack's template is not in the assembly "
+                             f"({parent.folder}); synthesize the app again")
+    template: dict[str, Any] = json.loads((parent.folder / path).read_text())
+    return template
 
 
 def _default_handler_dir() -> Path:
@@ -407,6 +606,12 @@ def _resource_order(resources: dict[str, Any]) -> list[str]:
                     yield v
                 elif k == "Fn::GetAtt" and isinstance(v, list) and v:
                     yield str(v[0])
+                elif k == "Fn::GetAtt" and isinstance(v, str):
+                    yield v.split(".", 1)[0]
+                elif k == "Fn::Sub":
+                    text = v if isinstance(v, str) else v[0] if isinstance(v, list) and v else ""
+                    yield from (name.split(".", 1)[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", str(text)))
+                    yield from refs(v[1:] if isinstance(v, list) else [])
                 else:
                     yield from refs(v)
         elif isinstance(value, list):
@@ -447,29 +652,35 @@ class _Resolver:
                 return handler(arg)
         return {k: self.resolve(v) for k, v in value.items()}
 
+    def _invented(self, what: str) -> str:
+        return f"{INVENTED}{self.artifact.stack_name}/{what}"
+
     def _Ref(self, name: str) -> Any:
+        account, region, stack_name = self.artifact.key
         pseudo = {
-            "AWS::Region": self.artifact.region, "AWS::AccountId": self.artifact.account,
-            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": self.artifact.stack_name,
-            "AWS::StackId": _stack_id(self.artifact.region, self.artifact.account, self.artifact.stack_name),
+            "AWS::Region": region, "AWS::AccountId": account,
+            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": stack_name,
+            "AWS::StackId": _stack_id(account, region, stack_name),
             "AWS::NoValue": None,
         }
         if name in pseudo:
             return pseudo[name]
-        deployed = self.rehearsal.resources.get((self.artifact.stack_name, name))
+        deployed = self.rehearsal.resources.get((*self.artifact.key, name))
         if deployed is not None:
             return deployed.physical_id
+        if name in self.artifact.parameters:
+            return self.artifact.parameters[name]
         parameter = self.artifact.template.get("Parameters", {}).get(name)
         if parameter is not None and "Default" in parameter:
             return parameter["Default"]
-        return f"rehearsal:{self.artifact.stack_name}:{name}"
+        return self._invented(name)
 
     def _fn_GetAtt(self, arg: Any) -> Any:
         logical_id, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
-        deployed = self.rehearsal.resources.get((self.artifact.stack_name, logical_id))
+        deployed = self.rehearsal.resources.get((*self.artifact.key, logical_id))
         if deployed is not None and attribute in deployed.data:
             return deployed.data[attribute]
-        return f"rehearsal:{self.artifact.stack_name}:{logical_id}.{attribute}"
+        return self._invented(f"{logical_id}.{attribute}")
 
     def _fn_Join(self, arg: list[Any]) -> str:
         separator, parts = arg
@@ -501,16 +712,19 @@ class _Resolver:
 
     def _fn_GetStackOutput(self, arg: dict[str, Any]) -> Any:
         spec = self.resolve(arg)
-        outputs = self.rehearsal.outputs.get(spec["StackName"])
+        role = str(spec.get("RoleArn") or "")
+        account = role.split(":")[4] if role.startswith("arn:") and role.count(":") >= 5 else self.artifact.account
+        region = str(spec.get("Region") or self.artifact.region)
+        outputs = self.rehearsal.outputs.get((account, region, str(spec["StackName"])))
         if outputs is None or spec["OutputName"] not in outputs:
             raise RehearsalError(
-                f"{self.artifact.stack_name}: Fn::GetStackOutput reads {spec['StackName']}.{spec['OutputName']}, "
-                "which is not deployed (a missing stack dependency?)",
+                f"{self.artifact.where}: Fn::GetStackOutput reads {spec['StackName']}.{spec['OutputName']} in "
+                f"{account}/{region}, which is not deployed (a missing stack dependency?)",
             )
         return outputs[spec["OutputName"]]
 
     def _fn_ImportValue(self, arg: Any) -> Any:
-        name = self.resolve(arg)
-        if name not in self.rehearsal.exports:
-            raise RehearsalError(f"{self.artifact.stack_name}: no stack exports {name!r}")
-        return self.rehearsal.exports[name]
+        where = (self.artifact.account, self.artifact.region, str(self.resolve(arg)))
+        if where not in self.rehearsal.exports:
+            raise RehearsalError(f"{self.artifact.where}: no stack in {where[0]}/{where[1]} exports {where[2]!r}")
+        return self.rehearsal.exports[where]

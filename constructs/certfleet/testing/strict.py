@@ -31,6 +31,9 @@ certificate's tags; ``DescribeCertificate`` reports the ``InUseBy`` marks. With 
 it (moto does too): the proxy's replica-lag bookkeeping does not count it as a move of AWSCURRENT.
 
 Every request is counted per (service, operation, region): ``strict.calls("acm", "ImportCertificate")``.
+Accounts: a request to ``strict.url_for(account)`` (the url with ``/_account/<12 digits>`` appended) is played in
+that account of moto (``x-moto-account-id``), so several accounts stay apart as they do in AWS; ``strict.url`` is
+moto's default account, 123456789012.
 The proxy never logs request or response bodies (they carry private keys).
 """
 
@@ -80,6 +83,7 @@ SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]+")
 _TAG_PUNCTUATION = frozenset("_.:/=+-@")
 _EC_NAMES = {"secp256r1": "EC_prime256v1", "secp384r1": "EC_secp384r1", "secp521r1": "EC_secp521r1"}
 _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_ACCOUNT_PATH = re.compile(r"/_account/(\d{12})(?=/|\?|$)")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
@@ -129,6 +133,7 @@ class _Request:
     service: str
     operation: str
     region: str
+    account: str = ""
 
     def json(self) -> dict[str, Any]:
         return _json_object(self.body)
@@ -194,6 +199,12 @@ class StrictAWS:
         if self._server is None:
             raise RuntimeError("StrictAWS is not running: call start() or use it as a context manager")
         return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def url_for(self, account: str) -> str:
+        """The url that plays requests in ``account`` (12 digits) of moto."""
+        if not re.fullmatch(r"\d{12}", account):
+            raise ValueError(f"an AWS account id is 12 digits, got {account!r}")
+        return f"{self.url}/_account/{account}"
 
     def start(self) -> StrictAWS:
         """Listen on a free port, serving from a daemon thread."""
@@ -280,6 +291,8 @@ class StrictAWS:
         headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
         headers["Host"] = f"{self._upstream_host}:{self._upstream_port}"
         headers["Content-Length"] = str(len(request.body))
+        if request.account:
+            headers["x-moto-account-id"] = request.account
         conn = http.client.HTTPConnection(self._upstream_host, self._upstream_port, timeout=60)
         try:
             conn.request(request.method, request.path, body=request.body, headers=headers)
@@ -298,7 +311,7 @@ class StrictAWS:
             "Content-Type": "application/x-amz-json-1.1",
         }
         return self.forward(_Request("POST", "/", headers, json.dumps(payload).encode(), request.service,
-                                     target.rsplit(".", 1)[-1], request.region))
+                                     target.rsplit(".", 1)[-1], request.region, request.account))
 
     # ------------------------------------------------------------------------------------- ACM rules
     def _acm_import(self, request: _Request) -> Callable[[_Response], _Response] | None:
@@ -800,10 +813,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         body = self._read_body()
         headers = dict(self.headers.items())
-        service, operation, region = _identify(self.command, self.path, headers, body)
+        path, account = self.path, ""
+        found = _ACCOUNT_PATH.match(path)
+        if found is not None:
+            account, path = found.group(1), path[found.end():] or "/"
+            path = path if path.startswith("/") else "/" + path
+        service, operation, region = _identify(self.command, path, headers, body)
         strict = cast(_Server, self.server).strict
         try:
-            response = strict.handle(_Request(self.command, self.path, headers, body, service, operation, region))
+            response = strict.handle(_Request(self.command, path, headers, body, service, operation, region, account))
         except OSError as exc:  # moto went away: answer like an unreachable endpoint would
             response = _error(AWSRefusal("ServiceUnavailable", f"StrictAWS could not reach moto: {exc}", 503))
         self.send_response(response.status)
