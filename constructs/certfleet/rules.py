@@ -173,13 +173,15 @@ RULES: dict[Service, ServiceRule] = {
         ),
         # Region: "To deploy a certificate on your load balancer, the certificate must be in the same region as the
         # load balancer." (https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/ssl-server-cert.html).
-        # Keys: RSA 4096 and ECDSA through ACM are unverified: the older ELB guide said ACM's "RSA certificates with
-        # a 4096 key length and EC certificates" could not be installed through ACM; no current AWS text found
-        # (searched the ELB Classic guide, ACM guide, public issues).
+        # Keys: RSA 4096 and ECDSA through ACM are unverified. An older Application Load Balancer guide said "ACM
+        # supports RSA certificates with a 4096 key length and EC certificates. However, you cannot install these
+        # certificates on your load balancer through integration with ACM." (create-https-listener.html, since
+        # replaced); awsdocs/aws-certificate-user-guide issue #1 (2018) reported the same for CLBs. No current CLB
+        # text found (searched the ELB Classic guide, the ACM guide, public issues).
         ServiceRule(
             Service.CLB, "Classic Load Balancer", Placement.LOCAL,
             accepted=frozenset({RSA_1024, RSA_2048, RSA_3072}),
-            notes="RSA 4096 and EC keys through ACM unverified (an older AWS guide refused them); legacy",
+            notes="RSA 4096 and EC keys through ACM unverified (older ELB guides refused them); legacy",
         ),
         ServiceRule(
             Service.ELASTIC_BEANSTALK, "Elastic Beanstalk environment load balancer", Placement.LOCAL,
