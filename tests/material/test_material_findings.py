@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from certfleet.material import assemble, check_files, check_material, load_file
-from certfleet.material.checks import MAX_CERTIFICATE_BYTES, MAX_CHAIN_BYTES
+from certfleet.material.checks import MAX_CERTIFICATE_BYTES, MAX_CHAIN_BYTES, tracked_by_git
 from certfleet.material.demo import DemoPKI, Issued, issue
 
 KEY = rsa_key(2048, 0)
@@ -463,6 +463,67 @@ def test_key_file_tracked_by_git(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert run.codes() == ["key-file-tracked-by-git"]
     untracked = write(repo / "other.key", key_pem(KEY), 0o400)
     assert check_files([load_file(untracked)]) == []
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                   check=True, capture_output=True)
+
+
+def test_tracked_by_git_runs_nothing_the_repository_configures(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # a repository someone prepared: `git ls-files` in it would run core.fsmonitor
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    key_path = write(repo / "private.key", key_pem(KEY), 0o400)
+    _git(repo, "add", "private.key")
+    marker = tmp_path / "fsmonitor-ran"
+    _git(repo, "config", "core.fsmonitor", f"sh -c 'touch {marker}'")
+    assert tracked_by_git(key_path)
+    run = cli(capsys, "inspect", key_path, "--json", keys=[KEY])
+    assert run.codes() == ["key-file-tracked-by-git"]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("layout", ["v2", "v3", "v4", "split", "sha256", "worktree", "sparse"])
+def test_tracked_by_git_reads_every_index_layout(layout: str, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "certs" / "old").mkdir(parents=True)
+    (repo / "other").mkdir()
+    _git(repo, "init", "-q", *(["--object-format=sha256"] if layout == "sha256" else []))
+    tracked = ["certs/private.key", "certs/private.key.sealed", "certs/old/private.key", "other/x.txt", "top.key"]
+    untracked = ["certs/private.ke", "certs/old/new.key", "untracked.key"]
+    for name in tracked + untracked:
+        (repo / name).write_text(name)
+    _git(repo, "add", *tracked)
+    if layout == "v3":
+        (repo / "later.key").write_text("x")
+        _git(repo, "add", "-N", "later.key")  # intent-to-add: an extended flag, so version 3
+        tracked.append("later.key")
+    if layout in ("v4", "split"):
+        _git(repo, "update-index", "--index-version", "4" if layout == "v4" else "2")
+    if layout == "split":
+        _git(repo, "update-index", "--split-index")
+        (repo / "after-split.key").write_text("x")
+        _git(repo, "add", "after-split.key")
+        tracked.append("after-split.key")
+    if layout in ("worktree", "sparse"):
+        _git(repo, "commit", "-q", "-m", "files")
+    if layout == "worktree":
+        _git(repo, "worktree", "add", "-q", str(tmp_path / "wt"))
+        repo = tmp_path / "wt"
+        for name in untracked:
+            (repo / name).write_text(name)
+    if layout == "sparse":
+        _git(repo, "sparse-checkout", "set", "--cone", "--sparse-index", "other")
+        tracked = ["other/x.txt", "top.key"]  # certs/ is one "certs/" entry now: its files are not on disk
+    if layout == "v3":
+        assert (repo / ".git" / "index").read_bytes()[4:8] == b"\0\0\0\3"
+    if layout == "v4":
+        assert (repo / ".git" / "index").read_bytes()[4:8] == b"\0\0\0\4"
+    assert [n for n in tracked if not tracked_by_git(str(repo / n))] == []
+    assert [n for n in untracked if tracked_by_git(str(repo / n))] == []
 
 
 # ---------------------------------------------------------------- bundle contents

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
+import re
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -341,13 +342,107 @@ def check_files(files: Iterable[LoadedFile]) -> list[Finding]:
 
 
 def tracked_by_git(path: str) -> bool:
-    """True when ``path`` is tracked in the git work tree that contains it."""
+    """True when ``path`` is tracked in the git work tree that contains it.
+
+    Reads the repository's index file itself instead of running git: git honours the repository's own
+    config (``core.fsmonitor`` runs a command on ``git ls-files``), and a key file may sit in a repository
+    someone else prepared. Nothing here executes, and an index that cannot be read counts as "not tracked",
+    as does a file inside a directory a sparse index keeps as one entry (its tracked files are not on disk).
+    """
     file = Path(path).resolve()
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(file.parent), "ls-files", "--error-unmatch", "--", file.name],
-            capture_output=True, timeout=10, check=False, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    found = _work_tree(file.parent)
+    if found is None:
         return False
-    return result.returncode == 0
+    root, git_dir = found
+    try:
+        wanted = os.fsencode(file.relative_to(root).as_posix())
+        return any(entry == wanted for entry in _index_entries(git_dir))
+    except (OSError, ValueError, IndexError, struct.error):
+        return False
+
+
+def _work_tree(folder: Path) -> tuple[Path, Path] | None:
+    """The work tree root and git directory that hold ``folder`` (``.git`` a directory or a ``gitdir:`` file)."""
+    for candidate in (folder, *folder.parents):
+        dot_git = candidate / ".git"
+        try:
+            if dot_git.is_dir():
+                return candidate, dot_git
+            if dot_git.is_file():
+                text = dot_git.read_text(encoding="utf-8", errors="replace")[:4096]
+                if text.startswith("gitdir:"):
+                    return candidate, (candidate / text[len("gitdir:"):].strip()).resolve()
+                return None
+        except OSError:
+            return None
+    return None
+
+
+def _index_entries(git_dir: Path) -> list[bytes]:
+    """Every path in the index of ``git_dir``, the shared index of a split index included."""
+    common = git_dir
+    if (git_dir / "commondir").is_file():  # a linked work tree: config and shared files live in the main one
+        common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    config = (common / "config").read_text(encoding="utf-8", errors="replace") if (common / "config").is_file() else ""
+    hash_size = 32 if re.search(r"(?im)^\s*objectformat\s*=\s*sha256\s*$", config) else 20
+    entries, shared = _parse_index((git_dir / "index").read_bytes(), hash_size)
+    if shared is not None:  # split index: entries also live in sharedindex.<hash>
+        for folder in (git_dir, common):
+            if (folder / f"sharedindex.{shared}").is_file():
+                entries += _parse_index((folder / f"sharedindex.{shared}").read_bytes(), hash_size)[0]
+                break
+    return entries
+
+
+def _parse_index(data: bytes, hash_size: int) -> tuple[list[bytes], str | None]:
+    """The paths of a git index file (versions 2, 3 and 4) and the shared index it links to.
+
+    Format: git's Documentation/gitformat-index.txt. Raises ValueError (or IndexError, struct.error) on
+    anything else.
+    """
+    if data[:4] != b"DIRC":
+        raise ValueError("not a git index")
+    version, count = struct.unpack(">II", data[4:12])
+    if version not in (2, 3, 4):
+        raise ValueError(f"index version {version}")
+    pos, previous = 12, b""
+    entries: list[bytes] = []
+    for _ in range(count):
+        start = pos
+        pos += 40 + hash_size  # ctime, mtime, dev, ino, mode, uid, gid, size: 40 bytes; then the object id
+        (flags,) = struct.unpack(">H", data[pos : pos + 2])
+        pos += 2
+        if version >= 3 and flags & 0x4000:
+            pos += 2  # extended flags
+        if version == 4:
+            strip, pos = _varint(data, pos)
+            end = data.index(b"\0", pos)
+            if strip > len(previous):
+                raise ValueError("bad path compression")
+            path = previous[: len(previous) - strip] + data[pos:end]
+            pos = end + 1
+        else:
+            end = data.index(b"\0", pos)
+            path = data[pos:end]
+            pos = start + (end - start + 8) // 8 * 8  # 1 to 8 NULs pad the entry to a multiple of 8
+        entries.append(path)
+        previous = path
+    shared = None
+    while pos + 8 <= len(data) - hash_size:
+        signature, size = data[pos : pos + 4], struct.unpack(">I", data[pos + 4 : pos + 8])[0]
+        if signature == b"link":
+            shared = data[pos + 8 : pos + 8 + hash_size].hex()
+        pos += 8 + size
+    return entries, shared
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """git's offset varint (varint.c): 7 bits a byte, most significant first, +1 per continuation."""
+    byte = data[pos]
+    pos += 1
+    value = byte & 0x7F
+    while byte & 0x80:
+        byte = data[pos]
+        pos += 1
+        value = ((value + 1) << 7) | (byte & 0x7F)
+    return value, pos
