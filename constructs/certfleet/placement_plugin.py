@@ -7,9 +7,9 @@ you); an app that uses certificates by ARN only calls it itself::
     PlacementChecks.enable(app)
 
 Errors (a certificate in the wrong region, a key the service refuses, a domain name the certificate does not
-cover) fail the synth; warnings (TLS below the floor, strong cross-stack references, unverified keys) are printed
-in the validation report and do not. The template limits of ``certfleet.limits`` (resources, outputs, template size,
-IAM policy sizes...) are checked in the same pass: a stack CloudFormation would refuse at deploy fails the synth.
+cover) fail the synth; warnings (TLS below the floor, strong cross-stack references, unverified keys or regions) are
+printed in the validation report and do not. The template limits of ``certfleet.limits`` (resources, outputs, template
+size, IAM policy sizes...) are checked in the same pass: a stack CloudFormation would refuse at deploy fails the synth.
 """
 
 from __future__ import annotations
