@@ -6,9 +6,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from certkit import cli, key_pem, pem, rsa_key, seed_leaf, umask, write
+from certkit import OVERSIZED_RSA_BITS, cli, dsa_key, ed25519_key, key_pem, pem, rsa_key, seed_leaf, umask, write
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from certfleet.material import load_file
@@ -236,3 +237,86 @@ def test_keygen_then_csr_then_inspect(tmp_path: Path, capsys: pytest.CaptureFixt
     run = cli(capsys, "inspect", str(key), "--json", keys=[loaded_key])
     assert run.code == 0
     assert run.codes() == []  # 0400: no permission warning
+
+
+# ---------------------------------------------------------------- CSR: names a CA would refuse, keys ACM cannot import
+
+@pytest.mark.parametrize("how", ["san", "common-name", "toml"])
+def test_csr_encodes_international_names_as_a_labels(how: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    key = write(tmp_path / "private.key", key_pem(KEY), 0o400)
+    out = tmp_path / "r.csr"
+    if how == "toml":
+        config = tmp_path / "csr.toml"
+        config.write_text('common_name = "bücher.example"\nsans = ["*.bücher.example"]\n', encoding="utf-8")
+        args = ["--config", str(config)]
+    elif how == "san":
+        args = ["--common-name", "xn--bcher-kva.example", "--san", "*.bücher.example"]
+    else:
+        args = ["--common-name", "bücher.example", "--san", "*.xn--bcher-kva.example"]
+    run = cli(capsys, "csr", "--key", key, *args, "--out", str(out), keys=[KEY])
+    assert run.code == 0, run.text
+    csr = _csr(out)
+    assert _sans(csr) == ["xn--bcher-kva.example", "*.xn--bcher-kva.example"]
+    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "xn--bcher-kva.example"
+
+
+def test_csr_display_names_show_the_u_label() -> None:
+    config = CsrConfig(common_name="bücher.example", sans=["www.example.com"])
+    assert config.display_names() == ["xn--bcher-kva.example (bücher.example)", "www.example.com"]
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("admin@example.com", "email"),
+    ("foo bar", "' '"),
+    ("bad_.example.com.", "dot"),
+    ("bad_.example.com", "'_'"),
+    ("*.*.example.com", "wildcard"),
+    ("www.example.com\ntouch /tmp/x", "'\\n'"),
+    ("straße.example", "IDNA 2003 and IDNA 2008"),
+])
+def test_csr_refuses_names_a_ca_refuses(name: str, reason: str, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    key = write(tmp_path / "private.key", key_pem(KEY), 0o400)
+    out = tmp_path / "r.csr"
+    for args in (["--common-name", "www.example.com", "--san", name], ["--common-name", name]):
+        run = cli(capsys, "csr", "--key", key, *args, "--out", str(out), keys=[KEY])
+        assert run.code == 1, run.text
+        assert "[name-invalid]" in run.err and reason in run.err
+        assert "This is a bug" not in run.err and "\ntouch" not in run.err
+        assert not out.exists()
+
+
+def test_csr_toml_with_a_bad_san_names_the_file(tmp_path: Path) -> None:
+    from certfleet.material import MaterialError
+
+    config = tmp_path / "csr.toml"
+    config.write_text('common_name = "www.example.com"\nsans = ["admin@example.com"]\n')
+    with pytest.raises(MaterialError) as info:
+        CsrConfig.from_toml(config)
+    assert info.value.finding.code == "name-invalid"
+    assert info.value.finding.subject == str(config)
+    assert "email" in info.value.finding.fix
+
+
+def test_csr_toml_common_name_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = write(tmp_path / "private.key", key_pem(KEY), 0o400)
+    config = tmp_path / "csr.toml"
+    config.write_text('common_name = "a.example.com"\n[subject]\ncommon_name = "b.example.com"\n')
+    out = tmp_path / "r.csr"
+    run = cli(capsys, "csr", "--key", key, "--config", str(config), "--out", str(out), keys=[KEY])
+    assert run.code == 1
+    assert "[csr-config-invalid]" in run.err and "common_name" in run.err and "both" in run.err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "dsa", "rsa-oversized", "ec-secp256k1"])
+def test_csr_refuses_a_key_acm_cannot_import(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = {"ed25519": ed25519_key, "dsa": dsa_key, "rsa-oversized": lambda: rsa_key(OVERSIZED_RSA_BITS),
+           "ec-secp256k1": lambda: ec.generate_private_key(ec.SECP256K1())}[kind]()
+    path = write(tmp_path / "private.key", key_pem(key), 0o400)
+    out = tmp_path / "r.csr"
+    run = cli(capsys, "csr", "--key", path, "--common-name", "www.example.com", "--out", str(out), keys=[key])
+    assert run.code == 1, run.text
+    assert "[key-algorithm-unsupported]" in run.err and "This is a bug" not in run.err
+    assert not out.exists()

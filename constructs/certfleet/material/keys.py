@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import NameOID
 
 from certfleet.material.findings import MaterialError, error
+from certfleet.material.names import name_problem, printable, to_a_label, to_u_label
+from certfleet.rules import ACM_KEY_ALGORITHMS
 
 KEY_TYPES = ("rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384")
 
@@ -85,6 +87,12 @@ class CsrConfig:
         subject = data.pop("subject", {})
         if not isinstance(subject, dict):
             raise MaterialError(error("csr-config-invalid", "[subject] must be a table", "", str(path)))
+        twice = sorted(set(subject) & set(data))
+        if twice:
+            raise MaterialError(error(
+                "csr-config-invalid", f"{', '.join(twice)} is given both at the top level and under [subject]",
+                "keep one of the two", str(path),
+            ))
         merged = {**subject, **data}
         allowed = set(cls.__dataclass_fields__)
         unknown = sorted(set(merged) - allowed)
@@ -106,7 +114,9 @@ class CsrConfig:
         if not isinstance(sans, list) or not all(isinstance(s, str) for s in sans):
             raise MaterialError(error("csr-config-invalid", "sans must be a list of names",
                                       'sans = ["www.example.com", "example.com"]', str(path)))
-        return cls(**merged)
+        config = cls(**merged)
+        config.checked_names(str(path))
+        return config
 
     def names(self) -> list[str]:
         """SANs with the common name first and no duplicates: browsers read only the SANs."""
@@ -117,15 +127,72 @@ class CsrConfig:
         return out
 
 
-def build_csr(key: CertificateIssuerPrivateKeyTypes, config: CsrConfig) -> x509.CertificateSigningRequest:
-    """A SHA-256 CSR with the subject and SANs of ``config``."""
+    def checked_names(self, where: str = "") -> list[str]:
+        """``names()`` as they go into a CSR: international names as A-labels, each a valid host name or IP.
+
+        Raises ``MaterialError`` (``name-invalid``) naming the first name a CA would refuse: an email address,
+        a space, an underscore, a second wildcard, a trailing dot...
+        """
+        out: list[str] = []
+        for name in self.names():
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                pass
+            else:
+                out.append(name)
+                continue
+            try:
+                encoded = to_a_label(name)
+            except ValueError as exc:
+                raise MaterialError(error("name-invalid", str(exc), "", where)) from None
+            problem = name_problem(encoded)
+            if problem:
+                fix = ('put it in the subject: email = "..." ([subject] in the TOML)' if "@" in name
+                       else "give a host name: letters, digits, hyphens and dots, * only as the whole first label")
+                raise MaterialError(error(
+                    "name-invalid", f"{printable(name)} cannot go in a certificate: {problem}", fix, where,
+                ))
+            if encoded.lower() not in (n.lower() for n in out):
+                out.append(encoded)
+        return out
+
+    def display_names(self) -> list[str]:
+        """The names as the CSR holds them, A-labels with their U-label (``xn--bcher-kva.example (bücher.example)``)."""
+        return [n if to_u_label(n) == n else f"{n} ({to_u_label(n)})" for n in self.checked_names()]
+
+
+def check_csr_key(key: PrivateKeyTypes) -> None:
+    """Refuse a key ACM cannot import (Ed25519, DSA, RSA above 4096, other curves): its certificate would be useless."""
+    from certfleet.material.checks import key_algorithm
+
+    algorithm = key_algorithm(key.public_key())
+    if algorithm not in ACM_KEY_ALGORITHMS:
+        raise MaterialError(error(
+            "key-algorithm-unsupported",
+            f"ACM cannot import a certificate for a {algorithm} key; it takes RSA 1024-4096 and EC P-256/P-384/P-521",
+            "generate an importable key: certfleet keygen --type ec-p256 (or rsa-2048)", "",
+        ))
+
+
+def build_csr(key: PrivateKeyTypes, config: CsrConfig) -> x509.CertificateSigningRequest:
+    """A SHA-256 CSR with the subject and SANs of ``config``, for a key ACM can import.
+
+    Raises ``MaterialError`` for a key ACM cannot import and for any name a CA would refuse; international
+    names go in as A-labels (the Common Name too).
+    """
+    check_csr_key(key)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):  # what check_csr_key lets through
+        raise MaterialError(error("key-algorithm-unsupported", "this key cannot sign a CSR", "", ""))
+    names = config.checked_names()
+    common_name = names[0]
     attrs = [
         (NameOID.COUNTRY_NAME, config.country),
         (NameOID.STATE_OR_PROVINCE_NAME, config.state),
         (NameOID.LOCALITY_NAME, config.locality),
         (NameOID.ORGANIZATION_NAME, config.organization),
         (NameOID.ORGANIZATIONAL_UNIT_NAME, config.organizational_unit),
-        (NameOID.COMMON_NAME, config.common_name),
+        (NameOID.COMMON_NAME, common_name),
         (NameOID.EMAIL_ADDRESS, config.email),
     ]
     try:
@@ -133,7 +200,7 @@ def build_csr(key: CertificateIssuerPrivateKeyTypes, config: CsrConfig) -> x509.
     except ValueError as exc:
         raise MaterialError(error("csr-config-invalid", str(exc), "fix the subject field", "")) from None
     general: list[x509.GeneralName] = []
-    for name in config.names():
+    for name in names:
         try:
             general.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
