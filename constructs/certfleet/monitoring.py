@@ -3,9 +3,10 @@
 For each certificate, in the certificate's own region (where ACM publishes its metric and events):
 
 - a CloudWatch alarm on ``AWS/CertificateManager`` ``DaysToExpiry`` (minimum over a day) at or below ``days``.
-  Missing data counts as breaching: ACM stops publishing the metric once the certificate has expired, and an
-  alarm that went quiet at expiry would be the worst possible alarm. Two daily periods must breach, so the
-  day-long gap before ACM's first data point after an import does not page anybody;
+  Missing data keeps the alarm's state (``ignore``): a new certificate has no data point for up to a day, and
+  an alarm that treated that as breaching would page on every first deploy and key-type upgrade (a new ARN);
+  kept state stays INSUFFICIENT_DATA (no action) until ACM's first point. When the certificate expires, ACM
+  stops publishing, and the alarm, in ALARM since ``days`` days before, stays in ALARM. One daily point decides;
 - an EventBridge rule for ``ACM Certificate Approaching Expiration`` (sent daily from ``DaysBeforeExpiry`` days
   before expiry, imported certificates included; ACM sends no "expired" event for them);
 - optionally the account's ``AWS::CertificateManager::Account`` ``DaysBeforeExpiry`` in that region.
@@ -20,9 +21,12 @@ Both notify one SNS topic, wherever it is:
   any number of regions, with no Lambda and no copy of the topic per region. The bus and its rule live in the
   topic's own stack; its name is derived from the topic, so no stack reads another stack's outputs.
 
-The topic policy lets ``events.amazonaws.com`` and ``cloudwatch.amazonaws.com`` publish when certfleet can add
-to it (a ``sns.Topic`` of this app). An imported topic (``Topic.from_topic_arn``) keeps its policy: allow both
-services there yourself, and if the topic is encrypted, let both use its KMS key.
+The topic policy lets each service that publishes (``cloudwatch.amazonaws.com`` for an alarm in the topic's
+region, ``events.amazonaws.com`` for rules) do so when certfleet can add to it (a ``sns.Topic`` of this app), and
+an encrypted topic's KMS key policy lets the same services ``kms:Decrypt`` and ``kms:GenerateDataKey*`` (SNS's
+"event sources from AWS services and encrypted topics"). The AWS managed ``alias/aws/sns`` key cannot be shared
+that way: certfleet refuses it. An imported key, or an imported topic (``Topic.from_topic_arn``), keeps its
+policy: allow the services there yourself (a warning says what when certfleet knows the key).
 """
 
 from __future__ import annotations
@@ -32,15 +36,17 @@ import weakref
 from collections.abc import Callable
 from typing import cast
 
-from aws_cdk import Aws, Stack, Stage, Token
+import jsii
+from aws_cdk import Annotations, Aws, CfnResource, Stack, Stage, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from certfleet.references import weak_reference
 
@@ -48,13 +54,20 @@ ACM_EXPIRY_DETAIL_TYPE = "ACM Certificate Approaching Expiration"
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 MAX_DAYS_BEFORE_EXPIRY = 45
 ACCOUNT_CONFIG_ID = "CertfleetAccountExpiryEvents"
+ACCOUNT_RESOURCE_TYPE = "AWS::CertificateManager::Account"
+EVENTS_SERVICE = "events.amazonaws.com"
+CLOUDWATCH_SERVICE = "cloudwatch.amazonaws.com"
+_PUBLISH_SIDS = {EVENTS_SERVICE: "CertfleetEventBridgePublish", CLOUDWATCH_SERVICE: "CertfleetCloudWatchAlarmsPublish"}
+TOPIC_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
 
 # (account, region) -> (days, path) of the construct that configures the account, per root App/Stage
 _ACCOUNT_CONFIGS: weakref.WeakKeyDictionary[Stage, dict[tuple[str, str], tuple[int, str]]] = (
     weakref.WeakKeyDictionary()
 )
-# paths of the topics whose policy already lets EventBridge and CloudWatch publish, per root App/Stage
-_ALLOWED_TOPICS: weakref.WeakKeyDictionary[Stage, set[str]] = weakref.WeakKeyDictionary()
+# (topic path, service) already allowed to publish, per root App/Stage
+_ALLOWED_TOPICS: weakref.WeakKeyDictionary[Stage, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
+# roots that already check that AWS::CertificateManager::Account is declared once per account and region
+_CHECKED_ROOTS: weakref.WeakSet[Stage] = weakref.WeakSet()
 
 
 def validate_days(owner: str, days: int, days_before_expiry_event: int) -> None:
@@ -100,13 +113,13 @@ class ExpiryMonitoring(Construct):
             metric=metric,
             threshold=days,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
-            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
             alarm_description=(
-                f"certfleet: the certificate {certificate_name} in {region} expires within {days} days (or has "
-                "expired: ACM stops publishing DaysToExpiry then). Renew it with the CA, point the bundle at the "
-                "new files and deploy: certfleet re-imports it in place."
+                f"certfleet: the certificate {certificate_name} in {region} expires within {days} days (still in "
+                "ALARM once expired: ACM stops publishing DaysToExpiry then, and missing data keeps the state). "
+                "Renew it with the CA, point the bundle at the new files and deploy: certfleet re-imports it in place."
             ),
         )
         self.expiry_rule = events.Rule(
@@ -120,7 +133,7 @@ class ExpiryMonitoring(Construct):
         self.relay: ExpiryRelay | None = None
         if topic_region == region:
             local = topic_in(stack, topic)
-            allow_publish(topic)
+            allow_publish(topic, publishers=(EVENTS_SERVICE, CLOUDWATCH_SERVICE))
             self.alarm.add_alarm_action(cloudwatch_actions.SnsAction(local))
             self.expiry_rule.add_target(targets.SnsTopic(local))
         else:
@@ -168,7 +181,7 @@ class ExpiryRelay(Construct):
             description="certfleet: delivers forwarded certificate expiry events and alarms to the topic",
             event_pattern=events.EventPattern(source=["aws.acm", "aws.cloudwatch"]),
         )
-        allow_publish(topic)
+        allow_publish(topic, publishers=(EVENTS_SERVICE,))
         self.rule.add_target(targets.SnsTopic(topic_in(Stack.of(self), topic)))
 
     @classmethod
@@ -208,28 +221,61 @@ def topic_in(stack: Stack, topic: sns.ITopic) -> sns.ITopic:
     return sns.Topic.from_topic_arn(stack, id, arn)
 
 
-def allow_publish(topic: sns.ITopic) -> None:
-    """Let EventBridge and CloudWatch alarms of the topic's account publish (no-op for an imported topic)."""
+def allow_publish(topic: sns.ITopic, *, publishers: tuple[str, ...] = (EVENTS_SERVICE, CLOUDWATCH_SERVICE)) -> None:
+    """Let each of ``publishers`` (service principals of the topic's account) publish to ``topic``, and use its key.
+
+    Adds to the topic policy (a no-op for an imported topic) and, for an encrypted topic, to its key's policy.
+    Fails on the AWS managed ``alias/aws/sns`` key, whose policy no service outside SNS may use; warns on an
+    imported key, whose policy is not this app's to change.
+    """
     stack = Stack.of(topic)
     root = topic.node.root
     done = _ALLOWED_TOPICS.setdefault(root, set()) if isinstance(root, Stage) else set()
-    if topic.node.path in done:
+    for service in publishers:
+        if (topic.node.path, service) in done:
+            continue
+        done.add((topic.node.path, service))
+        topic.add_to_resource_policy(iam.PolicyStatement(
+            sid=_PUBLISH_SIDS.get(service),
+            principals=[iam.ServicePrincipal(service)],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+        ))
+        _allow_key_use(topic, service)
+
+
+def _allow_key_use(topic: sns.ITopic, service: str) -> None:
+    """Grant ``service`` what SNS needs from it to publish to an encrypted topic: the key's data keys.
+
+    The statement matches the one ``Topic.grant_publish`` writes for a service principal, so the two merge. No
+    ``aws:Source*`` condition: SNS's documented statement has none, and EventBridge's KMS requests do not carry one.
+    """
+    key = topic.master_key
+    if key is None:
         return
-    done.add(topic.node.path)
-    topic.add_to_resource_policy(iam.PolicyStatement(
-        sid="CertfleetEventBridgePublish",
-        principals=[iam.ServicePrincipal("events.amazonaws.com")],
-        actions=["sns:Publish"],
-        resources=[topic.topic_arn],
-        conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+    owner = topic.node.path
+    if _is_aws_managed(key):
+        raise ValueError(
+            f"{owner}: the expiry topic is encrypted with the AWS managed key alias/aws/sns, which {service} cannot "
+            "use, so no alarm or expiry event would ever arrive: encrypt the topic with a customer managed KMS key "
+            "(kms.Key) instead; certfleet then lets CloudWatch and EventBridge use it",
+        )
+    added = key.add_to_resource_policy(iam.PolicyStatement(
+        principals=[iam.ServicePrincipal(service)], actions=list(TOPIC_KEY_ACTIONS), resources=["*"],
     ))
-    topic.add_to_resource_policy(iam.PolicyStatement(
-        sid="CertfleetCloudWatchAlarmsPublish",
-        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-        actions=["sns:Publish"],
-        resources=[topic.topic_arn],
-        conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-    ))
+    if not added.statement_added:
+        Annotations.of(topic).add_warning_v2(
+            "certfleet:expiry-topic-key",
+            f"the expiry topic's KMS key is imported, so certfleet cannot let {service} use it: add to that key's "
+            f"policy a statement allowing principal {{\"Service\": \"{service}\"}} the actions "
+            f"{', '.join(TOPIC_KEY_ACTIONS)} on \"*\", or no expiry alert is ever delivered",
+        )
+
+
+def _is_aws_managed(key: kms.IKey) -> bool:
+    names = [getattr(key, "alias_name", ""), key.key_id, key.key_arn]
+    return any(isinstance(n, str) and ("alias/aws/" in n) for n in names)
 
 
 def _topic_region(owner: str, topic: sns.ITopic) -> str:
@@ -293,6 +339,9 @@ def configure_account(scope: Construct, days_before_expiry: int) -> acm.CfnAccou
             )
         return None
     registry[key] = (days_before_expiry, scope.node.path)
+    if isinstance(root, Stage) and root not in _CHECKED_ROOTS:
+        _CHECKED_ROOTS.add(root)
+        root.node.add_validation(_OneAccountSettingPerRegion(root))
     existing = stack.node.try_find_child(ACCOUNT_CONFIG_ID)
     if isinstance(existing, acm.CfnAccount):
         return existing
@@ -302,3 +351,35 @@ def configure_account(scope: Construct, days_before_expiry: int) -> acm.CfnAccou
             days_before_expiry=days_before_expiry,
         ),
     )
+
+
+@jsii.implements(IValidation)
+class _OneAccountSettingPerRegion:
+    """Synth fails when the app declares ``AWS::CertificateManager::Account`` twice for one account and region.
+
+    It is a singleton: two stacks that declare it fight over one value, and the second create fails. certfleet
+    declares it once per account and region; this catches another declaration in the same app (yours, or a
+    construct's), across every stack and stage.
+    """
+
+    def __init__(self, root: Construct) -> None:
+        self._root = root
+
+    def validate(self) -> list[str]:
+        found: dict[tuple[str, str], list[str]] = {}
+        for node in self._root.node.find_all():
+            if isinstance(node, CfnResource) and node.cfn_resource_type == ACCOUNT_RESOURCE_TYPE:
+                stack = Stack.of(node)
+                found.setdefault((stack.account, stack.region), []).append(node.node.path)
+        errors = []
+        for (account, region), paths in found.items():
+            if len(paths) > 1:
+                account_name = "the deploy account" if Token.is_unresolved(account) else f"account {account}"
+                region_name = "the deploy region" if Token.is_unresolved(region) else region
+                errors.append(
+                    f"{ACCOUNT_RESOURCE_TYPE} is declared {len(paths)} times for {account_name} in {region_name} "
+                    f"({', '.join(paths)}); it is one setting per account and region, and the stacks would fight over "
+                    "it: keep one (configure_account_expiry_events=False on the other certfleet fleets and groups, "
+                    "or remove your own declaration)",
+                )
+        return errors

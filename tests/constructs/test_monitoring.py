@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Environment, Stack, Stage
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
 from construct_support import ACCOUNT
 
 from certfleet import CertificateBundle, CertificateFleet, ImportedCertificate, KeySource
@@ -28,10 +30,12 @@ def _ops(app: App, region: str = "us-east-1") -> tuple[Stack, sns.Topic]:
 
 
 def _resources(template: Template, type_: str) -> list[dict[str, Any]]:
-    return list(template.find_resources(type_).values())
+    return [dict(resource) for resource in template.find_resources(type_).values()]
 
 
-def test_alarm_in_every_region_treats_missing_data_as_breaching(bundle: CertificateBundle) -> None:
+def test_alarm_in_every_region_keeps_its_state_on_missing_data(bundle: CertificateBundle) -> None:
+    """A new ARN has no data for up to a day: "ignore" keeps INSUFFICIENT_DATA (no page); an expired certificate's
+    alarm, in ALARM since ``days`` before, stays there when ACM stops publishing. "breaching" paged at once."""
     app = App()
     fleet = _fleet(app, bundle)
     _, topic = _ops(app)
@@ -47,8 +51,9 @@ def test_alarm_in_every_region_treats_missing_data_as_breaching(bundle: Certific
             "Period": 86400,
             "Threshold": 21,
             "ComparisonOperator": "LessThanOrEqualToThreshold",
-            "TreatMissingData": "breaching",
-            "EvaluationPeriods": 2,
+            "TreatMissingData": "ignore",
+            "EvaluationPeriods": 1,
+            "DatapointsToAlarm": 1,
             "AlarmDescription": Match.string_like_regexp(f"www.example.com in {region} expires within 21 days"),
         })
         template.has_resource_properties("AWS::Events::Rule", {"EventPattern": {
@@ -208,3 +213,103 @@ def test_single_certificate_monitoring_in_its_own_stack(bundle: CertificateBundl
     })
     with pytest.raises(ValueError, match="Certs/Cert: expiry monitoring is already on"):
         cert.add_expiry_monitoring(topic=topic)
+
+
+def _key_statements(template: Template) -> list[dict[str, Any]]:
+    (key,) = _resources(template, "AWS::KMS::Key")
+    return list(key["Properties"]["KeyPolicy"]["Statement"])
+
+
+def _service_key_grants(template: Template) -> dict[str, list[list[str]]]:
+    grants: dict[str, list[list[str]]] = {}
+    for statement in _key_statements(template):
+        service = statement.get("Principal", {}).get("Service")
+        if isinstance(service, str):
+            actions = statement["Action"]
+            grants.setdefault(service, []).append(sorted([actions] if isinstance(actions, str) else actions))
+            assert statement["Resource"] == "*" and statement["Effect"] == "Allow"
+    return grants
+
+
+def _encrypted_topic(stack: Stack) -> sns.Topic:
+    return sns.Topic(stack, "Alerts", master_key=kms.Key(stack, "AlertsKey", enable_key_rotation=True))
+
+
+def test_encrypted_topic_in_the_certificate_region_lets_both_publishers_use_its_key(bundle: CertificateBundle) -> None:
+    app = App()
+    fleet = _fleet(app, bundle)
+    ops = Stack(app, "Ops", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    fleet.add_expiry_monitoring(topic=_encrypted_topic(ops))  # eu-west-1 direct; us-east-1 through the relay
+    grants = _service_key_grants(Template.from_stack(ops))
+    both = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert grants == {"cloudwatch.amazonaws.com": [both], "events.amazonaws.com": [both]}
+
+
+def test_encrypted_topic_in_its_own_stack_lets_the_alarm_use_its_key(bundle: CertificateBundle) -> None:
+    app = App()
+    stack = Stack(app, "Certs", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    cert = ImportedCertificate(stack, "Cert", bundle=bundle, key=KeySource.secret(SECRET))
+    cert.add_expiry_monitoring(topic=_encrypted_topic(stack))
+    grants = _service_key_grants(Template.from_stack(stack))
+    both = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert grants == {"cloudwatch.amazonaws.com": [both], "events.amazonaws.com": [both]}, "merged with CDK's grant"
+
+
+def test_relay_only_topic_grants_eventbridge_alone(bundle: CertificateBundle) -> None:
+    app = App()
+    stack = Stack(app, "Certs", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    cert = ImportedCertificate(stack, "Cert", bundle=bundle, key=KeySource.secret(SECRET))
+    ops = Stack(app, "Ops", env=Environment(account=ACCOUNT, region="us-east-1"))
+    cert.add_expiry_monitoring(topic=_encrypted_topic(ops))
+    template = Template.from_stack(ops)
+    assert _service_key_grants(template) == {"events.amazonaws.com": [["kms:Decrypt", "kms:GenerateDataKey*"]]}
+    policy = json.dumps(_resources(template, "AWS::SNS::TopicPolicy"))
+    assert "events.amazonaws.com" in policy
+    assert "cloudwatch.amazonaws.com" not in policy, "no CloudWatch alarm publishes to a topic in another region"
+
+
+def test_topic_under_the_aws_managed_sns_key_is_refused_with_the_fix(bundle: CertificateBundle) -> None:
+    app = App()
+    stack = Stack(app, "Certs", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    cert = ImportedCertificate(stack, "Cert", bundle=bundle, key=KeySource.secret(SECRET))
+    topic = sns.Topic(stack, "Alerts", master_key=kms.Alias.from_alias_name(stack, "AwsSns", "alias/aws/sns"))
+    with pytest.raises(ValueError, match=r"^Certs/Alerts: .*AWS managed key alias/aws/sns.*customer managed KMS key"):
+        cert.add_expiry_monitoring(topic=topic)
+
+
+def test_topic_under_an_imported_key_warns_with_the_statement_to_add(bundle: CertificateBundle) -> None:
+    app = App()
+    stack = Stack(app, "Certs", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    cert = ImportedCertificate(stack, "Cert", bundle=bundle, key=KeySource.secret(SECRET))
+    key = kms.Key.from_key_arn(stack, "Shared", f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234")
+    cert.add_expiry_monitoring(topic=sns.Topic(stack, "Alerts", master_key=key))
+    for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
+        Annotations.from_stack(stack).has_warning("/Certs/Alerts", Match.string_like_regexp(
+            rf"certfleet cannot let {service} use it: .*kms:Decrypt, kms:GenerateDataKey\*"))
+
+
+def test_account_setting_declared_again_in_the_app_fails_synth(bundle: CertificateBundle) -> None:
+    app = App()
+    fleet = _fleet(app, bundle)
+    _, topic = _ops(app)
+    fleet.add_expiry_monitoring(topic=topic)
+    mine = Stack(app, "Mine", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    acm.CfnAccount(mine, "Expiry", expiry_events_configuration=acm.CfnAccount.ExpiryEventsConfigurationProperty(
+        days_before_expiry=30))
+    with pytest.raises(RuntimeError, match=r"AWS::CertificateManager::Account is declared 2 times for account "
+                                           rf"{ACCOUNT} in eu-west-1 \(Certificates/eu-west-1/.*, Mine/Expiry\)"):
+        app.synth()
+
+
+def test_account_setting_once_per_region_across_stages_synthesizes(bundle: CertificateBundle) -> None:
+    app = App()
+    fleets = []
+    for name in ("Dev", "Prod"):
+        stage = Stage(app, name)
+        fleets.append(_fleet(stage, bundle))
+        ops = Stack(stage, "Ops", env=Environment(account=ACCOUNT, region="us-east-1"))
+        fleets[-1].add_expiry_monitoring(topic=sns.Topic(ops, "Alerts"))
+    app.synth()
+    declared = [len(_resources(Template.from_stack(fleet.stack_for(region)), "AWS::CertificateManager::Account"))
+                for fleet in fleets for region in ("us-east-1", "eu-west-1")]
+    assert declared == [1, 1, 0, 0]
