@@ -9,6 +9,7 @@ import os
 import random
 import re
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,6 +24,8 @@ LOG.setLevel(logging.INFO)
 for _chatty in ("boto3", "botocore", "urllib3"):  # their DEBUG lines print request and response bodies: keys
     logging.getLogger(_chatty).setLevel(logging.WARNING)
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.+?)-----END \1-----", re.S)
+_CLIENTS: dict[tuple[str, str, bool, str], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
 
 
 def region() -> str:
@@ -31,10 +34,17 @@ def region() -> str:
 
 
 def client(service: str, region_name: str | None = None, *, retry: bool = True) -> Any:
-    """A boto3 client made now; ``retry=False`` leaves every retry to the caller's own loop."""
-    retries: Any = {"mode": "standard", "max_attempts": 5} if retry else {"total_max_attempts": 1}
-    make: Callable[..., Any] = boto3.client
-    return make(service, region_name=region_name or region(), config=Config(retries=retries))
+    """A boto3 client, made once per service, region, retry mode and endpoint (boto3 clients are thread-safe, making
+    one is not); ``retry=False`` leaves every retry to the caller's own loop."""
+    place = region_name or region()
+    key = (service, place, retry, os.environ.get("AWS_ENDPOINT_URL", ""))
+    with _CLIENTS_LOCK:
+        made = _CLIENTS.get(key)
+        if made is None:
+            retries: Any = {"mode": "standard", "max_attempts": 5} if retry else {"total_max_attempts": 1}
+            make: Callable[..., Any] = boto3.client
+            made = _CLIENTS[key] = make(service, region_name=place, config=Config(retries=retries))
+    return made
 
 
 def code(exc: ClientError) -> str:
@@ -55,18 +65,33 @@ def seconds(name: str, default: float) -> float:
         return default
 
 
-def backoff(action: Callable[[], T], retry_if: Callable[[ClientError], bool], budget: float, what: str) -> T:
-    """Run ``action``; retry it with exponential backoff and full jitter while ``retry_if`` and within ``budget``."""
-    deadline = time.monotonic() + budget
+def deadline(context: Any, fallback: str, default: float) -> float:
+    """When this invocation must stop retrying (``time.monotonic()``): Lambda's remaining time less a margin for the
+    work after the last retry (CERTFLEET_LAMBDA_MARGIN_SECONDS, default 15); without a Lambda context (tests, the
+    rehearsal), the budget in environment variable ``fallback``, else ``default`` seconds."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        return time.monotonic() + float(remaining()) / 1000 - seconds("CERTFLEET_LAMBDA_MARGIN_SECONDS", 15)
+    return time.monotonic() + seconds(fallback, default)
+
+
+def backoff(
+    action: Callable[[], T], retry_if: Callable[[ClientError], bool], until: float, what: str,
+    *, base: float = 0.5, cap: float = 8.0,
+) -> T:
+    """Run ``action``; while ``retry_if``, retry it after a full-jitter delay (``base`` doubling per attempt, at most
+    ``cap``) until ``until`` (``time.monotonic()``): the last attempt is made at the deadline, not skipped."""
     attempt = 0
     while True:
         try:
             return action()
         except ClientError as exc:
-            delay = random.uniform(0, min(8.0, 0.5 * 2**attempt))  # noqa: S311 - jitter, not cryptography
-            if not retry_if(exc) or time.monotonic() + delay > deadline:
+            left = until - time.monotonic()
+            if not retry_if(exc) or left <= 0:
                 raise
-            LOG.info("%s: %s; retrying in %.1f s", what, code(exc), delay)
+            delay = min(left, random.uniform(0, min(cap, base * 2**attempt)))  # noqa: S311 - jitter, not crypto
+            if attempt % 10 == 0:
+                LOG.info("%s: %s; retrying (attempt %d, %.0f s left)", what, code(exc), attempt + 1, left)
             time.sleep(delay)
             attempt += 1
 

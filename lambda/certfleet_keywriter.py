@@ -15,7 +15,10 @@ _WRONG_KEY = {"InvalidCiphertextException", "AccessDeniedException", "IncorrectK
 
 
 def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Create/Update: make the secret's AWSCURRENT the sealed key, return its VersionId. Delete: keep the secret."""
+    """Create/Update: make the secret's AWSCURRENT the sealed key, return its VersionId. Delete: keep the secret.
+
+    The version is named after the ciphertext (its ClientRequestToken), so a key deployed again (a revert) gets its
+    old version back; Secrets Manager ignores that PutSecretValue, so AWSCURRENT is then moved explicitly."""
     props = event["ResourceProperties"]
     secret_id = props["SecretId"]
     physical_id = f"{secret_id}#sealed-key"
@@ -26,7 +29,7 @@ def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     pem = der_pem(_decrypt(ciphertext, props["KmsKeyId"], dict(props.get("EncryptionContext") or {})), "PRIVATE KEY")
     secrets = client("secretsmanager", secret_id.split(":")[3] if secret_id.startswith("arn:") else None)
     try:
-        current = secrets.get_secret_value(SecretId=secret_id)
+        current = secrets.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
     except ClientError as exc:
         if code(exc) != "ResourceNotFoundException":
             raise RuntimeError(f"cannot read secret {secret_id}: {describe(exc)}") from None
@@ -43,7 +46,28 @@ def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         except ClientError as exc:
             raise RuntimeError(f"cannot write the key to secret {secret_id}: {describe(exc)}") from None
         LOG.info("%s %s: wrote the key as version %s", event["RequestType"], secret_id, version)
+        _make_current(secrets, secret_id, version)
     return {"PhysicalResourceId": physical_id, "Data": {"VersionId": version}}
+
+
+def _make_current(secrets: Any, secret_id: str, version: str) -> None:
+    """Move AWSCURRENT to ``version`` unless it is there already (a version written before, a revert: the write was
+    ignored), so that readers of AWSCURRENT (EC2 instances) get the key of the deployed certificate."""
+    try:
+        stages: dict[str, list[str]] = secrets.describe_secret(SecretId=secret_id).get("VersionIdsToStages") or {}
+        holder = next((v for v, labels in stages.items() if "AWSCURRENT" in labels), None)
+        if holder == version:
+            return
+        secrets.update_secret_version_stage(
+            SecretId=secret_id, VersionStage="AWSCURRENT", MoveToVersionId=version,
+            **({"RemoveFromVersionId": holder} if holder else {}),
+        )
+    except ClientError as exc:
+        raise RuntimeError(
+            f"cannot make version {version} of secret {secret_id} its AWSCURRENT (the key written earlier): "
+            f"{describe(exc)}",
+        ) from None
+    LOG.info("%s: AWSCURRENT moved from version %s back to %s", secret_id, holder, version)
 
 
 def _decrypt(ciphertext: bytes, key_id: str, context: dict[str, str]) -> bytes:

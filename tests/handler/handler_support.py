@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -21,6 +22,29 @@ if str(LAMBDA) not in sys.path:
 
 REGION = "eu-west-1"
 STACK_ID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/Certs/5f5b1a40-0000-0000-0000-000000000000"
+RESPONSE_LIMIT = 4096
+"""CloudFormation's limit on a custom resource's response body, in bytes."""
+
+
+def framework_response(event: dict[str, Any], result: dict[str, Any]) -> bytes:
+    """The body aws-cdk-lib's Provider framework PUTs to CloudFormation for ``result`` (Data merged in as is)."""
+    return json.dumps({
+        "Status": "SUCCESS", "Reason": "SUCCESS",
+        "StackId": event["StackId"], "RequestId": event["RequestId"], "LogicalResourceId": event["LogicalResourceId"],
+        "PhysicalResourceId": result.get("PhysicalResourceId") or event.get("PhysicalResourceId") or event["RequestId"],
+        "NoEcho": bool(result.get("NoEcho", False)),
+        "Data": result.get("Data") or {},
+    }).encode()
+
+
+class LambdaContext:
+    """What the Lambda runtime passes as ``context``: here only the time left before the function's timeout."""
+
+    def __init__(self, timeout: float) -> None:
+        self.ends = time.monotonic() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.ends - time.monotonic()) * 1000))
 
 
 def boto(service: str, region: str = REGION) -> Any:
@@ -115,7 +139,7 @@ class Resource:
     def on_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """onEvent, then the framework's merge: what isComplete receives."""
         result = self.module.on_event(event, None)
-        assert len(str(result)) < 4096
+        assert len(framework_response(event, result)) < RESPONSE_LIMIT
         physical = result.get("PhysicalResourceId") or event.get("PhysicalResourceId") or event["RequestId"]
         return {**event, **result, "PhysicalResourceId": physical}
 
@@ -132,6 +156,7 @@ class Resource:
                 time.sleep(poll)
             else:
                 raise AssertionError("isComplete never completed")
+        assert len(framework_response(event, merged)) < RESPONSE_LIMIT
         if event["RequestType"] != "Delete":
             self.physical_id = merged["PhysicalResourceId"]
             self.props = event["ResourceProperties"]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import signal
 import threading
+from typing import Any
 
 import pytest
 from handler_support import (
     REGION,
+    LambdaContext,
     Resource,
     Secret,
     all_certificates,
@@ -346,3 +349,96 @@ def test_update_of_a_certificate_deleted_out_of_band_imports_a_new_one(
     response = certificate.update(certificate_props(renewed, pki, secret.arn, secret.put(renewed.key_pem())))
     assert response["PhysicalResourceId"] != old_arn
     assert leaf_in_acm(response["PhysicalResourceId"]) == fingerprint(renewed)
+
+
+def _renamed(props: dict[str, Any], fleet: str) -> dict[str, Any]:
+    """``props`` as they synthesize after the fleet is renamed to ``fleet`` (fleet and id tags change)."""
+    tags = [dict(t) for t in props["Tags"]]
+    tags[1]["Value"], tags[2]["Value"] = fleet, tags[2]["Value"].replace("Certs", fleet, 1)
+    return {**props, "Tags": tags}
+
+
+def test_renaming_the_fleet_fails_the_update_before_touching_anything(
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN an imported certificate WHEN an Update renames its fleet (new fleet and id tags), even with a renewal
+    THEN it fails with a message that says the fleet name is the certificate's identity and how to rename, and
+    ACM is not touched (no import, no tag change)."""
+    props = certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem()))
+    arn = certificate.create(props)["PhysicalResourceId"]
+    renewed = pki.leaf(("www.example.com", "example.com"), days=180)
+    aws.reset()
+    for new in (_renamed(props, "Renamed"),
+                _renamed(certificate_props(renewed, pki, secret.arn, secret.put(renewed.key_pem())), "Renamed")):
+        with pytest.raises(RuntimeError) as failure:
+            certificate.update(new)
+        message = str(failure.value)
+        assert "'Certs'" in message and "'Renamed'" in message and "identity" in message
+        assert "add a fleet with the new name" in message and "remove the old fleet" in message
+    assert aws.calls("acm") == aws.calls("acm", "ListTagsForCertificate") == 2
+    assert aws.calls("secretsmanager", "GetSecretValue") == 0
+    tags = {t["Key"]: t["Value"] for t in boto("acm").list_tags_for_certificate(CertificateArn=arn)["Tags"]}
+    assert tags["certfleet:fleet"] == "Certs" and leaf_in_acm(arn) == fingerprint(leaf)
+
+
+def test_the_rollback_of_a_refused_rename_succeeds_and_imports_nothing(
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN a refused rename WHEN CloudFormation rolls back (an Update back to the old properties, the refused ones as
+    OldResourceProperties) THEN it succeeds with the same ARN and Data, and nothing is imported."""
+    props = certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem()))
+    first = certificate.create(props)
+    renamed = _renamed(props, "Renamed")
+    with pytest.raises(RuntimeError):
+        certificate.update(renamed)
+    aws.reset()
+    back = certificate.update(props, old=renamed)
+    assert back["PhysicalResourceId"] == first["PhysicalResourceId"] and back["Data"] == first["Data"]
+    assert aws.calls("acm", "ImportCertificate") == 0
+
+
+def test_throttled_import_waits_as_long_as_the_lambda_has_time(
+    *, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN ACM's import slot taken for about 2 s, a fixed retry budget of 0.3 s and 8 s left to the Lambda
+    WHEN the handler imports THEN it keeps retrying within the Lambda's remaining time and succeeds."""
+    import certfleet_import
+
+    monkeypatch.setenv("CERTFLEET_IMPORT_RETRY_SECONDS", "0.3")
+    monkeypatch.setenv("CERTFLEET_LAMBDA_MARGIN_SECONDS", "1")
+    aws.import_rate = 0.5  # one import per 2 s
+    stranger = pki.leaf(("first.example.com",))
+    boto("acm").import_certificate(Certificate=stranger.pem(), PrivateKey=stranger.key_pem())
+    resource = Resource(certfleet_import, "Custom::CertfleetCertificate")
+    event = resource.event("Create", certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem())))
+    result = certfleet_import.on_event(event, LambdaContext(8))
+    assert leaf_in_acm(result["PhysicalResourceId"]) == fingerprint(leaf)
+    assert aws.calls("acm", "ImportCertificate") > 2
+
+
+def test_throttled_import_gives_up_before_the_lambda_times_out(
+    *, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN ACM's import slot taken for 100 s and 3 s left to the Lambda (1 s margin) WHEN the handler imports
+    THEN it gives up with its own clear message before the Lambda's timeout would kill it silently."""
+    import certfleet_import
+
+    monkeypatch.delenv("CERTFLEET_IMPORT_RETRY_SECONDS")
+    monkeypatch.setenv("CERTFLEET_LAMBDA_MARGIN_SECONDS", "1")
+    aws.import_rate = 0.01
+    stranger = pki.leaf(("first.example.com",))
+    boto("acm").import_certificate(Certificate=stranger.pem(), PrivateKey=stranger.key_pem())
+    resource = Resource(certfleet_import, "Custom::CertfleetCertificate")
+    event = resource.event("Create", certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem())))
+
+    def timed_out(signum: int, frame: object) -> None:
+        raise TimeoutError("the handler was still retrying 20 s later: a Lambda would have timed out")
+
+    previous = signal.signal(signal.SIGALRM, timed_out)
+    signal.alarm(20)
+    try:
+        with pytest.raises(RuntimeError, match=f"kept throttling ImportCertificate in {REGION}"):
+            certfleet_import.on_event(event, LambdaContext(3))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

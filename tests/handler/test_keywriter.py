@@ -127,3 +127,21 @@ def test_importer_reads_the_version_the_key_writer_wrote_from_a_replica(
     response = certificate.create(certificate_props(leaf, pki, secret.arn_in(REGION), version))
     assert response["Data"]["KeyVersionId"] == version
     assert response["Data"]["Fingerprint"] == fingerprint(leaf)
+
+
+def test_a_key_deployed_again_is_awscurrent_again(
+    sealed_key: Resource, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN key A deployed, then key B WHEN A's sealed file is deployed again (a rollback, a git revert)
+    THEN the writer returns A's version and AWSCURRENT is on it again: what EC2 reads matches the certificate."""
+    secret, sealed_a = Secret(), Sealed(leaf)
+    other = pki.leaf(("www.example.com", "example.com"), days=120)
+    props_a = sealed_a.props(secret.arn)
+    version_a = sealed_key.create(props_a)["Data"]["VersionId"]
+    version_b = sealed_key.update(Sealed(other).props(secret.arn))["Data"]["VersionId"]
+    assert sealed_key.update(props_a)["Data"]["VersionId"] == version_a != version_b
+    stages = secret.client.describe_secret(SecretId=secret.arn)["VersionIdsToStages"]
+    assert "AWSCURRENT" in stages[version_a] and "AWSCURRENT" not in stages[version_b]
+    current = secret.client.get_secret_value(SecretId=secret.arn, VersionStage="AWSCURRENT")
+    assert current["VersionId"] == version_a and current["SecretString"] == leaf.key_pem().decode()
+    assert aws.calls("secretsmanager", "PutSecretValue") == 3

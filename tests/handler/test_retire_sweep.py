@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handler_support import REGION, Resource, Secret, all_certificates, boto, certificate_props
+from handler_support import REGION, STACK_ID, Resource, Secret, all_certificates, boto, certificate_props
 
 from certfleet.material.demo import DemoPKI, Issued
 from certfleet.testing import StrictAWS
@@ -55,7 +55,7 @@ def test_replaced_certificate_in_use_is_retired_then_swept(
     module = certificate.module
     event = _sweeper(module)
     started = module.on_event(event, None)
-    assert started["Data"]["Waiting"] == old_arn
+    assert started["Data"]["Waiting"] == "1"
     assert module.is_complete({**event, **started}, None) == {"IsComplete": False}
     aws.release(old_arn)
     assert module.is_complete({**event, **started}, None) == {"IsComplete": True}
@@ -141,8 +141,9 @@ def test_a_certificate_moved_to_another_stack_is_adopted_there_and_left_in_place
     aws.mark_in_use(arn)
     assert _in("Shard-1", certificate, "Create", props)["PhysicalResourceId"] == arn
     assert aws.calls("acm", "ImportCertificate") == imports
-    assert _tags(arn)["certfleet:stack"] == _stack("Shard-1")
-    assert _in("Shard-2", certificate, "Delete", props, arn)["Data"] == {"MovedTo": _stack("Shard-1")}
+    owner = f"{_stack('Shard-1')}/{certificate.logical_id}"
+    assert _tags(arn)["certfleet:stack"] == owner
+    assert _in("Shard-2", certificate, "Delete", props, arn)["Data"] == {"MovedTo": owner}
     aws.release(arn)
     assert [c["CertificateArn"] for c in all_certificates()] == [arn]
     deleted = _in("Shard-1", certificate, "Delete", props, arn)
@@ -160,7 +161,8 @@ def test_a_moved_certificate_whose_old_stack_deploys_first_is_retired_then_adopt
     assert _in("Shard-1", certificate, "Delete", props, arn)["Data"] == {"Retired": "true", "Successor": ""}
     assert "certfleet:retired" in _tags(arn)
     assert _in("Shard-2", certificate, "Create", props)["PhysicalResourceId"] == arn
-    assert "certfleet:retired" not in _tags(arn) and _tags(arn)["certfleet:stack"] == _stack("Shard-2")
+    assert "certfleet:retired" not in _tags(arn)
+    assert _tags(arn)["certfleet:stack"] == f"{_stack('Shard-2')}/{certificate.logical_id}"
 
 
 def test_group_sweeper_deletes_retired_certificates_of_its_group_only(
@@ -202,3 +204,32 @@ def test_a_group_create_reads_the_tags_only_of_certificates_with_its_names(
     assert aws.calls("acm", "ListTagsForCertificate") == before, "no certificate of its names existed"
     assert _in("Shard-2", certificate, "Create", props)["PhysicalResourceId"] == arn
     assert aws.calls("acm", "ListTagsForCertificate") == before + 1
+
+
+def test_a_certificate_moved_to_a_new_logical_id_in_the_same_stack_survives_the_old_ids_delete(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN a certificate whose construct moves to a new logical id in the same stack (same certfleet:id)
+    WHEN the new resource is created (it adopts the ARN) and CloudFormation's cleanup deletes the old one
+    THEN the certificate stays in ACM for the new resource, which deletes it for real when its turn comes."""
+    props = certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem()))
+    arn = certificate.create(props)["PhysicalResourceId"]
+    moved = Resource(certificate.module, certificate.resource_type, f"{certificate.logical_id}Moved")
+    assert moved.create(props)["PhysicalResourceId"] == arn
+    assert aws.calls("acm", "ImportCertificate") == 1
+    assert certificate.delete()["Data"] == {"MovedTo": f"{STACK_ID}/{moved.logical_id}"}
+    assert [c["CertificateArn"] for c in all_certificates()] == [arn]
+    moved.delete()
+    assert all_certificates() == []
+
+
+def test_an_owner_tag_of_older_certfleet_still_lets_its_stack_delete(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued,
+) -> None:
+    """GIVEN a certificate adopted by a stack under an older certfleet (owner tag: the bare StackId) WHEN that stack
+    deletes its resource THEN the certificate is deleted, as before."""
+    arn = certificate.create(certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem())))[
+        "PhysicalResourceId"]
+    boto("acm").add_tags_to_certificate(CertificateArn=arn, Tags=[{"Key": "certfleet:stack", "Value": STACK_ID}])
+    certificate.delete()
+    assert all_certificates() == []
