@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
+import signal
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +16,7 @@ from certkit import (
     DER,
     PEM,
     cli,
+    der_element,
     ec_key,
     key_der,
     key_pem,
@@ -29,6 +35,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from certfleet.material import MaterialError, load_bytes, load_file, load_material
 from certfleet.material.bundle import fingerprint, spki_sha256
 from certfleet.material.demo import issue
+from certfleet.material.loader import MAX_CERTIFICATES, DamagedBlockError, password_from_file, read_regular_file
 
 KEY = rsa_key(2048, 0)
 
@@ -130,6 +137,67 @@ def test_pkcs7_bundle(encoding: serialization.Encoding, tmp_path: Path, capsys: 
     assert fingerprint(material.leaf) == fingerprint(certs[0])
     assert material.chain == certs[1:]
     assert len(_inspect(capsys, path)["certificates"]) == 3
+
+
+def _openssl_p7b(*certs: x509.Certificate) -> bytes:
+    """A .p7b as `openssl crl2pkcs7 -nocrl` writes it: the certificates in file order, not in DER SET order."""
+    data_oid = der_element(0x06, bytes.fromhex("2a864886f70d010701"))
+    signed = der_element(0x30, der_element(0x02, b"\x01") + der_element(0x31, b"") + der_element(0x30, data_oid)
+                         + der_element(0xA0, b"".join(c.public_bytes(DER) for c in certs)) + der_element(0x31, b""))
+    return der_element(0x30, der_element(0x06, bytes.fromhex("2a864886f70d010702")) + der_element(0xA0, signed))
+
+
+def _out_of_set_order() -> list[x509.Certificate]:
+    certs = [seed_leaf().certificate, rsa_pki().intermediate.certificate]
+    return sorted(certs, key=lambda c: c.public_bytes(DER), reverse=True)  # DER wants them ascending
+
+
+def _p7b_file(tmp_path: Path, encoding: serialization.Encoding) -> str:
+    der = _openssl_p7b(*_out_of_set_order())
+    if encoding is DER:
+        return write(tmp_path / "openssl.p7b", der)
+    body = base64.b64encode(der)
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return write(tmp_path / "openssl.p7b", b"\n".join([b"-----BEGIN PKCS7-----", *lines, b"-----END PKCS7-----", b""]))
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("encoding", [PEM, DER], ids=["pem", "der"])
+def test_openssl_p7b_out_of_set_order_is_a_note_not_a_warning(
+    encoding: serialization.Encoding, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 18 A.7: cryptography's BER-fallback UserWarning (a source line on stderr) becomes a note."""
+    path = _p7b_file(tmp_path, encoding)
+    loaded = load_file(path)
+    assert [fingerprint(c) for c in loaded.certificates] == [fingerprint(c) for c in _out_of_set_order()]
+    assert any("BER" in note for note in loaded.notes)
+    run = cli(capsys, "inspect", path)
+    assert run.code == 0, run.text
+    assert "Warning" not in run.err and "note: the PKCS#7 file is BER-encoded" in run.out
+
+
+@pytest.mark.parametrize("encoding", [PEM, DER], ids=["pem", "der"])
+def test_openssl_p7b_still_loads_when_cryptography_refuses_ber(
+    encoding: serialization.Encoding, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A future cryptography may raise instead of warning: the certificates are then read by the loader itself."""
+    real = pkcs7.load_der_pkcs7_certificates
+
+    def strict(data: bytes) -> list[x509.Certificate]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                return real(data)
+            except UserWarning as exc:
+                raise ValueError(str(exc)) from None
+
+    monkeypatch.setattr(pkcs7, "load_der_pkcs7_certificates", strict)
+    path = _p7b_file(tmp_path, encoding)
+    with pytest.raises(ValueError, match="BER"):
+        strict(_openssl_p7b(*_out_of_set_order()))
+    loaded = load_file(path)
+    assert [fingerprint(c) for c in loaded.certificates] == [fingerprint(c) for c in _out_of_set_order()]
+    assert any("BER" in note for note in loaded.notes)
 
 
 def test_pkcs7_store_of_many_ca_roots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -242,6 +310,21 @@ def test_password_is_never_taken_from_argv(tmp_path: Path, capsys: pytest.Captur
     assert run.code == 2
 
 
+@contextlib.contextmanager
+def _hard_timeout(seconds: int) -> Iterator[None]:
+    """Fail (not hang) when the block blocks: SIGALRM interrupts a blocking open() in the main thread."""
+    def expire(signum: int, frame: object) -> None:
+        pytest.fail(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_password_env_unset_and_password_file_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path / "bundle.p12", _p12(b"right"))
@@ -249,9 +332,17 @@ def test_password_env_unset_and_password_file_missing(tmp_path: Path, capsys: py
     run = cli(capsys, "inspect", path, "--password-env", "CERTFLEET_NO_SUCH_VAR")
     assert run.code == 1
     assert "[password-env-unset]" in run.err
-    run = cli(capsys, "verify", "--certificate", path, "--password-file", str(tmp_path / "nope.txt"))
+    missing = str(tmp_path / "nope.txt")
+    run = cli(capsys, "verify", "--certificate", path, "--password-file", missing)
     assert run.code == 1
-    assert "[password-file-unreadable]" in run.err
+    assert "password file" in run.err and missing in run.err
+    with pytest.raises(MaterialError) as info:
+        password_from_file(missing)
+    assert info.value.finding.code == "password-file-unreadable"
+    os.mkfifo(tmp_path / "fifo")
+    with _hard_timeout(5), pytest.raises(MaterialError, match="named pipe") as info:
+        password_from_file(tmp_path / "fifo")  # never blocks on a FIFO nobody writes
+    assert info.value.finding.code == "password-file-unreadable"
 
 
 # ---------------------------------------------------------------- mixed bundles
@@ -541,3 +632,62 @@ def test_ber_encoded_pkcs12_is_read_with_a_note_not_a_warning(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no "UserWarning: ... falling back to parsing as BER" line
     assert "note: the PKCS#12 file is BER-encoded" in result.stdout
+
+
+# ---------------------------------------------------------------- damaged blocks, limits (issue 10 A.8, A.13)
+
+GARBAGE_KEY = b"-----BEGIN PRIVATE KEY-----\nTm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize("damage", ["garbage-key", "cut-block", "bad-base64"])
+def test_damaged_block_keeps_what_was_read(damage: str, tmp_path: Path) -> None:
+    """A.13: the good certificate is kept with the error of the damaged block, which still stops every use."""
+    bad = {"garbage-key": GARBAGE_KEY, "cut-block": b"-----BEGIN CERTIFICATE-----\nMIIB\n",
+           "bad-base64": b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"}[damage]
+    path = write(tmp_path / "bundle.pem", pem(seed_leaf()) + bad + pem(rsa_pki().intermediate))
+    with pytest.raises(DamagedBlockError) as info:
+        load_file(path)
+    assert info.value.finding.code == "unreadable"
+    assert "(block 2 of 3)" in info.value.finding.message
+    assert [fingerprint(c) for c in info.value.loaded.certificates] == [
+        fingerprint(seed_leaf().certificate), fingerprint(rsa_pki().intermediate.certificate)]
+    with pytest.raises(MaterialError):
+        load_material(path)
+
+
+def test_only_a_damaged_block_is_a_plain_error(tmp_path: Path) -> None:
+    with pytest.raises(MaterialError) as info:
+        load_file(write(tmp_path / "key.pem", GARBAGE_KEY))
+    assert not isinstance(info.value, DamagedBlockError)
+    assert "not a valid private key" in info.value.finding.message
+
+
+def test_certificate_cap_is_exact(tmp_path: Path) -> None:
+    one = pem(seed_leaf())
+    assert len(load_bytes(one * MAX_CERTIFICATES).certificates) == MAX_CERTIFICATES
+    with pytest.raises(MaterialError, match=f"{MAX_CERTIFICATES:,}"):
+        load_bytes(one * (MAX_CERTIFICATES + 1))
+
+
+def test_read_regular_file_limit_and_links(tmp_path: Path) -> None:
+    target = tmp_path / "cert.pem"
+    target.write_bytes(b"x" * 100)
+    link = tmp_path / "link.pem"
+    link.symlink_to(target)
+    assert read_regular_file(link, limit=100) == b"x" * 100  # a link to a regular file is read
+    with pytest.raises(MaterialError, match="100 bytes") as info:
+        read_regular_file(target, limit=99, what="chain file")
+    assert info.value.finding.subject == str(target) and "chain file" in info.value.finding.message
+    device = tmp_path / "zero.pem"
+    device.symlink_to("/dev/zero")
+    with pytest.raises(MaterialError, match="character device"):
+        read_regular_file(device, limit=100)
+
+
+def test_pkcs12_with_many_kdf_rounds_within_the_bound_loads(tmp_path: Path) -> None:
+    encryption = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(100_000)
+                  .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC).build(b"pw"))
+    data = pkcs12.serialize_key_and_certificates(b"x", KEY, seed_leaf().certificate, None, encryption)
+    loaded = load_file(write(tmp_path / "b.p12", data), b"pw")
+    _same_leaf(loaded.certificates[0])
+    assert loaded.keys[0].key is not None

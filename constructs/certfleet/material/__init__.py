@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from certfleet.material.bundle import Material, assemble, fingerprint, spki_sha256
 from certfleet.material.checks import check_files, check_material, key_algorithm
 from certfleet.material.findings import Finding, MaterialError, Severity
-from certfleet.material.loader import LoadedFile, load_bytes, load_file
+from certfleet.material.loader import DamagedBlockError, LoadedFile, load_bytes, load_file, read_regular_file
 from certfleet.material.normalize import Normalized, normalize
 
 __all__ = [
+    "DamagedBlockError",
     "Finding",
     "LoadedFile",
     "Material",
@@ -30,6 +31,7 @@ __all__ = [
     "load_file",
     "load_material",
     "normalize",
+    "read_regular_file",
     "spki_sha256",
 ]
 
