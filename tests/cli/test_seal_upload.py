@@ -13,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from certfleet.material.bundle import spki_sha256
 from certfleet.material.demo import DemoPKI, Issued
@@ -161,3 +162,85 @@ def test_sealed_json_round_trips_and_rejects_tampering(tmp_path: Path, leaf: Iss
     data["ciphertext"] = base64.b64encode(b"x").decode() + "!"
     with pytest.raises(Exception, match="not base64"):
         SealedKey.from_json(json.dumps(data))
+
+
+# ------------------------------------------------------------------------------------- issue 10 and 15 defects
+def test_seal_never_writes_through_a_link(aws: Aws, material: Path) -> None:
+    key_arn = aws.client("kms").create_key()["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]
+    (material / "www.sealed").symlink_to(material / "elsewhere.json")  # dangling
+    result = _run(aws, "seal", "--key", "private.key", "--kms-key", key_arn, "--name", "www",
+                  "--out", "www.sealed", "--force", "--endpoint-url", aws.url, cwd=material)
+    assert result.returncode == 1
+    assert "[output-is-link]" in result.stderr
+    assert not (material / "elsewhere.json").exists()
+
+
+def _json_secret(aws: Aws, name: str, key_text: str, leaf: Issued, pki: DemoPKI, **kwargs: str) -> str:
+    value = json.dumps({"private_key": key_text, "certificate": leaf.pem().decode(), "chain": pki.chain_pem().decode(),
+                        "owner": "team-web"})
+    sm = aws.client("secretsmanager")
+    return str(sm.create_secret(Name=name, SecretString=value, **kwargs)["VersionId"])  # type: ignore[attr-defined]
+
+
+def test_upload_of_the_same_key_leaves_a_json_secret_alone(aws: Aws, material: Path, leaf: Issued,
+                                                           pki: DemoPKI) -> None:
+    name = f"json/same-{os.getpid()}"
+    traditional = leaf.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                         serialization.NoEncryption()).decode()  # PKCS#1: same key, other text
+    version = _json_secret(aws, name, traditional, leaf, pki)
+    before = aws.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"]  # type: ignore[attr-defined]
+    result = _run(aws, "upload", "--secret-name", name, "--key", "private.key", "--endpoint-url", aws.url,
+                  cwd=material)
+    assert result.returncode == 0, result.stderr
+    assert "unchanged" in result.stdout and f"version id: {version}" in result.stdout
+    stored = aws.client("secretsmanager").get_secret_value(SecretId=name)  # type: ignore[attr-defined]
+    assert stored["VersionId"] == version and stored["SecretString"] == before
+
+
+def test_upload_of_a_new_key_keeps_the_json_shape_and_fields(aws: Aws, material: Path, leaf: Issued,
+                                                            pki: DemoPKI) -> None:
+    name = f"json/renew-{os.getpid()}"
+    _json_secret(aws, name, private_pem(leaf.key).decode(), leaf, pki)
+    renewed = pki.leaf(("www.example.com",))
+    write_secret_file(material / "new.key", renewed.key_pem())
+    (material / "new.pem").write_bytes(renewed.pem())
+    result = _run(aws, "upload", "--secret-name", name, "--key", "new.key", "--certificate", "new.pem", "--chain",
+                  "chain.pem", "--endpoint-url", aws.url, cwd=material)
+    assert result.returncode == 0, result.stderr
+    assert "secret updated" in result.stdout
+    _assert_no_key(result.stdout + result.stderr, renewed)
+    stored = json.loads(aws.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"])  # type: ignore[attr-defined]
+    assert list(stored) == ["private_key", "certificate", "chain", "owner"]
+    assert stored["private_key"] == private_pem(renewed.key).decode()
+    assert stored["certificate"] == renewed.pem().decode() and stored["owner"] == "team-web"
+
+
+def test_upload_refuses_a_kms_key_the_secret_does_not_use(aws: Aws, material: Path) -> None:
+    kms = aws.client("kms")
+    first = kms.create_key()["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]
+    other = kms.create_key()["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]
+    alias = f"alias/upload-{os.getpid()}"
+    kms.create_alias(AliasName=alias, TargetKeyId=first)  # type: ignore[attr-defined]
+    name = f"kms/secret-{os.getpid()}"
+    created = _run(aws, "upload", "--secret-name", name, "--key", "private.key", "--kms-key", first,
+                   "--endpoint-url", aws.url, cwd=material)
+    assert created.returncode == 0, created.stderr
+    wrong = _run(aws, "upload", "--secret-name", name, "--key", "private.key", "--kms-key", other,
+                 "--endpoint-url", aws.url, cwd=material)
+    assert wrong.returncode == 1
+    assert "[secret-kms-key-differs]" in wrong.stderr and f"not --kms-key {other}" in wrong.stderr
+    same = _run(aws, "upload", "--secret-name", name, "--key", "private.key", "--kms-key", alias,
+                "--endpoint-url", aws.url, cwd=material)
+    assert same.returncode == 0 and "unchanged" in same.stdout  # the alias names the secret's own key
+
+
+def test_upload_to_a_secret_scheduled_for_deletion_says_restore_it(aws: Aws, material: Path) -> None:
+    name = f"deleted/secret-{os.getpid()}"
+    sm = aws.client("secretsmanager")
+    sm.create_secret(Name=name, SecretString="placeholder")  # type: ignore[attr-defined]
+    sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)  # type: ignore[attr-defined]
+    result = _run(aws, "upload", "--secret-name", name, "--key", "private.key", "--endpoint-url", aws.url,
+                  cwd=material)
+    assert result.returncode == 1
+    assert "[secret-scheduled-for-deletion]" in result.stderr and "restore-secret" in result.stderr
+    assert "permissions" not in result.stderr

@@ -132,7 +132,8 @@ def test_every_region_every_key_type_sorted_by_days_left(seeded: Seeded, capsys:
 
 def test_json_shape(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
     data = seeded.run(capsys, "--json").json()
-    assert set(data) == {"ok", "filters", "regions", "notes", "certificates"}
+    assert set(data) == {"ok", "filters", "regions", "notes", "warnings", "error", "certificates"}
+    assert data["warnings"] == [] and data["error"] is None
     by_domain = {c["domain"]: c for c in data["certificates"]}
     wildcard = by_domain["*.example.com"]
     assert wildcard["arn"] == seeded.arns["*.example.com"]  # the full ARN in JSON
@@ -255,6 +256,65 @@ def test_implicit_region_that_refuses_is_skipped(seeded: Seeded, capsys: pytest.
     assert statuses["af-south-1"]["status"] == "skipped" and statuses["af-south-1"]["fix"]
     assert statuses["eu-south-1"]["code"] == "AccessDeniedException"
     assert sorted(_domains(data)) == sorted(seeded.arns)
+
+
+def test_skipped_regions_are_warnings_in_json(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
+    seeded.aws.refuse = {
+        ("acm", "eu-south-1"): ("AccessDeniedException", "explicit deny in a service control policy"),
+        ("acm", "af-south-1"): ("UnrecognizedClientException", "The security token is invalid."),
+    }
+    try:
+        run = seeded.run(capsys, "--json", regions=None)
+    finally:
+        seeded.aws.refuse = {}
+    assert run.code == 0, run.text  # the other regions answered: a warning, not a failure
+    warnings = {w["subject"]: w for w in run.json()["warnings"]}
+    assert set(warnings) == {"eu-south-1", "af-south-1"}
+    denied = warnings["eu-south-1"]
+    assert denied["severity"] == "warning" and denied["code"] == "region-skipped-denied"
+    assert "denied access" in denied["message"] and "acm:ListCertificates" in denied["fix"]
+    assert warnings["af-south-1"]["code"] == "region-skipped-not-enabled"
+
+
+def _enabled(seeded: Seeded) -> list[str]:
+    ec2 = boto3.client("ec2", endpoint_url=seeded.moto.url, region_name="us-east-1")
+    return sorted(r["RegionName"] for r in ec2.describe_regions()["Regions"]
+                  if r["OptInStatus"] != "not-opted-in" and partition(r["RegionName"]) == "aws")
+
+
+def test_a_role_that_acm_denies_everywhere_exits_1(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
+    """A cron role without acm:ListCertificates (or under an SCP) read nothing: that is no "all clear"."""
+    regions = _enabled(seeded)
+    seeded.aws.refuse = {("acm", r): ("AccessDeniedException", "User is not authorized to perform: "
+                                      "acm:ListCertificates") for r in regions}
+    try:
+        text = seeded.run(capsys, "--expiring-within", "30", regions=None)
+        data = seeded.run(capsys, "--expiring-within", "30", "--json", regions=None)
+    finally:
+        seeded.aws.refuse = {}
+    assert text.code == 1, text.text
+    assert text.err.count("certfleet:") == 1 and "warning: skipped" not in text.err  # said once, not per region
+    assert "no region could be read" in text.err and f"(and the same in all {len(regions)} regions)" in text.err
+    assert "fix: allow acm:ListCertificates" in text.err
+    assert "0 of 0 certificate(s)" not in text.out
+    assert data.code == 1
+    document = data.json()
+    assert document["ok"] is False and document["certificates"] == []
+    assert document["error"]["code"] == "aws-AccessDeniedException"
+    assert len(document["warnings"]) == len(regions)
+
+
+def test_no_region_answered_in_several_ways_exits_1(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
+    regions = _enabled(seeded)
+    seeded.aws.refuse = {("acm", r): ("AccessDeniedException", "denied") for r in regions}
+    seeded.aws.refuse[("acm", regions[0])] = ("UnrecognizedClientException", "The security token is invalid.")
+    try:
+        run = seeded.run(capsys, regions=None)
+    finally:
+        seeded.aws.refuse = {}
+    assert run.code == 1
+    assert f"no region could be read ({len(regions) - 1} answered AccessDeniedException, 1 answered " \
+        "UnrecognizedClientException)" in run.err
 
 
 def test_named_region_that_refuses_is_an_error(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:

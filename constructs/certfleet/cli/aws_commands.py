@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from certfleet.cli.files import Output, refuse_link_or_special, write_outputs
 from certfleet.cli.material_commands import read_password
 from certfleet.cli.output import out
 from certfleet.material import Material, MaterialError, assemble, check_files, check_material, load_file
@@ -102,9 +103,7 @@ def seal(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise MaterialError(error("bad-name", str(exc), "pick a simple name such as www.example.com", "")) from None
     target = Path(args.out)
-    if target.exists() and not args.force:
-        raise MaterialError(error("file-exists", f"{target} already exists", "pass --force to replace it",
-                                  str(target)))
+    refuse_link_or_special(target, replace=args.force, fix="pass --force to replace it")
     _material, key = _load_key_material(args)
     der = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption(),
@@ -125,7 +124,8 @@ def seal(args: argparse.Namespace) -> int:
         key_algorithm=key_algorithm(key.public_key()),
         ciphertext=bytes(response["CiphertextBlob"]),
     )
-    target.write_text(sealed.to_json(), encoding="utf-8")
+    write_outputs([Output(target, sealed.to_json().encode("utf-8"))], replace=args.force,
+                  fix="pass --force to replace it")
     out(f"sealed the {sealed.key_algorithm} key for {args.name!r} with {key_arn}")
     out(f"wrote {target}: safe to commit; only a role allowed kms:Decrypt with context "
         f"{{\"certfleet:certificate\": \"{args.name}\"}} can open it")
@@ -140,11 +140,12 @@ def _arn_region(value: str) -> str | None:
 
 
 def upload(args: argparse.Namespace) -> int:
-    _material, key = _load_key_material(args)
+    material, key = _load_key_material(args)
     pem = private_pem(key).decode("ascii")
     wanted = list(dict.fromkeys(args.replica_region))
     with aws_errors("Secrets Manager"):
-        sm = _session(args).client("secretsmanager", endpoint_url=args.endpoint_url)
+        session = _session(args)
+        sm = session.client("secretsmanager", endpoint_url=args.endpoint_url)
         home = str(sm.meta.region_name)
         if home in wanted:
             raise MaterialError(error(
@@ -168,11 +169,15 @@ def upload(args: argparse.Namespace) -> int:
             arn, version, verb = created["ARN"], created["VersionId"], "created"
         else:
             arn = current["ARN"]
+            _refuse_deleted(current, args.secret_name)
+            if args.kms_key:
+                _refuse_other_kms_key(args, session, current)
             existing = sm.get_secret_value(SecretId=arn)
-            if existing.get("SecretString") == pem:
+            value = _new_secret_value(existing, pem, key, material, args.secret_name)
+            if value is None:
                 version, verb = existing["VersionId"], "unchanged (same key already stored; no new version)"
             else:
-                version, verb = sm.put_secret_value(SecretId=arn, SecretString=pem)["VersionId"], "updated"
+                version, verb = sm.put_secret_value(SecretId=arn, SecretString=value)["VersionId"], "updated"
             have = {r["Region"] for r in current.get("ReplicationStatus", [])}
             missing = [r for r in wanted if r not in have]
             if missing:
@@ -183,3 +188,99 @@ def upload(args: argparse.Namespace) -> int:
         out(f"replica: {arn.replace(f':{home}:', f':{region}:', 1)}")
     out(f"next: KeySource.secret({arn!r})")
     return 0
+
+
+def _refuse_deleted(current: dict[str, Any], name: str) -> None:
+    """A secret scheduled for deletion can be neither read nor written: say so, and how to get it back."""
+    deleted = current.get("DeletedDate")
+    if deleted is None:
+        return
+    when = f" on {deleted:%Y-%m-%d %H:%M} UTC" if hasattr(deleted, "strftime") else ""
+    raise MaterialError(error(
+        "secret-scheduled-for-deletion", f"the secret {name} is scheduled for deletion{when}",
+        f"restore it first (`aws secretsmanager restore-secret --secret-id {current['ARN']}`) and run upload "
+        "again, or choose another --secret-name", "",
+    ))
+
+
+def _refuse_other_kms_key(args: argparse.Namespace, session: Any, current: dict[str, Any]) -> None:
+    """--kms-key on an existing secret must be the key it is encrypted with: changing keys is not an upload's job.
+
+    Readers (cross-account ones above all) were granted kms:Decrypt on the secret's key; silently moving the
+    secret to another key, or saying "unchanged" while ignoring the flag, both leave the user wrong.
+    """
+    have = current.get("KmsKeyId") or "alias/aws/secretsmanager"
+    if have == args.kms_key or _key_arn(session, args, have) == _key_arn(session, args, args.kms_key):
+        return
+    raise MaterialError(error(
+        "secret-kms-key-differs",
+        f"the secret {args.secret_name} is encrypted with {have}, not --kms-key {args.kms_key}",
+        "drop --kms-key to keep the secret's key, or change it deliberately with `aws secretsmanager update-secret "
+        f"--secret-id {current['ARN']} --kms-key-id {args.kms_key}` once every reader may decrypt with the new key",
+        "",
+    ))
+
+
+def _key_arn(session: Any, args: argparse.Namespace, key_id: str) -> str:
+    """The ARN of a KMS key given by id, ARN, alias or alias ARN (kms:DescribeKey)."""
+    kms = session.client("kms", region_name=_arn_region(key_id) or None, endpoint_url=args.endpoint_url)
+    return str(kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"])
+
+
+def _new_secret_value(
+    existing: dict[str, Any], pem: str, key: Any, material: Material | None, name: str,
+) -> str | None:
+    """What to write over ``existing`` so that it holds ``key``, in the secret's own shape; None: nothing to write.
+
+    The stored key is compared parsed (PKCS#1 or PKCS#8, any line endings): the same key writes no new version.
+    A JSON secret ``{"private_key": ..., ...}`` stays JSON with every other field kept; ``certificate`` and
+    ``chain`` fields are brought up to date when --certificate was given.
+    """
+    import json
+
+    text = existing.get("SecretString")
+    if text is None:
+        text = bytes(existing.get("SecretBinary") or b"").decode("utf-8", "replace")
+    fields: dict[str, Any] | None = None
+    stored = text
+    if text.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("private_key"), str):
+            raise MaterialError(error(
+                "secret-not-a-key", f"the secret {name} holds JSON without a \"private_key\" text field",
+                "choose another --secret-name: certfleet does not overwrite a secret it cannot read as a key", "",
+            ))
+        fields, stored = parsed, parsed["private_key"]
+    same_key = _same_key(stored, key)
+    if fields is None:
+        return None if same_key else pem
+    updated = dict(fields)
+    if not same_key:
+        updated["private_key"] = pem
+    if material is not None:
+        if "certificate" in updated:
+            updated["certificate"] = material.leaf.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        if "chain" in updated and material.chain:
+            updated["chain"] = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii")
+                                       for c in material.chain)
+    elif not same_key and "certificate" in updated:
+        out("warning: the secret's \"certificate\" field was kept and belongs to the old key; pass --certificate "
+            "(and --chain) to update it too")
+    return None if updated == fields else json.dumps(updated)
+
+
+def _same_key(stored: str, key: Any) -> bool:
+    """Whether ``stored`` (PEM text from the secret) is the same private key as ``key``."""
+    from certfleet.material.loader import load_bytes
+
+    try:
+        items = load_bytes(stored.encode("utf-8", "replace"), "<secret>").keys
+    except MaterialError:
+        return False
+    if len(items) != 1 or items[0].key is None:
+        return False
+    der = serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    return bool(items[0].key.private_bytes(*der) == key.private_bytes(*der))

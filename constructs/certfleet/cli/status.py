@@ -7,9 +7,10 @@ RSA_1024 and RSA_2048 certificates unless told otherwise) and says which certifi
 
 Exit status, for cron (``certfleet status --expiring-within 30 || alert``): 0 when every region answered and,
 with ``--expiring-within``, nothing expires that soon; 1 when ``--expiring-within`` found a certificate, when a
-region could not be read (the answer would be incomplete), or on an AWS problem; 2 on a usage error. Regions
-found automatically that are not enabled or that deny access (a service control policy) are skipped with a
-warning; a region named with ``--region`` must answer.
+region could not be read (the answer would be incomplete), when no region could be read at all, or on an AWS
+problem; 2 on a usage error. Regions found automatically that are not enabled or that deny access (a service
+control policy) are skipped with a warning, as long as one region answers; a region named with ``--region`` must
+answer.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from certfleet.cli.output import emit_json, err, out, table
+
+if TYPE_CHECKING:
+    from certfleet.material.findings import Finding
 
 # Only the standard library at import time: cryptography and botocore are imported by the functions that use them.
 
@@ -183,17 +187,20 @@ def status(args: argparse.Namespace) -> int:
         _as_sentence(exc)
     results = query_regions(session, config, args.endpoint_url, regions, explicit=bool(explicit),
                             filters=filters, now=now)
-    _all_failed(results)
+    nothing = nothing_answered(results)
     rows = sort_certificates(c for r in results for c in r.certificates if filters.keep(c))
     failed = [r for r in results if r.outcome == "error"]
     expiring = filters.expiring_within is not None and bool(rows)
-    code = 1 if failed or expiring else 0
+    code = 1 if nothing or failed or expiring else 0
     for note in notes:
         err(f"note: {note}")
-    for result in results:
-        if result.outcome != "ok":
-            word = "warning: skipped" if result.outcome == "skipped" else "error:"
-            err(f"{word} {result.message}\n    fix: {result.fix}")
+    if nothing is not None:  # one sentence for the whole run, not one per region
+        err(f"certfleet: {nothing}")
+    else:
+        for result in results:
+            if result.outcome != "ok":
+                word = "warning: skipped" if result.outcome == "skipped" else "error:"
+                err(f"{word} {result.message}\n    fix: {result.fix}")
     if args.json:
         emit_json({
             "ok": code == 0,
@@ -201,10 +208,13 @@ def status(args: argparse.Namespace) -> int:
                         "managed": filters.managed},
             "regions": [r.to_dict() for r in results],
             "notes": notes,
+            "warnings": [_skip_warning(r).to_dict() for r in results if r.outcome == "skipped"],
+            "error": nothing.to_dict() if nothing is not None else None,
             "certificates": [c.to_dict() for c in rows],
         })
         return code
-    _print(rows, results, filters)
+    if nothing is None:
+        _print(rows, results, filters)
     return code
 
 
@@ -374,16 +384,38 @@ def _classify(result: RegionResult, exc: Exception) -> None:
     result.outcome = "skipped" if skippable and not result.explicit else "error"
 
 
-def _all_failed(results: list[RegionResult]) -> None:
-    """When every region failed the same way (no credentials, a wrong endpoint), say it once, not per region."""
-    from certfleet.material.findings import MaterialError, error
+def nothing_answered(results: list[RegionResult]) -> Finding | None:
+    """Why no region could be read (every one skipped or failed, or none to ask); None when one answered.
 
-    failed = [r for r in results if r.outcome == "error"]
-    if not results or len(failed) != len(results) or len({r.code for r in failed}) != 1:
-        return
-    first = failed[0]
-    more = f" (and the same in all {len(failed)} regions)" if len(failed) > 1 else ""
-    raise MaterialError(error(f"aws-{first.code}", f"{first.message}{more}", first.fix, ""))
+    An empty answer must never pass for "nothing expires": a role that ACM denies everywhere lists nothing.
+    """
+    from certfleet.material.findings import error
+
+    if any(r.outcome == "ok" for r in results):
+        return None
+    if not results:
+        return error("aws-no-regions", "there was no region to ask: ec2:DescribeRegions listed none enabled",
+                     "pass --region for each region to ask")
+    groups: dict[str, list[RegionResult]] = {}
+    for result in results:
+        groups.setdefault(result.code, []).append(result)
+    first = results[0]
+    if len(groups) == 1:
+        more = f" (and the same in all {len(results)} regions)" if len(results) > 1 else ""
+        return error(f"aws-{first.code}", f"no region could be read: {first.message}{more}", first.fix)
+    largest = max(groups.values(), key=len)
+    parts = [f"{len(g)} answered {code}" for code, g in sorted(groups.items(), key=lambda item: -len(item[1]))]
+    return error("aws-no-region-answered",
+                 f"no region could be read ({', '.join(parts)}); for example {largest[0].message}",
+                 largest[0].fix)
+
+
+def _skip_warning(result: RegionResult) -> Finding:
+    """A region left out of the answer (not enabled, or access denied), as a warning ``--json`` carries."""
+    from certfleet.material.findings import warning
+
+    return warning(f"region-skipped-{'denied' if result.code in _DENIED else 'not-enabled'}",
+                   f"skipped {result.message}", result.fix, result.region)
 
 
 def sort_certificates(certs: Iterable[Certificate]) -> list[Certificate]:
