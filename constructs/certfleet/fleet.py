@@ -14,7 +14,15 @@ from constructs import Construct
 
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.imported_certificate import CertificateBase, ImportedCertificate, check_expiry
-from certfleet.key_source import KeyBinding, KeySource, SealedKeySource, SealedKeyStore, grant_key_read
+from certfleet.key_source import (
+    KeyBinding,
+    KeySource,
+    SealedKeySource,
+    SealedKeyStore,
+    grant_key_read,
+    key_namespace,
+    key_secret_name,
+)
 from certfleet.placement_plugin import PlacementChecks
 from certfleet.providers import ImporterProvider
 from certfleet.references import weak_reference
@@ -26,6 +34,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
+_TAG_NAME = re.compile(r"[\w.:=+@ -]+")
+"""A fleet or group name: ACM tag value characters, minus ``/`` (it separates a FleetGroup from its fleets) and
+anything IAM reads as a wildcard or a variable (``*``, ``?``, ``$``)."""
+
+
+def check_tag_name(owner: Construct, what: str, name: str, limit: int = 256) -> str:
+    """``name`` (in the ``certfleet:fleet`` tag, which IAM conditions match), refused unless it is a plain name of
+    at most ``limit`` characters (ACM tag values: 256)."""
+    if not _TAG_NAME.fullmatch(name) or len(name) > limit:
+        raise ValueError(
+            f"{owner.node.path}: {what} {name!r} must be 1-{limit} letters, digits, spaces and _.:=+@- (no '/', "
+            "'*', '?' or '$': it becomes the certfleet:fleet tag that the importer's IAM conditions match, and '/' "
+            "separates a FleetGroup from its fleets); choose another",
+        )
+    return name
 
 
 def require_stage(scope: Construct, kind: str, id: str, why: str) -> None:
@@ -121,7 +144,10 @@ class CertificateFleet(Construct):
         stage = Stage.of(self)
         stage_name = stage.stage_name if stage is not None else ""
         stage_prefix = f"{stage_name.replace('/', '-')}-" if stage_name else ""
-        self.fleet_name = fleet_name or (f"{_group.group_name}/{id}" if _group else f"{stage_prefix}{id}")
+        if _group is not None:
+            self.fleet_name = f"{_group.group_name}/{check_tag_name(self, 'fleet id', id, 155)}"
+        else:
+            self.fleet_name = check_tag_name(self, "fleet_name", fleet_name or f"{stage_prefix}{id}")
         prefix = stack_name_prefix or f"{stage_prefix}{id}"
         key.check(bundle, self.node.path)
         check_expiry(self, bundle)
@@ -140,11 +166,15 @@ class CertificateFleet(Construct):
         primary = self._stacks[self.regions[0]]
         self.key_account = self.accounts[self.regions[0]]
         remote = [r for r in self.regions if self.accounts[r] != self.key_account]
+        if _group is not None:
+            secret_name = key_secret_name(_group.key_namespace, id, bundle.primary_name)
+        else:
+            secret_name = key_secret_name(key_namespace("fleet", primary.stack_name), bundle.primary_name)
         primary_binding = key.bind(
             primary, bundle,
-            secret_name=f"certfleet/{self.fleet_name}/{bundle.primary_name}",
+            secret_name=secret_name,
             replica_regions=[r for r in self.regions[1:] if r not in remote],
-            group=group_name,
+            group_namespace=_group.key_namespace if _group is not None else "",
         )
         self._primary_binding = primary_binding
         self._shared: set[str] = set()
@@ -182,7 +212,7 @@ class CertificateFleet(Construct):
                       description=f"certfleet: deletes retired certificates of fleet {self.fleet_name}",
                       termination_protection=termination_protection)
         provider = ImporterProvider.of(stack)
-        provider.allow_fleet(self.fleet_name, any_region=True)
+        provider.allow_sweep(self.fleet_name)
         for fleet_stack in self._stacks.values():
             if fleet_stack.account == self.key_account:
                 stack.add_stack_dependency(fleet_stack, "certfleet: sweeps after the certificates are updated")

@@ -22,8 +22,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
 from certfleet.certificate_bundle import CertificateBundle
-from certfleet.fleet import CertificateFleet, checked_regions, require_stage
-from certfleet.key_source import KeySource, SealedKeySource
+from certfleet.fleet import CertificateFleet, check_tag_name, checked_regions, require_stage
+from certfleet.key_source import KeySource, SealedKeySource, key_namespace
 from certfleet.monitoring import ACCOUNT_CONFIG_ID, relay_id, validate_days
 from certfleet.placement_plugin import PlacementChecks
 from certfleet.providers import IMPORTER_ID, KEY_WRITER_ID, ImporterProvider
@@ -76,7 +76,9 @@ class FleetGroup(Construct):
     ``group.add_fleet("Www", bundle=..., key=...)`` returns a ``CertificateFleet`` whose ``certificate_for``,
     ``edge_certificate``, ``grant_key_read`` and friends work as for a standalone fleet. One ``<prefix>-sweeper``
     stack deletes the group's retired certificates. ``expiry_topic``: every fleet gets expiry monitoring as it is
-    added (so that its alarms are counted where it is placed).
+    added (so that its alarms are counted where it is placed), and each group region declares the account's
+    ``AWS::CertificateManager::Account`` (``days_before_expiry_event``) unless ``configure_account_expiry_events``
+    is False: pass False when another stack or app in the account owns that setting.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class FleetGroup(Construct):
         expiry_topic: sns.ITopic | None = None,
         expiry_days: int = 30,
         days_before_expiry_event: int = 45,
+        configure_account_expiry_events: bool = True,
     ) -> None:
         super().__init__(scope, id)
         require_stage(scope, "FleetGroup", id, "its own stacks")
@@ -117,11 +120,15 @@ class FleetGroup(Construct):
         self.removal_policy, self.delete_timeout = removal_policy, delete_timeout
         self.expiry_topic, self.expiry_days = expiry_topic, expiry_days
         self.days_before_expiry_event = days_before_expiry_event
+        self.configure_account_expiry_events = configure_account_expiry_events
         self.termination_protection = termination_protection
         stage = Stage.of(self)
         stage_name = stage.stage_name if stage is not None else ""
-        self.group_name = f"{stage_name.replace('/', '-')}-{id}" if stage_name else id
+        self.group_name = check_tag_name(self, "FleetGroup name", f"{stage_name}-{id}" if stage_name else id, 100)
         self.prefix = stack_name_prefix or self.group_name
+        self.key_namespace = key_namespace("group", self.prefix)
+        """Where the group's key secrets live, ``certfleet/group/<prefix>/<fleet>/<name>/key``: the group's stacks,
+        ``<prefix>-<region>``, make the prefix unique in the account wherever a secret or replica of the group is."""
         self._shards: dict[str, list[Shard]] = {r: [] for r in self.regions}
         self._fleets: dict[str, CertificateFleet] = {}
         self._placed: dict[str, list[tuple[Shard, ShardCost]]] = {}
@@ -139,9 +146,13 @@ class FleetGroup(Construct):
         key: KeySource,
         regions: Sequence[str] | None = None,
         edge: bool | None = None,
+        configure_account_expiry_events: bool | None = None,
     ) -> CertificateFleet:
         """One more certificate, in the group's regions (or the subset ``edge`` / ``regions`` name), placed in the
-        last stack of each region, or in a new shard when it would not fit."""
+        last stack of each region, or in a new shard when it would not fit.
+
+        ``configure_account_expiry_events`` (default: the group's) with the group's ``expiry_topic``: False leaves
+        the account's ``AWS::CertificateManager::Account`` to the stack or app that owns it."""
         if id in self._fleets:
             raise ValueError(f"{self.node.path}: a fleet named {id!r} is already in the group: give each its own id")
         use_edge = self.edge if edge is None else edge
@@ -159,8 +170,11 @@ class FleetGroup(Construct):
             removal_policy=self.removal_policy, delete_timeout=self.delete_timeout, _group=self,
         )
         if self.expiry_topic is not None:
+            configure = (self.configure_account_expiry_events if configure_account_expiry_events is None
+                         else configure_account_expiry_events)
             fleet.add_expiry_monitoring(topic=self.expiry_topic, days=self.expiry_days,
-                                        days_before_expiry_event=self.days_before_expiry_event)
+                                        days_before_expiry_event=self.days_before_expiry_event,
+                                        configure_account_expiry_events=configure)
         self._fleets[id] = fleet
         self._account_for(fleet)
         return fleet
@@ -266,7 +280,7 @@ class FleetGroup(Construct):
                       description=f"certfleet: deletes retired certificates of FleetGroup {self.group_name}",
                       termination_protection=self.termination_protection)
         provider = ImporterProvider.of(stack)
-        provider.allow_group(self.group_name, any_region=True)
+        provider.allow_sweep(f"{self.group_name}/*")
         sweeper = CustomResource(
             stack, "Sweeper",
             service_token=provider.service_token,

@@ -16,7 +16,7 @@ from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
 
 from certfleet.certificate_bundle import ALLOW_EXPIRED_CONTEXT, CertificateBundle
-from certfleet.key_source import KeyBinding, KeySource, SealedKeySource
+from certfleet.key_source import KeyBinding, KeySource
 from certfleet.providers import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, ImporterProvider
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,12 +96,13 @@ class ImportedCertificate(CertificateBase):
         binding = key_binding or key.bind(self, bundle)
         self.key_binding = binding
         provider = ImporterProvider.of(self)
-        grouped = bool(group) and isinstance(key, SealedKeySource)
         if group:
             provider.allow_group(group)
         else:
             provider.allow_fleet(self.fleet_name)
-        for role in provider.roles if not grouped else ():
+        if binding.group_namespace:
+            provider.allow_key_namespace(binding.group_namespace)
+        for role in provider.roles if not binding.group_namespace else ():
             binding.secret.grant_read(role)
             if binding.encryption_key_arn:  # a customer-managed key certfleet does not own (another account's)
                 iam.Grant.add_to_principal(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Literal, cast
 
 from aws_cdk import ArnFormat, CustomResource, RemovalPolicy, SecretValue, Stack, Token
 from aws_cdk import aws_iam as iam
@@ -22,6 +24,40 @@ from certfleet.providers import KeyWriterProvider, acknowledge
 from certfleet.references import weak_reference
 
 PLACEHOLDER = "certfleet: the key writer replaces this value with the private key at deploy time"
+SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+"""What Secrets Manager accepts as a secret name (CreateSecret)."""
+_KEEP = frozenset(string.ascii_letters + string.digits + "_.@-")
+_NAME_LIMIT, _OWNER_LIMIT, _PART_LIMIT = 256, 128, 48
+"""certfleet's names stay within 256 characters (SecretNameType of the other Secrets Manager calls): an owner is a
+stack name (at most 128) and each further part is cut to 48 with a digest."""
+
+
+def secret_part(text: str, limit: int = _PART_LIMIT) -> str:
+    """``text`` as one component of a secret name: letters, digits and ``_.@-`` kept, any other byte as ``+XX``
+    (``*.example.com`` is ``+2A.example.com``). Injective, never a ``/`` nor an IAM wildcard; longer than
+    ``limit``, it is cut and ends in ``=`` and a digest of ``text``."""
+    encoded = "".join(ch if ch in _KEEP else "".join(f"+{b:02X}" for b in ch.encode()) for ch in text)
+    if encoded and len(encoded) <= limit:
+        return encoded
+    return f"{encoded[: max(limit - 17, 0)]}={hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def key_namespace(kind: Literal["fleet", "group", "cert"], owner: str) -> str:
+    """The prefix of every key secret of one owner, ``certfleet/<kind>/<owner>/``.
+
+    The owner is a stack name (a FleetGroup's stack name prefix), which CloudFormation keeps unique per account and
+    region, and each kind has its own subtree: no owner's namespace is a prefix of another's, so the IAM pattern
+    ``<namespace>*`` covers that owner's secrets alone, whatever ids users choose, in one app or several."""
+    return f"certfleet/{kind}/{secret_part(owner, _OWNER_LIMIT)}/"
+
+
+def key_secret_name(namespace: str, *parts: str) -> str:
+    """A key secret's name in ``namespace``: each part encoded, then ``/key`` (a fixed end, so that a name never
+    ends with a hyphen and six characters, which Secrets Manager would read as an ARN suffix)."""
+    name = namespace + "".join(f"{secret_part(p)}/" for p in parts) + "key"
+    if not SECRET_NAME.fullmatch(name) or len(name) > _NAME_LIMIT:  # pragma: no cover - guaranteed by construction
+        raise ValueError(f"certfleet built an invalid secret name {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -37,6 +73,8 @@ class KeyBinding:
     """The customer-managed KMS key of the secret read (empty: aws/secretsmanager, or not known)."""
     region: str = ""
     """The region of the secret read (empty: the reading stack's own)."""
+    group_namespace: str = ""
+    """The key namespace of the FleetGroup whose readers are granted all of it at once (empty: this secret alone)."""
 
     @property
     def id_for_handler(self) -> str:
@@ -67,6 +105,12 @@ class KeySource:
         """
         if not name_or_arn:
             raise ValueError("KeySource.secret: give the secret's name or ARN, e.g. 'production/ssl/private-key'")
+        name = name_or_arn.split(":secret:", 1)[-1] if name_or_arn.startswith("arn:") else name_or_arn
+        if not Token.is_unresolved(name_or_arn) and not SECRET_NAME.fullmatch(name):
+            raise ValueError(
+                f"KeySource.secret: {name!r} is not a Secrets Manager secret name (1-512 characters of letters, "
+                "digits and /_+=.@-); give the secret's exact name or ARN, without wildcards",
+            )
         if encryption_key_arn and not (encryption_key_arn.startswith("arn:") and ":kms:" in encryption_key_arn):
             raise ValueError(
                 f"KeySource.secret: encryption_key_arn {encryption_key_arn!r} must be a KMS key ARN "
@@ -79,11 +123,13 @@ class KeySource:
 
     def bind(
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
-        replica_regions: Sequence[str] = (), group: str = "",
+        replica_regions: Sequence[str] = (), group_namespace: str = "",
     ) -> KeyBinding:
         """Make the key available to importers in ``scope``'s stack (and replicated to ``replica_regions``).
 
-        ``group``: the FleetGroup whose stack this is (IAM granted once for the group's secrets, not per key)."""
+        ``secret_name``: where a sealed key is written (default: the stack's ``certfleet/cert/<stack>/...``).
+        ``group_namespace``: the key namespace of the FleetGroup whose stack this is (IAM granted once for the
+        group's secrets, not per key)."""
         raise NotImplementedError
 
     def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
@@ -119,7 +165,7 @@ class SecretKeySource(KeySource):
 
     def bind(
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
-        replica_regions: Sequence[str] = (), group: str = "",
+        replica_regions: Sequence[str] = (), group_namespace: str = "",
     ) -> KeyBinding:
         return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self.version_id, self.name_or_arn,
                           secret_id=self.name_or_arn, encryption_key_arn=self.encryption_key_arn,
@@ -182,16 +228,25 @@ class SealedKeySource(KeySource):
 
     def bind(
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
-        replica_regions: Sequence[str] = (), group: str = "",
+        replica_regions: Sequence[str] = (), group_namespace: str = "",
     ) -> KeyBinding:
         stack = Stack.of(scope)
+        name = secret_name or key_secret_name(key_namespace("cert", stack.stack_name), self.sealed_key.name)
         store_id = "CertfleetKey" + hashlib.sha256(self.sealed_key.name.encode()).hexdigest()[:8]
         store = stack.node.try_find_child(store_id)
+        if isinstance(store, SealedKeyStore) and store.secret_name != name:  # another fleet's key of that name
+            store_id = "CertfleetKey" + hashlib.sha256(name.encode()).hexdigest()[:8]
+            store = stack.node.try_find_child(store_id)
+        if isinstance(store, SealedKeyStore) and store.sealed != self.sealed_key:
+            raise ValueError(
+                f"{scope.node.path}: two different sealed keys named {self.sealed_key.name!r} in stack "
+                f"{stack.stack_name} would share the secret {name}: seal them with different --name values",
+            )
         if not isinstance(store, SealedKeyStore):
-            name = secret_name or f"certfleet/{_plain(stack.stack_name)}/{self.sealed_key.name}"
             store = SealedKeyStore(stack, store_id, sealed=self.sealed_key, secret_name=name,
-                                   replica_regions=tuple(replica_regions), group=group)
-        return KeyBinding(store.secret, store.version_id, store.secret_name, store)
+                                   replica_regions=tuple(replica_regions), group_namespace=group_namespace)
+        return KeyBinding(store.secret, store.version_id, store.secret_name, store,
+                          group_namespace=group_namespace)
 
     def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         if primary.store is None:
@@ -199,7 +254,7 @@ class SealedKeySource(KeySource):
         stack = Stack.of(scope)
         version = weak_reference(primary.store, "KeyVersion", primary.version_id, scope)
         return KeyBinding(_import_secret(stack, primary.secret_name), version, primary.secret_name, primary.store,
-                          secret_id=primary.secret_name)
+                          secret_id=primary.secret_name, group_namespace=primary.group_namespace)
 
     def bind_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         store = primary.store
@@ -217,19 +272,16 @@ class SealedKeySource(KeySource):
                           region=Stack.of(store).region)
 
 
-def _plain(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
-
-
 class SealedKeyStore(Construct):
     """A customer-managed KMS key, a retained secret and the custom resource that fills it from the sealed key."""
 
     def __init__(
         self, scope: Construct, id: str, *, sealed: SealedKey, secret_name: str, replica_regions: tuple[str, ...] = (),
-        group: str = "",
+        group_namespace: str = "",
     ) -> None:
         super().__init__(scope, id)
         name = sealed.name
+        self.sealed = sealed
         self.secret_name = secret_name
         self.encryption_key = kms.Key(
             self, "SecretKey",
@@ -249,8 +301,8 @@ class SealedKeyStore(Construct):
         acknowledge(self.secret, "AwsSolutions-SMG4",
                     "a TLS private key rotates with its certificate (a new sealed key, deployed), never on a schedule")
         writer = KeyWriterProvider.of(self)
-        if group:
-            writer.allow_group_key(group, sealed.kms_key_arn, dict(sealed.encryption_context))
+        if group_namespace:
+            writer.allow_group_key(group_namespace, sealed.kms_key_arn, dict(sealed.encryption_context))
         else:
             writer.role.add_to_principal_policy(iam.PolicyStatement(
                 sid="DecryptOnlyThisSealedKey" + "".join(ch for ch in name.title() if ch.isalnum())[:40],

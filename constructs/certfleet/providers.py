@@ -19,6 +19,8 @@ KEY_WRITER_ID = "CertfleetKeyWriter"
 MANAGED_BY_TAG = "certfleet:managed-by"
 FLEET_TAG = "certfleet:fleet"
 ID_TAG = "certfleet:id"
+RETIRED_TAG = "certfleet:retired"
+"""Set by the importer on a replaced certificate still in use; the sweeper deletes only certificates that have it."""
 MANAGED_BY = "certfleet"
 OWN_CERTIFICATE_ACTIONS = [
     "acm:ImportCertificate", "acm:DeleteCertificate", "acm:DescribeCertificate", "acm:GetCertificate",
@@ -175,6 +177,8 @@ class ImporterProvider(Construct):
             total_timeout=Duration.minutes(30),
         )
         self._fleets: set[str] = set()
+        self._swept: set[str] = set()
+        self._namespaces: set[str] = set()
         self._read_statement = iam.PolicyStatement(
             sid="FindCertificatesToAdopt",
             actions=["acm:ListCertificates", "acm:ListTagsForCertificate"],
@@ -200,31 +204,15 @@ class ImporterProvider(Construct):
     def roles(self) -> list[iam.IRole]:
         return [r for r in (self.on_event.role, self.is_complete.role) if r is not None]
 
-    def allow_fleet(self, fleet: str, *, any_region: bool = False) -> None:
+    def allow_fleet(self, fleet: str) -> None:
         """Let the importer create certificates tagged for ``fleet`` and touch only those afterwards.
 
-        ``any_region``: also delete (sweep) the fleet's retired certificates in every region of the account.
         ``fleet`` may be a pattern with ``*`` (``<group>/*``: every fleet of a FleetGroup).
         """
-        if fleet in self._fleets and not any_region:
+        if fleet in self._fleets:
             return
-        first = fleet not in self._fleets
         self._fleets.add(fleet)
-        sid = "".join(ch for ch in fleet.title() if ch.isalnum())[:60] or "Fleet"
-        own = _tag_conditions("ResourceTag", fleet)
-        if any_region:
-            sweep = iam.PolicyStatement(
-                sid=f"SweepOnlyOwnRetired{sid}",
-                actions=["acm:DeleteCertificate", "acm:DescribeCertificate"],
-                resources=[Stack.of(self).format_arn(service="acm", region="*", resource="certificate",
-                                                     resource_name="*")],
-                conditions=own,
-            )
-            self.on_event.add_to_role_policy(sweep)
-            self.is_complete.add_to_role_policy(sweep)
-            self._acknowledge_own(sweep)
-        if not first:
-            return
+        sid = _sid(fleet, 60, "Fleet")
         import_new = iam.PolicyStatement(
             sid=f"ImportOnlyTagged{sid}",
             actions=["acm:ImportCertificate", "acm:AddTagsToCertificate"],
@@ -238,25 +226,50 @@ class ImporterProvider(Construct):
             sid=f"ReimportRetireDeleteOnlyOwn{sid}",
             actions=OWN_CERTIFICATE_ACTIONS,
             resources=[Stack.of(self).format_arn(service="acm", resource="certificate", resource_name="*")],
-            conditions=own,
+            conditions=_tag_conditions("ResourceTag", fleet),
         )
         self.on_event.add_to_role_policy(import_new)
         self.on_event.add_to_role_policy(own_only)
         self.is_complete.add_to_role_policy(own_only)
         self._acknowledge_own(own_only)
 
-    def allow_group(self, group: str, *, any_region: bool = False) -> None:
-        """``allow_fleet`` for every fleet of the FleetGroup ``group`` (fleet tags ``<group>/<fleet>``), and reading
-        its sealed keys (secrets ``certfleet/<group>/...``): a fixed number of statements however many fleets
-        share the stack, so that IAM's policy size limits never decide how many certificates fit in a stack."""
-        pattern = f"{group}/*"
-        known = pattern in self._fleets
-        self.allow_fleet(pattern, any_region=any_region)
-        if any_region or known:
+    def allow_group(self, group: str) -> None:
+        """``allow_fleet`` for every fleet of the FleetGroup ``group`` (fleet tags ``<group>/<fleet>``): a fixed
+        number of statements however many fleets share the stack, so that IAM's policy size limits never decide
+        how many certificates fit in a stack."""
+        self.allow_fleet(f"{group}/*")
+
+    def allow_sweep(self, fleet: str) -> None:
+        """Make this the sweeper's provider: delete, in every region of the account, the certificates of ``fleet``
+        (``<group>/*`` for a FleetGroup) that carry the ``certfleet:retired`` tag, and nothing else.
+
+        The sweeper lists certificates and their tags (``FindCertificatesToAdopt``) and calls only
+        ``acm:DeleteCertificate``; a live certificate of the fleet is out of its reach."""
+        if fleet in self._swept:
             return
+        self._swept.add(fleet)
+        own = _tag_conditions("ResourceTag", fleet)
+        sweep = iam.PolicyStatement(
+            sid=f"SweepOnlyOwnRetired{_sid(fleet, 60, 'Fleet')}",
+            actions=["acm:DeleteCertificate"],
+            resources=[Stack.of(self).format_arn(service="acm", region="*", resource="certificate",
+                                                 resource_name="*")],
+            conditions={**own, "Null": {f"aws:ResourceTag/{RETIRED_TAG}": "false"}},
+        )
+        self.on_event.add_to_role_policy(sweep)
+        self.is_complete.add_to_role_policy(sweep)
+        self._acknowledge_own(sweep)
+
+    def allow_key_namespace(self, namespace: str) -> None:
+        """Let the importer read every key secret in a FleetGroup's ``namespace`` (``certfleet/group/<prefix>/``) of
+        this region, and ``kms:Decrypt`` through Secrets Manager for those secrets only: one pair of statements for
+        the group's whole stack."""
+        if namespace in self._namespaces:
+            return
+        self._namespaces.add(namespace)
         stack = Stack.of(self)
-        sid = "".join(ch for ch in group.title() if ch.isalnum())[:50] or "Group"
-        secrets = group_secret_arn(stack, group)
+        sid = _sid(_owner_of(namespace), 50, "Group")
+        secrets = key_namespace_arn(stack, namespace)
         read = iam.PolicyStatement(
             sid=f"ReadOnlyKeysOf{sid}", actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
             resources=[secrets],
@@ -272,7 +285,7 @@ class ImporterProvider(Construct):
             self.is_complete.add_to_role_policy(statement)
         for role in self.roles:
             acknowledge(role, wildcard_finding(role, secrets),
-                        "the private keys of this FleetGroup's fleets: secrets named certfleet/<group>/*, read only")
+                        f"the private keys of this FleetGroup's fleets: secrets named {namespace}*, read only")
             acknowledge(role, wildcard_finding(role, decrypt.resources[0]),
                         "kms:Decrypt through Secrets Manager only, for the group's key secrets only "
                         "(kms:ViaService and the SecretARN encryption context)")
@@ -308,13 +321,13 @@ class KeyWriterProvider(Construct):
     def service_token(self) -> str:
         return self.provider.service_token
 
-    def allow_group_key(self, group: str, kms_key_arn: str, encryption_context: dict[str, str]) -> None:
-        """Let the writer decrypt one more sealed key of FleetGroup ``group`` and fill the group's key secrets:
+    def allow_group_key(self, namespace: str, kms_key_arn: str, encryption_context: dict[str, str]) -> None:
+        """Let the writer decrypt one more sealed key of a FleetGroup and fill the key secrets of its ``namespace``:
         one statement per purpose whose lists grow (sealing keys, encryption-context values) instead of a
         statement per key, so that many fleets' keys fit in one role's policy."""
-        state = self._groups.get(group)
+        state = self._groups.get(namespace)
         if state is None:
-            state = self._groups[group] = self._group_statements(group, kms_key_arn)
+            state = self._groups[namespace] = self._group_statements(namespace, kms_key_arn)
         if kms_key_arn not in state.kms_keys:
             state.kms_keys.add(kms_key_arn)
             if len(state.kms_keys) > 1:
@@ -324,10 +337,10 @@ class KeyWriterProvider(Construct):
             values.add(value)
             state.decrypt.add_condition("StringEquals", {f"kms:EncryptionContext:{name}": sorted(values)})
 
-    def _group_statements(self, group: str, first_kms_key: str) -> _GroupKeys:
+    def _group_statements(self, namespace: str, first_kms_key: str) -> _GroupKeys:
         stack = Stack.of(self)
-        sid = "Group" + ("".join(ch for ch in group.title() if ch.isalnum())[:50] or "Fleets")
-        secrets = group_secret_arn(stack, group)
+        sid = "Group" + _sid(_owner_of(namespace), 50, "Fleets")
+        secrets = key_namespace_arn(stack, namespace)
         decrypt = iam.PolicyStatement(sid=f"DecryptOnlySealedKeysOf{sid}", actions=["kms:Decrypt"],
                                       resources=[first_kms_key])
         self.role.add_to_principal_policy(decrypt)
@@ -345,7 +358,7 @@ class KeyWriterProvider(Construct):
         )
         self.role.add_to_principal_policy(through_secrets_manager)
         acknowledge(self.role, wildcard_finding(self.role, secrets),
-                    "the private keys of this FleetGroup's fleets: secrets named certfleet/<group>/*")
+                    f"the private keys of this FleetGroup's fleets: secrets named {namespace}*")
         acknowledge(self.role, wildcard_finding(self.role, through_secrets_manager.resources[0]),
                     "KMS through Secrets Manager only, for the group's key secrets only (kms:ViaService and the "
                     "SecretARN encryption context)")
@@ -379,8 +392,18 @@ class _GroupKeys:
         self.context: dict[str, set[str]] = {}
 
 
-def group_secret_arn(stack: Stack, group: str, region: str | None = None) -> str:
-    """Every key secret of FleetGroup ``group`` in ``region`` (default: the stack's), as an IAM resource pattern."""
-    return stack.format_arn(service="secretsmanager", resource="secret", resource_name=f"certfleet/{group}/*",
+def key_namespace_arn(stack: Stack, namespace: str, region: str | None = None) -> str:
+    """Every key secret of a key ``namespace`` (ending in ``/``) in ``region`` (default: the stack's), as an IAM
+    resource pattern."""
+    return stack.format_arn(service="secretsmanager", resource="secret", resource_name=f"{namespace}*",
                             region=region, arn_format=ArnFormat.COLON_RESOURCE_NAME)
+
+
+def _owner_of(namespace: str) -> str:
+    """The owner part of ``certfleet/<kind>/<owner>/`` (for statement ids)."""
+    return namespace.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _sid(name: str, limit: int, default: str) -> str:
+    return "".join(ch for ch in name.title() if ch.isalnum())[:limit] or default
 

@@ -133,7 +133,7 @@ def test_fleet_spanning_accounts(bundle: CertificateBundle, sealed_path: Path) -
                for s in decrypts)
     # the same-account region still reads its replica by name
     Template.from_stack(fleet.stack_for("ap-northeast-1")).has_resource_properties("Custom::CertfleetCertificate", {
-        "KeySecretId": "certfleet/Certificates/www.example.com",
+        "KeySecretId": "certfleet/fleet/Certificates-us-east-1/www.example.com/key",
     })
 
 

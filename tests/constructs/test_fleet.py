@@ -13,7 +13,7 @@ from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk.assertions import Match, Template
-from construct_support import ACCOUNT, write_sealed
+from construct_support import ACCOUNT, sweeper_grants, write_sealed
 
 from certfleet import CertificateBundle, CertificateFleet, KeySource, Service
 from certfleet.material.demo import DemoPKI, Issued
@@ -56,7 +56,7 @@ def test_sealed_key_lives_in_the_primary_and_is_replicated(bundle: CertificateBu
     fleet = _fleet(app, bundle, KeySource.sealed(sealed_path))
     primary = Template.from_stack(fleet.stack_for("us-east-1"))
     primary.has_resource_properties("AWS::SecretsManager::Secret", {
-        "Name": "certfleet/Certificates/www.example.com",
+        "Name": "certfleet/fleet/Certificates-us-east-1/www.example.com/key",
         "ReplicaRegions": [{"Region": "ap-northeast-1"}, {"Region": "eu-west-1"}],
         "KmsKeyId": Match.any_value(),
     })
@@ -66,7 +66,7 @@ def test_sealed_key_lives_in_the_primary_and_is_replicated(bundle: CertificateBu
         regional.resource_count_is("AWS::SecretsManager::Secret", 0)
         regional.resource_count_is("Custom::CertfleetSealedKey", 0)
         regional.has_resource_properties("Custom::CertfleetCertificate", {
-            "KeySecretId": "certfleet/Certificates/www.example.com",
+            "KeySecretId": "certfleet/fleet/Certificates-us-east-1/www.example.com/key",
             "KeySecretVersionId": {"Fn::GetStackOutput": {
                 "StackName": "Certificates-us-east-1", "Region": "us-east-1", "OutputName": Match.any_value(),
             }},
@@ -207,4 +207,17 @@ def test_sweeper_stack_runs_after_the_fleet_and_every_consumer(bundle: Certifica
     sweep = [s for s in statements if str(s.get("Sid", "")).startswith("SweepOnlyOwnRetired")]
     assert sweep and all(s["Condition"]["StringEquals"]["aws:ResourceTag/certfleet:fleet"] == "Certificates"
                          for s in sweep)
-    assert all(set(s["Action"]) == {"acm:DeleteCertificate", "acm:DescribeCertificate"} for s in sweep)
+    assert all(s["Action"] == "acm:DeleteCertificate" for s in sweep)
+
+
+def test_the_sweeper_may_delete_only_retired_certificates_and_nothing_else(bundle: CertificateBundle) -> None:
+    """The sweeper lists certificates and their tags and deletes the retired ones (lambda/certfleet_import.py
+    _sweep, _sweep_again, _sweep_regions, _try_delete): it gets exactly that, the delete only with the
+    certfleet:retired tag present, never an import or a delete of a live certificate."""
+    grants = sweeper_grants(_fleet(App(), bundle).sweeper_stack)
+    actions = {a for s in grants for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert actions == {"acm:ListCertificates", "acm:ListTagsForCertificate", "acm:DeleteCertificate"}
+    deletes = [s for s in grants if "acm:DeleteCertificate" in json.dumps(s["Action"])]
+    assert deletes and all(s["Condition"]["Null"] == {"aws:ResourceTag/certfleet:retired": "false"}
+                           and s["Condition"]["StringEquals"]["aws:ResourceTag/certfleet:fleet"] == "Certificates"
+                           for s in deletes)

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
-from construct_support import ACCOUNT, SEALING_KEY_ARN, write_sealed
+from construct_support import ACCOUNT, SEALING_KEY_ARN, sweeper_grants, write_sealed
 
 from certfleet import CertificateBundle, CertificateFleet, FleetGroup, KeySource
 from certfleet.material.demo import DemoPKI, Issued
@@ -59,7 +60,7 @@ def test_fleets_share_one_stack_per_region_with_one_importer(sites: list[tuple[C
     primary = Template.from_stack(group.stacks[0])
     primary.resource_count_is("AWS::SecretsManager::Secret", 3)
     primary.has_resource_properties("AWS::SecretsManager::Secret", {
-        "Name": "certfleet/Certs/Site2/site2.example.com", "ReplicaRegions": [{"Region": "eu-west-1"}],
+        "Name": "certfleet/group/Certs/Site2/site2.example.com/key", "ReplicaRegions": [{"Region": "eu-west-1"}],
     })
     primary.resource_properties_count_is("AWS::Lambda::Function", {"Handler": "certfleet_keywriter.on_event"}, 1)
 
@@ -93,7 +94,7 @@ def test_iam_does_not_grow_with_the_number_of_fleets(sites: list[tuple[Certifica
     reads = [s for doc in importer for s in doc["Statement"] if "secretsmanager:GetSecretValue" in s["Action"]]
     assert [s["Resource"] for s in reads] == [
         {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":secretsmanager:eu-west-1:{ACCOUNT}:secret:"
-                                                               "certfleet/Certs/*"]]}]
+                                                               "certfleet/group/Certs/*"]]}]
 
 
 def _synth(app: App) -> Path:
@@ -192,3 +193,40 @@ def test_a_fleet_may_use_a_subset_of_the_group_regions(sites: list[tuple[Certifi
                                               regions=["eu-west-1"])
     assert fleet.regions == ("eu-west-1",) and fleet.primary_region == "eu-west-1"
     Template.from_stack(fleet.stack_for("eu-west-1")).resource_count_is("AWS::SecretsManager::Secret", 1)
+
+
+def test_the_group_sweeper_may_delete_only_retired_certificates_of_the_group(
+    sites: list[tuple[CertificateBundle, Path]],
+) -> None:
+    grants = sweeper_grants(_group(App(), sites, 2).sweeper_stack)
+    assert not [s for s in grants if "acm:ImportCertificate" in json.dumps(s["Action"])]
+    deletes = [s for s in grants if "acm:DeleteCertificate" in json.dumps(s["Action"])]
+    assert deletes and all(s["Action"] == "acm:DeleteCertificate"
+                           and s["Condition"]["Null"] == {"aws:ResourceTag/certfleet:retired": "false"}
+                           and s["Condition"]["StringLike"] == {"aws:ResourceTag/certfleet:fleet": "Certs/*"}
+                           for s in deletes)
+
+
+def _account_settings(group: FleetGroup) -> dict[str, int]:
+    return {stack.stack_name: len(Template.from_stack(stack).find_resources("AWS::CertificateManager::Account"))
+            for stack in group.stacks}
+
+
+def test_a_group_can_leave_the_account_expiry_setting_to_its_owner(
+    sites: list[tuple[CertificateBundle, Path]],
+) -> None:
+    """GIVEN another stack or app owns AWS::CertificateManager::Account WHEN the group is told so THEN none of its
+    stacks declares it (a second declaration fails the second app's deploy); a fleet may still say otherwise."""
+    def group(configure: bool, per_fleet: bool | None = None) -> FleetGroup:
+        app = App()
+        topic = sns.Topic(Stack(app, "Ops", env=Environment(account=ACCOUNT, region="us-east-1")), "Alerts")
+        made = FleetGroup(app, "Certs", account=ACCOUNT, regions=REGIONS, expiry_topic=topic,
+                          configure_account_expiry_events=configure)
+        bundle, sealed = sites[0]
+        made.add_fleet("Site0", bundle=bundle, key=KeySource.sealed(sealed), configure_account_expiry_events=per_fleet)
+        return made
+
+    assert _account_settings(group(True)) == {"Certs-us-east-1": 1, "Certs-eu-west-1": 1}
+    assert _account_settings(group(False)) == {"Certs-us-east-1": 0, "Certs-eu-west-1": 0}
+    assert _account_settings(group(False, per_fleet=True)) == {"Certs-us-east-1": 1, "Certs-eu-west-1": 1}
+    assert _account_settings(group(True, per_fleet=False)) == {"Certs-us-east-1": 0, "Certs-eu-west-1": 0}
