@@ -50,11 +50,17 @@ class SealingKey(Construct):
         return self.key.key_arn
 
     def grant_seal(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` run `certfleet seal` with this key: Encrypt, only with a certfleet encryption context."""
+        """Let ``grantee`` run `certfleet seal` with this key: Encrypt, only with a certfleet encryption context.
+
+        ``ForAllValues`` alone also holds for an empty context (no keys at all): the ``Null`` condition requires
+        ``certfleet:certificate`` to be present, so every ciphertext names the certificate it is for."""
         iam.Grant.add_to_principal(grantee=grantee, actions=["kms:DescribeKey"], resource_arns=[self.key.key_arn])
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["kms:Encrypt"],
             resource_arns=[self.key.key_arn],
-            conditions={"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [CONTEXT_KEY]}},
+            conditions={
+                "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [CONTEXT_KEY]},
+                "Null": {f"kms:EncryptionContext:{CONTEXT_KEY}": "false"},
+            },
         )

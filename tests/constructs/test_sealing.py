@@ -37,7 +37,8 @@ def test_grant_seal_allows_encrypt_only_with_a_certfleet_context() -> None:
     assert len(encrypt) == 1
     assert encrypt[0]["Condition"] == {
         "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["certfleet:certificate"]},
-    }
+        "Null": {"kms:EncryptionContext:certfleet:certificate": "false"},
+    }, "ForAllValues alone also holds for an empty encryption context: the certificate's key must be present"
     assert not any("kms:Decrypt" in str(s["Action"]) for s in statements), "sealing never needs Decrypt"
 
 
