@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from certfleet.material import MaterialError, assemble, check_material, load_bytes
+from certfleet.material.bundle import fingerprint
 from certfleet.material.describe import describe_certificate, describe_key
+from certfleet.material.loader import DamagedBlockError
 
 KEY = rsa_key(2048, 0)
 
@@ -120,3 +122,34 @@ def test_malformed_certificates_are_unreadable_not_a_crash(tmp_path: Path,
         assert says in run.err
         run = cli(capsys, "verify", "--certificate", path)
         assert run.code == 1, case
+
+
+PEM_PARTS = {
+    "leaf": pem(seed_leaf()),
+    "intermediate": pem(rsa_pki().intermediate),
+    "junk": b"Subject: whatever the CA's portal printed\n",
+    "cut": b"-----BEGIN CERTIFICATE-----\nMIIFazCCA1OgAwIBAgIR\n",
+    "stray-end": b"-----END CERTIFICATE-----\n",
+    "garbage-key": b"-----BEGIN PRIVATE KEY-----\nTm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n",
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=st.lists(st.sampled_from(sorted(PEM_PARTS)), min_size=1, max_size=12))
+def test_every_good_block_is_read_whatever_surrounds_it(parts: list[str]) -> None:
+    """A.13: damaged, cut and stray armor never hide a good block; damage is reported, not swallowed."""
+    good = {"leaf": seed_leaf().certificate, "intermediate": rsa_pki().intermediate.certificate}
+    expected = [fingerprint(good[p]) for p in parts if p in good]
+    damaged = any(p in ("cut", "garbage-key") for p in parts)
+    data = b"".join(PEM_PARTS[p] for p in parts)
+    try:
+        loaded = load_bytes(data, "mixed")
+    except DamagedBlockError as exc:
+        assert damaged and expected, parts
+        loaded = exc.loaded
+    except MaterialError:
+        assert not expected, parts
+        return
+    else:
+        assert not damaged, parts
+    assert [fingerprint(c) for c in loaded.certificates] == expected

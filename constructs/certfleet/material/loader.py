@@ -99,8 +99,9 @@ def password_from_file(path: str | os.PathLike[str]) -> bytes:
 def read_regular_file(path: str | os.PathLike[str], *, limit: int, what: str = "file") -> bytes:
     """Read a regular file of at most ``limit`` bytes; refuse devices, FIFOs, sockets and folders without blocking.
 
-    The file is opened non-blocking (a FIFO nobody writes returns at once) and judged by ``fstat`` of the
-    opened descriptor, so nothing can swap it between the check and the read. Symbolic links are followed.
+    A special file is refused before it is opened; the file is then opened non-blocking (a FIFO swapped in
+    meanwhile returns at once) and judged again by ``fstat`` of the opened descriptor, which is what is read.
+    Symbolic links are followed.
     Raises ``MaterialError`` naming the path, the problem and the fix.
     """
     return _read_regular(path, limit, what)[0]
@@ -109,6 +110,9 @@ def read_regular_file(path: str | os.PathLike[str], *, limit: int, what: str = "
 def _read_regular(path: str | os.PathLike[str], limit: int, what: str) -> tuple[bytes, int]:
     name = str(path)
     try:
+        before = os.stat(path)  # opening some devices acts (a watchdog, a tape): refuse them unopened
+        if not stat.S_ISREG(before.st_mode):
+            raise MaterialError(_not_regular(what, _file_kind(before.st_mode), name))
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise MaterialError(error("file-not-found", f"no such {what}", "check the path", name)) from None
