@@ -12,7 +12,7 @@ from certkit import cli
 from cryptography.hazmat.primitives.asymmetric import ec
 from ops_support import TLSServer, silent_listener
 
-from certfleet.cli.probe import parse_target
+from certfleet.cli.probe import parse_target, target
 from certfleet.material.demo import DemoPKI, Issued
 from certfleet.testing import free_port
 
@@ -265,6 +265,16 @@ def test_bad_names_are_usage_errors_before_connecting(argv: list[str], capsys: p
     assert run.code == 2, run.text
     assert "usage: certfleet probe" in run.err
     assert "is not a host name" in run.err or "is a wildcard" in run.err
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("WWW.Example.com.", ("WWW.Example.com", 443)),  # the root's dot dropped
+    ("bücher.example:8443", ("xn--bcher-kva.example", 8443)),
+    ("my_service:9443", ("my_service", 9443)),  # a container's name: DNS records may hold underscores
+    ("[::1]:9448", ("::1", 9448)),
+])
+def test_target_names_are_normalized(value: str, expected: tuple[str, int]) -> None:
+    assert target(value) == expected
 
 
 def test_unicode_servername_is_sent_as_its_a_label(pki: DemoPKI, current: Issued, files: dict[str, str],

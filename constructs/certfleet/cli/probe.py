@@ -65,7 +65,7 @@ def target(value: str) -> tuple[str, int]:
     """argparse type for HOST[:PORT] (a bad host name or port is a usage error, exit 2)."""
     try:
         host, port = parse_target(value)
-        return host_name(host, "HOST"), port
+        return host_name(host, underscores=True), port
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -73,27 +73,30 @@ def target(value: str) -> tuple[str, int]:
 def servername(value: str) -> str:
     """argparse type for --servername: a DNS name (or an IP address), checked before anything connects."""
     try:
-        return host_name(value, "--servername")
+        return host_name(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def host_name(value: str, what: str) -> str:
-    """``value`` as a host name TLS can send (A-labels, no trailing dot), or ValueError saying why it cannot be."""
+def host_name(value: str, *, underscores: bool = False) -> str:
+    """``value`` as a host name TLS can send (A-labels, no trailing dot), or ValueError saying why it cannot be.
+
+    ``underscores``: allow ``_`` in labels, as DNS records (and container service names) to connect to may hold.
+    """
     from certfleet.material.names import name_problem, printable, to_a_label
 
     name = value.strip()
     if name.endswith(".") and not name.endswith(".."):
         name = name[:-1]  # the root's dot: www.example.com. is www.example.com
     if name.startswith("*"):
-        raise ValueError(f"{what} {printable(value)} is a wildcard: name one host, such as www.example.com")
+        raise ValueError(f"{printable(value)} is a wildcard: name one host, such as www.example.com")
     try:
         name = to_a_label(name)
     except ValueError as exc:
-        raise ValueError(f"{what}: {exc}") from None
-    problem = name_problem(name, allow_ip=True)
+        raise ValueError(str(exc)) from None
+    problem = name_problem(name.replace("_", "u") if underscores else name, allow_ip=True)
     if problem is not None:
-        raise ValueError(f"{what} {printable(value)} is not a host name: {problem}")
+        raise ValueError(f"{printable(value)} is not a host name: {problem}")
     return name
 
 
