@@ -83,7 +83,7 @@ class CertificateBundle:
         password = password_from_env(password_env) if password_env else None
         try:
             files = [load_file(p, password) for p in paths]
-            material = assemble(files)
+            material = assemble(files, now=now)
         except MaterialError as exc:
             raise CertificateBundleError(f"certificate {certificate}: {exc.finding}") from None
         material.key = None  # the bundle is public material only; keys travel through a KeySource
@@ -102,7 +102,7 @@ class CertificateBundle:
             files = [load_bytes(certificate.encode(), "certificate")]
             if chain.strip():
                 files.append(load_bytes(chain.encode(), "chain"))
-            material = assemble(files)
+            material = assemble(files, now=now)
         except MaterialError as exc:
             raise CertificateBundleError(f"certificate: {exc.finding}") from None
         material.key = None

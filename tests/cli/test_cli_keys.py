@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from certkit import OVERSIZED_RSA_BITS, cli, dsa_key, ed25519_key, key_pem, pem,
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from certfleet.material import load_file
@@ -123,7 +125,7 @@ def test_csr_from_the_seed_config(tmp_path: Path, capsys: pytest.CaptureFixture[
         NameOID.COMMON_NAME: "www.example.com",
         NameOID.EMAIL_ADDRESS: "admin@example.com",
     }
-    assert csr.public_key().public_numbers() == KEY.public_key().public_numbers()
+    assert csr.public_key() == KEY.public_key()
     assert csr.signature_hash_algorithm is not None and csr.signature_hash_algorithm.name == "sha256"
     assert "SANs www.example.com, example.com, api.example.com" in run.out
     # a CSR is not a certificate: verify says so
@@ -214,7 +216,7 @@ def test_csr_with_an_encrypted_key(tmp_path: Path, capsys: pytest.CaptureFixture
     run = cli(capsys, "csr", "--key", key, "--password-env", "KEY_PASS", "--common-name", "www.example.com",
               "--out", str(out), keys=[KEY])
     assert run.code == 0, run.text
-    assert _csr(out).public_key().public_numbers() == KEY.public_key().public_numbers()
+    assert _csr(out).public_key() == KEY.public_key()
 
 
 def test_csr_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -312,8 +314,11 @@ def test_csr_toml_common_name_twice_is_refused(tmp_path: Path, capsys: pytest.Ca
 
 @pytest.mark.parametrize("kind", ["ed25519", "dsa", "rsa-oversized", "ec-secp256k1"])
 def test_csr_refuses_a_key_acm_cannot_import(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    key = {"ed25519": ed25519_key, "dsa": dsa_key, "rsa-oversized": lambda: rsa_key(OVERSIZED_RSA_BITS),
-           "ec-secp256k1": lambda: ec.generate_private_key(ec.SECP256K1())}[kind]()
+    makers: dict[str, Callable[[], PrivateKeyTypes]] = {
+        "ed25519": ed25519_key, "dsa": dsa_key, "rsa-oversized": lambda: rsa_key(OVERSIZED_RSA_BITS),
+        "ec-secp256k1": lambda: ec.generate_private_key(ec.SECP256K1()),
+    }
+    key = makers[kind]()
     path = write(tmp_path / "private.key", key_pem(key), 0o400)
     out = tmp_path / "r.csr"
     run = cli(capsys, "csr", "--key", path, "--common-name", "www.example.com", "--out", str(out), keys=[key])

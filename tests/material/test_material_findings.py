@@ -278,6 +278,13 @@ def test_name_invalid(bad: str, tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert repr(bad) in line
 
 
+def test_names_in_other_findings_are_escaped(tmp_path: Path) -> None:
+    material = assemble([load_file(write(tmp_path / "c.pem", pem(_dns_leaf(INJECTION)) + SEED_CHAIN))])
+    (finding,) = [f for f in check_material(material, domains=["other.example.com"])
+                  if f.code == "domain-not-covered"]
+    assert "\ntouch" not in str(finding) and "com\\ntouch" in finding.message
+
+
 def test_name_invalid_in_a_common_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     issued = issue(INJECTION, issuer=rsa_pki().intermediate, key=KEY, names=("www.example.com",))
     findings, run = check(tmp_path, capsys, cert=pem(issued), code="name-invalid", severity="error", exit=1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from certkit import OVERSIZED_RSA_BITS, check, key_pem, leaf, pem, rsa_key, seed_chain, write
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from certfleet.material import assemble, check_material, load_file
 from certfleet.material.checks import MAX_KEY_BYTES, pem_sizes
@@ -54,4 +55,4 @@ def test_an_oversized_rsa_key_loads_without_a_long_stall(tmp_path: Path) -> None
     start = time.perf_counter()
     (item,) = load_file(path).keys
     assert time.perf_counter() - start < 2.0
-    assert item.key is not None and item.key.key_size == OVERSIZED_RSA_BITS
+    assert isinstance(item.key, rsa.RSAPrivateKey) and item.key.key_size == OVERSIZED_RSA_BITS

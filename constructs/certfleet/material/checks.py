@@ -161,7 +161,7 @@ def check_material(
     findings += _sizes(material, subject)
     for domain in domains:
         if not covers(leaf, domain):
-            served = ", ".join(dns_names(leaf) + ip_addresses(leaf)) or "no names"
+            served = escaped(", ".join(dns_names(leaf) + ip_addresses(leaf))) or "no names"
             findings.append(error(
                 "domain-not-covered", f"{domain} is not covered: the certificate is for {served}",
                 f"ask the CA for a certificate that lists {domain} (a wildcard covers one label only)",
