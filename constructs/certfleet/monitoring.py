@@ -368,7 +368,10 @@ class _OneAccountSettingPerRegion:
     def validate(self) -> list[str]:
         found: dict[tuple[str, str], list[str]] = {}
         for node in self._root.node.find_all():
-            if isinstance(node, CfnResource) and node.cfn_resource_type == ACCOUNT_RESOURCE_TYPE:
+            # the class alone decides for an L1 (no round trip to jsii); only a raw CfnResource is asked its type
+            if isinstance(node, acm.CfnAccount) or (
+                type(node) is CfnResource and node.cfn_resource_type == ACCOUNT_RESOURCE_TYPE
+            ):
                 stack = Stack.of(node)
                 found.setdefault((stack.account, stack.region), []).append(node.node.path)
         errors = []

@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stack, Stage
+from aws_cdk import App, CfnResource, Environment, Stack, Stage
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Annotations, Match, Template
 from construct_support import ACCOUNT
+from constructs import Construct
 
 from certfleet import CertificateBundle, CertificateFleet, ImportedCertificate, KeySource
 
@@ -288,16 +289,21 @@ def test_topic_under_an_imported_key_warns_with_the_statement_to_add(bundle: Cer
             rf"certfleet cannot let {service} use it: .*kms:Decrypt, kms:GenerateDataKey\*"))
 
 
-def test_account_setting_declared_again_in_the_app_fails_synth(bundle: CertificateBundle) -> None:
+@pytest.mark.parametrize("raw", [False, True])
+def test_account_setting_declared_again_in_the_app_fails_synth(bundle: CertificateBundle, raw: bool) -> None:
     app = App()
     fleet = _fleet(app, bundle)
     _, topic = _ops(app)
     fleet.add_expiry_monitoring(topic=topic)
     mine = Stack(app, "Mine", env=Environment(account=ACCOUNT, region="eu-west-1"))
-    acm.CfnAccount(mine, "Expiry", expiry_events_configuration=acm.CfnAccount.ExpiryEventsConfigurationProperty(
-        days_before_expiry=30))
-    with pytest.raises(RuntimeError, match=r"AWS::CertificateManager::Account is declared 2 times for account "
-                                           rf"{ACCOUNT} in eu-west-1 \(Certificates/eu-west-1/.*, Mine/Expiry\)"):
+    if raw:
+        CfnResource(Construct(mine, "Nested"), "Expiry", type="AWS::CertificateManager::Account")
+    else:
+        acm.CfnAccount(mine, "Expiry", expiry_events_configuration=acm.CfnAccount.ExpiryEventsConfigurationProperty(
+            days_before_expiry=30))
+    paths = r"\(Certificates/eu-west-1/.*, Mine/(Nested/)?Expiry\)"
+    declared = rf"declared 2 times for account {ACCOUNT} in eu-west-1 {paths}"
+    with pytest.raises(RuntimeError, match=rf"AWS::CertificateManager::Account is {declared}"):
         app.synth()
 
 
