@@ -103,7 +103,7 @@ def test_chain_missing_issuer_when_only_the_root_is_given(tmp_path: Path, capsys
                           code="chain-missing-issuer", severity="error", exit=1)
     (finding,) = [f for f in findings if f.code == "chain-missing-issuer"]
     assert "CN=test Intermediate CA" in finding.message and "CN=test Root CA" in finding.message
-    assert "is a root" in finding.message
+    assert "it holds the root CN=test Root CA" in finding.message
     assert "chain-incomplete" not in [f.code for f in findings]
     assert "CN=test Intermediate CA" in run.out
 

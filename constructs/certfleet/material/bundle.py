@@ -305,7 +305,7 @@ def _why_left_out(
         return "it certifies this leaf only through a certificate that was left out"
     position = path.index(child)
     if position == len(chain):
-        return f"the chain already ends at {name_of(child)}, a certificate signed by its own key"
+        return f"the chain already ends at {name_of(child)}"
     kept = chain[position]
     if not valid_at(cert, now):
         state = "expired on" if now > cert.not_valid_after_utc else "is not valid until"
@@ -341,10 +341,10 @@ def _broken(leaf: x509.Certificate, chain: list[x509.Certificate], pool: list[x5
     issuer = escaped(leaf.issuer.rfc4514_string())
     given = ", ".join(name_of(c) for c in pool[:3]) + (f" and {len(pool) - 3} more" if len(pool) > 3 else "")
     roots = [c for c in pool if is_self_signed(c)]
-    above = f", and {name_of(roots[0])} is a root: the certificate between them is missing" if roots else ""
+    root = f"; it holds the root {name_of(roots[0])}, but not the intermediate that signed the leaf" if roots else ""
     return [error(
         "chain-missing-issuer",
-        f"no certificate given issued this leaf: its issuer {issuer} is missing from the chain ({given}){above}",
+        f"no certificate given issued this leaf: its issuer {issuer} is missing from the chain ({given}){root}",
         f"add the certificate of {issuer} (from the CA's download page, or the CA Issuers URL in the leaf) "
         "at the start of the chain",
         name_of(leaf),
