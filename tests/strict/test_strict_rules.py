@@ -177,3 +177,26 @@ def test_kms_plaintext_over_4096_bytes_is_refused(client: Client) -> None:
     key = kms.create_key()["KeyMetadata"]["Arn"]
     refused("ValidationException", kms.encrypt, KeyId=key, Plaintext=b"k" * 4_097)
     kms.encrypt(KeyId=key, Plaintext=b"k" * 4_096)
+
+
+# ---------------------------------------------------------------------------------------------------- accounts
+def test_url_for_an_account_keeps_accounts_apart(aws: StrictAWS, leaf: Issued) -> None:
+    """GIVEN two accounts reached through strict.url_for WHEN each creates a secret of one name and one imports a
+    certificate THEN each sees only its own, under ARNs of its own account; url is moto's default account."""
+    import boto3
+
+    def make(service: str, account: str) -> Any:
+        return boto3.client(service, region_name=REGION, endpoint_url=aws.url_for(account))
+
+    for account in ("111111111111", "222222222222"):
+        arn = make("secretsmanager", account).create_secret(Name="certfleet/same", SecretString=account)["ARN"]
+        assert arn.split(":")[4] == account
+    assert make("secretsmanager", "111111111111").get_secret_value(SecretId="certfleet/same")["SecretString"] \
+        == "111111111111"
+    cert = make("acm", "111111111111").import_certificate(Certificate=leaf.pem(), PrivateKey=leaf.key_pem())
+    assert cert["CertificateArn"].split(":")[4] == "111111111111"
+    assert make("acm", "222222222222").list_certificates()["CertificateSummaryList"] == []
+    default = boto3.client("secretsmanager", region_name=REGION, endpoint_url=aws.url)
+    assert default.list_secrets()["SecretList"] == []
+    with pytest.raises(ValueError, match="12 digits"):
+        aws.url_for("dev")
