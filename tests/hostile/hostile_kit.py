@@ -83,8 +83,23 @@ class Tlv:
     children: list[Tlv] | None = field(default=None)
 
     def encode(self) -> bytes:
-        body = b"".join(c.encode() for c in self.children) if self.children is not None else self.content
+        body = self._body()
         return bytes([self.tag]) + _length(len(body)) + body
+
+    def encode_ber(self) -> bytes:
+        """BER as Windows and Java write it: indefinite lengths, OCTET STRINGs that hold DER cut in two segments."""
+        if self.children is None:
+            return self.encode()
+        if self.tag == 0x04:  # the MAC covers these bytes: keep them, in two segments
+            body = self._body()
+            half = len(body) // 2
+            segments = Tlv(0x04, body[:half]).encode() + Tlv(0x04, body[half:]).encode()
+            return b"\x24\x80" + segments + b"\x00\x00"
+        body = b"".join(c.encode_ber() for c in self.children)
+        return bytes([self.tag, 0x80]) + body + b"\x00\x00"
+
+    def _body(self) -> bytes:
+        return b"".join(c.encode() for c in self.children) if self.children is not None else self.content
 
     def walk(self) -> list[Tlv]:
         return [self, *(n for c in self.children or [] for n in c.walk())]
@@ -189,6 +204,12 @@ def _pbkdf2_key() -> tuple[Tlv, Tlv]:
     return root, kdfs[0]
 
 
+def ber(der: bytes) -> bytes:
+    """``der`` re-encoded as BER (see ``Tlv.encode_ber``)."""
+    (root,) = parse(der)
+    return root.encode_ber()
+
+
 def encrypted_pkcs8(iterations: int) -> bytes:
     """An ENCRYPTED PRIVATE KEY (PBES2/PBKDF2) whose PBKDF2 iteration count was patched."""
     root, kdf = _pbkdf2_key()
@@ -219,6 +240,9 @@ def nested(depth: int, core: bytes = b"\x05\x00") -> bytes:
     for _ in range(depth):
         data = b"\x30" + _length(len(data)) + data
     return data
+
+
+PFX_BER_SHELL = b"\x30\x80\x02\x01\x03"  # PFX, indefinite length, version 3: what follows is the hostile part
 
 
 def nested_pkcs12(depth: int) -> bytes:

@@ -62,6 +62,12 @@ CASES: dict[str, tuple[Callable[[Path], str], bool, str]] = {
     "nested-der-100000": (_write(lambda: kit.nested(100_000)), False, "neither a certificate"),
     "nested-in-pkcs12-100000": (_write(lambda: kit.nested_pkcs12(100_000)), True,
                                 "nested deeper"),
+    "p12-ber-mac-200M-iterations": (_write(lambda: kit.ber(kit.p12(mac_iterations=200_000_000))), True,
+                                    "200,000,000 password-derivation iterations"),
+    "nested-ber-in-pkcs12-200000": (_write(lambda: kit.PFX_BER_SHELL + b"\x30\x80" * 200_000), True,
+                                    "nested deeper"),
+    "wide-ber-pkcs12-500000": (_write(lambda: kit.PFX_BER_SHELL + b"\x30\x80\x00\x00" * 500_000 + b"\x00\x00"), True,
+                               "larger than any key file"),
     "good-cert-garbage-key": (_write(lambda: kit.cert_pem() + GARBAGE_KEY), False,
                               "not a valid private key (block 2 of 2)"),
 }

@@ -173,7 +173,7 @@ def test_openssl_p7b_out_of_set_order_is_a_note_not_a_warning(
     assert any("BER" in note for note in loaded.notes)
     run = cli(capsys, "inspect", path)
     assert run.code == 0, run.text
-    assert "Warning" not in run.err and "note: the PKCS#7 file is BER-encoded" in run.out
+    assert "Warning" not in run.err and "note: the PKCS#7 data is BER, not strict DER" in run.out
 
 
 @pytest.mark.parametrize("encoding", [PEM, DER], ids=["pem", "der"])
@@ -691,3 +691,16 @@ def test_pkcs12_with_many_kdf_rounds_within_the_bound_loads(tmp_path: Path) -> N
     loaded = load_file(write(tmp_path / "b.p12", data), b"pw")
     _same_leaf(loaded.certificates[0])
     assert loaded.keys[0].key is not None
+
+
+@pytest.mark.parametrize("encoding", ["der", "ber"])
+def test_pkcs12_of_a_thousand_certificates_is_not_refused(encoding: str, tmp_path: Path) -> None:
+    """The KDF walk's element budget and the certificate cap leave the largest legitimate store readable."""
+    certs = [rsa_pki().intermediate.certificate] * (MAX_CERTIFICATES - 1)
+    data = pkcs12.serialize_key_and_certificates(b"x", KEY, seed_leaf().certificate, certs,
+                                                 serialization.NoEncryption())
+    if encoding == "ber":  # the outer PFX with an indefinite length, as Windows writes it
+        assert data[:2] == b"\x30\x83"
+        data = b"\x30\x80" + data[5:] + b"\x00\x00"
+    loaded = load_file(write(tmp_path / "store.p12", data))
+    assert len(loaded.certificates) == MAX_CERTIFICATES

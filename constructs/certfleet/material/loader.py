@@ -13,6 +13,7 @@ import re
 import stat
 import warnings
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -39,11 +40,11 @@ MAX_INPUT_BYTES = 4 * 1024 * 1024  # 2x ACM's largest import: 32 KiB certificate
 MAX_VALIDATED_RSA_BITS = 4096
 MAX_CERTIFICATES = 1000  # six times Mozilla's whole root store; a real chain holds fewer than ten
 MAX_PEM_BLOCKS = 1000
-MAX_KDF_ITERATIONS = 1_000_000  # OWASP's PBKDF2-SHA256 advice is 600,000; OpenSSL writes 2,048, Java 10,000
+MAX_KDF_ITERATIONS = 1_000_000  # OpenSSL writes 2,048; OWASP's PBKDF2-SHA256 advice is 600,000
 MAX_KDF_WORK = 2_000_000  # iterations summed over a file's KDFs and password tries: under a second here
 MAX_SCRYPT_WORK = 1 << 20  # N * r * p; the usual N=2**14, r=8, p=1 is 2**17
 _MAX_DER_DEPTH = 64  # a PKCS#12 nests its KDF parameters about 16 deep
-_MAX_DER_NODES = 100_000
+_MAX_DER_NODES = 50_000  # elements read; a PKCS#12 of 1,000 certificates needs about 20,000
 
 
 @dataclass
@@ -416,8 +417,8 @@ def _der_certificate(der: bytes, name: str) -> x509.Certificate:
 
 
 _BER_NOTE = (
-    "the PKCS#7 file is BER-encoded, not DER (its certificates are not in DER order, as `openssl crl2pkcs7` "
-    "writes them); read anyway"
+    "the PKCS#7 data is BER, not strict DER (for example certificates out of DER order, as `openssl crl2pkcs7` "
+    "writes a chain); read anyway"
 )
 
 
@@ -449,67 +450,120 @@ def _pkcs7(der: bytes, name: str) -> tuple[list[x509.Certificate], list[str]]:
 
 def _pkcs7_certificates_lenient(der: bytes, name: str) -> list[x509.Certificate]:
     """The certificates of ContentInfo{signedData, [0] SignedData{..., [0] certificates}}, in any order."""
-    outer = _der_element(der, 0, len(der))
-    top = _der_children(der, outer) if outer is not None and outer.tag == 0x30 else None
-    if not top or len(top) < 2 or top[0].value(der) != _OID_SIGNED_DATA or top[1].tag != 0xA0:
-        return []
-    inner = _der_children(der, top[1])
-    if not inner or inner[0].tag != 0x30:
+    reader = _Reader()
+    try:
+        outer = reader.element(der, 0, len(der))
+        top = reader.children(outer) if outer is not None and outer.tag == 0x30 else None
+        if not top or len(top) < 2 or top[0].value != _OID_SIGNED_DATA or top[1].tag != 0xA0:
+            return []
+        inner = reader.children(top[1])
+        fields = reader.children(inner[0]) if inner and inner[0].tag == 0x30 else None
+        sets = [reader.children(f) for f in fields or [] if f.tag == 0xA0]  # [0] IMPLICIT SET OF Certificate
+    except _TooComplex:
         return []
     certs: list[x509.Certificate] = []
-    for part in _der_children(der, inner[0]) or []:
-        if part.tag != 0xA0:  # [0] IMPLICIT SET OF Certificate
-            continue
-        for element in _der_children(der, part) or []:
-            _check_count(len(certs) + 1, name)
-            try:
-                certs.append(x509.load_der_x509_certificate(der[element.start : element.end]))
-            except (ValueError, x509.InvalidVersion):
-                return []
+    for element in (e for found in sets for e in found or []):
+        _check_count(len(certs) + 1, name)
+        try:
+            certs.append(x509.load_der_x509_certificate(element.data[element.start : element.end]))
+        except (ValueError, x509.InvalidVersion):
+            return []
     return certs
 
 
-@dataclass(frozen=True)
-class _Der:
-    """One DER element: its tag, where it starts, where its content starts and where it ends."""
+class _TooComplex(Exception):
+    """A structure nested deeper, or holding more elements, than any certificate or key file."""
 
+
+class _Der(NamedTuple):
+    """One BER/DER element of ``data``: its tag, where it starts, where its content starts and stops, its end."""
+
+    data: bytes
     tag: int
     start: int
     content: int
+    stop: int
     end: int
 
-    def value(self, data: bytes) -> bytes:
-        return data[self.content : self.end]
+    @property
+    def value(self) -> bytes:
+        return self.data[self.content : self.stop]
 
 
-def _der_element(data: bytes, pos: int, end: int) -> _Der | None:
-    """The element at ``pos`` when its definite length fits before ``end``; None otherwise (BER, damage)."""
-    if end - pos < 2 or data[pos] & 0x1F == 0x1F:
-        return None
-    first, content = data[pos + 1], pos + 2
-    length = first
-    if first >= 0x80:
-        count = first & 0x7F
-        if count == 0 or count > 4 or end - content < count:
+class _Reader:
+    """A bounded BER/DER reader: definite and indefinite lengths, constructed OCTET STRINGs (as Windows and Java
+    write PKCS#12), at most ``_MAX_DER_NODES`` elements read and ``_MAX_DER_DEPTH`` levels, else ``_TooComplex``.
+    """
+
+    def __init__(self) -> None:
+        self.budget = _MAX_DER_NODES
+        self._stops: dict[tuple[bytes, int], int] = {}  # indefinite-length elements: each is scanned once
+
+    def element(self, data: bytes, pos: int, end: int, depth: int = 0) -> _Der | None:
+        """The element at ``pos`` if it fits before ``end``; None when it is not BER."""
+        self.budget -= 1
+        if self.budget < 0 or depth > _MAX_DER_DEPTH:
+            raise _TooComplex
+        if end - pos < 2 or data[pos] & 0x1F == 0x1F:
             return None
-        length = int.from_bytes(data[content : content + count], "big")
-        content += count
-    if length > end - content:
-        return None
-    return _Der(data[pos], pos, content, content + length)
-
-
-def _der_children(data: bytes, parent: _Der) -> list[_Der] | None:
-    """The elements inside ``parent``, or None when they do not exactly fill it."""
-    children: list[_Der] = []
-    pos = parent.content
-    while pos < parent.end:
-        child = _der_element(data, pos, parent.end)
-        if child is None:
+        tag, first, content = data[pos], data[pos + 1], pos + 2
+        if first == 0x80:  # indefinite length: the content runs to an end-of-contents 00 00
+            stop = self._stops.get((data, pos))
+            if stop is None:
+                stop = content
+                while tag & 0x20 and end - stop >= 2 and data[stop] | data[stop + 1]:
+                    child = self.element(data, stop, end, depth + 1)
+                    if child is None:
+                        return None
+                    stop = child.end
+                if not tag & 0x20 or end - stop < 2:
+                    return None
+                self._stops[(data, pos)] = stop
+            return _Der(data, tag, pos, content, stop, stop + 2)
+        length = first
+        if first > 0x80:
+            count = first & 0x7F
+            if count > 4 or end - content < count:
+                return None
+            length = int.from_bytes(data[content : content + count], "big")
+            content += count
+        if length > end - content:
             return None
-        children.append(child)
-        pos = child.end
-    return children
+        return _Der(data, tag, pos, content, content + length, content + length)
+
+    def children(self, parent: _Der, depth: int = 0) -> list[_Der] | None:
+        """The elements inside ``parent`` (for an OCTET STRING: inside its value), or None when they do not fill it."""
+        data, pos, stop = parent.data, parent.content, parent.stop
+        if parent.tag == 0x24:
+            joined = self.octets(parent, depth)
+            if joined is None:
+                return None
+            data, pos, stop = joined, 0, len(joined)
+        found: list[_Der] = []
+        while pos < stop:
+            child = self.element(data, pos, stop, depth + 1)
+            if child is None:
+                return None
+            found.append(child)
+            pos = child.end
+        return found
+
+    def octets(self, element: _Der, depth: int, nesting: int = 0) -> bytes | None:
+        """The value of a primitive or constructed (segmented) OCTET STRING."""
+        if element.tag == 0x04:
+            return element.value
+        if element.tag != 0x24 or nesting > 4:
+            return None
+        parts: list[bytes] = []
+        pos = element.content
+        while pos < element.stop:
+            child = self.element(element.data, pos, element.stop, depth + 1)
+            part = self.octets(child, depth + 1, nesting + 1) if child is not None else None
+            if child is None or part is None:
+                return None
+            parts.append(part)
+            pos = child.end
+        return b"".join(parts)
 
 
 _OID_SIGNED_DATA = bytes.fromhex("2a864886f70d010702")
@@ -524,52 +578,59 @@ _PBE_PARAM_OIDS = (
 )
 
 
-def _der_int(data: bytes, element: _Der) -> int:
+def _der_int(element: _Der) -> int:
     """An INTEGER's value (0 for anything else); one longer than 8 bytes counts as absurdly large."""
-    raw = element.value(data) if element.tag == 0x02 else b""
+    raw = element.value if element.tag == 0x02 else b""
     return 1 << 64 if len(raw) > 8 else int.from_bytes(raw, "big", signed=True)
+
+
+def _kdf_costs(reader: _Reader, root: _Der) -> tuple[list[int], int]:
+    """Every PBES1 / PKCS#12 PBE / PBKDF2 iteration count under ``root``, and the largest scrypt N*r*p."""
+    counts: list[int] = []
+    scrypt = 0
+    stack: list[tuple[_Der, int]] = [(root, 0)]
+    while stack:
+        element, depth = stack.pop()
+        children = reader.children(element, depth) if element.tag & 0x20 or element.tag == 0x04 else None
+        if not children or (children[0].tag == 0x06 and children[0].value in _OPAQUE_BAG_OIDS):
+            continue  # a certificate or CRL bag holds no KDF: do not walk thousands of certificate nodes
+        if len(children) >= 2 and children[0].tag == 0x06 and children[1].tag == 0x30:
+            oid = children[0].value
+            params = reader.children(children[1], depth + 1) or []
+            if oid in _PBE_PARAM_OIDS and len(params) >= 2:
+                counts.append(_der_int(params[1]))
+            elif oid == _OID_SCRYPT and len(params) >= 4:
+                n, r, p = (_der_int(param) for param in params[1:4])
+                scrypt = max(scrypt, n * r * p)
+        stack.extend((child, depth + 1) for child in children)
+    return counts, scrypt
 
 
 def _check_kdf_cost(data: bytes, name: str, *, attempts: int = 1, pkcs12_mac: bool = False) -> None:
     """Refuse a key file whose password derivations would take minutes, before deriving anything.
 
-    Walks the DER (bounded depth and size, descending into OCTET STRINGs that hold DER) and reads every
-    PBES1 / PKCS#12 PBE / PBKDF2 iteration count, every scrypt cost and, for PKCS#12, the MAC iterations,
-    which are spent once per password tried.
+    Reads every KDF's cost out of the BER/DER (bounded), and for PKCS#12 the MAC iterations, which are spent
+    once per password tried. A PKCS#12 that cannot be walked is refused: its parser would have to guess too.
     """
-    root = _der_element(data, 0, len(data))
-    if root is None:
-        return  # not DER we can walk: the parser refuses it without deriving anything
-    counts: list[int] = []
-    scrypt = 0
-    stack: list[tuple[_Der, int]] = [(root, 0)]
-    nodes = 0
-    while stack:
-        element, depth = stack.pop()
-        nodes += 1
-        if depth > _MAX_DER_DEPTH or nodes > _MAX_DER_NODES:
-            raise MaterialError(error(
-                "unreadable", "the file's structure is nested deeper or is larger than any key file",
-                "this is not a real certificate or key file; get a fresh copy", name,
-            ))
-        children = _der_children(data, element) if element.tag & 0x20 or element.tag == 0x04 else None
-        if not children or (children[0].tag == 0x06 and children[0].value(data) in _OPAQUE_BAG_OIDS):
-            continue  # a certificate or CRL bag holds no KDF: do not walk thousands of certificate nodes
-        if len(children) >= 2 and children[0].tag == 0x06 and children[1].tag == 0x30:
-            oid = children[0].value(data)
-            params = _der_children(data, children[1]) or []
-            if oid in _PBE_PARAM_OIDS and len(params) >= 2:
-                counts.append(_der_int(data, params[1]))
-            elif oid == _OID_SCRYPT and len(params) >= 4:
-                cost = [_der_int(data, p) for p in params[1:4]]
-                scrypt = max(scrypt, cost[0] * cost[1] * cost[2])
-        stack.extend((child, depth + 1) for child in children)
-    mac = 0
-    if pkcs12_mac:
-        top = _der_children(data, root) or []
-        mac_data = _der_children(data, top[2]) if len(top) >= 3 and top[2].tag == 0x30 else None
-        if mac_data and len(mac_data) >= 3:
-            mac = _der_int(data, mac_data[2])
+    reader = _Reader()
+    try:
+        root = reader.element(data, 0, len(data))
+        if root is None:
+            if pkcs12_mac:
+                raise MaterialError(error(
+                    "unreadable", "the PKCS#12 file is damaged: its structure cannot be read",
+                    "export it again from the program that made it", name,
+                ))
+            return  # not BER: the key parser refuses it without deriving anything
+        counts, scrypt = _kdf_costs(reader, root)
+        top = (reader.children(root) or []) if pkcs12_mac else []
+        mac_data = reader.children(top[2]) if len(top) >= 3 and top[2].tag == 0x30 else None
+        mac = _der_int(mac_data[2]) if mac_data and len(mac_data) >= 3 else 0
+    except _TooComplex:
+        raise MaterialError(error(
+            "unreadable", "the file's structure is nested deeper or is larger than any key file",
+            "this is not a real certificate or key file; get a fresh copy", name,
+        )) from None
     most, work = max([mac, *counts]), mac * attempts + sum(counts)
     if most > MAX_KDF_ITERATIONS or work > MAX_KDF_WORK or scrypt > MAX_SCRYPT_WORK:
         asks = (
@@ -739,9 +800,15 @@ def _load_der(data: bytes, name: str, password: bytes | None) -> LoadedFile:
 
 
 def _is_pkcs7_signed_data(data: bytes) -> bool:
-    outer = _der_element(data, 0, len(data))
-    first = _der_element(data, outer.content, outer.end) if outer is not None and outer.tag == 0x30 else None
-    return first is not None and first.tag == 0x06 and first.value(data) == _OID_SIGNED_DATA
+    """True when ``data`` starts like ContentInfo {signedData, ...}, DER or BER."""
+    if len(data) < 2 or data[0] != 0x30:
+        return False
+    offset = 2 + (data[1] & 0x7F if data[1] > 0x80 else 0)
+    try:
+        oid = _Reader().element(data, offset, len(data))
+    except _TooComplex:
+        return False
+    return oid is not None and oid.tag == 0x06 and oid.value == _OID_SIGNED_DATA
 
 
 def _looks_like_pkcs12(data: bytes) -> bool:
