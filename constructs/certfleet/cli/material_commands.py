@@ -21,7 +21,7 @@ from certfleet.material import (
 from certfleet.material.bundle import name_of
 from certfleet.material.describe import describe_certificate, describe_key
 from certfleet.material.findings import error
-from certfleet.material.loader import password_from_env, read_regular_file
+from certfleet.material.loader import DamagedBlockError, password_from_env, read_regular_file
 from certfleet.rules import RULES, Placement, Service, service_named
 
 PASSWORD_FILE_LIMIT = 64 * 1024  # a passphrase is one line; anything larger is the wrong file
@@ -43,20 +43,27 @@ def inspect(args: argparse.Namespace) -> int:
     reports: list[dict[str, Any]] = []
     failed = 0
     for path in args.files:
+        damage: dict[str, str] | None = None
         try:
             loaded = load_file(path, password)
+        except DamagedBlockError as exc:  # show what the good blocks held, then the damaged block's error
+            loaded, damage = exc.loaded, exc.finding.to_dict()
         except MaterialError as exc:
             failed += 1
             reports.append({"file": path, "error": exc.finding.to_dict()})
             continue
-        reports.append({
+        report: dict[str, Any] = {
             "file": path,
             "format": loaded.format,
             "certificates": [describe_certificate(c) for c in loaded.certificates],
             "keys": [describe_key(k, loaded.certificates) for k in loaded.keys],
             "notes": loaded.notes,
             "findings": [f.to_dict() for f in check_files([loaded])],
-        })
+        }
+        if damage is not None:
+            failed += 1
+            report["error"] = damage
+        reports.append(report)
     if args.json:
         emit_json(reports)
     else:
@@ -70,7 +77,8 @@ def _print_inspect(report: dict[str, Any]) -> None:
         finding = report["error"]
         fix = f"\n    fix: {finding['fix']}" if finding["fix"] else ""
         err(f"{report['file']}: {finding['message']}{fix}")
-        return
+        if "format" not in report:
+            return
     certs, keys = report["certificates"], report["keys"]
     out(f"{report['file']}: {report['format']}, {len(certs)} certificate(s), {len(keys)} private key(s)")
     for i, cert in enumerate(certs, 1):
@@ -211,6 +219,8 @@ def _service_row(service: Service, findings: list[Finding]) -> dict[str, Any]:
         detail = "import into us-east-1, whatever the consumer's region"
     elif rule.placement is Placement.LOCAL:
         detail = "import into the same region as the " + rule.title
+        if not rule.region_verified:
+            detail += " (assumed: AWS documents no region rule)"
     else:
         detail = rule.notes
     return {"service": service.value, "ok": not refused and not general_errors, "detail": detail}
