@@ -45,7 +45,7 @@ _HEREDOC = "CERTFLEET_PEM"
 # What nginx config may carry of a host name: LDH labels, a leading "*." wildcard, or the catch-all "_". Nothing
 # that nginx reads as syntax (; { } quotes \ $ # whitespace) nor a leading "~" (a regex) can match.
 _NGINX_NAME = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|_")
-_PEM_TEXT = re.compile(r"(-----(BEGIN|END) [A-Z0-9 ]+-----\n|[A-Za-z0-9+/=]+\n)*(-----END [A-Z0-9 ]+-----)?\n?")
+_PEM_TEXT = re.compile(r"(-----(BEGIN|END) [A-Z0-9 ]+-----\n|[A-Za-z0-9+/=]*\n)*(-----END [A-Z0-9 ]+-----)?")
 _NGINX_URL = re.compile(r"(https?://|unix:/)[A-Za-z0-9._~:/?\[\]@!&()*+,=%$-]+")
 
 # Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are not configurable in nginx and are all modern).

@@ -321,8 +321,9 @@ def configure_account(scope: Construct, days_before_expiry: int) -> acm.CfnAccou
     """The account's ``DaysBeforeExpiry`` in ``scope``'s region, declared once per account and region per app.
 
     ``AWS::CertificateManager::Account`` is a singleton per account and region: a second declaration (another
-    fleet of this app with the same value) is skipped; a different value fails synth. Another app or stack that
-    also declares it would fight over the value: pass ``configure_account_expiry_events=False`` to all but one.
+    fleet of this app with the same value) is skipped; a different value fails synth, and so does any other
+    declaration in the app (checked over the whole tree at synth). Another app that also declares it would fight
+    over the value: pass ``configure_account_expiry_events=False`` to all but one.
     """
     stack = Stack.of(scope)
     root = scope.node.root

@@ -24,7 +24,7 @@ from certfleet import CertificateBundle, CertificateFleet, ImportedCertificate, 
 from certfleet.ec2 import CertificateFiles
 from certfleet.material.names import printable
 
-NAME = "certfleet/Certificates/www.example.com"
+NAME = "certfleet/fleet/Certificates-us-east-1/www.example.com/key"  # the fleet key secret (keys.py naming)
 
 
 def _setup(sealed_path: Path, bundle: CertificateBundle, region: str) -> tuple[App, CertificateFleet, Stack, iam.Role]:
@@ -286,3 +286,15 @@ def test_server_block_arguments_nginx_cannot_carry_are_refused(bundle: Certifica
     _, fleet, web, role = _setup(sealed_path, bundle, "eu-west-1")
     with pytest.raises(ValueError, match=rf"^Web/Tls: {message}"):
         CertificateFiles(web, "Tls", source=fleet, role=role).nginx_server_block(**kwargs)
+
+
+@pytest.mark.parametrize("junk", ["CERTFLEET_PEM\ntouch /tmp/x\n", "Subject: www.example.com\n"])
+def test_pem_text_that_is_more_than_armor_and_base64_is_refused(bundle: CertificateBundle, tmp_path: Path,
+                                                               junk: str) -> None:
+    pem = bundle.certificate_pem.replace("-----END", junk + "-----END", 1)
+    stack = Stack(App(), "Certs", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    cert = ImportedCertificate(stack, "Cert", bundle=dataclasses.replace(bundle, certificate_pem=pem),
+                               key=KeySource.secret(SECRET_ARN))
+    role = iam.Role(stack, "InstanceRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    with pytest.raises(ValueError, match=r"^Certs/Tls: a PEM block holds more than PEM headers and base64"):
+        CertificateFiles(stack, "Tls", source=cert, role=role)
