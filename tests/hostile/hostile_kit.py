@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
@@ -249,6 +249,12 @@ def nested_pkcs12(depth: int) -> bytes:
     """A PFX shell (version 3) whose authSafe is ``depth`` nested SEQUENCEs."""
     body = integer(3).encode() + nested(depth)
     return b"\x30" + _length(len(body)) + body
+
+
+def rsa_key_pem() -> bytes:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def cert_pem() -> bytes:

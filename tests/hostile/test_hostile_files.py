@@ -68,6 +68,8 @@ CASES: dict[str, tuple[Callable[[Path], str], bool, str]] = {
                                     "nested deeper"),
     "wide-ber-pkcs12-500000": (_write(lambda: kit.PFX_BER_SHELL + b"\x30\x80\x00\x00" * 500_000 + b"\x00\x00"), True,
                                "larger than any key file"),
+    "1000-encrypted-keys-of-1M-iterations": (_write(lambda: kit.encrypted_pkcs8(1_000_000) * 1000), True,
+                                             "999 more damaged block(s)"),
     "good-cert-garbage-key": (_write(lambda: kit.cert_pem() + GARBAGE_KEY), False,
                               "not a valid private key (block 2 of 2)"),
 }
@@ -102,3 +104,22 @@ def test_hostile_file_ends_with_a_sentence(case: str, command: str, tmp_path: Pa
     assert says in outcome.err, outcome.err
     assert path in outcome.err and "fix:" in outcome.err, outcome.err  # names the file and what to do
     assert not (tmp_path / "out" / "cert.pem").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", COMMANDS)
+def test_five_hundred_keys_and_certificates_end_in_time(command: str, tmp_path: Path) -> None:
+    """Each RSA key used to cost OpenSSL's primality tests (0.3 s at 2048 bits here) and inspect matched every
+    key against every certificate: 500 of each took minutes. Now inspect lists them all."""
+    key_pem = kit.rsa_key_pem()
+    path = tmp_path / "many.pem"
+    path.write_bytes(b"".join(kit.cert_pem() + key_pem for _ in range(500)))
+    outcome = _run(command, str(path), False, tmp_path / "out")
+    print(f"hostile: {'500-certificates-500-keys':32} {command:10} {outcome.seconds:6.2f} s exit {outcome.code}")
+    text = outcome.out + outcome.err
+    assert "Traceback" not in text and "This is a bug" not in text, text
+    if command == "inspect":
+        assert outcome.code == 0, text
+        assert "500 certificate(s), 500 private key(s)" in outcome.out
+    else:
+        assert outcome.code == 1 and "fix:" in outcome.err, text

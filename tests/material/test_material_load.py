@@ -16,7 +16,9 @@ from certkit import (
     DER,
     PEM,
     cli,
+    der_children,
     der_element,
+    der_value,
     ec_key,
     key_der,
     key_pem,
@@ -704,3 +706,17 @@ def test_pkcs12_of_a_thousand_certificates_is_not_refused(encoding: str, tmp_pat
         data = b"\x30\x80" + data[5:] + b"\x00\x00"
     loaded = load_file(write(tmp_path / "store.p12", data))
     assert len(loaded.certificates) == MAX_CERTIFICATES
+
+
+@pytest.mark.parametrize("field", [1, 3, 4, 5, 6, 7, 8], ids=["n", "d", "p", "q", "dmp1", "dmq1", "iqmp"])
+def test_rsa_key_whose_numbers_do_not_fit_is_refused(field: int) -> None:
+    """The arithmetic check that replaced OpenSSL's (primality-testing, seconds-long) validation still catches
+    any damaged number of a PKCS#1 key: RSAPrivateKey ::= SEQUENCE {version, n, e, d, p, q, dmp1, dmq1, iqmp}."""
+    numbers = der_children(der_value(key_der(KEY, "traditional")))
+    value = int.from_bytes(der_value(numbers[field]), "big") + 2
+    numbers[field] = der_element(0x02, value.to_bytes((value.bit_length() + 8) // 8, "big"))
+    damaged = der_element(0x30, b"".join(numbers))
+    text = b"-----BEGIN RSA PRIVATE KEY-----\n" + base64.encodebytes(damaged) + b"-----END RSA PRIVATE KEY-----\n"
+    with pytest.raises(MaterialError, match="not a valid private key"):
+        load_bytes(text, "damaged.key")
+    assert len(load_bytes(key_pem(KEY, "traditional"), "good.key").keys) == 1

@@ -44,5 +44,22 @@ def describe_key(item: KeyItem, certs: list[x509.Certificate]) -> dict[str, Any]
     spki = spki_sha256(item.key.public_key())
     out["algorithm"] = key_algorithm(item.key.public_key())
     out["spki_sha256"] = spki
-    out["matches"] = [name_of(c) for c in certs if spki_sha256(c.public_key()) == spki]
+    out["matches"] = [name_of(c) for c in certs if _certificate_spki(c) == spki]
     return out
+
+
+_SPKI_BY_ID: dict[int, tuple[x509.Certificate, str]] = {}
+
+
+def _certificate_spki(cert: x509.Certificate) -> str:
+    """Each certificate's SPKI hash once, not once per key (500 keys x 500 certificates took 3 s).
+
+    Keyed by identity, which is cheap (hashing a Certificate hashes its DER); the entry holds the certificate,
+    so its id cannot be reused while the entry lives.
+    """
+    entry = _SPKI_BY_ID.get(id(cert))
+    if entry is None or entry[0] is not cert:
+        if len(_SPKI_BY_ID) >= 4096:
+            _SPKI_BY_ID.clear()
+        entry = _SPKI_BY_ID[id(cert)] = (cert, spki_sha256(cert.public_key()))
+    return entry[1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 import stat
@@ -37,7 +38,6 @@ _IGNORED_LABELS = {"EC PARAMETERS", "PUBLIC KEY", "RSA PUBLIC KEY", "X509 CRL", 
 _CSR_LABELS = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"}
 _PKCS7_LABELS = {"PKCS7", "PKCS #7 SIGNED DATA", "CERTIFICATE CHAIN"}
 MAX_INPUT_BYTES = 4 * 1024 * 1024  # 2x ACM's largest import: 32 KiB certificate + 2 MiB chain + 5 KiB key
-MAX_VALIDATED_RSA_BITS = 4096
 MAX_CERTIFICATES = 1000  # six times Mozilla's whole root store; a real chain holds fewer than ten
 MAX_PEM_BLOCKS = 1000
 MAX_KDF_ITERATIONS = 1_000_000  # OpenSSL writes 2,048; OWASP's PBKDF2-SHA256 advice is 600,000
@@ -301,9 +301,10 @@ def _load_pem(text: str, name: str, password: bytes | None) -> LoadedFile:
     if outside.strip():
         loaded.notes.append("ignored text outside the PEM blocks")
     damaged: list[Finding] = []
+    budget = _KdfBudget()
     for index, block in enumerate(blocks, 1):
         try:
-            _read_pem_block(block, loaded, name, password)
+            _read_pem_block(block, loaded, name, password, budget)
         except MaterialError as exc:
             where = f" (block {index} of {len(blocks)})" if len(blocks) > 1 else ""
             damaged.append(replace(exc.finding, message=exc.finding.message + where))
@@ -326,7 +327,9 @@ def _load_pem(text: str, name: str, password: bytes | None) -> LoadedFile:
     return loaded
 
 
-def _read_pem_block(block: _PemBlock, loaded: LoadedFile, name: str, password: bytes | None) -> None:
+def _read_pem_block(
+    block: _PemBlock, loaded: LoadedFile, name: str, password: bytes | None, budget: _KdfBudget,
+) -> None:
     """Add what one PEM block holds to ``loaded``; raise ``MaterialError`` when the block is damaged."""
     label = block.label
     if not block.complete:
@@ -350,7 +353,7 @@ def _read_pem_block(block: _PemBlock, loaded: LoadedFile, name: str, password: b
         _parse_fully(cert, name)
         loaded.certificates.append(cert)
     elif label in _KEY_LABELS:
-        loaded.keys.append(_pem_key(label, headers, body, name, password))
+        loaded.keys.append(_pem_key(label, headers, body, name, password, budget=budget))
     elif label in _PKCS7_LABELS:
         certs, notes = _pkcs7(der, name)
         _check_count(len(loaded.certificates) + len(certs), name)
@@ -606,12 +609,23 @@ def _kdf_costs(reader: _Reader, root: _Der) -> tuple[list[int], int]:
     return counts, scrypt
 
 
-def _check_kdf_cost(data: bytes, name: str, *, attempts: int = 1, pkcs12_mac: bool = False) -> None:
+@dataclass
+class _KdfBudget:
+    """The password-derivation iterations one file may still spend, over all its keys and password tries."""
+
+    left: int = MAX_KDF_WORK
+
+
+def _check_kdf_cost(
+    data: bytes, name: str, *, attempts: int = 1, pkcs12_mac: bool = False, budget: _KdfBudget | None = None,
+) -> None:
     """Refuse a key file whose password derivations would take minutes, before deriving anything.
 
     Reads every KDF's cost out of the BER/DER (bounded), and for PKCS#12 the MAC iterations, which are spent
-    once per password tried. A PKCS#12 that cannot be walked is refused: its parser would have to guess too.
+    once per password tried; the work is taken from ``budget`` (the file's). A PKCS#12 that cannot be walked
+    is refused: its parser would have to guess too.
     """
+    budget = budget or _KdfBudget()
     reader = _Reader()
     try:
         root = reader.element(data, 0, len(data))
@@ -632,22 +646,25 @@ def _check_kdf_cost(data: bytes, name: str, *, attempts: int = 1, pkcs12_mac: bo
             "this is not a real certificate or key file; get a fresh copy", name,
         )) from None
     most, work = max([mac, *counts]), mac * attempts + sum(counts)
-    if most > MAX_KDF_ITERATIONS or work > MAX_KDF_WORK or scrypt > MAX_SCRYPT_WORK:
+    if most > MAX_KDF_ITERATIONS or work > budget.left or scrypt > MAX_SCRYPT_WORK:
         asks = (
             f"scrypt work N*r*p = {scrypt:,} (certfleet allows {MAX_SCRYPT_WORK:,})" if scrypt > MAX_SCRYPT_WORK
             else f"{most:,} password-derivation iterations (certfleet allows {MAX_KDF_ITERATIONS:,})"
             if most > MAX_KDF_ITERATIONS
-            else f"{work:,} password-derivation iterations over {attempts} password tries (certfleet allows "
-            f"{MAX_KDF_WORK:,} per file)"
+            else f"{work:,} more password-derivation iterations ({attempts} password tries), past the "
+            f"{MAX_KDF_WORK:,} certfleet allows per file"
         )
         raise MaterialError(error(
             "unreadable", f"opening the file would take {asks}: far too slow, so it was not tried",
             "re-export it with ordinary settings (openssl pkcs12 -export -iter 2048 ..., or "
             "openssl pkcs8 -topk8 -iter 100000 ...)", name,
         ))
+    budget.left -= work
 
 
-def _pem_key(label: str, headers: dict[str, str], body: str, name: str, password: bytes | None) -> KeyItem:
+def _pem_key(
+    label: str, headers: dict[str, str], body: str, name: str, password: bytes | None, *, budget: _KdfBudget,
+) -> KeyItem:
     container = _KEY_LABELS[label]
     encrypted = label == "ENCRYPTED PRIVATE KEY" or "ENCRYPTED" in headers.get("Proc-Type", "")
     lines = [f"-----BEGIN {label}-----"]
@@ -662,7 +679,7 @@ def _pem_key(label: str, headers: dict[str, str], body: str, name: str, password
     if encrypted and not password:
         raise MaterialError(_empty_password(name))
     if encrypted:
-        _check_kdf_cost(base64.b64decode(body), name)
+        _check_kdf_cost(base64.b64decode(body), name, budget=budget)
     try:
         key = _private_key(pem, password if encrypted else None, der=False)
     except ValueError:
@@ -682,17 +699,33 @@ def _pem_key(label: str, headers: dict[str, str], body: str, name: str, password
 
 
 def _private_key(data: bytes, password: bytes | None, *, der: bool) -> PrivateKeyTypes:
-    """Load a private key; validate RSA keys only up to the largest size ACM takes.
+    """Load a private key; an RSA key must be self-consistent (``_rsa_consistent``).
 
-    OpenSSL's RSA validation tests p and q for primality: 0.1 s at 2048 bits, 6 s at 7680, minutes beyond.
-    A key above 4096 bits is refused by ACM anyway (key-algorithm-unsupported), so it is not validated.
     Raises ``ValueError`` for a damaged key, ``TypeError`` for a missing or needless password.
     """
     load = serialization.load_der_private_key if der else serialization.load_pem_private_key
     key = load(data, password, unsafe_skip_rsa_key_validation=True)
-    if isinstance(key, rsa.RSAPrivateKey) and key.key_size <= MAX_VALIDATED_RSA_BITS:
-        key = key.private_numbers().private_key()  # the full check: ValueError when p, q, d do not fit
+    if isinstance(key, rsa.RSAPrivateKey) and not _rsa_consistent(key):
+        raise ValueError("the RSA key's numbers do not fit together")
     return key
+
+
+def _rsa_consistent(key: rsa.RSAPrivateKey) -> bool:
+    """p, q, d and the CRT values fit n and e, which any damage breaks.
+
+    OpenSSL's own validation also tests p and q for primality: 0.3 s at 2048 bits and 1.5 s at 4096 on a busy
+    machine, so a file of a thousand keys took minutes. These checks are big-integer arithmetic: microseconds.
+    """
+    numbers = key.private_numbers()
+    p, q, d = numbers.p, numbers.q, numbers.d
+    n, e = numbers.public_numbers.n, numbers.public_numbers.e
+    if min(p, q) < 3 or p * q != n:
+        return False
+    lam = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
+    return (
+        (e * d) % lam == 1 and numbers.dmp1 == d % (p - 1) and numbers.dmq1 == d % (q - 1)
+        and (numbers.iqmp * q) % p == 1
+    )
 
 
 def _csr_not_certificate(name: str) -> Finding:
