@@ -40,3 +40,13 @@ def test_verify_says_a_region_rule_aws_does_not_document_is_assumed(capsys: pyte
     alb = next(line for line in run.out.splitlines() if line.strip().startswith("alb"))
     assert "assumed" in transfer
     assert "assumed" not in alb
+
+
+def test_names_with_control_characters_are_printed_escaped(capsys: pytest.CaptureFixture[str],
+                                                           tmp_path: Path) -> None:
+    cert = write(tmp_path / "cert.pem", pem(leaf(("www.example.com\ntouch /tmp/x #'\x1b[2J",))))
+    for command in (("inspect", cert), ("verify", "--certificate", cert)):
+        run = cli(capsys, *command)
+        assert "\x1b" not in run.text
+        assert not any(line.startswith("touch /tmp/x") for line in run.text.splitlines())
+        assert "\\ntouch /tmp/x" in run.out

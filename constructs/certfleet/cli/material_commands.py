@@ -22,6 +22,7 @@ from certfleet.material.bundle import name_of
 from certfleet.material.describe import describe_certificate, describe_key
 from certfleet.material.findings import error
 from certfleet.material.loader import DamagedBlockError, password_from_env, read_regular_file
+from certfleet.material.names import escaped
 from certfleet.rules import RULES, Placement, Service, service_named
 
 PASSWORD_FILE_LIMIT = 64 * 1024  # a passphrase is one line; anything larger is the wrong file
@@ -89,7 +90,7 @@ def _print_inspect(report: dict[str, Any]) -> None:
         out(table([
             ["subject", cert["subject"]],
             ["issuer", cert["issuer"]],
-            ["names", ", ".join(cert["names"]) or "-"],
+            ["names", escaped(", ".join(cert["names"])) or "-"],
             ["valid", f"{cert['not_before'][:19]} to {cert['not_after'][:19]} UTC "
                       f"({cert['days_left']} days left)"],
             ["key", cert["key_algorithm"]],
@@ -192,7 +193,7 @@ def verify(args: argparse.Namespace) -> int:
             "does NOT match" if any(f.code == "key-mismatch" for f in errors) else "matches the certificate")
     out(table([
         ["certificate", f"{leaf['subject']} ({leaf['key_algorithm']})"],
-        ["names", ", ".join(leaf["names"]) or "-"],
+        ["names", escaped(", ".join(leaf["names"])) or "-"],
         ["valid until", f"{leaf['not_after'][:10]} ({leaf['days_left']} days left)"],
         ["chain", chain],
         ["key", key],
@@ -272,6 +273,6 @@ def csr(args: argparse.Namespace) -> int:
     request = build_csr(key, config)
     write_outputs([Output(target, request.public_bytes(serialization.Encoding.PEM), mode=0o644)], replace=False,
                   fix="choose another --out")
-    out(f"wrote {target}: CN={config.common_name}, SANs {', '.join(config.names())}")
+    out(f"wrote {target}: CN={config.checked_names()[0]}, SANs {', '.join(config.display_names())}")
     out("next: send it to your CA, then `certfleet verify` what it returns")
     return 0
