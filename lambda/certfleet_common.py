@@ -26,6 +26,9 @@ for _chatty in ("boto3", "botocore", "urllib3"):  # their DEBUG lines print requ
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.+?)-----END \1-----", re.S)
 _CLIENTS: dict[tuple[str, str, bool, str], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
+_POOL = 256
+"""Connections a shared client keeps: one Lambda invocation uses one, but tests and benches run many handlers as
+threads of one process, and a smaller pool would open (and drop) a connection per request."""
 
 
 def region() -> str:
@@ -43,7 +46,8 @@ def client(service: str, region_name: str | None = None, *, retry: bool = True) 
         if made is None:
             retries: Any = {"mode": "standard", "max_attempts": 5} if retry else {"total_max_attempts": 1}
             make: Callable[..., Any] = boto3.client
-            made = _CLIENTS[key] = make(service, region_name=place, config=Config(retries=retries))
+            config = Config(retries=retries, max_pool_connections=_POOL)
+            made = _CLIENTS[key] = make(service, region_name=place, config=config)
     return made
 
 
