@@ -269,7 +269,8 @@ def _allow_key_use(topic: sns.ITopic, service: str) -> None:
             "certfleet:expiry-topic-key",
             f"the expiry topic's KMS key is imported, so certfleet cannot let {service} use it: add to that key's "
             f"policy a statement allowing principal {{\"Service\": \"{service}\"}} the actions "
-            f"{', '.join(TOPIC_KEY_ACTIONS)} on \"*\", or no expiry alert is ever delivered",
+            f"{', '.join(TOPIC_KEY_ACTIONS)} on \"*\", or no expiry alert is ever delivered (once it does, "
+            "acknowledge this warning: Annotations.of(topic).acknowledge_warning('certfleet:expiry-topic-key'))",
         )
 
 
