@@ -20,7 +20,7 @@ SWEEPER = "Custom::CertfleetSweeper"
 ID_TAG, FLEET_TAG, RETIRED_TAG = "certfleet:id", "certfleet:fleet", "certfleet:retired"
 OWNER_TAG = "certfleet:stack"
 """Set when a resource adopts a certificate another resource imported (a FleetGroup reshard, a construct moved to a
-new logical id): ``<StackId>/<LogicalResourceId>`` of the adopter (a bare StackId: written by certfleet before 0.x)."""
+new logical id): ``<StackId>/<LogicalResourceId>`` of the adopter (a bare StackId: written by earlier certfleet)."""
 IDENTITY = (FLEET_TAG, ID_TAG)
 MAX_TAG_VALUE = 256
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
