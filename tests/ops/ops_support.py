@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -126,3 +128,67 @@ class RefusingAWS(StrictAWS):
         return _Response(403, [("Content-Type", "text/xml")], body)
 
 
+
+
+#: ACM's request rates per account and region (requests per second), as the ACM quotas page lists them.
+ACM_READ_RATES = {"ListCertificates": 1.0, "DescribeCertificate": 10.0, "ListTagsForCertificate": 10.0}
+
+
+class SlowAWS(RefusingAWS):
+    """RefusingAWS far away and busy: a fixed latency on every request, ACM's request rates, in-flight counts.
+
+    ``latency``: seconds added to every request (one round trip to a distant region).
+    ``rates``: ACM operation -> requests allowed in any one second per region; above it, ``ThrottlingException``
+    (refused requests do not count toward the rate, as with a token bucket).
+    ``peak_in_flight[region]``: the most ACM requests of that region that were under way at once.
+    """
+
+    def __init__(self, upstream: str, *, latency: float = 0.0, rates: dict[str, float] | None = None,
+                 **kwargs: object) -> None:
+        super().__init__(upstream, **kwargs)
+        self.latency = latency
+        self.rates = dict(rates or {})
+        self.throttled: collections.Counter[tuple[str, str]] = collections.Counter()  # (operation, region)
+        self.peak_in_flight: collections.Counter[str] = collections.Counter()
+        self._in_flight: collections.Counter[str] = collections.Counter()
+        self._arrivals: dict[tuple[str, str], collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._slow_lock = threading.Lock()
+
+    def forget_peaks(self) -> None:
+        """Start counting in-flight peaks and throttles afresh."""
+        with self._slow_lock:
+            self.peak_in_flight.clear()
+            self.throttled.clear()
+
+    def handle(self, request: _Request) -> _Response:
+        if request.service != "acm":
+            time.sleep(self.latency)
+            return super().handle(request)
+        region = request.region
+        with self._slow_lock:
+            self._in_flight[region] += 1
+            self.peak_in_flight[region] = max(self.peak_in_flight[region], self._in_flight[region])
+            refused = not self._admit(request.operation, region)
+        try:
+            time.sleep(self.latency)
+            if refused:
+                return _error(AWSRefusal("ThrottlingException", "Rate exceeded"))
+            return super().handle(request)
+        finally:
+            with self._slow_lock:
+                self._in_flight[region] -= 1
+
+    def _admit(self, operation: str, region: str) -> bool:
+        """Whether one more ``operation`` request in ``region`` stays within its rate (caller holds the lock)."""
+        rate = self.rates.get(operation)
+        if rate is None:
+            return True
+        now = time.monotonic()
+        arrivals = self._arrivals[(operation, region)]
+        while arrivals and now - arrivals[0] >= 1.0:
+            arrivals.popleft()
+        if len(arrivals) >= max(1, int(rate)):
+            self.throttled[(operation, region)] += 1
+            return False
+        arrivals.append(now)
+        return True

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -460,7 +461,8 @@ class _FakeACM:
         return self
 
     def paginate(self, **kwargs: object) -> list[dict[str, object]]:
-        assert kwargs == {"Includes": {"keyTypes": list(ACM_KEY_TYPES)}}  # every key type, not ACM's default two
+        assert kwargs == {"Includes": {"keyTypes": list(ACM_KEY_TYPES)},  # every key type, not ACM's default two
+                          "PaginationConfig": {"PageSize": 1000}}  # ListCertificates is allowed once a second
         return [{"CertificateSummaryList": self.summaries}]
 
     def describe_certificate(self, CertificateArn: str) -> dict[str, object]:
@@ -486,8 +488,10 @@ def test_describe_only_what_the_summary_lacks() -> None:
         "CertificateArn": "arn:aws:acm:eu-west-1:1:certificate/moto"}
     acm = _FakeACM([complete, in_use, many_names, like_moto])
     result = RegionResult("eu-west-1", explicit=True)
-    _certificates(acm, result, Filters(), now)
-    assert acm.described == [in_use["CertificateArn"], many_names["CertificateArn"], like_moto["CertificateArn"]]
+    with ThreadPoolExecutor(max_workers=4) as reads:
+        _certificates(acm, result, Filters(), now, reads)
+    assert sorted(acm.described) == sorted([in_use["CertificateArn"], many_names["CertificateArn"],  # type: ignore[type-var]
+                                            like_moto["CertificateArn"]])
     by_arn = {c.arn: c for c in result.certificates}
     assert by_arn[complete["CertificateArn"]].names == ["a.example.com"]  # type: ignore[index]
     assert by_arn[complete["CertificateArn"]].days_left == 9  # type: ignore[index]

@@ -11,6 +11,11 @@ region could not be read (the answer would be incomplete), when no region could 
 problem; 2 on a usage error. Regions found automatically that are not enabled or that deny access (a service
 control policy) are skipped with a warning, as long as one region answers; a region named with ``--region`` must
 answer.
+
+Speed: from a workstation each request is a round trip (50-250 ms to a distant region). Every region is listed at
+once; within a region the per-certificate reads (tags, and DescribeCertificate where the summary lacks something)
+run together, at most ``READS_PER_REGION`` at a time and within ACM's documented request rates (``ACM_RATES``), on
+one pool of ``MAX_READS`` for all regions. A small region costs two round trips; a large one, what ACM's rates allow.
 """
 
 from __future__ import annotations
@@ -19,14 +24,19 @@ import argparse
 import datetime as dt
 import os
 import re
+import sys
 import threading
-from collections.abc import Iterable
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from certfleet.cli.output import emit_json, err, out, table
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from certfleet.material.findings import Finding
 
 # Only the standard library at import time: cryptography and botocore are imported by the functions that use them.
@@ -45,6 +55,13 @@ _NOT_ENABLED = {"UnrecognizedClientException", "InvalidClientTokenId", "AuthFail
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedException"}
 _ENABLED = {"opt-in-not-required", "opted-in"}
 MAX_THREADS = 32
+#: ACM's request rates per account and region (requests per second; AWS General Reference, ACM quotas).
+ACM_RATES = {"ListCertificates": 1, "DescribeCertificate": 10, "ListTagsForCertificate": 10}
+#: A documented "per second" is kept over this many seconds: room for the network's jitter.
+RATE_WINDOW = 1.05
+READS_PER_REGION = 16  # per-certificate reads under way at once in one region
+MAX_READS = 64  # ... and in all regions together
+PAGE_SIZE = 1000  # ListCertificates' largest page: it is allowed once a second
 _PARTITIONS = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-isof-", "aws-iso-f"),
                ("eu-isoe-", "aws-iso-e"), ("us-iso-", "aws-iso"), ("eusc-", "aws-eusc"))
 
@@ -185,8 +202,12 @@ def status(args: argparse.Namespace) -> int:
         regions = explicit or _enabled_regions(session, config, args.endpoint_url, notes)
     except Exception as exc:
         _as_sentence(exc)
-    results = query_regions(session, config, args.endpoint_url, regions, explicit=bool(explicit),
-                            filters=filters, now=now)
+    progress = Progress(len(regions), enabled=not args.json and sys.stderr.isatty())
+    try:
+        results = query_regions(session, config, args.endpoint_url, regions, explicit=bool(explicit),
+                                filters=filters, now=now, progress=progress)
+    finally:
+        progress.close()
     nothing = nothing_answered(results)
     rows = sort_certificates(c for r in results for c in r.certificates if filters.keep(c))
     failed = [r for r in results if r.outcome == "error"]
@@ -239,7 +260,7 @@ def _session(args: argparse.Namespace) -> tuple[Any, Any]:
     # own AWS_MAX_ATTEMPTS says otherwise.
     retries = Config(retries={"mode": "standard"}) if os.environ.get("AWS_MAX_ATTEMPTS") \
         else Config(retries={"mode": "standard", "max_attempts": 6})
-    config = retries.merge(Config(connect_timeout=10, read_timeout=30, max_pool_connections=4))
+    config = retries.merge(Config(connect_timeout=10, read_timeout=30, max_pool_connections=READS_PER_REGION + 1))
     return Session(profile=args.profile), config
 
 
@@ -275,9 +296,9 @@ def partition(region: str) -> str:
 
 def query_regions(
     session: Any, config: Any, endpoint_url: str | None, regions: list[str], *, explicit: bool,
-    filters: Filters, now: dt.datetime,
+    filters: Filters, now: dt.datetime, progress: Progress | None = None,
 ) -> list[RegionResult]:
-    """Ask every region at once: one thread and one ACM client per region, all from ``session``."""
+    """Ask every region at once (one thread and one ACM client each, from ``session``); reads share one pool."""
     lock = threading.Lock()  # creating clients from one Session is not thread-safe; using them is
 
     def one(region: str) -> RegionResult:
@@ -285,47 +306,169 @@ def query_regions(
         try:
             with lock:
                 acm = session.create_client("acm", region_name=region, endpoint_url=endpoint_url, config=config)
-            _certificates(acm, result, filters, now)
+            acm.meta.events.register("before-send.acm", Pacer(ACM_RATES).before_send)
+            _certificates(acm, result, filters, now, reads, progress=progress)
         except Exception as exc:  # a region's failure is reported for that region, never a traceback
             _classify(result, exc)
+        if progress is not None:
+            progress.region_done()
         return result
 
     from concurrent.futures import ThreadPoolExecutor
 
     if not regions:
         return []
-    with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(regions)), thread_name_prefix="status") as pool:
+    with ThreadPoolExecutor(max_workers=MAX_READS, thread_name_prefix="status-read") as reads, \
+            ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(regions)), thread_name_prefix="status") as pool:
         return list(pool.map(one, regions))
 
 
-def _certificates(acm: Any, result: RegionResult, filters: Filters, now: dt.datetime) -> None:
-    """Page through every certificate of the region; describe and read the tags of those the filters may keep."""
-    paginator = acm.get_paginator("list_certificates")
-    for page in paginator.paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)}):
-        for summary in page.get("CertificateSummaryList", []):
-            result.listed += 1
-            if not filters.may_keep(summary, now):
-                continue
-            arn = summary["CertificateArn"]
-            detail = acm.describe_certificate(CertificateArn=arn)["Certificate"] if needs_describe(summary) \
-                else summary_as_detail(summary)
-            tags = acm.list_tags_for_certificate(CertificateArn=arn).get("Tags", [])
-            not_after = detail.get("NotAfter")
-            not_before = detail.get("NotBefore")
-            result.certificates.append(Certificate(
-                region=result.region,
-                arn=arn,
-                domain=str(detail.get("DomainName", summary.get("DomainName", ""))),
-                names=[str(n) for n in detail.get("SubjectAlternativeNames", [])],
-                type=str(detail.get("Type", summary.get("Type", ""))),
-                status=str(detail.get("Status", "")),
-                key_algorithm=str(detail.get("KeyAlgorithm", summary.get("KeyAlgorithm", ""))),
-                not_before=not_before.astimezone(dt.UTC) if not_before else None,
-                not_after=not_after.astimezone(dt.UTC) if not_after else None,
-                days_left=_days_left(not_after, now) if not_after else None,
-                in_use_by=[str(u) for u in detail.get("InUseBy", [])],
-                tags={str(t["Key"]): str(t.get("Value", "")) for t in tags},
-            ))
+class Pacer:
+    """Keeps one region's requests within ACM's rates: at most ``rates[op]`` of an operation in any ``window`` s.
+
+    Hooked to botocore's ``before-send``, so retries and further pages are paced too. Throttling that still
+    happens (another tool spending the same quota) is retried by botocore with backoff (``_session``).
+    """
+
+    def __init__(self, rates: dict[str, int], window: float = RATE_WINDOW,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._rates = rates
+        self._window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: dict[str, deque[float]] = {operation: deque() for operation in rates}
+        self._lock = threading.Lock()
+
+    def wait(self, operation: str) -> None:
+        """Return when one more ``operation`` request may be sent (at once, while under its rate)."""
+        limit = self._rates.get(operation)
+        if limit is None:
+            return
+        sent = self._sent[operation]
+        while True:
+            with self._lock:
+                now = self._clock()
+                while sent and now - sent[0] >= self._window:
+                    sent.popleft()
+                if len(sent) < limit:
+                    sent.append(now)
+                    return
+                delay = self._window - (now - sent[0])
+            self._sleep(delay)
+
+    def before_send(self, event_name: str = "", **_kwargs: Any) -> None:
+        """botocore ``before-send.acm.<Operation>`` handler (returns None: the request is sent)."""
+        self.wait(event_name.rsplit(".", 1)[-1])
+
+
+class Progress:
+    """``regions done / total`` on stderr, once a run has taken a second, on a terminal only; erased at the end."""
+
+    DELAY = 1.0
+
+    def __init__(self, total: int, *, enabled: bool, stream: Any = None) -> None:
+        self.total = total
+        self.done = 0
+        self.read = 0
+        self._stream = stream if stream is not None else sys.stderr
+        self._lock = threading.Lock()
+        self._shown = False
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        if enabled and total:
+            self._thread = threading.Thread(target=self._run, name="status-progress", daemon=True)
+            self._thread.start()
+
+    def region_done(self) -> None:
+        with self._lock:
+            self.done += 1
+
+    def certificate_read(self) -> None:
+        with self._lock:
+            self.read += 1
+
+    def _run(self) -> None:
+        if self._closed.wait(self.DELAY):
+            return
+        while True:
+            with self._lock:
+                line = f"certfleet status: {self.done}/{self.total} regions, {self.read} certificates read"
+                self._stream.write(f"\r{line}\x1b[K")
+                self._stream.flush()
+                self._shown = True
+            if self._closed.wait(0.2):
+                return
+
+    def close(self) -> None:
+        """Stop drawing and erase the line, before anything else is printed."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._shown:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+
+
+def _certificates(acm: Any, result: RegionResult, filters: Filters, now: dt.datetime, reads: ThreadPoolExecutor,
+                  *, progress: Progress | None = None) -> None:
+    """Page through every certificate of the region; read the tags (and details) of those the filters may keep.
+
+    The reads of a region run together on ``reads``, at most ``READS_PER_REGION`` at a time; they start while
+    later pages are still being listed.
+    """
+    slots = threading.BoundedSemaphore(READS_PER_REGION)
+    pending: list[tuple[dict[str, Any], Future[Any] | None, Future[Any]]] = []
+
+    def submit(call: Callable[..., Any], arn: str) -> Future[Any]:
+        slots.acquire()
+        future = reads.submit(call, CertificateArn=arn)
+        future.add_done_callback(lambda _done: slots.release())
+        return future
+
+    try:
+        paginator = acm.get_paginator("list_certificates")
+        pages = paginator.paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)},
+                                   PaginationConfig={"PageSize": PAGE_SIZE})
+        for page in pages:
+            for summary in page.get("CertificateSummaryList", []):
+                result.listed += 1
+                if not filters.may_keep(summary, now):
+                    continue
+                arn = summary["CertificateArn"]
+                described = submit(acm.describe_certificate, arn) if needs_describe(summary) else None
+                pending.append((summary, described, submit(acm.list_tags_for_certificate, arn)))
+        for summary, described, tagged in pending:
+            detail = described.result()["Certificate"] if described is not None else summary_as_detail(summary)
+            result.certificates.append(_certificate(result.region, summary, detail,
+                                                    tagged.result().get("Tags", []), now))
+            if progress is not None:
+                progress.certificate_read()
+    except BaseException:
+        for _summary, described, tagged in pending:
+            tagged.cancel()
+            if described is not None:
+                described.cancel()
+        raise
+
+
+def _certificate(region: str, summary: dict[str, Any], detail: dict[str, Any], tags: list[dict[str, Any]],
+                 now: dt.datetime) -> Certificate:
+    not_after = detail.get("NotAfter")
+    not_before = detail.get("NotBefore")
+    return Certificate(
+        region=region,
+        arn=str(summary["CertificateArn"]),
+        domain=str(detail.get("DomainName", summary.get("DomainName", ""))),
+        names=[str(n) for n in detail.get("SubjectAlternativeNames", [])],
+        type=str(detail.get("Type", summary.get("Type", ""))),
+        status=str(detail.get("Status", "")),
+        key_algorithm=str(detail.get("KeyAlgorithm", summary.get("KeyAlgorithm", ""))),
+        not_before=not_before.astimezone(dt.UTC) if not_before else None,
+        not_after=not_after.astimezone(dt.UTC) if not_after else None,
+        days_left=_days_left(not_after, now) if not_after else None,
+        in_use_by=[str(u) for u in detail.get("InUseBy", [])],
+        tags={str(t["Key"]): str(t.get("Value", "")) for t in tags},
+    )
 
 
 _SUMMARY_FIELDS = ("DomainName", "SubjectAlternativeNameSummaries", "Status", "Type", "KeyAlgorithm")
