@@ -166,8 +166,9 @@ class CertificateFleet(Construct):
         primary = self._stacks[self.regions[0]]
         self.key_account = self.accounts[self.regions[0]]
         remote = [r for r in self.regions if self.accounts[r] != self.key_account]
-        if _group is not None:
-            secret_name = key_secret_name(_group.key_namespace, id, bundle.primary_name)
+        if _group is not None:  # the shard too: a fleet that moves gets a new secret, not the retained one's name
+            shard = primary.stack_name.removeprefix(f"{_group.prefix}-")
+            secret_name = key_secret_name(_group.key_namespace, id, shard, bundle.primary_name)
         else:
             secret_name = key_secret_name(key_namespace("fleet", primary.stack_name), bundle.primary_name)
         primary_binding = key.bind(

@@ -127,8 +127,9 @@ class FleetGroup(Construct):
         self.group_name = check_tag_name(self, "FleetGroup name", f"{stage_name}-{id}" if stage_name else id, 100)
         self.prefix = stack_name_prefix or self.group_name
         self.key_namespace = key_namespace("group", self.prefix)
-        """Where the group's key secrets live, ``certfleet/group/<prefix>/<fleet>/<name>/key``: the group's stacks,
-        ``<prefix>-<region>``, make the prefix unique in the account wherever a secret or replica of the group is."""
+        """Where the group's key secrets live, ``certfleet/group/<prefix>/<fleet>/<shard>/<name>/key``: the group's
+        stacks, ``<prefix>-<region>``, make the prefix unique in the account wherever a secret or replica of the group
+        is; the shard (``us-east-1-2``) keeps a fleet that moves from meeting its old, retained secret's name."""
         self._shards: dict[str, list[Shard]] = {r: [] for r in self.regions}
         self._fleets: dict[str, CertificateFleet] = {}
         self._placed: dict[str, list[tuple[Shard, ShardCost]]] = {}

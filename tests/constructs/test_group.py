@@ -60,7 +60,8 @@ def test_fleets_share_one_stack_per_region_with_one_importer(sites: list[tuple[C
     primary = Template.from_stack(group.stacks[0])
     primary.resource_count_is("AWS::SecretsManager::Secret", 3)
     primary.has_resource_properties("AWS::SecretsManager::Secret", {
-        "Name": "certfleet/group/Certs/Site2/site2.example.com/key", "ReplicaRegions": [{"Region": "eu-west-1"}],
+        "Name": "certfleet/group/Certs/Site2/us-east-1/site2.example.com/key",
+        "ReplicaRegions": [{"Region": "eu-west-1"}],
     })
     primary.resource_properties_count_is("AWS::Lambda::Function", {"Handler": "certfleet_keywriter.on_event"}, 1)
 
@@ -230,3 +231,20 @@ def test_a_group_can_leave_the_account_expiry_setting_to_its_owner(
     assert _account_settings(group(False)) == {"Certs-us-east-1": 0, "Certs-eu-west-1": 0}
     assert _account_settings(group(False, per_fleet=True)) == {"Certs-us-east-1": 1, "Certs-eu-west-1": 1}
     assert _account_settings(group(True, per_fleet=False)) == {"Certs-us-east-1": 0, "Certs-eu-west-1": 0}
+
+
+def test_a_fleet_that_moves_shards_gets_a_new_secret_name(sites: list[tuple[CertificateBundle, Path]]) -> None:
+    """The old shard's secret is retained (and the emptied shard stays deployed): a new secret of the same name
+    would fail to create (Secrets Manager: the name exists). The shard is part of the name."""
+    def secret_of_last(count: int, skip: int) -> tuple[str, str]:
+        group = FleetGroup(App(), "Certs", account=ACCOUNT, regions=REGIONS, max_outputs=4)
+        for i, (bundle, sealed) in enumerate(sites[skip:count]):
+            group.add_fleet(f"Site{i + skip}", bundle=bundle, key=KeySource.sealed(sealed))
+        stack = group.fleet(f"Site{count - 1}").stack_for("us-east-1")
+        (secret,) = [s for s in Template.from_stack(stack).find_resources("AWS::SecretsManager::Secret").values()
+                     if f"/Site{count - 1}/" in s["Properties"]["Name"]]
+        return stack.stack_name, secret["Properties"]["Name"]
+
+    before, after = secret_of_last(3, 0), secret_of_last(3, 1)
+    assert (before[0], after[0]) == ("Certs-us-east-1-2", "Certs-us-east-1"), "the fleet moved"
+    assert before[1] != after[1]

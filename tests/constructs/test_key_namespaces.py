@@ -237,7 +237,8 @@ def test_two_sealed_keys_of_one_name_in_a_group_stack_get_their_own_secrets(
     template = Template.from_stack(stack)
     names = sorted(s["Properties"]["Name"] for s in template.find_resources("AWS::SecretsManager::Secret").values())
     assert len(names) == 2, names
-    assert names == ["certfleet/group/Certs/A/a.example.com/key", "certfleet/group/Certs/B/b.example.com/key"]
+    assert names == ["certfleet/group/Certs/A/us-east-1/a.example.com/key",
+                     "certfleet/group/Certs/B/us-east-1/b.example.com/key"]
     read = sorted(c["Properties"]["KeySecretId"]["Ref"] if isinstance(c["Properties"]["KeySecretId"], dict)
                   else c["Properties"]["KeySecretId"]
                   for c in template.find_resources("Custom::CertfleetCertificate").values())
