@@ -1,8 +1,8 @@
 """The reference app: the seed's architectures per environment, from ``cdk.json`` context.
 
 ``cdk synth -c env=demo`` builds one environment; ``cdk synth -c pipeline=true`` puts dev → staging → prod
-into the Stages of a CDK Pipelines ``CodePipeline``. Paths in the configuration are relative to the folder
-``cdk`` runs in.
+into the Stages of a CDK Pipelines ``CodePipeline``. Only the environments asked for are read (their files
+must exist; the others' need not). Paths in the configuration are relative to the folder ``cdk`` runs in.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Environment, Stack, Stage, pipelines
+from aws_cdk import App, Environment, NestedStack, Stack, Stage, pipelines
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -22,9 +22,17 @@ from certfleet.certificate_bundle import CertificateBundle
 from certfleet.fleet import CertificateFleet
 from certfleet.key_source import KeySource
 from certfleet.providers import acknowledge, nag_reference
-from certfleet.reference.architectures import ARCHITECTURES
+from certfleet.reference.architectures import ARCHITECTURES, AlertsStack
 
 CONTEXT_KEY = "certfleet"
+DEFAULT_PIPELINE_ORDER = ("dev", "staging", "prod")
+# What the pipeline's Synth step runs in CodeBuild, from a clean checkout: setup.sh makes .venv and node_modules;
+# the CDK CLI runs cdk.json's "python -P app.py", which must find the .venv's python (aws-cdk-lib) first on PATH.
+SYNTH_COMMANDS = (
+    "bash scripts/setup.sh",
+    'PATH="$PWD/.venv/bin:$PATH" JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 '
+    "node_modules/.bin/cdk synth -c pipeline=true",
+)
 
 # The wildcards CDK Pipelines writes into its own roles' policies (cdk-nag AwsSolutions-IAM5 findings), each with
 # why it stays. Only findings matching one of these are acknowledged, policy by policy: a new wildcard fails CI.
@@ -48,6 +56,28 @@ PIPELINE_WILDCARDS: tuple[tuple[str, str], ...] = (
 
 
 @dataclass(frozen=True)
+class ExpiryAlerts:
+    """Where an environment's expiry alarms and ACM expiry events go (``expiry_alerts`` of its context entry)."""
+
+    region: str
+    days: int = 30
+    emails: tuple[str, ...] = ()
+
+    @classmethod
+    def from_context(cls, where: str, raw: Any) -> ExpiryAlerts:
+        if not isinstance(raw, dict) or not isinstance(raw.get("region"), str):
+            raise ValueError(f'{where}.expiry_alerts: give {{"region": "us-east-1", "days": 30, "emails": [...]}} '
+                             "(region: where the alerting topic lives)")
+        days = raw.get("days", 30)
+        emails = raw.get("emails", [])
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise ValueError(f"{where}.expiry_alerts.days: {days!r} must be a whole number of days, at least 1")
+        if not isinstance(emails, list) or not all(isinstance(e, str) and "@" in e for e in emails):
+            raise ValueError(f"{where}.expiry_alerts.emails: give a list of e-mail addresses")
+        return cls(region=raw["region"], days=days, emails=tuple(emails))
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     """One environment of the reference app (the ``certfleet.environments.NAME`` context entry)."""
 
@@ -59,6 +89,8 @@ class EnvironmentConfig:
     regions: tuple[str, ...]
     domain: str
     architectures: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    termination_protection: bool = False
+    expiry_alerts: ExpiryAlerts | None = None
 
     @classmethod
     def from_context(cls, name: str, raw: dict[str, Any], root: Path) -> EnvironmentConfig:
@@ -71,10 +103,7 @@ class EnvironmentConfig:
         if isinstance(key_spec, dict) and "sealed" in key_spec:
             sealed = root / key_spec["sealed"]
             if not sealed.exists():
-                raise ValueError(
-                    f"{where}: the sealed key {sealed} does not exist: run `bash scripts/demo.sh` (demo) or "
-                    "`certfleet seal --key ... --kms-key alias/certfleet-sealing --name ... --out ...`",
-                )
+                raise ValueError(f"{where}: the sealed key {sealed} does not exist ({_MAKE_MATERIAL})")
             key = KeySource.sealed(sealed)
         elif isinstance(key_spec, dict) and "secret" in key_spec:
             key = KeySource.secret(str(key_spec["secret"]))
@@ -87,12 +116,26 @@ class EnvironmentConfig:
         architectures = {
             a: tuple(wanted[a]) if isinstance(wanted, dict) else ARCHITECTURES[a][1] for a in wanted
         }
+        protect = raw.get("termination_protection", False)
+        if not isinstance(protect, bool):
+            raise ValueError(f"{where}.termination_protection: {protect!r} must be true or false")
+        alerts = raw.get("expiry_alerts")
+        for path in [raw["certificate"], *([raw["chain"]] if raw.get("chain") else [])]:
+            if not (root / path).exists():
+                raise ValueError(f"{where}: the file {root / path} does not exist ({_MAKE_MATERIAL})")
         return cls(
             name=name, account=str(raw["account"]), certificate=root / raw["certificate"],
             chain=root / raw["chain"] if raw.get("chain") else None, key=key,
             regions=tuple(raw["regions"]), domain=str(raw.get("domain", "example.com")),
-            architectures=architectures,
+            architectures=architectures, termination_protection=protect,
+            expiry_alerts=ExpiryAlerts.from_context(where, alerts) if alerts is not None else None,
         )
+
+
+_MAKE_MATERIAL = (
+    "demo/: run `bash scripts/demo.sh`; reference/: `.venv/bin/python -P scripts/reference_material.py`; your "
+    "own: the CA's files and `certfleet seal --key ... --kms-key alias/certfleet-sealing --name ... --out ...`"
+)
 
 
 def settings(app: Construct, root: Path) -> dict[str, Any]:
@@ -103,13 +146,14 @@ def settings(app: Construct, root: Path) -> dict[str, Any]:
     return dict(config or {})
 
 
-def environments(app: Construct, root: Path) -> dict[str, EnvironmentConfig]:
-    """Every environment in the app's context."""
-    config = settings(app, root)
-    return {
-        name: EnvironmentConfig.from_context(name, raw, root)
-        for name, raw in (config.get("environments") or {}).items()
-    }
+def environments(app: Construct, root: Path, names: tuple[str, ...]) -> dict[str, EnvironmentConfig]:
+    """The environments ``names`` of the app's context, and only those: the others' files are never read."""
+    known = settings(app, root).get("environments") or {}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ValueError(f"no environment {', '.join(map(repr, missing))} in cdk.json context "
+                         f"{CONTEXT_KEY}.environments (have: {', '.join(known) or 'none'}): -c env=NAME")
+    return {name: EnvironmentConfig.from_context(name, known[name], root) for name in names}
 
 
 def build_environment(scope: Construct, config: EnvironmentConfig) -> CertificateFleet:
@@ -121,6 +165,14 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> Certificat
         stack_class = ARCHITECTURES[name][0]
         for region in regions:
             stack_class(scope, f"{name}-{region}", fleet=fleet, region=region, domain=config.domain)
+    if config.expiry_alerts is not None:
+        alerts = AlertsStack(scope, "Alerts", account=config.account, region=config.expiry_alerts.region,
+                             emails=config.expiry_alerts.emails)
+        fleet.add_expiry_monitoring(topic=alerts.topic, days=config.expiry_alerts.days)
+    if config.termination_protection:
+        for stack in scope.node.find_all():
+            if isinstance(stack, Stack) and not isinstance(stack, NestedStack):
+                stack.termination_protection = True
     return fleet
 
 
@@ -146,10 +198,7 @@ def build_pipeline(
     )
     code_pipeline = pipelines.CodePipeline(
         stack, "Pipeline", cross_account_keys=True, enable_key_rotation=True,
-        synth=pipelines.ShellStep("Synth", input=source, commands=[
-            "bash scripts/setup.sh",
-            "node_modules/.bin/cdk synth -c pipeline=true",
-        ]),
+        synth=pipelines.ShellStep("Synth", input=source, commands=list(SYNTH_COMMANDS)),
     )
     for name in order:
         if name not in envs:
@@ -200,12 +249,9 @@ def _wildcards(document: dict[str, Any]) -> list[str]:
 def build(app: App, root: Path | None = None) -> None:
     """What app.py runs: one environment (``-c env=NAME``, default demo) or the pipeline (``-c pipeline=true``)."""
     root = root or Path.cwd()
-    envs = environments(app, root)
     if str(app.node.try_get_context("pipeline")).lower() == "true":
-        order = tuple(app.node.try_get_context("pipeline_order") or ("dev", "staging", "prod"))
-        build_pipeline(app, envs, order, settings(app, root).get("pipeline") or {})
+        order = tuple(app.node.try_get_context("pipeline_order") or DEFAULT_PIPELINE_ORDER)
+        build_pipeline(app, environments(app, root, order), order, settings(app, root).get("pipeline") or {})
         return
-    name = app.node.try_get_context("env") or "demo"
-    if name not in envs:
-        raise ValueError(f"no environment {name!r} in cdk.json (have: {', '.join(envs) or 'none'}): -c env=NAME")
-    build_environment(app, envs[name])
+    name = str(app.node.try_get_context("env") or "demo")
+    build_environment(app, environments(app, root, (name,))[name])

@@ -21,9 +21,12 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticbeanstalk as beanstalk
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_transfer as transfer
 from constructs import Construct
 
@@ -306,6 +309,24 @@ class BeanstalkStack(_Base):
             ],
         )
         environment.node.add_dependency(app)
+
+
+class AlertsStack(Stack):
+    """The environment's certificate-expiry topic, in a stack of its own (shared with a fleet stack, it can cycle).
+
+    Encrypted with a customer-managed key (rotated): certfleet lets CloudWatch and EventBridge use it, which the
+    AWS managed ``alias/aws/sns`` key cannot allow.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, account: str, region: str, emails: tuple[str, ...] = ()) -> None:
+        super().__init__(scope, id, env=Environment(account=account, region=region),
+                         description="certfleet reference app: certificate expiry alerts")
+        key = kms.Key(self, "TopicKey", enable_key_rotation=True, removal_policy=RemovalPolicy.RETAIN,
+                      description="certfleet reference app: encrypts the certificate expiry topic")
+        self.topic = sns.Topic(self, "CertificateExpiry", master_key=key, enforce_ssl=True,
+                               display_name="certfleet certificate expiry")
+        for email in emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
 
 _BEANSTALK_SERVICE = ("service-role/AWSElasticBeanstalkEnhancedHealth",
