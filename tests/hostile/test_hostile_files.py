@@ -123,3 +123,12 @@ def test_five_hundred_keys_and_certificates_end_in_time(command: str, tmp_path: 
         assert "500 certificate(s), 500 private key(s)" in outcome.out
     else:
         assert outcome.code == 1 and "fix:" in outcome.err, text
+
+
+def test_inspect_shows_the_good_block_then_the_damaged_one(tmp_path: Path) -> None:
+    """A.13 end to end: the certificate is listed, then the damaged key block's error; exit 1."""
+    path = _write(lambda: kit.cert_pem() + GARBAGE_KEY)(tmp_path)
+    outcome = kit.run_bounded([kit.CLI, "inspect", path])
+    assert outcome.code == 1, outcome.err
+    assert "1 certificate(s), 0 private key(s)" in outcome.out and "CN=hostile.example" in outcome.out
+    assert "not a valid private key (block 2 of 2)" in outcome.err
