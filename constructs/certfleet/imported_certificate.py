@@ -57,8 +57,9 @@ class ImportedCertificate(CertificateBase):
     ``elbv2`` listeners and every other construct that takes an ``ICertificate``.
 
     ``tag_id`` (default: the construct path) is the ``certfleet:id`` tag that identifies the certificate in ACM;
-    ``group`` names the FleetGroup whose stack holds it (IAM is then granted once for the group). FleetGroup sets
-    both: its certificates keep their identity when a stack is resharded.
+    ``group`` names the FleetGroup whose stack holds it (the ACM statements are then granted once for the group,
+    and the key reads once for the group's key namespace when ``key_binding`` carries it). FleetGroup sets both:
+    its certificates keep their identity when a stack is resharded.
     """
 
     def __init__(
