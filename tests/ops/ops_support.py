@@ -140,7 +140,8 @@ class SlowAWS(RefusingAWS):
     ``latency``: seconds added to every request (one round trip to a distant region).
     ``rates``: ACM operation -> requests allowed in any one second per region; above it, ``ThrottlingException``
     (refused requests do not count toward the rate, as with a token bucket).
-    ``peak_in_flight[region]``: the most ACM requests of that region that were under way at once.
+    ``peak_in_flight[region]``: the most ACM requests of that region that were under way at once; ``peak_total``:
+    the most in all regions together.
     """
 
     def __init__(self, upstream: str, *, latency: float = 0.0, rates: dict[str, float] | None = None,
@@ -150,6 +151,7 @@ class SlowAWS(RefusingAWS):
         self.rates = dict(rates or {})
         self.throttled: collections.Counter[tuple[str, str]] = collections.Counter()  # (operation, region)
         self.peak_in_flight: collections.Counter[str] = collections.Counter()
+        self.peak_total = 0
         self._in_flight: collections.Counter[str] = collections.Counter()
         self._arrivals: dict[tuple[str, str], collections.deque[float]] = collections.defaultdict(collections.deque)
         self._slow_lock = threading.Lock()
@@ -158,6 +160,7 @@ class SlowAWS(RefusingAWS):
         """Start counting in-flight peaks and throttles afresh."""
         with self._slow_lock:
             self.peak_in_flight.clear()
+            self.peak_total = 0
             self.throttled.clear()
 
     def handle(self, request: _Request) -> _Response:
@@ -168,6 +171,7 @@ class SlowAWS(RefusingAWS):
         with self._slow_lock:
             self._in_flight[region] += 1
             self.peak_in_flight[region] = max(self.peak_in_flight[region], self._in_flight[region])
+            self.peak_total = max(self.peak_total, sum(self._in_flight.values()))
             refused = not self._admit(request.operation, region)
         try:
             time.sleep(self.latency)

@@ -456,14 +456,10 @@ class _FakeACM:
         self.summaries = summaries
         self.described: list[str] = []
 
-    def get_paginator(self, name: str) -> _FakeACM:
-        assert name == "list_certificates"
-        return self
-
-    def paginate(self, **kwargs: object) -> list[dict[str, object]]:
+    def list_certificates(self, **kwargs: object) -> dict[str, object]:
         assert kwargs == {"Includes": {"keyTypes": list(ACM_KEY_TYPES)},  # every key type, not ACM's default two
-                          "PaginationConfig": {"PageSize": 1000}}  # ListCertificates is allowed once a second
-        return [{"CertificateSummaryList": self.summaries}]
+                          "MaxItems": 1000}  # the largest page: ListCertificates is allowed once a second
+        return {"CertificateSummaryList": self.summaries}
 
     def describe_certificate(self, CertificateArn: str) -> dict[str, object]:
         self.described.append(CertificateArn)

@@ -62,6 +62,9 @@ RATE_WINDOW = 1.05
 READS_PER_REGION = 16  # per-certificate reads under way at once in one region
 MAX_READS = 64  # ... and in all regions together
 PAGE_SIZE = 1000  # ListCertificates' largest page: it is allowed once a second
+#: How long one read keeps retrying throttled answers (on top of botocore's own attempts) before the region fails.
+THROTTLE_BUDGET = 120.0
+THROTTLED = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
 _PARTITIONS = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-isof-", "aws-iso-f"),
                ("eu-isoe-", "aws-iso-e"), ("us-iso-", "aws-iso"), ("eusc-", "aws-eusc"))
 
@@ -306,7 +309,7 @@ def query_regions(
         try:
             with lock:
                 acm = session.create_client("acm", region_name=region, endpoint_url=endpoint_url, config=config)
-            acm.meta.events.register("before-send.acm", Pacer(ACM_RATES).before_send)
+            Pacer(ACM_RATES).install(acm)
             _certificates(acm, result, filters, now, reads, progress=progress)
         except Exception as exc:  # a region's failure is reported for that region, never a traceback
             _classify(result, exc)
@@ -324,25 +327,31 @@ def query_regions(
 
 
 class Pacer:
-    """Keeps one region's requests within ACM's rates: at most ``rates[op]`` of an operation in any ``window`` s.
+    """Keeps one region's requests within ACM's rates: at most ``limit[op]`` of an operation in any ``window`` s.
 
-    Hooked to botocore's ``before-send``, so retries and further pages are paced too. Throttling that still
-    happens (another tool spending the same quota) is retried by botocore with backoff (``_session``).
+    Hooked to botocore's ``before-send``, so retries and further pages are paced too. A throttled answer (another
+    tool spending the same quota, or an account with lower limits) halves that operation's limit; each answer that
+    is not throttled wins a tenth back, up to the documented rate.
     """
 
     def __init__(self, rates: dict[str, int], window: float = RATE_WINDOW,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self._rates = rates
+        self.limit: dict[str, float] = {operation: float(rate) for operation, rate in rates.items()}
         self._window = window
         self._clock = clock
         self._sleep = sleep
         self._sent: dict[str, deque[float]] = {operation: deque() for operation in rates}
         self._lock = threading.Lock()
 
+    def install(self, client: Any) -> None:
+        """Pace every request ``client`` sends, and learn from every answer it gets."""
+        client.meta.events.register("before-send.acm", self.before_send)
+        client.meta.events.register("needs-retry.acm", self.after_answer)
+
     def wait(self, operation: str) -> None:
-        """Return when one more ``operation`` request may be sent (at once, while under its rate)."""
-        limit = self._rates.get(operation)
-        if limit is None:
+        """Return when one more ``operation`` request may be sent (at once, while under its limit)."""
+        if operation not in self.limit:
             return
         sent = self._sent[operation]
         while True:
@@ -350,15 +359,31 @@ class Pacer:
                 now = self._clock()
                 while sent and now - sent[0] >= self._window:
                     sent.popleft()
-                if len(sent) < limit:
+                if len(sent) < max(1, int(self.limit[operation])):
                     sent.append(now)
                     return
                 delay = self._window - (now - sent[0])
             self._sleep(delay)
 
+    def answered(self, operation: str, *, throttled: bool) -> None:
+        """Halve the operation's limit after a throttled answer; regain a tenth after any other."""
+        if operation not in self.limit:
+            return
+        with self._lock:
+            current = self.limit[operation]
+            self.limit[operation] = max(1.0, current / 2) if throttled \
+                else min(float(self._rates[operation]), current + 0.1)
+
     def before_send(self, event_name: str = "", **_kwargs: Any) -> None:
         """botocore ``before-send.acm.<Operation>`` handler (returns None: the request is sent)."""
         self.wait(event_name.rsplit(".", 1)[-1])
+
+    def after_answer(self, event_name: str = "", response: Any = None, **_kwargs: Any) -> None:
+        """botocore ``needs-retry.acm.<Operation>`` handler (returns None: botocore's retry policy decides)."""
+        if response is None:  # no answer at all (a connection error): nothing learned about the rate
+            return
+        code = response[1].get("Error", {}).get("Code") if isinstance(response[1], dict) else None
+        self.answered(event_name.rsplit(".", 1)[-1], throttled=code in THROTTLED)
 
 
 class Progress:
@@ -419,36 +444,61 @@ def _certificates(acm: Any, result: RegionResult, filters: Filters, now: dt.date
     slots = threading.BoundedSemaphore(READS_PER_REGION)
     pending: list[tuple[dict[str, Any], Future[Any] | None, Future[Any]]] = []
 
-    def submit(call: Callable[..., Any], arn: str) -> Future[Any]:
+    def submit(call: Callable[..., Any], arn: str, *, counted: bool = False) -> Future[Any]:
         slots.acquire()
-        future = reads.submit(call, CertificateArn=arn)
+        future = reads.submit(patiently, call, CertificateArn=arn)
         future.add_done_callback(lambda _done: slots.release())
+        if counted and progress is not None:
+            future.add_done_callback(lambda _done: progress.certificate_read())
         return future
 
     try:
-        paginator = acm.get_paginator("list_certificates")
-        pages = paginator.paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)},
-                                   PaginationConfig={"PageSize": PAGE_SIZE})
-        for page in pages:
+        token: dict[str, Any] = {}
+        while True:
+            page = patiently(acm.list_certificates, Includes={"keyTypes": list(ACM_KEY_TYPES)}, MaxItems=PAGE_SIZE,
+                             **token)
             for summary in page.get("CertificateSummaryList", []):
                 result.listed += 1
                 if not filters.may_keep(summary, now):
                     continue
                 arn = summary["CertificateArn"]
                 described = submit(acm.describe_certificate, arn) if needs_describe(summary) else None
-                pending.append((summary, described, submit(acm.list_tags_for_certificate, arn)))
+                pending.append((summary, described, submit(acm.list_tags_for_certificate, arn, counted=True)))
+            if not page.get("NextToken"):
+                break
+            token = {"NextToken": str(page["NextToken"])}
         for summary, described, tagged in pending:
             detail = described.result()["Certificate"] if described is not None else summary_as_detail(summary)
             result.certificates.append(_certificate(result.region, summary, detail,
                                                     tagged.result().get("Tags", []), now))
-            if progress is not None:
-                progress.certificate_read()
     except BaseException:
         for _summary, described, tagged in pending:
             tagged.cancel()
             if described is not None:
                 described.cancel()
         raise
+
+
+def patiently(call: Callable[..., Any], *, budget: float = THROTTLE_BUDGET, **params: Any) -> Any:
+    """``call(**params)``, retried with backoff while ACM keeps answering throttled, for up to ``budget`` seconds.
+
+    botocore already retried a few times; under a shared quota that can run out, and a slow answer beats a
+    region reported as failed.
+    """
+    import random
+
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + budget
+    attempt = 0
+    while True:
+        try:
+            return call(**params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in THROTTLED or time.monotonic() >= deadline:
+                raise
+        attempt += 1
+        time.sleep(random.uniform(0.5, 1.0) * min(8.0, 0.5 * 2 ** attempt))  # noqa: S311 (jitter, not a secret)
 
 
 def _certificate(region: str, summary: dict[str, Any], detail: dict[str, Any], tags: list[dict[str, Any]],
