@@ -243,3 +243,19 @@ def test_two_sealed_keys_of_one_name_in_a_group_stack_get_their_own_secrets(
                   else c["Properties"]["KeySecretId"]
                   for c in template.find_resources("Custom::CertfleetCertificate").values())
     assert len(set(read)) == 2
+
+
+def test_two_different_keys_sealed_under_one_name_in_one_stack_are_refused(pki: DemoPKI, tmp_path: Path) -> None:
+    """Two ImportedCertificates of one stack whose keys were sealed under the same name would share one secret:
+    the second importer would read the first certificate's key (it used to, silently)."""
+    stack = Stack(App(), "Web", env=Environment(account=ACCOUNT, region="us-east-1"))
+    for id in ("A", "B"):
+        leaf = pki.leaf((f"{id.lower()}.example.com",))
+        bundle = CertificateBundle.from_pem(leaf.pem().decode(), pki.chain_pem().decode())
+        key = KeySource.sealed(write_sealed(tmp_path / f"{id}.sealed", leaf, "shared.example.com"))
+        if id == "A":
+            ImportedCertificate(stack, id, bundle=bundle, key=key)
+            continue
+        with pytest.raises(ValueError, match=r"Web/B: two different sealed keys named 'shared.example.com' in stack "
+                                             r"Web would share the secret certfleet/cert/Web/shared.example.com/key"):
+            ImportedCertificate(stack, id, bundle=bundle, key=key)
