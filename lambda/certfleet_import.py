@@ -15,7 +15,9 @@ from certfleet_common import LOG, backoff, client, code, deadline, describe, pem
 
 KEY_TYPES = ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
-_MATERIAL = ("CertificateChain", "KeyAlgorithm", "KeySecretId", "KeySecretVersionId")
+_MATERIAL = ("CertificateChain", "KeyAlgorithm")
+"""What ACM holds besides the leaf (its fingerprint). Not the key's secret or version: a leaf has one key, which ACM
+checked, so the same leaf with its key in another secret (a FleetGroup fleet that moved shards) imports nothing."""
 SWEEPER = "Custom::CertfleetSweeper"
 ID_TAG, FLEET_TAG, RETIRED_TAG = "certfleet:id", "certfleet:fleet", "certfleet:retired"
 OWNER_TAG = "certfleet:stack"

@@ -442,3 +442,18 @@ def test_throttled_import_gives_up_before_the_lambda_times_out(
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_the_same_certificate_with_its_key_in_another_secret_imports_nothing(
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN an imported certificate WHEN an Update names another secret (or version) holding the same key, as a
+    FleetGroup fleet that moves shards does THEN nothing is imported and Data names the new key version."""
+    first = certificate.create(certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem())))
+    other = Secret()
+    version = other.put(leaf.key_pem())
+    aws.reset()
+    again = certificate.update(certificate_props(leaf, pki, other.arn, version))
+    assert aws.calls("acm", "ImportCertificate") == 0
+    assert again["PhysicalResourceId"] == first["PhysicalResourceId"]
+    assert again["Data"]["KeyVersionId"] == version
