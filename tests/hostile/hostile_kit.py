@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import os
 import resource
 import subprocess
@@ -16,7 +18,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
@@ -226,6 +230,57 @@ def scrypt_pkcs8(n: int, r: int, p: int) -> bytes:
     salt = Tlv(0x04, os.urandom(16))
     kdf.children = [Tlv(0x06, SCRYPT), Tlv(0x30, b"", [salt, integer(n), integer(r), integer(p)])]
     return pem_wrap("ENCRYPTED PRIVATE KEY", root.encode())
+
+
+def _oid(dotted_hex: str) -> Tlv:
+    return Tlv(0x06, bytes.fromhex(dotted_hex))
+
+
+def _seq(*children: Tlv) -> Tlv:
+    return Tlv(0x30, b"", list(children))
+
+
+def _explicit0(*children: Tlv) -> Tlv:
+    return Tlv(0xA0, b"", list(children))
+
+
+def _pkcs12_mac_key(salt: bytes, iterations: int) -> bytes:
+    """RFC 7292 B.2 key derivation (SHA-256, ID 3: MAC key) for PASSWORD."""
+    u, v = 32, 64
+    password = PASSWORD.decode().encode("utf-16-be") + b"\0\0"
+
+    def fill(data: bytes) -> bytes:
+        size = v * ((len(data) + v - 1) // v)
+        return (data * (size // len(data) + 1))[:size]
+
+    block = hashlib.sha256(bytes([3]) * v + fill(salt) + fill(password)).digest()
+    for _ in range(iterations - 1):
+        block = hashlib.sha256(block).digest()
+    return block[:u]
+
+
+def p12_hidden_key_bag(iterations: int) -> bytes:
+    """A PKCS#12 whose shrouded key bag (PBKDF2 ``iterations``) sits inside PBES2-encrypted content, MAC'd with
+    PASSWORD: its cost shows only to whoever decrypts the outer content first."""
+    (key_info,) = parse(base64.b64decode(b"".join(encrypted_pkcs8(iterations).splitlines()[1:-1])))
+    safe_contents = _seq(_seq(_oid("2a864886f70d010c0a0102"), _explicit0(key_info))).encode()
+    salt, iv = os.urandom(16), os.urandom(16)
+    key = hashlib.pbkdf2_hmac("sha256", PASSWORD, salt, 2048, 32)
+    padder = sym_padding.PKCS7(128).padder()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padder.update(safe_contents) + padder.finalize()) + encryptor.finalize()
+    hmac_sha256 = _seq(_oid("2a864886f70d0209"), Tlv(0x05, b""))
+    pbes2 = _seq(_oid("2a864886f70d01050d"), _seq(
+        _seq(_oid("2a864886f70d01050c"), _seq(Tlv(0x04, salt), integer(2048), hmac_sha256)),
+        _seq(_oid("60864801650304012a"), Tlv(0x04, iv))))
+    encrypted = _seq(_oid("2a864886f70d010706"), _explicit0(_seq(
+        integer(0), _seq(_oid("2a864886f70d010701"), pbes2, Tlv(0x80, ciphertext)))))
+    auth_safe = _seq(encrypted).encode()
+    mac_salt = os.urandom(8)
+    mac = hmac.new(_pkcs12_mac_key(mac_salt, 2048), auth_safe, hashlib.sha256).digest()
+    mac_data = _seq(_seq(_seq(_oid("608648016503040201"), Tlv(0x05, b"")), Tlv(0x04, mac)),
+                    Tlv(0x04, mac_salt), integer(2048))
+    return _seq(integer(3), _seq(_oid("2a864886f70d010701"), _explicit0(Tlv(0x04, auth_safe))), mac_data).encode()
 
 
 def pem_wrap(label: str, der: bytes) -> bytes:

@@ -13,6 +13,7 @@ from pathlib import Path
 import hostile_kit as kit
 import pytest
 
+from certfleet.material import load_bytes
 from certfleet.material.loader import MAX_INPUT_BYTES
 
 GARBAGE_KEY = b"-----BEGIN PRIVATE KEY-----\nTm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n"
@@ -62,6 +63,8 @@ CASES: dict[str, tuple[Callable[[Path], str], bool, str]] = {
     "nested-der-100000": (_write(lambda: kit.nested(100_000)), False, "neither a certificate"),
     "nested-in-pkcs12-100000": (_write(lambda: kit.nested_pkcs12(100_000)), True,
                                 "nested deeper"),
+    "p12-key-bag-hidden-in-encrypted-content-200M": (_write(lambda: kit.p12_hidden_key_bag(200_000_000)), True,
+                                                     "200,000,000 password-derivation iterations"),
     "p12-ber-mac-200M-iterations": (_write(lambda: kit.ber(kit.p12(mac_iterations=200_000_000))), True,
                                     "200,000,000 password-derivation iterations"),
     "nested-ber-in-pkcs12-200000": (_write(lambda: kit.PFX_BER_SHELL + b"\x30\x80" * 200_000), True,
@@ -132,3 +135,9 @@ def test_inspect_shows_the_good_block_then_the_damaged_one(tmp_path: Path) -> No
     assert outcome.code == 1, outcome.err
     assert "1 certificate(s), 0 private key(s)" in outcome.out and "CN=hostile.example" in outcome.out
     assert "not a valid private key (block 2 of 2)" in outcome.err
+
+
+def test_a_key_bag_inside_encrypted_content_is_still_read() -> None:
+    """The loader opens PBES2 content to count the KDFs hidden inside; an ordinary one still loads."""
+    loaded = load_bytes(kit.p12_hidden_key_bag(2048), "hidden.p12", kit.PASSWORD)
+    assert len(loaded.keys) == 1 and loaded.keys[0].key is not None

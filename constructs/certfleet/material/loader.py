@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import math
 import os
 import re
 import stat
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -21,6 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from certfleet.material.findings import Finding, MaterialError, error
@@ -587,10 +590,20 @@ def _der_int(element: _Der) -> int:
     return 1 << 64 if len(raw) > 8 else int.from_bytes(raw, "big", signed=True)
 
 
-def _kdf_costs(reader: _Reader, root: _Der) -> tuple[list[int], int]:
-    """Every PBES1 / PKCS#12 PBE / PBKDF2 iteration count under ``root``, and the largest scrypt N*r*p."""
-    counts: list[int] = []
-    scrypt = 0
+@dataclass
+class _Costs:
+    """What a structure asks of a password: iteration counts, scrypt work, and the encrypted contents it holds
+    (PKCS#12 EncryptedContentInfo: algorithm and ciphertext), inside which more key bags may hide."""
+
+    counts: list[int] = field(default_factory=list)
+    scrypt: int = 0
+    encrypted: list[tuple[_Der, _Der]] = field(default_factory=list)
+
+
+def _kdf_costs(reader: _Reader, root: _Der) -> _Costs:
+    """Every PBES1 / PKCS#12 PBE / PBKDF2 iteration count under ``root``, the largest scrypt N*r*p, and every
+    encrypted content."""
+    costs = _Costs()
     stack: list[tuple[_Der, int]] = [(root, 0)]
     while stack:
         element, depth = stack.pop()
@@ -601,12 +614,65 @@ def _kdf_costs(reader: _Reader, root: _Der) -> tuple[list[int], int]:
             oid = children[0].value
             params = reader.children(children[1], depth + 1) or []
             if oid in _PBE_PARAM_OIDS and len(params) >= 2:
-                counts.append(_der_int(params[1]))
+                costs.counts.append(_der_int(params[1]))
             elif oid == _OID_SCRYPT and len(params) >= 4:
                 n, r, p = (_der_int(param) for param in params[1:4])
-                scrypt = max(scrypt, n * r * p)
+                costs.scrypt = max(costs.scrypt, n * r * p)
+            elif oid == _OID_DATA and len(children) >= 3 and children[2].tag in (0x80, 0xA0):
+                costs.encrypted.append((children[1], children[2]))
         stack.extend((child, depth + 1) for child in children)
-    return counts, scrypt
+    return costs
+
+
+_OID_DATA = bytes.fromhex("2a864886f70d010701")
+_OID_PBES2 = bytes.fromhex("2a864886f70d01050d")
+_PRF_DIGESTS = {bytes.fromhex("2a864886f70d02") + bytes([n]): name for n, name in (
+    (7, "sha1"), (8, "sha224"), (9, "sha256"), (10, "sha384"), (11, "sha512"))}
+_AES_CBC_KEY_BYTES = {bytes.fromhex("6086480165030401") + bytes([n]): size for n, size in ((2, 16), (22, 24), (42, 32))}
+
+
+@dataclass(frozen=True)
+class _Pbes2:
+    """PBES2 with PBKDF2 and AES-CBC: what OpenSSL 3 writes into a PKCS#12 by default."""
+
+    digest: str
+    salt: bytes
+    iterations: int
+    key_size: int
+    iv: bytes
+
+
+def _pbes2(reader: _Reader, algorithm: _Der) -> _Pbes2 | None:
+    """The PBES2 parameters of an AlgorithmIdentifier, or None for any other scheme."""
+    parts = reader.children(algorithm) or []
+    scheme = reader.children(parts[1]) if len(parts) >= 2 and parts[0].value == _OID_PBES2 else None
+    kdf = reader.children(scheme[0]) if scheme and len(scheme) == 2 else None
+    cipher = reader.children(scheme[1]) if scheme and len(scheme) == 2 else None
+    params = reader.children(kdf[1]) if kdf and len(kdf) == 2 and kdf[0].value == _OID_PBKDF2 else None
+    if not params or len(params) < 2 or not cipher or len(cipher) != 2:
+        return None
+    prf = reader.children(params[-1]) if len(params) > 2 and params[-1].tag == 0x30 else None
+    digest = _PRF_DIGESTS.get(prf[0].value) if prf else "sha1"
+    size = _AES_CBC_KEY_BYTES.get(cipher[0].value)
+    if digest is None or size is None or len(cipher[1].value) != 16:
+        return None
+    return _Pbes2(digest, params[0].value, _der_int(params[1]), size, cipher[1].value)
+
+
+def _decrypt(reader: _Reader, scheme: _Pbes2, content: _Der, password: bytes) -> bytes | None:
+    """The plaintext of an encrypted content, or None when the password does not open it."""
+    if content.tag == 0x80:
+        ciphertext: bytes | None = content.value
+    else:  # BER: [0] holding OCTET STRING segments
+        pieces = [reader.octets(segment, 1) for segment in reader.children(content) or []]
+        ciphertext = b"".join(p for p in pieces if p is not None) if None not in pieces else None
+    if not ciphertext or len(ciphertext) % 16 or not 0 < scheme.iterations <= MAX_KDF_ITERATIONS:
+        return None
+    key = hashlib.pbkdf2_hmac(scheme.digest, password, scheme.salt, scheme.iterations, scheme.key_size)
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(scheme.iv)).decryptor()
+    padded = decryptor.update(ciphertext) + decryptor.finalize()
+    pad = padded[-1]
+    return padded[:-pad] if 1 <= pad <= 16 and padded[-pad:] == bytes([pad]) * pad else None
 
 
 @dataclass
@@ -617,13 +683,15 @@ class _KdfBudget:
 
 
 def _check_kdf_cost(
-    data: bytes, name: str, *, attempts: int = 1, pkcs12_mac: bool = False, budget: _KdfBudget | None = None,
+    data: bytes, name: str, *, passwords: Sequence[bytes | None] = (b"",), pkcs12_mac: bool = False,
+    budget: _KdfBudget | None = None,
 ) -> None:
-    """Refuse a key file whose password derivations would take minutes, before deriving anything.
+    """Refuse a key file whose password derivations would take minutes, before the parser derives anything.
 
-    Reads every KDF's cost out of the BER/DER (bounded), and for PKCS#12 the MAC iterations, which are spent
-    once per password tried; the work is taken from ``budget`` (the file's). A PKCS#12 that cannot be walked
-    is refused: its parser would have to guess too.
+    Reads every KDF's cost out of the BER/DER (bounded), and for PKCS#12 the MAC iterations, spent once per
+    password tried; the work is taken from ``budget`` (the file's). A PKCS#12's PBES2-encrypted contents are
+    opened with each password, as the parser will, and the key bags they hide are counted too. A PKCS#12 that
+    cannot be walked is refused: its parser would have to guess too.
     """
     budget = budget or _KdfBudget()
     reader = _Reader()
@@ -636,30 +704,47 @@ def _check_kdf_cost(
                     "export it again from the program that made it", name,
                 ))
             return  # not BER: the key parser refuses it without deriving anything
-        counts, scrypt = _kdf_costs(reader, root)
+        costs = _kdf_costs(reader, root)
         top = (reader.children(root) or []) if pkcs12_mac else []
         mac_data = reader.children(top[2]) if len(top) >= 3 and top[2].tag == 0x30 else None
         mac = _der_int(mac_data[2]) if mac_data and len(mac_data) >= 3 else 0
+        schemes = [(_pbes2(reader, algorithm), content) for algorithm, content in costs.encrypted] if pkcs12_mac else []
+        peek = sum(scheme.iterations for scheme, _ in schemes if scheme is not None) * len(passwords)
+        _spend(budget, name, costs, more=mac * len(passwords) + peek, tries=len(passwords), extra=[mac])
+        for scheme, content in schemes:
+            for password in passwords if scheme is not None else ():
+                plain = _decrypt(reader, scheme, content, password or b"") if scheme is not None else None
+                inner = reader.element(plain, 0, len(plain)) if plain else None
+                if inner is not None and plain is not None and inner.end == len(plain):
+                    _spend(budget, name, _kdf_costs(reader, inner))
     except _TooComplex:
         raise MaterialError(error(
             "unreadable", "the file's structure is nested deeper or is larger than any key file",
             "this is not a real certificate or key file; get a fresh copy", name,
         )) from None
-    most, work = max([mac, *counts]), mac * attempts + sum(counts)
-    if most > MAX_KDF_ITERATIONS or work > budget.left or scrypt > MAX_SCRYPT_WORK:
-        asks = (
-            f"scrypt work N*r*p = {scrypt:,} (certfleet allows {MAX_SCRYPT_WORK:,})" if scrypt > MAX_SCRYPT_WORK
-            else f"{most:,} password-derivation iterations (certfleet allows {MAX_KDF_ITERATIONS:,})"
-            if most > MAX_KDF_ITERATIONS
-            else f"{work:,} more password-derivation iterations ({attempts} password tries), past the "
-            f"{MAX_KDF_WORK:,} certfleet allows per file"
-        )
-        raise MaterialError(error(
-            "unreadable", f"opening the file would take {asks}: far too slow, so it was not tried",
-            "re-export it with ordinary settings (openssl pkcs12 -export -iter 2048 ..., or "
-            "openssl pkcs8 -topk8 -iter 100000 ...)", name,
-        ))
-    budget.left -= work
+
+
+def _spend(
+    budget: _KdfBudget, name: str, costs: _Costs, *, more: int = 0, tries: int = 1, extra: Sequence[int] = (),
+) -> None:
+    """Take ``costs`` (and ``more`` iterations) from ``budget``, or refuse the file with a sentence."""
+    most, work = max([*extra, *costs.counts, 0]), sum(costs.counts) + more
+    if most <= MAX_KDF_ITERATIONS and work <= budget.left and costs.scrypt <= MAX_SCRYPT_WORK:
+        budget.left -= work
+        return
+    asks = (
+        f"scrypt work N*r*p = {costs.scrypt:,} (certfleet allows {MAX_SCRYPT_WORK:,})"
+        if costs.scrypt > MAX_SCRYPT_WORK
+        else f"{most:,} password-derivation iterations (certfleet allows {MAX_KDF_ITERATIONS:,})"
+        if most > MAX_KDF_ITERATIONS
+        else f"{work:,} more password-derivation iterations ({tries} password tries), past the "
+        f"{MAX_KDF_WORK:,} certfleet allows per file"
+    )
+    raise MaterialError(error(
+        "unreadable", f"opening the file would take {asks}: far too slow, so it was not tried",
+        "re-export it with ordinary settings (openssl pkcs12 -export -iter 2048 ..., or "
+        "openssl pkcs8 -topk8 -iter 100000 ...)", name,
+    ))
 
 
 def _pem_key(
@@ -863,7 +948,7 @@ def _der_key_container(data: bytes) -> str:
 
 def _load_pkcs12(data: bytes, name: str, password: bytes | None) -> LoadedFile:
     attempts: list[bytes | None] = [None, b""] if password is None else [password, None, b""]
-    _check_kdf_cost(data, name, attempts=len(attempts), pkcs12_mac=True)
+    _check_kdf_cost(data, name, passwords=attempts, pkcs12_mac=True)
     for attempt in attempts:
         try:
             with warnings.catch_warnings(record=True) as caught:  # BER fallback: a note, not a stderr line
