@@ -43,9 +43,11 @@ ENVIRONMENTS = {
 
 @pytest.fixture(scope="module")
 def app_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder laid out like the repository's: cdk.json and demo material (the key sealed, never plain)."""
+    """A folder laid out like the repository's: cdk.json, demo material (the key sealed, never plain) and the
+    committed reference material the other environments use."""
     folder = tmp_path_factory.mktemp("nag-app")
     shutil.copy(ROOT / "cdk.json", folder / "cdk.json")
+    shutil.copytree(ROOT / "reference", folder / "reference")
     pki = DemoPKI.create(label="cdk-nag")
     leaf = pki.leaf(NAMES, days=200)
     (folder / "demo").mkdir()
