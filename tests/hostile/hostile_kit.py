@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -244,40 +245,53 @@ def _explicit0(*children: Tlv) -> Tlv:
     return Tlv(0xA0, b"", list(children))
 
 
-def _pkcs12_mac_key(salt: bytes, iterations: int) -> bytes:
-    """RFC 7292 B.2 key derivation (SHA-256, ID 3: MAC key) for PASSWORD."""
-    u, v = 32, 64
-    password = PASSWORD.decode().encode("utf-16-be") + b"\0\0"
+def _pkcs12_kdf(digest: str, purpose: int, salt: bytes, iterations: int, size: int) -> bytes:
+    """RFC 7292 appendix B.2 for PASSWORD: ``purpose`` 1 a key, 2 an IV, 3 a MAC key (test-side, independent)."""
+    u, v = hashlib.new(digest).digest_size, 64
+    secret = PASSWORD.decode().encode("utf-16-be") + b"\0\0"
 
     def fill(data: bytes) -> bytes:
-        size = v * ((len(data) + v - 1) // v)
-        return (data * (size // len(data) + 1))[:size]
+        length = v * ((len(data) + v - 1) // v)
+        return (data * (length // len(data) + 1))[:length]
 
-    block = hashlib.sha256(bytes([3]) * v + fill(salt) + fill(password)).digest()
-    for _ in range(iterations - 1):
-        block = hashlib.sha256(block).digest()
-    return block[:u]
+    block, out = bytearray(fill(salt) + fill(secret)), b""
+    while len(out) < size:
+        a = bytes([purpose]) * v + bytes(block)
+        for _ in range(iterations):
+            a = hashlib.new(digest, a).digest()
+        out += a
+        b = int.from_bytes((a * (v // u + 1))[:v], "big")
+        for j in range(0, len(block), v):
+            block[j : j + v] = ((int.from_bytes(block[j : j + v], "big") + b + 1) % (1 << 8 * v)).to_bytes(v, "big")
+    return out[:size]
 
 
-def p12_hidden_key_bag(iterations: int) -> bytes:
-    """A PKCS#12 whose shrouded key bag (PBKDF2 ``iterations``) sits inside PBES2-encrypted content, MAC'd with
-    PASSWORD: its cost shows only to whoever decrypts the outer content first."""
+def p12_hidden_key_bag(iterations: int, *, legacy: bool = False) -> bytes:
+    """A PKCS#12 whose shrouded key bag (PBKDF2 ``iterations``) sits inside encrypted content (PBES2/AES, or the
+    legacy SHA-1/3DES PBE), MAC'd with PASSWORD: its cost shows only to whoever decrypts the outer content."""
     (key_info,) = parse(base64.b64decode(b"".join(encrypted_pkcs8(iterations).splitlines()[1:-1])))
     safe_contents = _seq(_seq(_oid("2a864886f70d010c0a0102"), _explicit0(key_info))).encode()
-    salt, iv = os.urandom(16), os.urandom(16)
-    key = hashlib.pbkdf2_hmac("sha256", PASSWORD, salt, 2048, 32)
-    padder = sym_padding.PKCS7(128).padder()
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    salt = os.urandom(16)
+    if legacy:
+        key, iv = _pkcs12_kdf("sha1", 1, salt, 2048, 24), _pkcs12_kdf("sha1", 2, salt, 2048, 8)
+        cipher, block = Cipher(TripleDES(key), modes.CBC(iv)), 64
+        algorithm = _seq(_oid("2a864886f70d010c0103"), _seq(Tlv(0x04, salt), integer(2048)))
+    else:
+        iv = os.urandom(16)
+        cipher, block = Cipher(algorithms.AES(hashlib.pbkdf2_hmac("sha256", PASSWORD, salt, 2048, 32)),
+                               modes.CBC(iv)), 128
+        hmac_sha256 = _seq(_oid("2a864886f70d0209"), Tlv(0x05, b""))
+        algorithm = _seq(_oid("2a864886f70d01050d"), _seq(
+            _seq(_oid("2a864886f70d01050c"), _seq(Tlv(0x04, salt), integer(2048), hmac_sha256)),
+            _seq(_oid("60864801650304012a"), Tlv(0x04, iv))))
+    padder = sym_padding.PKCS7(block).padder()
+    encryptor = cipher.encryptor()
     ciphertext = encryptor.update(padder.update(safe_contents) + padder.finalize()) + encryptor.finalize()
-    hmac_sha256 = _seq(_oid("2a864886f70d0209"), Tlv(0x05, b""))
-    pbes2 = _seq(_oid("2a864886f70d01050d"), _seq(
-        _seq(_oid("2a864886f70d01050c"), _seq(Tlv(0x04, salt), integer(2048), hmac_sha256)),
-        _seq(_oid("60864801650304012a"), Tlv(0x04, iv))))
     encrypted = _seq(_oid("2a864886f70d010706"), _explicit0(_seq(
-        integer(0), _seq(_oid("2a864886f70d010701"), pbes2, Tlv(0x80, ciphertext)))))
+        integer(0), _seq(_oid("2a864886f70d010701"), algorithm, Tlv(0x80, ciphertext)))))
     auth_safe = _seq(encrypted).encode()
     mac_salt = os.urandom(8)
-    mac = hmac.new(_pkcs12_mac_key(mac_salt, 2048), auth_safe, hashlib.sha256).digest()
+    mac = hmac.new(_pkcs12_kdf("sha256", 3, mac_salt, 2048, 32), auth_safe, hashlib.sha256).digest()
     mac_data = _seq(_seq(_seq(_oid("608648016503040201"), Tlv(0x05, b"")), Tlv(0x04, mac)),
                     Tlv(0x04, mac_salt), integer(2048))
     return _seq(integer(3), _seq(_oid("2a864886f70d010701"), _explicit0(Tlv(0x04, auth_safe))), mac_data).encode()

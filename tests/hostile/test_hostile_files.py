@@ -65,6 +65,8 @@ CASES: dict[str, tuple[Callable[[Path], str], bool, str]] = {
                                 "nested deeper"),
     "p12-key-bag-hidden-in-encrypted-content-200M": (_write(lambda: kit.p12_hidden_key_bag(200_000_000)), True,
                                                      "200,000,000 password-derivation iterations"),
+    "p12-key-bag-hidden-in-3des-content-200M": (_write(lambda: kit.p12_hidden_key_bag(200_000_000, legacy=True)),
+                                                True, "200,000,000 password-derivation iterations"),
     "p12-ber-mac-200M-iterations": (_write(lambda: kit.ber(kit.p12(mac_iterations=200_000_000))), True,
                                     "200,000,000 password-derivation iterations"),
     "nested-ber-in-pkcs12-200000": (_write(lambda: kit.PFX_BER_SHELL + b"\x30\x80" * 200_000), True,
@@ -137,7 +139,8 @@ def test_inspect_shows_the_good_block_then_the_damaged_one(tmp_path: Path) -> No
     assert "not a valid private key (block 2 of 2)" in outcome.err
 
 
-def test_a_key_bag_inside_encrypted_content_is_still_read() -> None:
-    """The loader opens PBES2 content to count the KDFs hidden inside; an ordinary one still loads."""
-    loaded = load_bytes(kit.p12_hidden_key_bag(2048), "hidden.p12", kit.PASSWORD)
+@pytest.mark.parametrize("legacy", [False, True], ids=["pbes2-aes", "sha1-3des"])
+def test_a_key_bag_inside_encrypted_content_is_still_read(legacy: bool) -> None:
+    """The loader opens encrypted content to count the KDFs hidden inside; an ordinary one still loads."""
+    loaded = load_bytes(kit.p12_hidden_key_bag(2048, legacy=legacy), "hidden.p12", kit.PASSWORD)
     assert len(loaded.keys) == 1 and loaded.keys[0].key is not None

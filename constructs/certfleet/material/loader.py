@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -626,28 +627,39 @@ def _kdf_costs(reader: _Reader, root: _Der) -> _Costs:
 
 _OID_DATA = bytes.fromhex("2a864886f70d010701")
 _OID_PBES2 = bytes.fromhex("2a864886f70d01050d")
+_OID_PBE_SHA1_3DES = bytes.fromhex("2a864886f70d010c0103")
 _PRF_DIGESTS = {bytes.fromhex("2a864886f70d02") + bytes([n]): name for n, name in (
     (7, "sha1"), (8, "sha224"), (9, "sha256"), (10, "sha384"), (11, "sha512"))}
 _AES_CBC_KEY_BYTES = {bytes.fromhex("6086480165030401") + bytes([n]): size for n, size in ((2, 16), (22, 24), (42, 32))}
 
 
 @dataclass(frozen=True)
-class _Pbes2:
-    """PBES2 with PBKDF2 and AES-CBC: what OpenSSL 3 writes into a PKCS#12 by default."""
+class _Scheme:
+    """How a PKCS#12 content is encrypted: PBES2 (PBKDF2 + AES-CBC, OpenSSL 3's default) or the legacy
+    pbeWithSHAAnd3-KeyTripleDES-CBC (PKCS#12 KDF, as older Windows exports)."""
 
+    legacy: bool
     digest: str
     salt: bytes
     iterations: int
     key_size: int
     iv: bytes
 
+    @property
+    def cost(self) -> int:
+        """Iterations spent to open it with one password (the legacy KDF runs 3 times: 2 key blocks, the IV)."""
+        return 3 * self.iterations if self.legacy else self.iterations
 
-def _pbes2(reader: _Reader, algorithm: _Der) -> _Pbes2 | None:
-    """The PBES2 parameters of an AlgorithmIdentifier, or None for any other scheme."""
+
+def _scheme(reader: _Reader, algorithm: _Der) -> _Scheme | None:
+    """The encryption of an EncryptedContentInfo, or None for a scheme certfleet does not open (RC2, ...)."""
     parts = reader.children(algorithm) or []
-    scheme = reader.children(parts[1]) if len(parts) >= 2 and parts[0].value == _OID_PBES2 else None
-    kdf = reader.children(scheme[0]) if scheme and len(scheme) == 2 else None
-    cipher = reader.children(scheme[1]) if scheme and len(scheme) == 2 else None
+    if len(parts) == 2 and parts[0].value == _OID_PBE_SHA1_3DES:
+        legacy = reader.children(parts[1]) or []
+        return _Scheme(True, "sha1", legacy[0].value, _der_int(legacy[1]), 24, b"") if len(legacy) == 2 else None
+    pbes2 = reader.children(parts[1]) if len(parts) >= 2 and parts[0].value == _OID_PBES2 else None
+    kdf = reader.children(pbes2[0]) if pbes2 and len(pbes2) == 2 else None
+    cipher = reader.children(pbes2[1]) if pbes2 and len(pbes2) == 2 else None
     params = reader.children(kdf[1]) if kdf and len(kdf) == 2 and kdf[0].value == _OID_PBKDF2 else None
     if not params or len(params) < 2 or not cipher or len(cipher) != 2:
         return None
@@ -656,23 +668,55 @@ def _pbes2(reader: _Reader, algorithm: _Der) -> _Pbes2 | None:
     size = _AES_CBC_KEY_BYTES.get(cipher[0].value)
     if digest is None or size is None or len(cipher[1].value) != 16:
         return None
-    return _Pbes2(digest, params[0].value, _der_int(params[1]), size, cipher[1].value)
+    return _Scheme(False, digest, params[0].value, _der_int(params[1]), size, cipher[1].value)
 
 
-def _decrypt(reader: _Reader, scheme: _Pbes2, content: _Der, password: bytes) -> bytes | None:
+def _decrypt(reader: _Reader, scheme: _Scheme, content: _Der, password: bytes | None) -> bytes | None:
     """The plaintext of an encrypted content, or None when the password does not open it."""
     if content.tag == 0x80:
         ciphertext: bytes | None = content.value
     else:  # BER: [0] holding OCTET STRING segments
         pieces = [reader.octets(segment, 1) for segment in reader.children(content) or []]
         ciphertext = b"".join(p for p in pieces if p is not None) if None not in pieces else None
-    if not ciphertext or len(ciphertext) % 16 or not 0 < scheme.iterations <= MAX_KDF_ITERATIONS:
+    block = 8 if scheme.legacy else 16
+    if not ciphertext or len(ciphertext) % block or not 0 < scheme.iterations <= MAX_KDF_ITERATIONS:
         return None
-    key = hashlib.pbkdf2_hmac(scheme.digest, password, scheme.salt, scheme.iterations, scheme.key_size)
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(scheme.iv)).decryptor()
+    if scheme.legacy:
+        try:  # OpenSSL: the password as a NUL-terminated BMPString; no password at all is empty
+            secret = password.decode().encode("utf-16-be") + b"\0\0" if password is not None else b""
+        except UnicodeDecodeError:
+            return None
+        key = _pkcs12_kdf(secret, scheme.salt, 1, scheme.iterations, 24)
+        iv = _pkcs12_kdf(secret, scheme.salt, 2, scheme.iterations, 8)
+        decryptor = Cipher(TripleDES(key), modes.CBC(iv)).decryptor()
+    else:
+        key = hashlib.pbkdf2_hmac(scheme.digest, password or b"", scheme.salt, scheme.iterations, scheme.key_size)
+        decryptor = Cipher(algorithms.AES(key), modes.CBC(scheme.iv)).decryptor()
     padded = decryptor.update(ciphertext) + decryptor.finalize()
     pad = padded[-1]
-    return padded[:-pad] if 1 <= pad <= 16 and padded[-pad:] == bytes([pad]) * pad else None
+    return padded[:-pad] if 1 <= pad <= block and padded[-pad:] == bytes([pad]) * pad else None
+
+
+def _pkcs12_kdf(secret: bytes, salt: bytes, purpose: int, iterations: int, size: int) -> bytes:
+    """RFC 7292 appendix B.2 with SHA-1: ``purpose`` 1 derives a key, 2 an IV."""
+    u, v = 20, 64
+
+    def fill(data: bytes) -> bytes:
+        length = v * -(-len(data) // v)
+        return (data * (length // len(data) + 1))[:length] if data else b""
+
+    block = bytearray(fill(salt) + fill(secret))
+    out = b""
+    while len(out) < size:
+        digest = bytes([purpose]) * v + bytes(block)
+        for _ in range(iterations):
+            digest = hashlib.sha1(digest).digest()  # noqa: S324 - the legacy PKCS#12 KDF is defined on SHA-1
+        out += digest
+        addend = int.from_bytes((digest * (v // u + 1))[:v], "big") + 1
+        for j in range(0, len(block), v):
+            value = (int.from_bytes(block[j : j + v], "big") + addend) % (1 << (8 * v))
+            block[j : j + v] = value.to_bytes(v, "big")
+    return out[:size]
 
 
 @dataclass
@@ -708,12 +752,12 @@ def _check_kdf_cost(
         top = (reader.children(root) or []) if pkcs12_mac else []
         mac_data = reader.children(top[2]) if len(top) >= 3 and top[2].tag == 0x30 else None
         mac = _der_int(mac_data[2]) if mac_data and len(mac_data) >= 3 else 0
-        schemes = [(_pbes2(reader, algorithm), content) for algorithm, content in costs.encrypted] if pkcs12_mac else []
-        peek = sum(scheme.iterations for scheme, _ in schemes if scheme is not None) * len(passwords)
+        schemes = [(_scheme(reader, alg), content) for alg, content in costs.encrypted] if pkcs12_mac else []
+        peek = sum(scheme.cost for scheme, _ in schemes if scheme is not None) * len(passwords)
         _spend(budget, name, costs, more=mac * len(passwords) + peek, tries=len(passwords), extra=[mac])
         for scheme, content in schemes:
             for password in passwords if scheme is not None else ():
-                plain = _decrypt(reader, scheme, content, password or b"") if scheme is not None else None
+                plain = _decrypt(reader, scheme, content, password) if scheme is not None else None
                 inner = reader.element(plain, 0, len(plain)) if plain else None
                 if inner is not None and plain is not None and inner.end == len(plain):
                     _spend(budget, name, _kdf_costs(reader, inner))
