@@ -84,12 +84,31 @@ def _stage(cdk_out: Path, stage: str) -> Path:
     return cdk_out / f"assembly-CertfleetPipeline-{stage}"
 
 
+def _build_commands(cdk_out: Path) -> list[list[str]]:
+    """The build commands of every CodeBuild project of the pipeline stack."""
+    template = json.loads((cdk_out / "CertfleetPipeline.template.json").read_text())
+    return [json.loads(r["Properties"]["Source"]["BuildSpec"])["phases"]["build"]["commands"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::CodeBuild::Project" and "BuildSpec" in r["Properties"].get("Source", {})]
+
+
 def test_the_synth_step_runs_what_was_tested(pipeline_out: Path) -> None:
-    template = json.loads((pipeline_out / "CertfleetPipeline.template.json").read_text())
-    specs = [json.loads(r["Properties"]["Source"]["BuildSpec"]) for r in template["Resources"].values()
-             if r["Type"] == "AWS::CodeBuild::Project" and "BuildSpec" in r["Properties"].get("Source", {})]
-    synth = [s for s in specs if any("cdk synth" in c for c in s["phases"]["build"]["commands"])]
-    assert [s["phases"]["build"]["commands"] for s in synth] == [list(SYNTH_COMMANDS)]
+    synth = [c for c in _build_commands(pipeline_out) if any("cdk synth" in line for line in c)]
+    assert synth == [list(SYNTH_COMMANDS)]
+
+
+def test_the_pipeline_turns_on_prod_termination_protection_after_deploying(pipeline_out: Path) -> None:
+    """CodePipeline's CloudFormation actions ignore the flag (aws/aws-cdk#17871): a post step sets it."""
+    protect = [c for c in _build_commands(pipeline_out) if any("update-termination-protection" in x for x in c)]
+    assert len(protect) == 1
+    protected = {line.split("--stack-name ")[1].split()[0] for line in protect[0] if "--stack-name" in line}
+    assert protected == set(_stacks(_stage(pipeline_out, "prod")))
+    roles = {line.split()[-1] for line in protect[0] if ".role_arn " in line}
+    assert roles == {f"arn:aws:iam::333333333333:role/cdk-hnb659fds-deploy-role-333333333333-{r}" for r in PROD_REGIONS}
+    template = assertions.Template.from_json(json.loads((pipeline_out / "CertfleetPipeline.template.json").read_text()))
+    template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": assertions.Match.array_with([
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Resource": assertions.Match.array_with(sorted(roles))},
+    ])}})
 
 
 def test_prod_stacks_are_termination_protected_and_the_others_not(pipeline_out: Path) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Environment, NestedStack, Stack, Stage, pipelines
+from aws_cdk import App, DefaultStackSynthesizer, Environment, NestedStack, Stack, Stage, pipelines, region_info
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -201,13 +202,40 @@ def build_pipeline(
         synth=pipelines.ShellStep("Synth", input=source, commands=list(SYNTH_COMMANDS)),
     )
     for name in order:
-        if name not in envs:
-            raise ValueError(f"the pipeline deploys {name!r}, but cdk.json has no environment of that name")
         pre = [pipelines.ManualApprovalStep(f"Promote-to-{name}")] if name == order[-1] else []
-        code_pipeline.add_stage(EnvironmentStage(stack, name, config=envs[name]), pre=pre)
+        stage = EnvironmentStage(stack, name, config=envs[name])
+        post = [protect_step(stage, stack.region)] if envs[name].termination_protection else []
+        code_pipeline.add_stage(stage, pre=pre, post=post)
     code_pipeline.build_pipeline()
     _acknowledge_pipeline(code_pipeline)
     return stack
+
+
+def protect_step(stage: Stage, pipeline_region: str) -> pipelines.CodeBuildStep:
+    """After the stage deploys, turn on its stacks' termination protection, which CodePipeline's CloudFormation
+    actions ignore (aws/aws-cdk#17871), through each stack's CDK bootstrap deploy role (it may since CDK 1.62).
+    """
+    partition = region_info.RegionInfo.get(pipeline_region).partition or "aws"
+    commands: list[str] = []
+    roles: dict[str, None] = {}
+    for stack in stage.node.find_all():
+        if not isinstance(stack, Stack) or isinstance(stack, NestedStack) or not stack.termination_protection:
+            continue
+        if not isinstance(stack.synthesizer, DefaultStackSynthesizer):
+            raise ValueError(f"{stack.node.path}: termination protection through the pipeline needs the default "
+                             "stack synthesizer's deploy role")
+        role = stack.synthesizer.deploy_role_arn.replace("${AWS::Partition}", partition)
+        profile = f"deploy-{stack.account}-{stack.region}"
+        if role not in roles:
+            roles[role] = None
+            commands += [f"aws configure set profile.{profile}.role_arn {shlex.quote(role)}",
+                         f"aws configure set profile.{profile}.credential_source EcsContainer"]
+        commands.append(f"aws cloudformation update-termination-protection --enable-termination-protection "
+                        f"--stack-name {shlex.quote(stack.stack_name)} --region {stack.region} --profile {profile}")
+    return pipelines.CodeBuildStep(
+        f"Protect-{stage.stage_name}", commands=commands,
+        role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=sorted(roles))],
+    )
 
 
 def _acknowledge_pipeline(code_pipeline: pipelines.CodePipeline) -> None:
