@@ -128,32 +128,43 @@ def test_documented_rates_with_latency(slow: Fleet, capsys: pytest.CaptureFixtur
     _ok(slow.run(capsys), slow)
 
 
-def test_pacer_keeps_each_operation_within_its_rate() -> None:
+def test_pacer_counts_each_request_from_its_answer() -> None:
+    """N per second, counted from each answer: at ACM, whatever the jitter, N+1 never arrive within a second."""
     now = [100.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(round(seconds, 3))
-        now[0] += seconds
-
-    pacer = Pacer({"ListTagsForCertificate": 3, "ListCertificates": 1}, window=1.0, clock=lambda: now[0],
-                  sleep=sleep)
-    for _ in range(3):
-        pacer.wait("ListTagsForCertificate")
-    pacer.wait("ListCertificates")
-    pacer.wait("DescribeCertificate")  # no rate known: not paced
-    assert slept == []  # a burst up to the rate goes at once
-    now[0] += 0.25
-    pacer.wait("ListTagsForCertificate")
-    assert slept == [0.75]  # the fourth waits until the first is a window old
-    pacer.answered("ListTagsForCertificate", throttled=True)
-    assert pacer.limit["ListTagsForCertificate"] == 1.5
-    pacer.answered("ListTagsForCertificate", throttled=True)
-    pacer.answered("ListTagsForCertificate", throttled=True)
-    assert pacer.limit["ListTagsForCertificate"] == 1.0  # never below one
+    pacer = Pacer({"ListTagsForCertificate": 3, "ListCertificates": 1}, window=1.0, clock=lambda: now[0])
+    tags = "ListTagsForCertificate"
+    assert [pacer.admit(tags) for _ in range(3)] == [0.0, 0.0, 0.0]  # a burst up to the rate goes at once
+    assert pacer.admit("ListCertificates") == 0.0
+    assert pacer.admit("DescribeCertificate") == 0.0  # no rate known: not paced
+    assert pacer.admit(tags) is None  # three under way: wait for an answer
+    now[0] += 0.3
+    pacer.answered(tags, throttled=False)  # this thread's last request (the third) answered at 100.3
+    now[0] += 0.5
+    assert pacer.admit(tags) == 0.5  # its slot frees a second after the answer, not after the send
+    now[0] += 0.5
+    assert pacer.admit(tags) == 0.0
+    pacer.answered(tags, throttled=True)
+    assert pacer.limit[tags] == 1.5
+    pacer.answered(tags, throttled=True)
+    pacer.answered(tags, throttled=True)
+    assert pacer.limit[tags] == 1.0  # never below one
     for _ in range(40):
-        pacer.answered("ListTagsForCertificate", throttled=False)
-    assert pacer.limit["ListTagsForCertificate"] == 3.0  # back to the documented rate, never above
+        pacer.answered(tags, throttled=False)
+    assert pacer.limit[tags] == 3.0  # back to the documented rate, never above
+
+
+def test_pacer_in_a_real_client_paces_retries_and_pages(slow: Fleet) -> None:
+    """Hooked to botocore: every attempt waits its turn and every answer, throttled or not, is seen."""
+    pacer = Pacer({"ListTagsForCertificate": 1, "ListCertificates": 1})
+    acm = boto3.client("acm", endpoint_url=slow.aws.url, region_name=SMALL[1])
+    pacer.install(acm)
+    slow.aws.rates = {"ListTagsForCertificate": 1}
+    listed = acm.list_certificates(Includes={"keyTypes": ["EC_prime256v1"]})["CertificateSummaryList"]
+    arns = [c["CertificateArn"] for c in listed]
+    for arn in arns:
+        acm.list_tags_for_certificate(CertificateArn=arn)
+    assert slow.aws.throttled[("ListTagsForCertificate", SMALL[1])] == 0  # one a second, counted from the answer
+    assert pacer.limit["ListTagsForCertificate"] == 1.0 and len(arns) == 3
 
 
 # ------------------------------------------------------------------------------------------------ progress

@@ -27,7 +27,6 @@ import re
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -57,8 +56,7 @@ _ENABLED = {"opt-in-not-required", "opted-in"}
 MAX_THREADS = 32
 #: ACM's request rates per account and region (requests per second; AWS General Reference, ACM quotas).
 ACM_RATES = {"ListCertificates": 1, "DescribeCertificate": 10, "ListTagsForCertificate": 10}
-#: A documented "per second" is kept over this many seconds: room for the network's jitter.
-RATE_WINDOW = 1.05
+RATE_WINDOW = 1.0  # seconds: ACM's rates are per second
 READS_PER_REGION = 16  # per-certificate reads under way at once in one region
 MAX_READS = 64  # ... and in all regions together
 PAGE_SIZE = 1000  # ListCertificates' largest page: it is allowed once a second
@@ -327,22 +325,26 @@ def query_regions(
 
 
 class Pacer:
-    """Keeps one region's requests within ACM's rates: at most ``limit[op]`` of an operation in any ``window`` s.
+    """Keeps one region's requests within ACM's rates: an operation allowed N per second starts a request only
+    while fewer than N others were answered less than ``window`` seconds ago or are still under way.
 
-    Hooked to botocore's ``before-send``, so retries and further pages are paced too. A throttled answer (another
-    tool spending the same quota, or an account with lower limits) halves that operation's limit; each answer that
-    is not throttled wins a tenth back, up to the documented rate.
+    Counting from the answer, not the send, is what makes it hold at ACM whatever the network's jitter: a request
+    reaches ACM between its send and its answer. Hooked to botocore's ``before-send`` and ``needs-retry``, so
+    retries and further pages are paced too. A throttled answer (another tool spending the same quota, or an account
+    with lower limits) halves that operation's limit; each answer that is not throttled wins a tenth back.
     """
 
+    STALE = 120.0  # an entry with no answer after this long (a request that died unseen) stops counting
+
     def __init__(self, rates: dict[str, int], window: float = RATE_WINDOW,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._rates = rates
         self.limit: dict[str, float] = {operation: float(rate) for operation, rate in rates.items()}
         self._window = window
         self._clock = clock
-        self._sleep = sleep
-        self._sent: dict[str, deque[float]] = {operation: deque() for operation in rates}
-        self._lock = threading.Lock()
+        self._recent: dict[str, list[list[float]]] = {operation: [] for operation in rates}  # [sent, answered]
+        self._mine = threading.local()  # operation -> the entry of the request this thread is sending
+        self._changed = threading.Condition()
 
     def install(self, client: Any) -> None:
         """Pace every request ``client`` sends, and learn from every answer it gets."""
@@ -350,29 +352,39 @@ class Pacer:
         client.meta.events.register("needs-retry.acm", self.after_answer)
 
     def wait(self, operation: str) -> None:
-        """Return when one more ``operation`` request may be sent (at once, while under its limit)."""
+        """Return when one more ``operation`` request may be sent; it counts from now until :meth:`answered`."""
+        with self._changed:
+            while (delay := self.admit(operation)) != 0.0:
+                self._changed.wait(delay)
+
+    def admit(self, operation: str) -> float | None:
+        """0.0 when the request may go (and is counted); else seconds to wait, or None: until an answer comes."""
         if operation not in self.limit:
-            return
-        sent = self._sent[operation]
-        while True:
-            with self._lock:
-                now = self._clock()
-                while sent and now - sent[0] >= self._window:
-                    sent.popleft()
-                if len(sent) < max(1, int(self.limit[operation])):
-                    sent.append(now)
-                    return
-                delay = self._window - (now - sent[0])
-            self._sleep(delay)
+            return 0.0
+        with self._changed:
+            now = self._clock()
+            recent = self._recent[operation]
+            recent[:] = [e for e in recent if (now - e[1] < self._window if e[1] else now - e[0] < self.STALE)]
+            if len(recent) < max(1, int(self.limit[operation])):
+                entry = [now, 0.0]
+                recent.append(entry)
+                self._mine.__dict__[operation] = entry
+                return 0.0
+            answered = [e[1] for e in recent if e[1]]
+            return self._window - (now - min(answered)) if answered else None
 
     def answered(self, operation: str, *, throttled: bool) -> None:
-        """Halve the operation's limit after a throttled answer; regain a tenth after any other."""
+        """The request this thread sent was answered: its slot frees ``window`` seconds from now; learn the rate."""
         if operation not in self.limit:
             return
-        with self._lock:
+        with self._changed:
+            entry = self._mine.__dict__.pop(operation, None)
+            if entry is not None:
+                entry[1] = max(self._clock(), 1e-9)
             current = self.limit[operation]
             self.limit[operation] = max(1.0, current / 2) if throttled \
                 else min(float(self._rates[operation]), current + 0.1)
+            self._changed.notify_all()
 
     def before_send(self, event_name: str = "", **_kwargs: Any) -> None:
         """botocore ``before-send.acm.<Operation>`` handler (returns None: the request is sent)."""
@@ -380,9 +392,8 @@ class Pacer:
 
     def after_answer(self, event_name: str = "", response: Any = None, **_kwargs: Any) -> None:
         """botocore ``needs-retry.acm.<Operation>`` handler (returns None: botocore's retry policy decides)."""
-        if response is None:  # no answer at all (a connection error): nothing learned about the rate
-            return
-        code = response[1].get("Error", {}).get("Code") if isinstance(response[1], dict) else None
+        parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else None
+        code = parsed.get("Error", {}).get("Code") if isinstance(parsed, dict) else None
         self.answered(event_name.rsplit(".", 1)[-1], throttled=code in THROTTLED)
 
 
@@ -582,10 +593,10 @@ def nothing_answered(results: list[RegionResult]) -> Finding | None:
 
     An empty answer must never pass for "nothing expires": a role that ACM denies everywhere lists nothing.
     """
-    from certfleet.material.findings import error
-
     if any(r.outcome == "ok" for r in results):
         return None
+    from certfleet.material.findings import error  # only now: it loads cryptography (a tenth of a second or more)
+
     if not results:
         return error("aws-no-regions", "there was no region to ask: ec2:DescribeRegions listed none enabled",
                      "pass --region for each region to ask")
