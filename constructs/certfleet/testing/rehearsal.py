@@ -14,7 +14,8 @@ does what CloudFormation and the CDK Provider framework would do with the resour
 - ``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Select``, ``Fn::Split``, ``Fn::Sub``, ``Fn::Base64``,
   ``Fn::GetStackOutput`` (Region and RoleArn's account honoured) and ``Fn::ImportValue`` (per account and region);
 - Updates (re-import or replacement), CloudFormation's cleanup Deletes after each stack, and ``destroy`` in reverse
-  dependency order, between stacks and inside each stack.
+  dependency order, between stacks and inside each stack. Deleting a KMS key or a secret is reported as ``retain``
+  and left in moto (CloudFormation would schedule their deletion).
 
 Everything else in the templates (roles, functions, load balancers, distributions) is not created: only its place in
 the graph matters. A reference to it resolves to a value the rehearsal must invent; a certfleet resource whose
