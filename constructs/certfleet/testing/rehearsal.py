@@ -192,7 +192,8 @@ class Rehearsal:
     ``invented``: what to do when a certfleet resource's properties hold a value of a resource the rehearsal does not
     model: ``"fail"`` (default: :class:`RehearsalError`) or ``"warn"`` (:class:`RehearsalWarning`, then play it).
     ``isolate_accounts``: play each stack's account as its own moto account (needs a StrictAWS endpoint; default
-    True when ``endpoint_url`` is one, which answers ``/_account/<id>`` paths).
+    True: ``endpoint_url`` must then be a StrictAWS, which answers ``/_account/<id>`` paths). moto does not read
+    another account's secret by ARN: rehearse a fleet that spans accounts (``accounts=``) with False, in one account.
     """
 
     def __init__(
