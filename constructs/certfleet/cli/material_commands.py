@@ -21,12 +21,9 @@ from certfleet.material import (
 from certfleet.material.bundle import name_of
 from certfleet.material.describe import describe_certificate, describe_key
 from certfleet.material.findings import error
-from certfleet.material.loader import DamagedBlockError, password_from_env, read_regular_file
+from certfleet.material.loader import DamagedBlockError, password_from_env, password_from_file
 from certfleet.material.names import escaped
 from certfleet.rules import RULES, Placement, Service, service_named
-
-PASSWORD_FILE_LIMIT = 64 * 1024  # a passphrase is one line; anything larger is the wrong file
-CSR_CONFIG_LIMIT = 1024 * 1024
 
 
 def read_password(args: argparse.Namespace) -> bytes | None:
@@ -34,8 +31,7 @@ def read_password(args: argparse.Namespace) -> bytes | None:
     if getattr(args, "password_env", None):
         return password_from_env(args.password_env)
     if getattr(args, "password_file", None):
-        data = read_regular_file(args.password_file, limit=PASSWORD_FILE_LIMIT, what="password file")
-        return data.splitlines()[0] if data else b""
+        return password_from_file(args.password_file)
     return None
 
 
@@ -261,7 +257,6 @@ def csr(args: argparse.Namespace) -> int:
                       | ed448.Ed448PrivateKey | dsa.DSAPrivateKey):
         raise MaterialError(error("unreadable", "this key type cannot sign a CSR", "", args.key))
     if args.config:
-        read_regular_file(args.config, limit=CSR_CONFIG_LIMIT, what="CSR config")  # no FIFO, device or huge file
         config = CsrConfig.from_toml(args.config)
         if args.san:
             config.sans.extend(args.san)

@@ -18,6 +18,9 @@ from certfleet.material.findings import MaterialError, error
 from certfleet.material.names import name_problem, printable, to_a_label, to_u_label
 from certfleet.rules import ACM_KEY_ALGORITHMS
 
+CSR_CONFIG_LIMIT = 1024 * 1024
+"""A CSR config is a few hundred bytes of TOML; a larger file is the wrong file (or a device)."""
+
 KEY_TYPES = ("rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384")
 
 
@@ -76,10 +79,13 @@ class CsrConfig:
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> CsrConfig:
         """Read a TOML config; unknown keys are refused by name so that a typo is not silently dropped."""
+        from certfleet.material.loader import read_regular_file
+
+        raw = read_regular_file(path, limit=CSR_CONFIG_LIMIT, what="CSR config")
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise MaterialError(error("file-not-found", f"cannot read: {exc.strerror}", "check the path",
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise MaterialError(error("csr-config-invalid", "not UTF-8 text", "save the config as UTF-8",
                                       str(path))) from None
         except tomllib.TOMLDecodeError as exc:
             raise MaterialError(error("csr-config-invalid", f"not valid TOML: {exc}", "fix the syntax",

@@ -17,22 +17,26 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from certfleet.material.findings import MaterialError, error
 
+SEALED_FILE_LIMIT = 64 * 1024
+"""A sealed file is a few KB of JSON (the largest ACM key sealed is under 8 KB): anything larger is another file."""
+
 FORMAT = "certfleet-sealed-key/1"
 CONTEXT_KEY = "certfleet:certificate"
 _KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key/[A-Za-z0-9-]+$")
-_NAME = re.compile(r"^[A-Za-z0-9._:/@+=-]{1,128}$")
+_NAME = re.compile(r"(?=.{1,128}\Z)(\*\.)?[A-Za-z0-9._:/@+=-]+\Z")
 
 
 def encryption_context(name: str) -> dict[str, str]:
-    """The KMS encryption context that binds a sealed key to one certificate name."""
+    """The KMS encryption context that binds a sealed key to one certificate name (a wildcard name included: it is
+    compared with ``StringEquals``, never read as a pattern, and encoded wherever it becomes part of a name)."""
     if not _NAME.match(name):
         raise ValueError(
-            f"certificate name {name!r} must be 1-128 characters of letters, digits and ._:/@+=-",
+            f"certificate name {name!r} must be 1-128 characters of letters, digits and ._:/@+=- "
+            "(a wildcard name may start with '*.')",
         )
     return {CONTEXT_KEY: name}
 
@@ -101,11 +105,14 @@ class SealedKey:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> SealedKey:
+        from certfleet.material.loader import read_regular_file
+
+        data = read_regular_file(path, limit=SEALED_FILE_LIMIT, what="sealed key file")
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
             raise MaterialError(error(
-                "file-not-found", f"cannot read the sealed key file: {exc.strerror}",
-                "check the path; create it with `certfleet seal`", str(path),
+                "sealed-key-invalid", "the sealed key file is not UTF-8 text (a sealed file is JSON)",
+                "point at the .sealed file `certfleet seal` wrote", str(path),
             )) from None
         return cls.from_json(text, str(path))
