@@ -83,7 +83,7 @@ def table(rehearsal: Rehearsal, cdk_out: Path) -> None:
         used[(source.stack, source.logical_id)].append(f"{consumer.service.value}{what} ({consumer.stack})")
     inventory = rehearsal.inventory()
     print(f"{'region':15} {'certificate ARN':85} consumers")
-    for (stack, logical_id), arn in sorted(arns.items(), key=lambda kv: kv[1].split(":")[3]):
+    for (_account, _region, stack, logical_id), arn in sorted(arns.items(), key=lambda kv: kv[1].split(":")[3]):
         region = arn.split(":")[3]
         held = inventory.get(region, [])
         names = ", ".join(held[0]["names"]) if len(held) == 1 else f"{len(held)} certificates!"
