@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     with MotoServer() as moto, SlotStrictAWS(moto.url, scale) as aws:
         assert isinstance(aws, SlotStrictAWS)
         os.environ["AWS_ENDPOINT_URL"] = aws.url
-        import certfleet_import  # type: ignore[import-not-found]  # lambda/ on sys.path, as /var/task in Lambda
+        import certfleet_import  # type: ignore[import-not-found, unused-ignore]  # lambda/ on sys.path, as /var/task in Lambda
 
         secrets = boto3.client("secretsmanager", region_name=REGION)
         secret = secrets.create_secret(Name=f"certfleet/Bench/{uuid.uuid4().hex[:8]}", SecretString="-")["ARN"]
