@@ -28,7 +28,7 @@ import boto3
 from cryptography.hazmat.primitives import hashes
 
 from certfleet.material.demo import DemoPKI, Issued
-from certfleet.testing import MotoServer, StrictAWS, strict
+from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.strict import AWSRefusal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,6 @@ REGION = "eu-west-1"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:123456789012:stack/Bench/0f1e2d3c-0000-0000-0000-000000000000"
 LAMBDA_MARGIN = 15.0
 """The handler's default margin before its Lambda timeout (CERTFLEET_LAMBDA_MARGIN_SECONDS), scaled below."""
-LISTEN_BACKLOG = 1024
 """StrictAWS's server listens with socketserver's backlog of 5: N clients connecting at once get connections reset
 (ConnectionClosedError), which N separate Lambdas calling ACM never see. The bench raises it for its process."""
 
@@ -104,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)
     pki = DemoPKI.create("ec-p256", label="bench")
     leaves = [pki.leaf((f"site{i}.example.com",), key_type="ec-p256") for i in range(args.n)]
-    strict._Server.request_queue_size = LISTEN_BACKLOG
     with MotoServer() as moto, SlotStrictAWS(moto.url, scale) as aws:
         assert isinstance(aws, SlotStrictAWS)
         os.environ["AWS_ENDPOINT_URL"] = aws.url

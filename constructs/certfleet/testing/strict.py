@@ -804,6 +804,7 @@ def _identify(method: str, path: str, headers: dict[str, str], body: bytes) -> t
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # hundreds of concurrent handlers (a FleetGroup shard); the default backlog is 5
     strict: StrictAWS
 
 
