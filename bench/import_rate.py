@@ -36,8 +36,6 @@ REGION = "eu-west-1"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:123456789012:stack/Bench/0f1e2d3c-0000-0000-0000-000000000000"
 LAMBDA_MARGIN = 15.0
 """The handler's default margin before its Lambda timeout (CERTFLEET_LAMBDA_MARGIN_SECONDS), scaled below."""
-"""StrictAWS's server listens with socketserver's backlog of 5: N clients connecting at once get connections reset
-(ConnectionClosedError), which N separate Lambdas calling ACM never see. The bench raises it for its process."""
 
 
 class SlotStrictAWS(StrictAWS):
