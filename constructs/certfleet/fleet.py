@@ -178,7 +178,7 @@ class CertificateFleet(Construct):
             group_namespace=_group.key_namespace if _group is not None else "",
         )
         self._primary_binding = primary_binding
-        self._shared: set[str] = set()
+        self._shared: dict[str, _KeyShare] = {}
         if remote and isinstance(key, SealedKeySource):
             self.share_key_with(sorted({self.accounts[r] for r in remote}))
         self._certificates: dict[str, ImportedCertificate] = {}
@@ -335,42 +335,56 @@ class CertificateFleet(Construct):
         other accounts read the PRIMARY secret, by its full ARN, in the primary region, whatever their own
         region: ``KeySource.secret(<key_secret_arn>, encryption_key_arn=<key_encryption_key_arn>)`` in an
         ``ImportedCertificate``, or a fleet that lists that account in ``accounts=``. ``principal_arns`` narrows
-        the grant to those roles (``aws:PrincipalArn``, wildcards allowed). Both ARNs are stack outputs of the
-        primary stack. Sealed keys only: a key of ``KeySource.secret`` lives in a secret certfleet does not own.
+        the grant to those roles (``aws:PrincipalArn``, wildcards allowed): one statement per account, whose
+        narrowing a later call replaces (widening back to the whole account is refused). Both ARNs are stack
+        outputs of the primary stack. Sealed keys only: a key of ``KeySource.secret`` lives in a secret certfleet
+        does not own.
         """
         store = self._store("share_key_with")
         accounts = [a for a in dict.fromkeys(account_ids) if a != self.key_account]
         bad = [a for a in accounts if not _ACCOUNT.match(a)]
         if bad:
             raise ValueError(f"{self.node.path}: share_key_with: {', '.join(bad)} is not a 12-digit AWS account id")
-        new = [a for a in accounts if a not in self._shared]
-        if not new and not principal_arns:
+        if not accounts:
             return
-        self._shared.update(new)
-        principals: list[iam.IPrincipal] = [iam.AccountPrincipal(a) for a in (new or accounts)]
-        narrow = {"ArnLike": {"aws:PrincipalArn": list(principal_arns)}} if principal_arns else {}
-        sid = "".join(sorted(new or accounts))[:40]
-        store.secret.add_to_resource_policy(iam.PolicyStatement(
-            sid=f"CertfleetShareKey{sid}",
-            principals=principals,
-            actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-            resources=["*"],
-            conditions=narrow or None,
-        ))
-        store.encryption_key.add_to_resource_policy(iam.PolicyStatement(
-            sid=f"CertfleetShareKey{sid}",
-            principals=principals,
-            actions=["kms:Decrypt", "kms:DescribeKey"],
-            resources=["*"],
-            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self.primary_region}.amazonaws.com"},
-                        **narrow},
-        ))
+        narrow = list(dict.fromkeys(principal_arns))
+        for account in accounts:
+            share = self._shared.get(account)
+            if share is None:
+                self._shared[account] = self._share(store, account, narrow)
+            elif narrow:
+                share.narrow(narrow)
+            elif share.principal_arns:
+                raise ValueError(
+                    f"{self.node.path}: share_key_with([{account!r}]) would widen a grant already narrowed to "
+                    f"principal_arns={share.principal_arns}: certfleet never widens silently; pass the roles that "
+                    f"need the key as principal_arns (e.g. 'arn:aws:iam::{account}:role/*')",
+                )
         primary = self._stacks[self.primary_region]
         if primary.node.try_find_child("CertfleetSharedKeySecretArn") is None:
             CfnOutput(primary, "CertfleetSharedKeySecretArn", value=store.secret.secret_arn,
                       description="certfleet: the key's primary secret, for KeySource.secret(...) in other accounts")
             CfnOutput(primary, "CertfleetSharedKeyEncryptionKeyArn", value=store.encryption_key.key_arn,
                       description="certfleet: its KMS key, for KeySource.secret(..., encryption_key_arn=...)")
+
+    def _share(self, store: SealedKeyStore, account: str, principal_arns: list[str]) -> _KeyShare:
+        """One statement for ``account`` in the secret's policy and one in its KMS key's policy (Sid per account)."""
+        principal = iam.AccountPrincipal(account)
+        secret = iam.PolicyStatement(
+            sid=f"CertfleetShareKey{account}", principals=[principal],
+            actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], resources=["*"],
+        )
+        kms = iam.PolicyStatement(
+            sid=f"CertfleetShareKey{account}", principals=[principal],
+            actions=["kms:Decrypt", "kms:DescribeKey"], resources=["*"],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self.primary_region}.amazonaws.com"}},
+        )
+        share = _KeyShare((secret, kms))
+        if principal_arns:
+            share.narrow(principal_arns)
+        store.secret.add_to_resource_policy(secret)
+        store.encryption_key.add_to_resource_policy(kms)
+        return share
 
     def key_binding_for(self, scope: Construct) -> KeyBinding:
         """The key's secret as ``scope``'s stack should read it: the replica of its region in the fleet's account,
@@ -446,6 +460,19 @@ class CertificateFleet(Construct):
             f"{who} needs the certificate in {region}, but fleet {self.node.path} has it only in {have}: {fix}"
         )
 
+
+
+class _KeyShare:
+    """The two statements that share the key with one account; narrowing replaces their principal condition."""
+
+    def __init__(self, statements: tuple[iam.PolicyStatement, iam.PolicyStatement]) -> None:
+        self.statements = statements
+        self.principal_arns: list[str] = []
+
+    def narrow(self, principal_arns: list[str]) -> None:
+        self.principal_arns = principal_arns
+        for statement in self.statements:
+            statement.add_condition("ArnLike", {"aws:PrincipalArn": principal_arns})
 
 
 def _construct_of(grantee: iam.IGrantable, owner: str) -> Construct:

@@ -171,3 +171,43 @@ def test_readers_in_unshared_accounts_and_secret_names_across_accounts_are_refus
     with pytest.raises(ValueError, match=r"is read from another account: give the secret's full ARN"):
         CertificateFleet(App(), "ByName", bundle=bundle, key=KeySource.secret("production/ssl/private-key"),
                          account=ACCOUNT, regions=["eu-west-1"], accounts={"eu-west-1": OTHER})
+
+
+def _shares(template: Template) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The sharing statements of the secret's resource policy and of its KMS key's policy."""
+    (secret_policy,) = template.find_resources("AWS::SecretsManager::ResourcePolicy").values()
+    (key,) = template.find_resources("AWS::KMS::Key").values()
+    return ([s for s in secret_policy["Properties"]["ResourcePolicy"]["Statement"]],
+            [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid", "").startswith("CertfleetShare")])
+
+
+def test_a_narrowing_call_replaces_the_account_wide_grant(bundle: CertificateBundle, sealed_path: Path) -> None:
+    """GIVEN accounts= shared the key with OTHER (account-wide) WHEN share_key_with narrows it to a role THEN each
+    policy holds one statement for OTHER, with the narrowing, and every Sid is unique (before: a second statement
+    with the same Sid was added next to the account-wide one, which kept granting the whole account)."""
+    role = f"arn:aws:iam::{OTHER}:role/importer-*"
+    fleet = _fleet(App(), bundle, KeySource.sealed(sealed_path), accounts={"eu-west-1": OTHER})
+    fleet.share_key_with([THIRD])
+    fleet.share_key_with([OTHER], principal_arns=[role])
+    fleet.share_key_with([OTHER, THIRD], principal_arns=[role.replace(OTHER, "*")])
+    secret, kms = _shares(Template.from_stack(fleet.stack_for("us-east-1")))
+    narrow = {"aws:PrincipalArn": ["arn:aws:iam::*:role/importer-*"]}
+    for statements in (secret, kms):
+        sids = [s["Sid"] for s in statements]
+        assert len(sids) == len(set(sids)) == 2
+        assert sorted(json.dumps(s["Principal"]) for s in statements) == sorted(
+            json.dumps(_root(a)) for a in (OTHER, THIRD))
+        assert all(s["Condition"]["ArnLike"] == narrow for s in statements)
+    assert all(s["Condition"]["StringEquals"] == {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}
+               for s in kms)
+    with pytest.raises(ValueError, match=rf"share_key_with\(\['{OTHER}'\]\) would widen a grant already narrowed"):
+        fleet.share_key_with([OTHER])
+
+
+def test_sharing_with_an_account_twice_keeps_one_statement(bundle: CertificateBundle, sealed_path: Path) -> None:
+    fleet = _fleet(App(), bundle, KeySource.sealed(sealed_path))
+    fleet.share_key_with([OTHER])
+    fleet.share_key_with([OTHER, ACCOUNT])
+    secret, kms = _shares(Template.from_stack(fleet.stack_for("us-east-1")))
+    assert [s["Principal"] for s in secret] == [_root(OTHER)] and [s["Principal"] for s in kms] == [_root(OTHER)]
+    assert "Condition" not in secret[0]
