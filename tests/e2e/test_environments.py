@@ -29,9 +29,11 @@ _KEYS: dict[Path, Issued] = {}
 
 @pytest.fixture(scope="module")
 def app_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder laid out like the repository's: cdk.json and demo material (the key sealed, never plain)."""
+    """A folder laid out like the repository's: cdk.json, demo material (the key sealed, never plain) and the
+    committed reference material the other environments use."""
     folder = tmp_path_factory.mktemp("app")
     shutil.copy(ROOT / "cdk.json", folder / "cdk.json")
+    shutil.copytree(ROOT / "reference", folder / "reference")
     pki = DemoPKI.create(label="environments")
     leaf = pki.leaf(NAMES, days=200)
     _KEYS[folder] = leaf
