@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack, assertions
+from aws_cdk import App, Stack, Stage, assertions
 from aws_cdk import aws_cloudwatch as cloudwatch
 from cryptography import x509
 
@@ -159,6 +159,16 @@ def test_env_dev_reads_no_other_environment(tmp_path: Path) -> None:
     build(app, root)  # the demo environment's files (demo/) do not exist here
     names = {c.stack_name for c in app.node.find_all() if isinstance(c, Stack)}
     assert {"Certificates-us-east-1", "cloudfront-alb-ap-northeast-1", "http-api-eu-west-1"} <= names
+
+
+def test_the_pipeline_reads_only_the_environments_it_deploys(tmp_path: Path) -> None:
+    root = _dev_folder(tmp_path)
+    context = json.loads((root / "cdk.json").read_text())["context"]
+    context["certfleet"]["environments"]["staging"] = {"certificate": "nowhere.pem"}  # broken, and not deployed
+    app = App(context={**context, "pipeline": "true", "pipeline_order": "dev, prod"})  # as `-c` gives it: a string
+    build(app, root)  # no demo/ here either
+    stages = {c.stage_name for c in app.node.find_all() if isinstance(c, Stage) and c is not app}
+    assert stages == {"dev", "prod"}
 
 
 def test_the_environment_asked_for_still_needs_its_files(tmp_path: Path) -> None:

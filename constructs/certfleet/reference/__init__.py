@@ -202,6 +202,8 @@ def build_pipeline(
         synth=pipelines.ShellStep("Synth", input=source, commands=list(SYNTH_COMMANDS)),
     )
     for name in order:
+        if name not in envs:
+            raise ValueError(f"the pipeline deploys {name!r}, but cdk.json has no environment of that name")
         pre = [pipelines.ManualApprovalStep(f"Promote-to-{name}")] if name == order[-1] else []
         stage = EnvironmentStage(stack, name, config=envs[name])
         post = [protect_step(stage, stack.region)] if envs[name].termination_protection else []
@@ -213,7 +215,7 @@ def build_pipeline(
 
 def protect_step(stage: Stage, pipeline_region: str) -> pipelines.CodeBuildStep:
     """After the stage deploys, turn on its stacks' termination protection, which CodePipeline's CloudFormation
-    actions ignore (aws/aws-cdk#17871), through each stack's CDK bootstrap deploy role (it may since CDK 1.62).
+    actions ignore (aws/aws-cdk#17871), through each stack's CDK bootstrap deploy role, which may call it.
     """
     partition = region_info.RegionInfo.get(pipeline_region).partition or "aws"
     commands: list[str] = []
@@ -278,7 +280,8 @@ def build(app: App, root: Path | None = None) -> None:
     """What app.py runs: one environment (``-c env=NAME``, default demo) or the pipeline (``-c pipeline=true``)."""
     root = root or Path.cwd()
     if str(app.node.try_get_context("pipeline")).lower() == "true":
-        order = tuple(app.node.try_get_context("pipeline_order") or DEFAULT_PIPELINE_ORDER)
+        wanted = app.node.try_get_context("pipeline_order") or DEFAULT_PIPELINE_ORDER
+        order = tuple(n.strip() for n in wanted.split(",")) if isinstance(wanted, str) else tuple(wanted)
         build_pipeline(app, environments(app, root, order), order, settings(app, root).get("pipeline") or {})
         return
     name = str(app.node.try_get_context("env") or "demo")
