@@ -141,7 +141,8 @@ class SlowAWS(RefusingAWS):
     ``rates``: ACM operation -> requests allowed in any one second per region; above it, ``ThrottlingException``
     (refused requests do not count toward the rate, as with a token bucket).
     ``peak_in_flight[region]``: the most ACM requests of that region that were under way at once; ``peak_total``:
-    the most in all regions together.
+    the most in all regions together; ``span(region)``: seconds from its first ACM request's arrival to its last
+    answer (the round trips a region cost, whatever the client's start-up).
     """
 
     def __init__(self, upstream: str, *, latency: float = 0.0, rates: dict[str, float] | None = None,
@@ -152,6 +153,8 @@ class SlowAWS(RefusingAWS):
         self.throttled: collections.Counter[tuple[str, str]] = collections.Counter()  # (operation, region)
         self.peak_in_flight: collections.Counter[str] = collections.Counter()
         self.peak_total = 0
+        self._first: dict[str, float] = {}
+        self._last: dict[str, float] = {}
         self._in_flight: collections.Counter[str] = collections.Counter()
         self._arrivals: dict[tuple[str, str], collections.deque[float]] = collections.defaultdict(collections.deque)
         self._slow_lock = threading.Lock()
@@ -162,6 +165,13 @@ class SlowAWS(RefusingAWS):
             self.peak_in_flight.clear()
             self.peak_total = 0
             self.throttled.clear()
+            self._first.clear()
+            self._last.clear()
+
+    def span(self, region: str) -> float:
+        """Seconds from the first ACM request of ``region`` (since :meth:`forget_peaks`) to its last answer."""
+        with self._slow_lock:
+            return self._last.get(region, 0.0) - self._first.get(region, 0.0)
 
     def handle(self, request: _Request) -> _Response:
         if request.service != "acm":
@@ -169,6 +179,7 @@ class SlowAWS(RefusingAWS):
             return super().handle(request)
         region = request.region
         with self._slow_lock:
+            self._first.setdefault(region, time.monotonic())
             self._in_flight[region] += 1
             self.peak_in_flight[region] = max(self.peak_in_flight[region], self._in_flight[region])
             self.peak_total = max(self.peak_total, sum(self._in_flight.values()))
@@ -181,6 +192,7 @@ class SlowAWS(RefusingAWS):
         finally:
             with self._slow_lock:
                 self._in_flight[region] -= 1
+                self._last[region] = time.monotonic()
 
     def _admit(self, operation: str, region: str) -> bool:
         """Whether one more ``operation`` request in ``region`` stays within its rate (caller holds the lock)."""

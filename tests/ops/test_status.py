@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
-from certkit import cli
+from certkit import Run, cli
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ops_support import REGIONS_17, RefusingAWS
 
@@ -49,7 +50,8 @@ class Seeded:
     def url(self) -> str:
         return self.aws.url
 
-    def run(self, capsys: pytest.CaptureFixture[str], *argv: str, regions: tuple[str, ...] | None = REGIONS_17):
+    def run(self, capsys: pytest.CaptureFixture[str], *argv: str,
+            regions: tuple[str, ...] | None = REGIONS_17) -> Run:
         region_args = [a for r in regions or () for a in ("--region", r)]
         return cli(capsys, "status", "--endpoint-url", self.url, *region_args, *argv)
 
@@ -60,7 +62,8 @@ def seeded() -> Iterator[Seeded]:
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
            "AWS_EC2_METADATA_DISABLED": "true"}
-    with pytest.MonkeyPatch.context() as patch, RefusingAWS(moto.url, import_rate=None) as aws:
+    aws = RefusingAWS(moto.url, import_rate=None)
+    with pytest.MonkeyPatch.context() as patch, aws:
         for name, value in env.items():
             patch.setenv(name, value)
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_MAX_ATTEMPTS"):
@@ -80,7 +83,7 @@ def _seed(seeded: Seeded) -> None:
 
     def put(region: str, pki: DemoPKI, leaf: Issued, tags: list[dict[str, str]] | None = None) -> str:
         acm = boto3.client("acm", endpoint_url=seeded.url, region_name=region)
-        extra = {"Tags": tags} if tags else {}
+        extra: dict[str, Any] = {"Tags": tags} if tags else {}
         arn = str(acm.import_certificate(Certificate=leaf.pem(), PrivateKey=leaf.key_pem(),
                                          CertificateChain=pki.chain_pem(), **extra)["CertificateArn"])
         domain = leaf.certificate.subject.get_attributes_for_oid(
@@ -109,8 +112,8 @@ def _seed(seeded: Seeded) -> None:
     seeded.days["old.example.com"] = -1
 
 
-def _domains(run_json: dict[str, object]) -> list[str]:
-    return [c["domain"] for c in run_json["certificates"]]  # type: ignore[index,union-attr]
+def _domains(run_json: dict[str, Any]) -> list[str]:
+    return [str(c["domain"]) for c in run_json["certificates"]]
 
 
 # -------------------------------------------------------------------------------------------- the listing

@@ -46,7 +46,8 @@ def fleet() -> Iterator[Fleet]:
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
            "AWS_EC2_METADATA_DISABLED": "true"}
-    with pytest.MonkeyPatch.context() as patch, SlowAWS(moto.url, import_rate=None) as aws:
+    aws = SlowAWS(moto.url, import_rate=None)
+    with pytest.MonkeyPatch.context() as patch, aws:
         for name, value in env.items():
             patch.setenv(name, value)
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_MAX_ATTEMPTS"):
