@@ -23,7 +23,7 @@ from constructs import Construct, IConstruct
 
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.fleet import CertificateFleet, check_tag_name, checked_regions, require_stage
-from certfleet.key_source import KeySource, SealedKeySource, key_namespace
+from certfleet.key_source import KeySource, SealedKeySource, key_namespace, key_secret_name
 from certfleet.monitoring import ACCOUNT_CONFIG_ID, relay_id, validate_days
 from certfleet.placement_plugin import PlacementChecks
 from certfleet.providers import IMPORTER_ID, KEY_WRITER_ID, ImporterProvider
@@ -35,9 +35,28 @@ RESOURCES_LIMIT, OUTPUTS_LIMIT, TEMPLATE_BYTES_LIMIT = 500, 200, 1_000_000
 RESOURCE_BYTES = 1_400
 """What one resource other than the certificate payloads adds to a template, at most (measured: 0.6-1.3 KB
 with the CDK's indentation and metadata; bench/scale.py and a test hold the estimate above the real size)."""
+PATH_USES = 3
+"""How often a resource spells its construct path (logical id, ``aws:cdk:path``, a reference): a long fleet id
+or group id is paid per resource."""
 OUTPUT_BYTES = 600
 PROVIDER_RESOURCE_BYTES = 2_000
+SHARD_BASE_BYTES = 4_000
+"""A shard's template before any resource: parameters, rules, conditions and the CDK's metadata."""
 """A resource of the importer / key writer / Provider framework (functions, roles, policies, the waiter)."""
+SHARED_RESOURCES = 30
+"""The shared constructs a shard adds with its first fleet, at most: importer (16), key writer (7), account
+expiry setting (1), expiry relay (5). Counted before the first fleet, so a lone fleet that cannot fit is refused."""
+LIST_ITEM_BYTES = 12
+"""Indentation, quotes, comma and newline around one string of a list (``Names``) in the CDK's template."""
+NAME_USES = 6
+"""Descriptions that repeat a certificate's primary name: the alarm, the event rule and their two relays."""
+SECRET_NAME_USES = 3
+"""Where a key secret's name appears per region: ``KeySecretId``, the secret's ``Name``, the key writer's input."""
+
+
+def _text(value: str) -> int:
+    """Bytes of ``value`` as a JSON string in a template."""
+    return len(json.dumps(value))
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,8 @@ class ShardCost:
     resources: int
     outputs: int
     template_bytes: int
+    resource_bytes: int = RESOURCE_BYTES
+    """What each of its resources adds beyond the payloads (grows with the length of its construct path)."""
 
 
 @dataclass
@@ -211,6 +232,7 @@ class FleetGroup(Construct):
         record: list[tuple[Shard, ShardCost]] = []
         for index, region in enumerate(fleet.regions):
             cost = self._estimate(fleet, region, index == 0)
+            self._refuse_oversized(fleet, region, cost)
             shards = self._shards[region]
             shard = shards[-1] if shards else None
             if shard is None or (shard.fleets and not shard.fits(cost, self)):
@@ -222,15 +244,41 @@ class FleetGroup(Construct):
         return placed
 
     def _estimate(self, fleet: CertificateFleet, region: str, primary: bool) -> ShardCost:
-        """What ``fleet`` will add to a stack of ``region``: the resources and outputs the last fleet placed there in
-        the same role actually added, and bytes from its own certificate, chain and sealed key."""
+        """What ``fleet`` will add to a stack of ``region``, at most: the resources and outputs the last fleet placed
+        there in the same role actually added, and bytes from every text of the fleet that reaches the template
+        (certificate, chain, ``Names``, key secret name, tags, descriptions, construct paths, sealed key)."""
         seen = self._measured.get((region, primary))
         resources = seen.resources if seen else (8 if primary else 2) + (6 if self.expiry_topic else 0)
         outputs = 1 + (1 if primary and len(fleet.regions) > 1 else 0)
-        payload = len(json.dumps(fleet.bundle.certificate_pem)) + len(json.dumps(fleet.bundle.chain_pem))
+        bundle = fleet.bundle
+        names = list(bundle.names)
+        secret_name = key_secret_name(self.key_namespace, fleet.node.id, f"{fleet.regions[0]}-{10 ** 6}",
+                                      bundle.primary_name)  # its shard is not known yet: the longest it may be
+        payload = _text(bundle.certificate_pem) + _text(bundle.chain_pem) + len(json.dumps(names)) \
+            + LIST_ITEM_BYTES * len(names) + NAME_USES * _text(bundle.primary_name) \
+            + SECRET_NAME_USES * _text(secret_name) + 2 * _text(fleet.fleet_name) \
+            + 2 * _text(fleet.node.path)
         if primary and isinstance(fleet.key, SealedKeySource):
-            payload += 4 * len(fleet.key.sealed_key.ciphertext) // 3 + 8
-        return ShardCost(resources, outputs, payload + resources * RESOURCE_BYTES + outputs * OUTPUT_BYTES)
+            sealed = fleet.key.sealed_key
+            payload += 4 * len(sealed.ciphertext) // 3 + 8 + 2 * _text(sealed.name)
+        per_resource = RESOURCE_BYTES + PATH_USES * len(fleet.node.path)
+        per_output = OUTPUT_BYTES + PATH_USES * len(fleet.node.path)
+        return ShardCost(resources, outputs, payload + resources * per_resource + outputs * per_output, per_resource)
+
+    def _refuse_oversized(self, fleet: CertificateFleet, region: str, cost: ShardCost) -> None:
+        """A fleet that would take even a new shard of its own past the limits cannot be placed: say so."""
+        empty = Shard(region, 0, Stack.of(self.sweeper_stack), resources=SHARED_RESOURCES,
+                      template_bytes=SHARD_BASE_BYTES + SHARED_RESOURCES * PROVIDER_RESOURCE_BYTES)
+        if not empty.fits(cost, self):
+            raise ValueError(
+                f"{fleet.node.path}: the certificate does not fit in a stack of its own in {region}: about "
+                f"{cost.template_bytes + empty.template_bytes:,} template bytes and {cost.resources + empty.resources} "
+                f"resources, over the group's max_template_bytes={self.max_template_bytes:,} / "
+                f"max_resources={self.max_resources} (CloudFormation allows {TEMPLATE_BYTES_LIMIT:,} bytes and "
+                f"{RESOURCES_LIMIT} resources; the certificate, its chain ({len(fleet.bundle.chain_pem):,} bytes) and "
+                "its names are written into every stack): send a shorter chain (the root is not needed), fewer "
+                "names, or raise max_template_bytes",
+            )
 
     def _account_for(self, fleet: CertificateFleet) -> None:
         """Count what ``fleet`` really added to each of its shards, and the shard's shared constructs once."""
@@ -246,8 +294,7 @@ class FleetGroup(Construct):
             self._measured[(shard.region, primary)] = ShardCost(resources, estimate.outputs, 0)
             shard.resources += resources
             shard.outputs += estimate.outputs
-            shard.template_bytes += estimate.template_bytes - estimate.resources * RESOURCE_BYTES \
-                + resources * RESOURCE_BYTES
+            shard.template_bytes += estimate.template_bytes + (resources - estimate.resources) * estimate.resource_bytes
             relays = [relay_id(self.expiry_topic)] if self.expiry_topic is not None else []
             for shared in (IMPORTER_ID, KEY_WRITER_ID, ACCOUNT_CONFIG_ID, *relays):
                 child = stack.node.try_find_child(shared) if shared not in shard.counted else None
@@ -269,7 +316,7 @@ class FleetGroup(Construct):
             termination_protection=self.termination_protection,
         )
         self.sweeper_stack.add_stack_dependency(stack, "certfleet: sweeps after the certificates are updated")
-        shard = Shard(region, number, stack, template_bytes=4_000)
+        shard = Shard(region, number, stack, template_bytes=SHARD_BASE_BYTES)
         shards.append(shard)
         return shard
 
