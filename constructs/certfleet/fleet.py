@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from aws_cdk import CfnOutput, CustomResource, Duration, Environment, RemovalPolicy, Stack, Stage, Token
@@ -196,26 +196,35 @@ class CertificateFleet(Construct):
                 tag_id=f"{_group.node.path}/{id}" if _group is not None else None, group=group_name or None,
             )
         self.sweeper_stack = (_group.sweeper_stack if _group is not None
-                              else self._sweeper(prefix, termination_protection))
+                              else self._sweeper(prefix, termination_protection, self.key_account))
+        self.sweeper_stacks: dict[str, Stack] = {self.key_account: self.sweeper_stack}
+        """The sweeper of each account the fleet spans (a sweeper deletes only in its own account)."""
+        for other in dict.fromkeys(self.accounts[r] for r in remote):
+            self.sweeper_stacks[other] = self._sweeper(prefix, termination_protection, other)
         PlacementChecks.enable(self)  # every synth of this app checks each consumer of the certificate
 
-    def _sweeper(self, prefix: str, termination_protection: bool) -> Stack:
-        """A last stack that deletes the fleet's retired certificates once their consumers have moved on.
+    def _sweeper(self, prefix: str, termination_protection: bool, account: str) -> Stack:
+        """A last stack that deletes the fleet's retired certificates of ``account`` once their consumers have
+        moved on.
 
         A key-type upgrade replaces each certificate; CloudFormation deletes the old one in the fleet stack's
         cleanup, while consumer stacks (deployed after it) still use it. The importer then retires it (a tag)
-        instead of failing, and this stack, deployed after every consumer that asked certificate_for, deletes
-        what is released, in every region of the key's account.
+        instead of failing, and this stack, deployed after every consumer of that account that asked
+        certificate_for, deletes what is released, in every fleet region of ``account``: one per account, since
+        a sweeper can list and delete certificates of its own account only.
         """
-        home = self.regions[0]
-        stack = Stack(self, "sweeper", stack_name=f"{prefix}-sweeper",
-                      env=Environment(account=self.key_account, region=home),
-                      description=f"certfleet: deletes retired certificates of fleet {self.fleet_name}",
+        regions = [r for r in self.regions if self.accounts[r] == account]
+        own = account == self.key_account
+        stack = Stack(self, "sweeper" if own else f"sweeper-{account}",
+                      stack_name=f"{prefix}-sweeper" if own else f"{prefix}-sweeper-{account}",
+                      env=Environment(account=account, region=regions[0]),
+                      description=f"certfleet: deletes retired certificates of fleet {self.fleet_name}"
+                                  + ("" if own else f" in account {account}"),
                       termination_protection=termination_protection)
         provider = ImporterProvider.of(stack)
         provider.allow_sweep(self.fleet_name)
         for fleet_stack in self._stacks.values():
-            if fleet_stack.account == self.key_account:
+            if fleet_stack.account == account:
                 stack.add_stack_dependency(fleet_stack, "certfleet: sweeps after the certificates are updated")
         CustomResource(
             stack, "Sweeper",
@@ -223,7 +232,7 @@ class CertificateFleet(Construct):
             resource_type="Custom::CertfleetSweeper",
             properties={
                 "Fleet": self.fleet_name,
-                "Regions": [r for r in self.regions if self.accounts[r] == self.key_account],
+                "Regions": regions,
                 "Generation": f"{self.bundle.fingerprint}/{self.bundle.key_algorithm}",
                 "WaitSeconds": "600",
             },
@@ -231,10 +240,10 @@ class CertificateFleet(Construct):
         return stack
 
     def _consumed_by(self, stack: Stack) -> None:
-        """Sweep only after ``stack`` (a consumer) has moved to the new certificate."""
-        if stack is not self.sweeper_stack and Stage.of(stack) is Stage.of(self.sweeper_stack) \
-                and stack.account == self.key_account:
-            self.sweeper_stack.add_stack_dependency(stack, "certfleet: sweeps after consumers move on")
+        """Sweep (in ``stack``'s account) only after ``stack`` (a consumer) has moved to the new certificate."""
+        sweeper = self.sweeper_stacks.get(stack.account)
+        if sweeper is not None and stack is not sweeper and Stage.of(stack) is Stage.of(sweeper):
+            sweeper.add_stack_dependency(stack, "certfleet: sweeps after consumers move on")
 
     @property
     def primary_region(self) -> str:
@@ -296,6 +305,7 @@ class CertificateFleet(Construct):
         days: int = 30,
         days_before_expiry_event: int = 45,
         configure_account_expiry_events: bool = True,
+        account_topics: Mapping[str, sns.ITopic] | None = None,
     ) -> dict[str, ExpiryMonitoring]:
         """In every fleet region: an alarm at ``days`` days left (or once expired) and ACM's daily expiry events,
         both delivered to ``topic``, wherever it is.
@@ -305,14 +315,42 @@ class CertificateFleet(Construct):
         topic's own stack, or in the fleet's stack of that region for a topic imported elsewhere.
         ``days_before_expiry_event`` (1-45) sets ``AWS::CertificateManager::Account`` ``DaysBeforeExpiry`` in
         each fleet region; that is one setting per account and region, so if another stack or app already owns it
-        pass ``configure_account_expiry_events=False``.
+        pass ``configure_account_expiry_events=False``. A fleet spanning accounts (``accounts=``) notifies, for
+        the certificates of each other account, the topic ``account_topics`` names for that account (a topic in
+        that account; default: ``topic``, which must then be in that account): certfleet sets up no cross-account
+        delivery.
         """
         from certfleet.monitoring import validate_days
 
         validate_days(self.node.path, days, days_before_expiry_event)
+        topics = dict(account_topics or {})
+        spanned = set(self.accounts.values())
+        unknown = sorted(set(topics) - spanned)
+        if unknown:
+            raise ValueError(
+                f"{self.node.path}: account_topics names account {', '.join(unknown)}, where the fleet has no "
+                f"certificate (its accounts: {', '.join(sorted(spanned))})",
+            )
+        for region, account in self.accounts.items():
+            chosen = topics.get(account, topic)
+            where = chosen.env.account
+            if not Token.is_unresolved(where) and where != account:
+                fix = (f"use a topic of account {account} (subscribe the other account's endpoints to it)"
+                       if account == self.key_account else
+                       f"pass account_topics={{{account!r}: <an sns.Topic in a stack of account {account}>}}")
+                raise ValueError(
+                    f"{self.node.path}: the expiry topic {chosen.node.path} is in account {where}, the certificate "
+                    f"in {region} in account {account}: alarms and expiry rules notify a topic of their own account "
+                    f"(certfleet sets up no cross-account delivery): {fix}",
+                )
+
+        def relay_stacks(account: str) -> Callable[[str], Stack | None]:
+            return lambda region: next((s for s in self._stacks.values()
+                                        if s.region == region and s.account == account), None)
+
         return {
-            region: cert._monitor(topic, days, days_before_expiry_event, configure_account_expiry_events,
-                                  self._stacks.get)
+            region: cert._monitor(topics.get(self.accounts[region], topic), days, days_before_expiry_event,
+                                  configure_account_expiry_events, relay_stacks(self.accounts[region]))
             for region, cert in self._certificates.items()
         }
 

@@ -10,8 +10,9 @@ import pytest
 from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
-from construct_support import ACCOUNT
+from construct_support import ACCOUNT, sweeper_grants
 
 from certfleet import CertificateBundle, CertificateFleet, ImportedCertificate, KeySource
 from certfleet.ec2 import CertificateFiles
@@ -211,3 +212,66 @@ def test_sharing_with_an_account_twice_keeps_one_statement(bundle: CertificateBu
     secret, kms = _shares(Template.from_stack(fleet.stack_for("us-east-1")))
     assert [s["Principal"] for s in secret] == [_root(OTHER)] and [s["Principal"] for s in kms] == [_root(OTHER)]
     assert "Condition" not in secret[0]
+
+
+def _sweeper_properties(stack: Stack) -> dict[str, Any]:
+    (sweeper,) = Template.from_stack(stack).find_resources("Custom::CertfleetSweeper").values()
+    props: dict[str, Any] = sweeper["Properties"]
+    return props
+
+
+def test_each_account_of_a_fleet_has_a_sweeper_for_its_own_regions(bundle: CertificateBundle,
+                                                                    sealed_path: Path) -> None:
+    """GIVEN a fleet with eu-west-1 in another account THEN that account has its own sweeper stack, listing only
+    its regions, deployed after its fleet stack and its consumers (before: one sweeper, in the key account, and
+    certificates retired in the other account were never deleted)."""
+    app = App()
+    fleet = _fleet(app, bundle, KeySource.sealed(sealed_path), accounts={"eu-west-1": OTHER})
+    web = Stack(app, "Web", env=Environment(account=OTHER, region="eu-west-1"))
+    fleet.certificate_for(web)
+    assert set(fleet.sweeper_stacks) == {ACCOUNT, OTHER}
+    home, other = fleet.sweeper_stacks[ACCOUNT], fleet.sweeper_stacks[OTHER]
+    assert home is fleet.sweeper_stack and home.stack_name == "Certificates-sweeper"
+    assert (other.stack_name, other.account, other.region) == (f"Certificates-sweeper-{OTHER}", OTHER, "eu-west-1")
+    assert _sweeper_properties(home)["Regions"] == ["us-east-1", "ap-northeast-1"]
+    props = _sweeper_properties(other)
+    assert (props["Fleet"], props["Regions"]) == ("Certificates", ["eu-west-1"])
+    assert set(other.dependencies) == {fleet.stack_for("eu-west-1"), web}
+    assert fleet.stack_for("eu-west-1") not in home.dependencies and web not in home.dependencies
+    deletes = [s for s in sweeper_grants(other) if s["Action"] == "acm:DeleteCertificate"]
+    assert deletes and all(s["Condition"]["StringEquals"]["aws:ResourceTag/certfleet:fleet"] == "Certificates"
+                           and f":acm:*:{OTHER}:certificate/" in json.dumps(s["Resource"]) for s in deletes)
+
+
+def _topic(app: App, id: str, account: str, region: str) -> sns.Topic:
+    return sns.Topic(Stack(app, id, env=Environment(account=account, region=region)), "Alerts")
+
+
+def test_monitoring_a_fleet_spanning_accounts_notifies_a_topic_in_each_account(
+    bundle: CertificateBundle, sealed_path: Path,
+) -> None:
+    """GIVEN a topic per account THEN the certificates of each account notify their account's topic (before: every
+    topic was refused as soon as one certificate lived in another account); without one, the refusal names the
+    fix."""
+    app = App()
+    fleet = _fleet(app, bundle, KeySource.sealed(sealed_path), accounts={"eu-west-1": OTHER})
+    home, away = _topic(app, "Ops", ACCOUNT, "us-east-1"), _topic(app, "OtherOps", OTHER, "eu-west-1")
+    with pytest.raises(ValueError, match=rf"the expiry topic Ops/Alerts is in account {ACCOUNT}, the certificate in "
+                                         rf"eu-west-1 in account {OTHER}: .* pass account_topics="
+                                         rf"\{{'{OTHER}': <an sns.Topic in a stack of account {OTHER}>\}}"):
+        fleet.add_expiry_monitoring(topic=home)
+    with pytest.raises(ValueError, match=rf"account_topics names account {THIRD}, where the fleet has no"):
+        fleet.add_expiry_monitoring(topic=home, account_topics={THIRD: away})
+    monitors = fleet.add_expiry_monitoring(topic=home, account_topics={OTHER: away})
+    assert set(monitors) == {"us-east-1", "eu-west-1", "ap-northeast-1"}
+
+    def alarm_actions(region: str) -> str:
+        (alarm,) = Template.from_stack(fleet.stack_for(region)).find_resources("AWS::CloudWatch::Alarm").values()
+        return json.dumps(alarm["Properties"]["AlarmActions"])
+
+    assert "OtherOps" in alarm_actions("eu-west-1") and "OtherOps" not in alarm_actions("us-east-1")
+    assert "Ops" in alarm_actions("us-east-1")
+    Template.from_stack(fleet.stack_for("eu-west-1")).has_resource_properties("AWS::Events::Rule", {
+        "EventPattern": Match.object_like({"source": ["aws.acm"]}),
+        "Targets": [Match.object_like({"Arn": Match.any_value()})],
+    })
