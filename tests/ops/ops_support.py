@@ -140,6 +140,7 @@ class SlowAWS(RefusingAWS):
     ``latency``: seconds added to every request (one round trip to a distant region).
     ``rates``: ACM operation -> requests allowed in any one second per region; above it, ``ThrottlingException``
     (refused requests do not count toward the rate, as with a token bucket).
+    ``refuse_operation[(operation, region)] = (code, message)``: that one ACM operation answers with that error.
     ``peak_in_flight[region]``: the most ACM requests of that region that were under way at once; ``peak_total``:
     the most in all regions together; ``span(region)``: seconds from its first ACM request's arrival to its last
     answer (the round trips a region cost, whatever the client's start-up).
@@ -150,6 +151,7 @@ class SlowAWS(RefusingAWS):
         super().__init__(upstream, **kwargs)
         self.latency = latency
         self.rates = dict(rates or {})
+        self.refuse_operation: dict[tuple[str, str], tuple[str, str]] = {}
         self.throttled: collections.Counter[tuple[str, str]] = collections.Counter()  # (operation, region)
         self.peak_in_flight: collections.Counter[str] = collections.Counter()
         self.peak_total = 0
@@ -188,6 +190,9 @@ class SlowAWS(RefusingAWS):
             time.sleep(self.latency)
             if refused:
                 return _error(AWSRefusal("ThrottlingException", "Rate exceeded"))
+            refusal = self.refuse_operation.get((request.operation, region))
+            if refusal is not None:
+                return _error(AWSRefusal(*refusal))
             return super().handle(request)
         finally:
             with self._slow_lock:

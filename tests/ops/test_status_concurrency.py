@@ -75,6 +75,7 @@ def slow(fleet: Fleet) -> Iterator[Fleet]:
     fleet.aws.forget_peaks()
     yield fleet
     fleet.aws.latency, fleet.aws.rates, fleet.aws.list_page_size = 0.0, {}, None
+    fleet.aws.refuse_operation = {}
 
 
 def _ok(run: object, fleet: Fleet) -> dict[str, object]:
@@ -120,6 +121,24 @@ def test_throttling_is_retried_and_no_region_fails(slow: Fleet, capsys: pytest.C
     _ok(slow.run(capsys), slow)
     assert sum(slow.aws.throttled.values()) > 0  # the test did throttle
     assert slow.aws.throttled[("ListCertificates", BIG)] == 0  # pages are paced at ACM's rate
+
+
+def test_a_read_that_fails_fails_its_region_only(slow: Fleet) -> None:
+    """Listing allowed, tags denied in the large region: that region is an error, the others answer, no hang."""
+    slow.aws.refuse_operation = {("ListTagsForCertificate", BIG): (
+        "AccessDeniedException", "User is not authorized to perform: acm:ListTagsForCertificate")}
+    slow.aws.latency = 0.05
+    regions = [a for r in (BIG, *SMALL) for a in ("--region", r)]
+    result = subprocess.run([CERTFLEET, "status", "--endpoint-url", slow.aws.url, *regions, "--json"],
+                            capture_output=True, text=True, env=dict(os.environ), timeout=120, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    data = json.loads(result.stdout)
+    outcomes = {r["region"]: r for r in data["regions"]}
+    assert outcomes[BIG]["status"] == "error" and outcomes[BIG]["code"] == "AccessDeniedException"
+    assert all(outcomes[r]["status"] == "ok" for r in SMALL)
+    assert {c["region"] for c in data["certificates"]} == set(SMALL)
+    assert f"error: {BIG} denied access" in result.stderr
 
 
 def test_documented_rates_with_latency(slow: Fleet, capsys: pytest.CaptureFixture[str]) -> None:

@@ -54,7 +54,7 @@ _NOT_ENABLED = {"UnrecognizedClientException", "InvalidClientTokenId", "AuthFail
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedException"}
 _ENABLED = {"opt-in-not-required", "opted-in"}
 MAX_THREADS = 32
-#: ACM's request rates per account and region (requests per second; AWS General Reference, ACM quotas).
+#: ACM's request rates per account and region, per second (ACM user guide, Quotas: API rate quotas).
 ACM_RATES = {"ListCertificates": 1, "DescribeCertificate": 10, "ListTagsForCertificate": 10}
 RATE_WINDOW = 1.0  # seconds: ACM's rates are per second
 READS_PER_REGION = 16  # per-certificate reads under way at once in one region
