@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import jsonschema
 import pytest
 from certkit import Run, cli
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -134,8 +135,17 @@ def test_every_region_every_key_type_sorted_by_days_left(seeded: Seeded, capsys:
         assert seeded.aws.calls("acm", "ListCertificates", region) == before[region] + 1
 
 
+def _matches_schema(document: Any) -> None:
+    """``document`` against schemas/status.v1.json (closed objects: a new field fails until the schema has it)."""
+    schema = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "status.v1.json").read_text())
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in jsonschema.Draft202012Validator(schema).iter_errors(document)]
+    assert errors == []
+
+
 def test_json_shape(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
     data = seeded.run(capsys, "--json").json()
+    _matches_schema(data)
     assert set(data) == {"ok", "filters", "regions", "notes", "warnings", "error", "certificates"}
     assert data["warnings"] == [] and data["error"] is None
     by_domain = {c["domain"]: c for c in data["certificates"]}
@@ -303,6 +313,7 @@ def test_a_role_that_acm_denies_everywhere_exits_1(seeded: Seeded, capsys: pytes
     assert "0 of 0 certificate(s)" not in text.out
     assert data.code == 1
     document = data.json()
+    _matches_schema(document)
     assert document["ok"] is False and document["certificates"] == []
     assert document["error"]["code"] == "aws-AccessDeniedException"
     assert len(document["warnings"]) == len(regions)

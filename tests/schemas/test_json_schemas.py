@@ -1,4 +1,5 @@
-"""The ``--json`` outputs of inspect, verify and probe against their versioned schemas in ``schemas/``.
+"""The ``--json`` outputs of inspect, verify and probe against their versioned schemas in ``schemas/`` (status's
+are checked in tests/ops/test_status.py, where its AWS fixtures live).
 
 The schemas close every object (``additionalProperties: false``) and list what is required, so a field added,
 removed or retyped fails here until its schema changes with it (a new major version when a field goes or changes
