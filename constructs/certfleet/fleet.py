@@ -239,10 +239,11 @@ class CertificateFleet(Construct):
         )
         return stack
 
-    def _consumed_by(self, stack: Stack) -> None:
-        """Sweep (in ``stack``'s account) only after ``stack`` (a consumer) has moved to the new certificate."""
-        sweeper = self.sweeper_stacks.get(stack.account)
-        if sweeper is not None and stack is not sweeper and Stage.of(stack) is Stage.of(sweeper):
+    def _consumed_by(self, stack: Stack, region: str) -> None:
+        """The sweeper of the account that holds the certificate of ``region`` runs only after ``stack`` (a consumer,
+        of any account) has moved to the new certificate."""
+        sweeper = self.sweeper_stacks[self.accounts[region]]
+        if stack is not sweeper and Stage.of(stack) is Stage.of(sweeper):
             sweeper.add_stack_dependency(stack, "certfleet: sweeps after consumers move on")
 
     @property
@@ -295,7 +296,7 @@ class CertificateFleet(Construct):
         existing = stack.node.try_find_child(id)
         if isinstance(existing, FleetCertificateReference):
             return existing
-        self._consumed_by(stack)
+        self._consumed_by(stack, region)
         return FleetCertificateReference(stack, id, source=cert)
 
     def add_expiry_monitoring(

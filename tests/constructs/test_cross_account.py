@@ -223,12 +223,16 @@ def _sweeper_properties(stack: Stack) -> dict[str, Any]:
 def test_each_account_of_a_fleet_has_a_sweeper_for_its_own_regions(bundle: CertificateBundle,
                                                                     sealed_path: Path) -> None:
     """GIVEN a fleet with eu-west-1 in another account THEN that account has its own sweeper stack, listing only
-    its regions, deployed after its fleet stack and its consumers (before: one sweeper, in the key account, and
-    certificates retired in the other account were never deleted)."""
+    its regions, deployed after its fleet stack and the consumers of its certificate (before: one sweeper, in the
+    key account, and certificates retired in the other account were never deleted)."""
     app = App()
     fleet = _fleet(app, bundle, KeySource.sealed(sealed_path), accounts={"eu-west-1": OTHER})
     web = Stack(app, "Web", env=Environment(account=OTHER, region="eu-west-1"))
     fleet.certificate_for(web)
+    third = Stack(app, "Third", env=Environment(account=THIRD, region="eu-west-1"))
+    fleet.certificate_for(third)
+    edge = Stack(app, "Edge", env=Environment(account=OTHER, region="eu-west-1"))
+    fleet.edge_certificate_for(edge)
     assert set(fleet.sweeper_stacks) == {ACCOUNT, OTHER}
     home, other = fleet.sweeper_stacks[ACCOUNT], fleet.sweeper_stacks[OTHER]
     assert home is fleet.sweeper_stack and home.stack_name == "Certificates-sweeper"
@@ -236,8 +240,10 @@ def test_each_account_of_a_fleet_has_a_sweeper_for_its_own_regions(bundle: Certi
     assert _sweeper_properties(home)["Regions"] == ["us-east-1", "ap-northeast-1"]
     props = _sweeper_properties(other)
     assert (props["Fleet"], props["Regions"]) == ("Certificates", ["eu-west-1"])
-    assert set(other.dependencies) == {fleet.stack_for("eu-west-1"), web}
-    assert fleet.stack_for("eu-west-1") not in home.dependencies and web not in home.dependencies
+    # each sweeper waits for the consumers of its account's certificates, whatever the consumer's account
+    assert set(other.dependencies) == {fleet.stack_for("eu-west-1"), web, third}
+    assert edge in home.dependencies
+    assert not {fleet.stack_for("eu-west-1"), web, third} & set(home.dependencies)
     deletes = [s for s in sweeper_grants(other) if s["Action"] == "acm:DeleteCertificate"]
     assert deletes and all(s["Condition"]["StringEquals"]["aws:ResourceTag/certfleet:fleet"] == "Certificates"
                            and f":acm:*:{OTHER}:certificate/" in json.dumps(s["Resource"]) for s in deletes)
