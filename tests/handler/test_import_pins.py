@@ -104,20 +104,26 @@ def test_an_adoption_without_a_stack_id_writes_no_owner_tag(
     assert "certfleet:stack" not in _tags(arn)
 
 
+@pytest.mark.parametrize("length", [256, 257, 400])
 def test_an_owner_longer_than_a_tag_value_is_hashed(
-    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued,
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, length: int,
 ) -> None:
-    """GIVEN a stack with a long name and a long logical id (together over ACM's 256-character tag value)
-    WHEN a resource there adopts a certificate THEN its owner tag is a sha256 of it, which ACM accepts."""
+    """GIVEN a stack and logical id whose ``<StackId>/<LogicalResourceId>`` is ``length`` characters
+    WHEN that resource adopts a certificate THEN its owner tag is that text up to ACM's 256-character tag value,
+    else a sha256 of it (which ACM accepts)."""
     props = certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem()))
     arn = certificate.create(props)["PhysicalResourceId"]
     long_stack = STACK_ID.replace("stack/Certs/", f"stack/{'Certs' * 25}/")
-    mover = Resource(certificate.module, certificate.resource_type, "Moved" * 20)
+    mover = Resource(certificate.module, certificate.resource_type, "M" * (length - len(long_stack) - 1))
     event = {**mover.event("Create", props), "StackId": long_stack}
-    assert len(f"{long_stack}/{mover.logical_id}") > 256
+    owner = f"{long_stack}/{mover.logical_id}"
+    assert len(owner) == length
     assert certificate.module.on_event(event, None)["PhysicalResourceId"] == arn
-    owner = _tags(arn)["certfleet:stack"]
-    assert owner.startswith("sha256:") and len(owner) == len("sha256:") + 64
+    tagged = _tags(arn)["certfleet:stack"]
+    if length <= 256:
+        assert tagged == owner
+    else:
+        assert tagged.startswith("sha256:") and len(tagged) == len("sha256:") + 64
 
 
 def test_a_live_certificate_is_adopted_before_a_retired_one(
@@ -242,3 +248,30 @@ def test_a_sweep_with_nothing_waiting_completes_without_listing(
         assert module.is_complete({**event, "Data": data}, None) == {"IsComplete": True}
     assert aws.calls("acm") == 0
     assert [c["CertificateArn"] for c in all_certificates()] == [arn]
+
+
+def test_a_secret_that_starts_like_json_but_is_not_fails_clearly(
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN a key secret whose text starts with "{" but is not JSON WHEN the certificate is created
+    THEN the error names the secret and says so, quoting none of it, and nothing is imported."""
+    secret.put("{ private_key: not-quite-json")
+    with pytest.raises(ValueError, match="starts like JSON but is not valid JSON") as failure:
+        certificate.create(certificate_props(leaf, pki, secret.arn))
+    assert secret.arn in str(failure.value) and "not-quite-json" not in str(failure.value)
+    assert aws.calls("acm", "ImportCertificate") == 0
+
+
+def test_renaming_a_certificate_deleted_out_of_band_is_still_refused(
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued,
+) -> None:
+    """GIVEN an imported certificate someone deleted by hand WHEN an Update renames its fleet
+    THEN the rename is refused with the identity message (its tags cannot be read: the old identity stands)."""
+    props = certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem()))
+    arn = certificate.create(props)["PhysicalResourceId"]
+    boto("acm").delete_certificate(CertificateArn=arn)
+    renamed = {**props, "Tags": [dict(t) for t in props["Tags"]]}
+    renamed["Tags"][1]["Value"], renamed["Tags"][2]["Value"] = "Renamed", "Renamed/Www"
+    with pytest.raises(RuntimeError, match="cannot change its certfleet identity from fleet 'Certs'"):
+        certificate.update(renamed)
+    assert all_certificates() == []
