@@ -164,7 +164,8 @@ class ImporterProvider(Construct):
         self.on_event = _function(
             self, "OnEvent", "certfleet_import.on_event",
             "certfleet: imports third-party certificates into ACM (re-imports in place on renewal)",
-            Duration.minutes(5), log_group=self.log_group,
+            # Lambda's maximum: a shard's concurrent imports share ACM's 1/s, and the handler retries while it has time
+            Duration.minutes(15), log_group=self.log_group,
         )
         self.is_complete = _function(
             self, "IsComplete", "certfleet_import.is_complete",
@@ -347,7 +348,8 @@ class KeyWriterProvider(Construct):
         self.role.add_to_principal_policy(iam.PolicyStatement(
             sid=f"WriteOnlyKeysOf{sid}",
             actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
-                     "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret"],
+                     "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret",
+                     "secretsmanager:UpdateSecretVersionStage"],  # a reverted key is made AWSCURRENT again
             resources=[secrets],
         ))
         through_secrets_manager = iam.PolicyStatement(
