@@ -6,6 +6,7 @@ import base64
 import hashlib
 import uuid
 
+import pytest
 from handler_support import Resource, Secret
 from test_keywriter import Sealed
 
@@ -44,3 +45,14 @@ def test_the_version_id_is_named_after_the_ciphertext(sealed_key: Resource, leaf
     version = sealed_key.create(sealed.props(secret.arn, ciphertext))["Data"]["VersionId"]
     digest = hashlib.sha256(base64.b64decode(ciphertext)).digest()
     assert version == str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def test_a_secret_that_does_not_exist_fails_clearly(sealed_key: Resource, leaf: Issued, aws: StrictAWS) -> None:
+    """GIVEN a SecretId that names no secret WHEN the key writer runs THEN it fails with a message that names the
+    secret and quotes Secrets Manager, and writes nothing."""
+    missing = Secret().arn.replace("certfleet/test/", "certfleet/missing/")
+    with pytest.raises(RuntimeError) as failure:
+        sealed_key.create(Sealed(leaf).props(missing))
+    assert f"cannot write the key to secret {missing}" in str(failure.value)
+    assert "ResourceNotFoundException" in str(failure.value)
+    assert aws.calls("secretsmanager", "PutSecretValue") == 1
