@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -267,12 +268,15 @@ def run(mutant: Mutant, tests: list[str], traced: dict[str, Any], timeout: float
         (folder / mutant.file).write_text(mutated_source(mutant.file, int(mutant.ident.split(":")[1])))
         env = {**os.environ, "CERTFLEET_LAMBDA_DIR": str(folder), "PYTHONDONTWRITEBYTECODE": "1"}
         limit = timeout or 60 + 3 * sum(traced[t]["duration"] for t in tests)
-        try:
-            done = subprocess.run(pytest_command(tests, "-x"), cwd=ROOT, env=env, check=False,
-                                  capture_output=True, timeout=limit)
-        except subprocess.TimeoutExpired:
-            return "timeout"
-        return "survived" if done.returncode == 0 else "killed"
+        with subprocess.Popen(pytest_command(tests, "-x"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True) as child:
+            try:
+                code = child.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)  # pytest and its moto_server
+                child.wait()
+                return "timeout"
+        return "survived" if code == 0 else "killed"
 
 
 def main() -> None:
