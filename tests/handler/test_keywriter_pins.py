@@ -56,3 +56,24 @@ def test_a_secret_that_does_not_exist_fails_clearly(sealed_key: Resource, leaf: 
     assert f"cannot write the key to secret {missing}" in str(failure.value)
     assert "ResourceNotFoundException" in str(failure.value)
     assert aws.calls("secretsmanager", "PutSecretValue") == 1
+
+
+def test_a_key_sealed_without_encryption_context_is_written(
+    sealed_key: Resource, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN a key sealed with an empty encryption context WHEN the key writer runs with EncryptionContext {}
+    THEN it decrypts and writes the key."""
+    secret, sealed = Secret(), Sealed(leaf)
+    sealed.context = {}  # Sealed(context={}) would fall back to its default context
+    version = sealed_key.create(sealed.props(secret.arn, EncryptionContext={}))["Data"]["VersionId"]
+    assert secret.client.get_secret_value(SecretId=secret.arn, VersionId=version)["SecretString"] == \
+        leaf.key_pem().decode()
+
+
+def test_a_new_key_needs_no_explicit_stage_move(sealed_key: Resource, leaf: Issued, aws: StrictAWS) -> None:
+    """GIVEN a secret WHEN a new key is written (PutSecretValue makes it AWSCURRENT itself)
+    THEN the key writer does not move AWSCURRENT again: UpdateSecretVersionStage is for a revert only."""
+    secret, sealed = Secret(), Sealed(leaf)
+    sealed_key.create(sealed.props(secret.arn))
+    assert aws.calls("secretsmanager", "PutSecretValue") == 1
+    assert aws.calls("secretsmanager", "UpdateSecretVersionStage") == 0
