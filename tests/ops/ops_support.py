@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import signal
 import socket
 import ssl
 import tempfile
@@ -11,7 +12,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
+
+import pytest
 
 from certfleet.material.demo import Issued
 from certfleet.material.keys import write_secret_file
@@ -107,6 +110,22 @@ def silent_listener() -> Iterator[int]:
     """A TCP port that accepts connections (the kernel's backlog) and never says a word: a TLS timeout."""
     with socket.create_server(("127.0.0.1", 0)) as sock:
         yield int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail the test if the block still runs after ``seconds`` (a hard stop for a hang, not a speed claim)."""
+
+    def expired(_signum: int, _frame: FrameType | None) -> None:
+        pytest.fail(f"still running after {seconds} s: stopped")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class RefusingAWS(StrictAWS):
