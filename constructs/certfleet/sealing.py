@@ -15,10 +15,19 @@ DEFAULT_ALIAS = "alias/certfleet-sealing"
 
 
 class SealingKey(Construct):
-    """A KMS key (rotation on, retained on stack deletion) with an alias, for sealing private keys.
+    """A KMS key for ``certfleet seal``: key rotation on, retained when its stack is deleted, reached by an alias.
 
-    Deploy it once per account and region before the first `certfleet seal`; the key writer of every
-    fleet may decrypt only with the encryption context of its own certificate.
+    Deploy it once per account and region before the first ``certfleet seal``; see docs/design/sealing.md.
+
+    Args:
+        scope: The construct (usually a stack) to add the key to.
+        id: The construct id.
+        alias: The key's alias; must start with ``alias/``. Default: ``alias/certfleet-sealing``.
+        sealers: Principals that may seal keys with it, each granted by `grant_seal`. Default: none.
+
+    Attributes:
+        key: The KMS key.
+        alias: The key's alias, as given.
     """
 
     def __init__(
@@ -47,19 +56,24 @@ class SealingKey(Construct):
 
     @property
     def key_arn(self) -> str:
+        """The key's ARN (a token until deploy): what ``certfleet seal --kms-key`` takes."""
         return self.key.key_arn
 
     def grant_seal(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` run `certfleet seal` with this key: Encrypt, only with a certfleet encryption context.
+        """Let ``grantee`` run ``certfleet seal`` with this key: ``kms:Encrypt`` only under a certfleet context.
 
-        ``ForAllValues`` alone also holds for an empty context (no keys at all): the ``Null`` condition requires
-        ``certfleet:certificate`` to be present, so every ciphertext names the certificate it is for."""
+        Args:
+            grantee: The principal (a role or user) that seals keys.
+
+        Returns:
+            The grant of ``kms:Encrypt`` (``kms:DescribeKey`` is granted too, unconditionally).
+        """
         iam.Grant.add_to_principal(grantee=grantee, actions=["kms:DescribeKey"], resource_arns=[self.key.key_arn])
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["kms:Encrypt"],
             resource_arns=[self.key.key_arn],
-            conditions={
+            conditions={  # ForAllValues alone holds for an empty context: Null requires the certificate's key
                 "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [CONTEXT_KEY]},
                 "Null": {f"kms:EncryptionContext:{CONTEXT_KEY}": "false"},
             },

@@ -1,4 +1,7 @@
-"""Leak scanning: find private-key material in text, files and folders (cdk.out, logs, CLI output)."""
+"""Leak scanning: find private-key material in text, files and folders (cdk.out, logs, CLI output).
+
+How fragments are chosen, and the odds of a false match: docs/design/leaks.md.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,11 @@ def _secret_numbers(key: PrivateKeyTypes) -> list[bytes]:
 
 
 def key_fragments(key: PrivateKeyTypes) -> list[bytes]:
-    """Pieces of the key's secret numbers as they could appear anywhere: raw bytes, or base64 at any alignment."""
+    """Pieces of the key's secret numbers as they could appear anywhere: raw bytes, or base64 at any alignment.
+
+    Args:
+        key: The private key whose secret numbers (never its public half) to look for.
+    """
     fragments: list[bytes] = []
     for secret in _secret_numbers(key):
         for start in range(0, max(len(secret) - _WINDOW - 1, 1), 3):  # small steps: a window fits between line breaks
@@ -43,7 +50,10 @@ def key_fragments(key: PrivateKeyTypes) -> list[bytes]:
 def find_leaks(data: bytes | str, key: PrivateKeyTypes | None = None, *, label_only_ok: bool = True) -> list[str]:
     """Why ``data`` leaks a key: a PEM private-key block, or a fragment of ``key``. Empty when clean.
 
-    ``label_only_ok`` allows the bare words "PRIVATE KEY" (handler code that builds a PEM header).
+    Args:
+        data: The text or bytes to scan.
+        key: A key whose fragments to look for too. Default: None (PEM blocks only).
+        label_only_ok: Allow the bare words "PRIVATE KEY" (code that builds a PEM header). Default: True.
     """
     raw = data.encode() if isinstance(data, str) else data
     reasons = []
@@ -57,7 +67,12 @@ def find_leaks(data: bytes | str, key: PrivateKeyTypes | None = None, *, label_o
 
 
 def scan_tree(folder: str | os.PathLike[str], key: PrivateKeyTypes | None = None) -> dict[str, list[str]]:
-    """Every file under ``folder`` that leaks, with the reasons. JSON files may not even name a private key."""
+    """Every file under ``folder`` that leaks, with the reasons. JSON files may not even name a private key.
+
+    Args:
+        folder: The folder to scan, recursively.
+        key: A key whose fragments to look for too. Default: None (PEM blocks only).
+    """
     found: dict[str, list[str]] = {}
     for path in sorted(Path(folder).rglob("*")):
         if path.is_file():

@@ -17,7 +17,11 @@ __all__ = ["MotoServer", "free_port"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on ``host``."""
+    """A TCP port that was free a moment ago on ``host`` (another process may take it before you bind it).
+
+    Args:
+        host: The address to probe. Default: ``127.0.0.1``.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
@@ -25,19 +29,29 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class MotoServer:
-    """``python -m moto.server`` in a subprocess, every service on one port.
+    """``python -m moto.server`` in a subprocess, every service on one port; a context manager, or start()/stop().
 
-    Use it as a context manager, or ``start()``/``stop()``::
-
+    Example:
+        ```python
         with MotoServer() as moto:
-            boto3.client("acm", endpoint_url=moto.url, region_name="us-east-1", ...)
+            boto3.client("acm", endpoint_url=moto.url, region_name="us-east-1")
+        ```
+
+    Args:
+        host: The address the server listens on. Default: ``127.0.0.1``.
+        startup_timeout: Seconds to wait for the server to answer HTTP before giving up. Default: 30.
+
+    Attributes:
+        host: The address the server listens on.
+        port: The port it listens on once started (0 before).
+        startup_timeout: Seconds `start` waits for it to answer.
     """
 
     _shared: MotoServer | None = None
 
     @classmethod
     def shared(cls) -> MotoServer:
-        """One server per process, started on first use and stopped at exit: for session fixtures in many conftests."""
+        """One server per process, started on first use and stopped at exit: for session fixtures of many conftests."""
         if cls._shared is None or not cls._shared.running:
             cls._shared = cls().start()
         return cls._shared
@@ -58,6 +72,7 @@ class MotoServer:
 
     @property
     def running(self) -> bool:
+        """Whether the server process is alive."""
         return self._process is not None and self._process.poll() is None
 
     def start(self) -> MotoServer:
