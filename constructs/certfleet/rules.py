@@ -46,6 +46,48 @@ class Service(StrEnum):
     EC2 = "ec2"
 
 
+@dataclass(frozen=True)
+class TlsFloor:
+    """The oldest TLS policy a consumer should allow: which setting holds it, and which values are below it."""
+
+    setting: str  # the CloudFormation property, e.g. "MinimumProtocolVersion"
+    floor: str  # the oldest policy at the floor, named in messages
+    below: frozenset[str] = frozenset()  # known policies below the floor
+    marker: str = ""  # a policy at the floor contains this ("TLS13"); any other literal is below it
+    default: str = ""  # what the service uses when the setting is absent ("" when that is at the floor)
+    cdk_setting: str = ""  # the CDK keyword and value that reach the floor, for the fix
+
+    def is_below(self, policy: str | None) -> bool:
+        """True for a literal policy (``None``: the setting is absent) that allows TLS below the floor."""
+        if policy is None:
+            return bool(self.default)
+        if self.marker:
+            return self.marker not in policy
+        return policy in self.below
+
+
+# CloudFront security policies, oldest first (CloudFront developer guide, supported protocols and ciphers): the
+# floor is TLSv1.2_2021 (FACTS.md); an absent MinimumProtocolVersion means TLSv1.
+CLOUDFRONT_POLICIES: tuple[str, ...] = (
+    "SSLv3", "TLSv1", "TLSv1_2016", "TLSv1.1_2016", "TLSv1.2_2018", "TLSv1.2_2019",
+    "TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025",
+)
+CLOUDFRONT_TLS = TlsFloor(
+    "MinimumProtocolVersion", "TLSv1.2_2021",
+    below=frozenset(CLOUDFRONT_POLICIES[: CLOUDFRONT_POLICIES.index("TLSv1.2_2021")]), default="TLSv1",
+    cdk_setting="minimum_protocol_version=SecurityPolicyProtocol.TLS_V1_2_2021",
+)
+# API Gateway custom domain names: SecurityPolicy TLS_1_0 (the default) or TLS_1_2, or an enhanced TLS 1.3 policy.
+# An absent SecurityPolicy is not judged (the CDK writes TLS_1_2 by default).
+API_TLS = TlsFloor("SecurityPolicy", "TLS_1_2", below=frozenset({"TLS_1_0", "TLS_1_1"}),
+                   cdk_setting="security_policy=SecurityPolicy.TLS_1_2")
+# ELB: the default ELBSecurityPolicy-2016-08 has no TLS 1.3; every TLS 1.3 policy's name holds "TLS13".
+ELB_TLS = TlsFloor("SslPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06", marker="TLS13",
+                   default="ELBSecurityPolicy-2016-08", cdk_setting="ssl_policy=SslPolicy.RECOMMENDED_TLS")
+#: AWS's current recommendation for a new ELB listener (FACTS.md).
+ELB_RECOMMENDED_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
+
+
 class Placement(StrEnum):
     """Where the certificate must live for a service."""
 
@@ -65,7 +107,7 @@ class ServiceRule:
     refused: frozenset[str] = frozenset()
     accepts_imported: bool = True
     refusal: str = ""
-    tls_floor: str = ""
+    tls: TlsFloor | None = None  # the floor the template checks judge; None when the service sets its own
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
     region_verified: bool = True  # False: AWS documents no region; a wrong one is a warning, never an error
@@ -110,7 +152,8 @@ RULES: dict[Service, ServiceRule] = {
         ServiceRule(
             Service.CLOUDFRONT, "CloudFront distribution", Placement.EDGE,
             accepted=_CLOUDFRONT_KEYS, refused=_CLOUDFRONT_REFUSED,
-            tls_floor="MinimumProtocolVersion TLSv1.2_2021 or newer, SSLSupportMethod sni-only",
+            tls=CLOUDFRONT_TLS,
+            notes="SSLSupportMethod sni-only (vip costs extra)",
             deploy_error="The specified SSL certificate doesn't exist, isn't in us-east-1 region, isn't valid, or "
             "doesn't include a valid certificate chain.",
             aliases=("cf",),
@@ -122,7 +165,7 @@ RULES: dict[Service, ServiceRule] = {
         ServiceRule(
             Service.API_GATEWAY_EDGE, "API Gateway REST API, edge-optimized domain", Placement.EDGE,
             accepted=_CLOUDFRONT_KEYS, refused=_CLOUDFRONT_REFUSED,
-            tls_floor="SecurityPolicy TLS_1_2",
+            tls=API_TLS,
             notes="CertificateArn; the certificate must be in us-east-1 whatever the API's region",
             deploy_error="Invalid certificate ARN: {arn}. Certificate must be in 'us-east-1'.",
             aliases=("apigw-edge", "api-edge", "edge-api"),
@@ -132,7 +175,7 @@ RULES: dict[Service, ServiceRule] = {
         ServiceRule(
             Service.API_GATEWAY_REGIONAL, "API Gateway REST API, regional domain", Placement.LOCAL,
             accepted=_REGIONAL_API_KEYS, refused=_REGIONAL_API_REFUSED,
-            tls_floor="SecurityPolicy TLS_1_2",
+            tls=API_TLS,
             notes="RegionalCertificateArn; RSA public keys of at most 2048 bits (AWS documents the maximum), "
             "ECDSA unverified",
             deploy_error="Invalid certificate ARN: {arn}. Certificate must be in '{region}'.",
@@ -143,7 +186,7 @@ RULES: dict[Service, ServiceRule] = {
         ServiceRule(
             Service.API_GATEWAY_V2, "API Gateway HTTP/WebSocket API domain", Placement.LOCAL,
             accepted=_REGIONAL_API_KEYS, refused=_REGIONAL_API_REFUSED,
-            tls_floor="SecurityPolicy TLS_1_2",
+            tls=API_TLS,
             notes="regional domain names only; RSA public keys of at most 2048 bits, ECDSA unverified",
             deploy_error="Invalid certificate ARN: {arn}. Certificate must be in '{region}'.",
             aliases=("http-api", "websocket-api", "apigwv2"),
@@ -160,7 +203,7 @@ RULES: dict[Service, ServiceRule] = {
         # import a certificate for each region." (ACM acm-regions.html)
         ServiceRule(
             Service.ALB, "Application Load Balancer", Placement.LOCAL, accepted=ALL,
-            tls_floor="SslPolicy ELBSecurityPolicy-TLS13-1-2-2021-06 or newer (the default 2016-08 has no TLS 1.3)",
+            tls=ELB_TLS,
             aliases=("elb", "elbv2"),
         ),
         # AWS's notice to an account with an RSA 4096 NLB listener: "Network Load Balancers support RSA certificates
@@ -169,7 +212,7 @@ RULES: dict[Service, ServiceRule] = {
         ServiceRule(
             Service.NLB, "Network Load Balancer TLS listener", Placement.LOCAL,
             accepted=frozenset({RSA_1024, RSA_2048, RSA_3072}) | EC_ALL, refused=frozenset({RSA_4096}),
-            tls_floor="SslPolicy ELBSecurityPolicy-TLS13-1-2-2021-06 or newer",
+            tls=ELB_TLS,
         ),
         # Region: "To deploy a certificate on your load balancer, the certificate must be in the same region as the
         # load balancer." (https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/ssl-server-cert.html).
@@ -216,8 +259,7 @@ RULES: dict[Service, ServiceRule] = {
         ServiceRule(
             Service.APPSYNC, "AppSync custom domain", Placement.EDGE,
             accepted=_CLOUDFRONT_KEYS, refused=_CLOUDFRONT_REFUSED,
-            tls_floor="TLS 1.2 and 1.3 only (set by AppSync)",
-            notes="GraphQL and Event APIs; served through CloudFront",
+            notes="GraphQL and Event APIs; served through CloudFront; TLS 1.2 and 1.3 only (set by AppSync)",
             deploy_error="Invalid request provided: Certificate must be in us-east-1.",
             aliases=("appsync-graphql", "appsync-events", "graphql-api", "event-api"),
         ),
@@ -227,8 +269,7 @@ RULES: dict[Service, ServiceRule] = {
         ServiceRule(
             Service.COGNITO, "Cognito user pool custom domain", Placement.EDGE,
             accepted=_CLOUDFRONT_KEYS, refused=_CLOUDFRONT_REFUSED,
-            tls_floor="SecurityPolicy TLS_V1_2_2021 or TLS_V1_3_2025",
-            notes="served through CloudFront",
+            notes="served through CloudFront; SecurityPolicy TLS_V1_2_2021 or TLS_V1_3_2025 (not checked)",
         ),
         ServiceRule(
             Service.EC2, "EC2 instance (nginx, Apache)", Placement.NONE, accepted=ALL,

@@ -581,3 +581,29 @@ def test_every_finding_code_in_the_source_is_tested() -> None:
     untested = sorted(c for c in codes if f'"{c}"' not in tests and f"[{c}]" not in tests)
     assert untested == []
 
+
+
+# ---------------------------------------------------------------- one Finding shape
+
+
+def test_material_and_template_findings_have_one_shape() -> None:
+    """A material finding and a template-check finding with the same fields print and serialize alike (verify
+    --json's schema), so material.findings can re-export certfleet.checks.finding without any output changing."""
+    import json
+    from dataclasses import fields
+
+    from certfleet.checks.finding import Finding as One
+    from certfleet.checks.finding import Severity as OneSeverity
+    from certfleet.checks.finding import Site
+    from certfleet.material.findings import Finding as Material
+    from certfleet.material.findings import Severity
+
+    assert [f.name for f in fields(Material)] == [f.name for f in fields(One)][:5]
+    for severity in ("error", "warning"):
+        material = Material("expired", Severity(severity), "the certificate expired", "renew it", "www.example.com")
+        one = One("expired", OneSeverity(severity), "the certificate expired", "renew it", "www.example.com")
+        assert (one.to_dict(), str(one), one.is_error) == (material.to_dict(), str(material), material.is_error)
+    schema = json.loads((ROOT / "schemas" / "verify.v1.json").read_text())["$defs"]["finding"]
+    assert set(One("x", OneSeverity.ERROR, "m").to_dict()) == set(schema["required"]) == set(schema["properties"])
+    located = One("wrong-region", OneSeverity.ERROR, "m", site=Site("Web", "Dist", "Web/Dist", "/t.json", "P/A"))
+    assert located.to_dict()["location"] == "P/A"

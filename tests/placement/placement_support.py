@@ -10,7 +10,7 @@ from typing import Any
 from aws_cdk import App, Environment, Stack
 
 from certfleet import CertificateBundle, CertificateFleet, KeySource
-from certfleet.placement_plugin import PLUGIN_NAME, PlacementChecks
+from certfleet.checks.plugin import PLUGIN_NAME, PlacementChecks
 
 ACCOUNT = "123456789012"
 SECRET_ARN = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:x-AbCdEf"

@@ -11,7 +11,8 @@ from aws_cdk import aws_certificatemanager as acm
 from placement_support import ACCOUNT, arn, fleet, new_app, stack, synth
 
 from certfleet import CertificateBundle
-from certfleet.placement import check_templates, load_cloud_assembly
+from certfleet.checks.assembly import load_cloud_assembly
+from certfleet.checks.graph import check_templates
 
 
 def _build(tmp_path: Path, bundle: CertificateBundle, *, wrong: bool) -> tuple[str, str]:
@@ -57,9 +58,9 @@ def test_check_templates_over_a_cdk_out_that_failed_to_synth(tmp_path: Path, rsa
     outdir, path = _build(tmp_path, rsa_bundle, wrong=True)  # the assembly is written before validation runs
     (finding,) = check_templates(load_cloud_assembly(outdir))
     assert finding.code == "wrong-region"
-    assert finding.stack == "Prod-Api"
-    assert finding.construct_path == path  # from the assembly's logical-id metadata
-    assert finding.location == "Properties/CertificateArn"
+    assert finding.site.stack == "Prod-Api"
+    assert finding.site.construct_path == path  # from the assembly's logical-id metadata
+    assert finding.site.location == "Properties/CertificateArn"
     assert "certfleet certificate Prod/Certs/eu-west-1/Certificate" in finding.message
 
 

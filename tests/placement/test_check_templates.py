@@ -10,7 +10,9 @@ import pytest
 from placement_support import ACCOUNT, arn
 
 from certfleet import CertificateBundle
-from certfleet.placement import PlacementFinding, StackTemplate, check_templates
+from certfleet.checks.assembly import StackTemplate
+from certfleet.checks.finding import Finding
+from certfleet.checks.graph import check_templates
 
 CF_FLOOR = "TLSv1.2_2021"
 
@@ -63,11 +65,11 @@ def distribution(cert: Any, *, aliases: tuple[str, ...] = ("www.example.com",), 
             "Properties": {"DistributionConfig": {"Aliases": list(aliases), "ViewerCertificate": viewer}}}
 
 
-def codes(findings: list[PlacementFinding]) -> list[str]:
+def codes(findings: list[Finding]) -> list[str]:
     return [f.code for f in findings]
 
 
-def only(findings: list[PlacementFinding], code: str) -> PlacementFinding:
+def only(findings: list[Finding], code: str) -> Finding:
     found = [f for f in findings if f.code == code]
     assert len(found) == 1, findings
     return found[0]
@@ -80,10 +82,10 @@ def test_cloudfront_literal_arn_outside_us_east_1_is_wrong_region() -> None:
     findings = check_templates([st("Web", "eu-west-1", {"Dist": distribution(arn("eu-west-1"))})])
     finding = only(findings, "wrong-region")
     assert finding.severity == "error"
-    assert finding.location == "Properties/DistributionConfig/ViewerCertificate/AcmCertificateArn"
-    assert finding.logical_id == "Dist"
-    assert finding.stack == "Web"
-    assert finding.template_path == "/out/Web.template.json"
+    assert finding.site.location == "Properties/DistributionConfig/ViewerCertificate/AcmCertificateArn"
+    assert finding.site.logical_id == "Dist"
+    assert finding.site.stack == "Web"
+    assert finding.site.template_path == "/out/Web.template.json"
     assert "CloudFront distribution" in finding.message
     assert "eu-west-1" in finding.message
     assert "must be in us-east-1" in finding.message
@@ -99,7 +101,7 @@ def test_cloudfront_below_tls_floor_warns(policy: str | None) -> None:
     findings = check_templates([st("Web", "us-east-1", {"Dist": distribution(arn("us-east-1"), policy=policy)})])
     finding = only(findings, "tls-below-floor")
     assert finding.severity == "warning"
-    assert finding.location == "Properties/DistributionConfig/ViewerCertificate/MinimumProtocolVersion"
+    assert finding.site.location == "Properties/DistributionConfig/ViewerCertificate/MinimumProtocolVersion"
     assert CF_FLOOR in finding.message
 
 
@@ -152,7 +154,7 @@ def test_edge_api_domain_with_eu_west_1_certificate_shows_both_options() -> None
         "DomainName": "api.example.com", "CertificateArn": arn("eu-west-1"),
         "EndpointConfiguration": {"Types": ["EDGE"]}}}
     finding = only(check_templates([st("Api", "eu-west-1", {"Domain": domain})]), "wrong-region")
-    assert finding.location == "Properties/CertificateArn"
+    assert finding.site.location == "Properties/CertificateArn"
     assert "edge-optimized" in finding.message
     assert "api.example.com" in finding.message
     assert "must be in us-east-1 Region" in finding.message
@@ -168,7 +170,7 @@ def test_regional_api_domain_needs_its_own_region() -> None:
         "DomainName": "api.example.com", "RegionalCertificateArn": arn("us-east-1"),
         "EndpointConfiguration": {"Types": ["REGIONAL"]}}}
     finding = only(check_templates([st("Api", "eu-west-1", {"Domain": domain})]), "wrong-region")
-    assert finding.location == "Properties/RegionalCertificateArn"
+    assert finding.site.location == "Properties/RegionalCertificateArn"
     # API Gateway's own answer, so that a user who met it at deploy time finds it here
     assert f"Invalid certificate ARN: {arn('us-east-1')}. Certificate must be in 'eu-west-1'." in finding.message
     assert "'eu-west-1'" in finding.fix
@@ -190,7 +192,7 @@ def test_api_security_policy_tls_1_0_warns() -> None:
         "DomainName": "api.example.com", "RegionalCertificateArn": arn("eu-west-1"), "SecurityPolicy": "TLS_1_0"}}
     finding = only(check_templates([st("Api", "eu-west-1", {"Domain": domain})]), "tls-below-floor")
     assert finding.severity == "warning"
-    assert finding.location == "Properties/SecurityPolicy"
+    assert finding.site.location == "Properties/SecurityPolicy"
     assert "TLS_1_2" in finding.fix
 
 
@@ -212,7 +214,7 @@ def test_regional_api_domains_refuse_rsa_above_2048(bundle_name: str, algorithm:
     bundle: CertificateBundle = request.getfixturevalue(bundle_name)
     resources = {"Cert": cert_resource(bundle), **regional_domains({"Ref": "Cert"})}
     findings = check_templates([st("Api", "eu-west-1", resources)])
-    assert [(f.code, f.severity, f.logical_id) for f in findings] == [
+    assert [(f.code, f.severity, f.site.logical_id) for f in findings] == [
         ("key-refused", "error", "Http"), ("key-refused", "error", "Rest")]
     assert all(algorithm in f.message for f in findings)
     assert all("RSA_1024, RSA_2048" in f.message for f in findings)  # what they do accept
@@ -239,7 +241,7 @@ def test_http_api_domain_configuration() -> None:
     findings = check_templates([st("Http", "us-west-2", {"Domain": domain})])
     assert sorted(codes(findings)) == ["tls-below-floor", "wrong-region"]
     wrong = only(findings, "wrong-region")
-    assert wrong.location == "Properties/DomainNameConfigurations/0/CertificateArn"
+    assert wrong.site.location == "Properties/DomainNameConfigurations/0/CertificateArn"
     assert "HTTP/WebSocket" in wrong.message
     assert "'us-west-2'" in wrong.fix
 
@@ -264,7 +266,7 @@ def listener(protocol: str, cert: Any, policy: str | None = "ELBSecurityPolicy-T
 def test_alb_in_tokyo_with_us_east_1_certificate_names_the_missing_region() -> None:
     finding = only(check_templates([st("Web", "ap-northeast-1", {"L": listener("HTTPS", arn("us-east-1"))})]),
                    "wrong-region")
-    assert finding.location == "Properties/Certificates/0/CertificateArn"
+    assert finding.site.location == "Properties/Certificates/0/CertificateArn"
     assert "Application Load Balancer" in finding.message
     assert "ap-northeast-1" in finding.message
     assert "us-east-1" in finding.message
@@ -280,7 +282,7 @@ def test_elbv2_listener_policy_without_tls13_warns(policy: str | None, warns: bo
     findings = check_templates([st("Web", "eu-west-1", {"L": listener("HTTPS", arn("eu-west-1"), policy)})])
     assert codes(findings) == (["tls-below-floor"] if warns else [])
     if warns:
-        assert findings[0].location == "Properties/SslPolicy"
+        assert findings[0].site.location == "Properties/SslPolicy"
 
 
 def test_nlb_tls_listener_refuses_rsa_4096(rsa4096_bundle: CertificateBundle) -> None:
@@ -305,7 +307,7 @@ def test_listener_certificate_follows_its_listener_to_nlb_rules(rsa4096_bundle: 
         "ListenerArn": {"Ref": "L"}, "Certificates": [{"CertificateArn": {"Ref": "Cert"}}]}}
     resources = {"Cert": cert_resource(rsa4096_bundle), "L": listener("TLS", arn("us-east-1")), "Extra": extra}
     finding = only(check_templates([st("Net", "us-east-1", resources)]), "key-refused")
-    assert finding.logical_id == "Extra"
+    assert finding.site.logical_id == "Extra"
 
 
 def test_listener_certificate_of_unknown_listener_uses_alb_rules(rsa4096_bundle: CertificateBundle) -> None:
@@ -314,7 +316,7 @@ def test_listener_certificate_of_unknown_listener_uses_alb_rules(rsa4096_bundle:
         "Certificates": [{"CertificateArn": {"Ref": "Cert"}}, {"CertificateArn": arn("eu-west-1")}]}}
     findings = check_templates([st("Web", "us-east-1", {"Cert": cert_resource(rsa4096_bundle), "Extra": extra})])
     assert codes(findings) == ["wrong-region"]
-    assert findings[0].location == "Properties/Certificates/1/CertificateArn"
+    assert findings[0].site.location == "Properties/Certificates/1/CertificateArn"
 
 
 def test_classic_load_balancer(p256_bundle: CertificateBundle) -> None:
@@ -324,7 +326,7 @@ def test_classic_load_balancer(p256_bundle: CertificateBundle) -> None:
     ]}}
     findings = check_templates([st("Legacy", "eu-west-1", {"Cert": cert_resource(p256_bundle), "Clb": clb})])
     assert sorted(codes(findings)) == ["key-unverified", "wrong-region"]
-    assert only(findings, "key-unverified").location == "Properties/Listeners/0/SSLCertificateId"
+    assert only(findings, "key-unverified").site.location == "Properties/Listeners/0/SSLCertificateId"
     assert "Classic Load Balancer" in only(findings, "wrong-region").message
 
 
@@ -341,7 +343,7 @@ def test_beanstalk_environment_alb_option() -> None:
         option("aws:elbv2:listener:443", "SSLCertificateArns", arn("us-east-1")),
     ]}}
     finding = only(check_templates([st("Eb", "eu-west-1", {"Env": env})]), "wrong-region")
-    assert finding.location == "Properties/OptionSettings/1/Value"
+    assert finding.site.location == "Properties/OptionSettings/1/Value"
     assert "Elastic Beanstalk" in finding.message
     assert check_templates([st("Eb", "us-east-1", {"Env": env})]) == []
 
@@ -376,7 +378,7 @@ def amplify(cert: Any, prefixes: tuple[str, ...] = ("", "www")) -> dict[str, Any
 
 def test_amplify_domain_needs_us_east_1() -> None:
     finding = only(check_templates([st("Site", "eu-west-1", {"Dom": amplify(arn("eu-west-1"))})]), "wrong-region")
-    assert finding.location == "Properties/CertificateSettings/CustomCertificateArn"
+    assert finding.site.location == "Properties/CertificateSettings/CustomCertificateArn"
     assert "Amplify" in finding.message
     assert "us-east-1" in finding.fix
 
@@ -397,7 +399,7 @@ def test_transfer_server_region_is_unverified_so_a_warning() -> None:
     finding = only(check_templates([st("Ftp", "eu-west-1", {"Server": ftps_server(arn("us-east-1"))})]),
                    "wrong-region")
     assert finding.severity == "warning", "no AWS text gives Transfer Family's certificate region"
-    assert finding.location == "Properties/Certificate"
+    assert finding.site.location == "Properties/Certificate"
     assert "Transfer Family" in finding.message
     assert "AWS does not document this region requirement" in finding.message
     assert check_templates([st("Ftp", "us-east-1", {"Server": ftps_server(arn("us-east-1"))})]) == []
@@ -421,7 +423,7 @@ def test_cognito_domain(rsa_bundle: CertificateBundle) -> None:
         "UserPoolId": {"Ref": "Pool"}, "Domain": "auth.example.com",
         "CustomDomainConfig": {"CertificateArn": arn("eu-west-1")}}}
     finding = only(check_templates([st("Auth", "eu-west-1", {"Dom": domain})]), "wrong-region")
-    assert finding.location == "Properties/CustomDomainConfig/CertificateArn"
+    assert finding.site.location == "Properties/CustomDomainConfig/CertificateArn"
     assert "Cognito" in finding.message
     domain["Properties"]["CustomDomainConfig"]["CertificateArn"] = {"Ref": "Cert"}
     findings = check_templates([st("Auth", "us-east-1", {"Cert": cert_resource(rsa_bundle), "Dom": domain})])
@@ -459,9 +461,9 @@ def appsync(cert: Any, api_type: str | None, *, link: Any = "api.example.com") -
 def test_appsync_domain_outside_us_east_1_is_an_error(api_type: str | None) -> None:
     finding = only(check_templates([st("Gql", "eu-west-1", appsync(arn("eu-west-1"), api_type))]), "wrong-region")
     assert finding.severity == "error"
-    assert finding.logical_id == "Dom"
-    assert finding.location == "Properties/CertificateArn"
-    assert finding.service == "appsync"
+    assert finding.site.logical_id == "Dom"
+    assert finding.site.location == "Properties/CertificateArn"
+    assert finding.site.service == "appsync"
     assert "AppSync custom domain api.example.com" in finding.message
     if api_type is not None:
         assert f"api.example.com for {APPSYNC_APIS[api_type]}" in finding.message
@@ -503,7 +505,7 @@ def test_weak_reference_resolves_to_the_producer(rsa_bundle: CertificateBundle) 
     stacks = [producer(rsa_bundle, "eu-west-1"), producer(rsa_bundle, "us-east-1"),
               st("Web", "eu-west-1", {"Dist": distribution(weak("eu-west-1")), "Ok": distribution(weak("us-east-1"))})]
     finding = only(check_templates(stacks), "wrong-region")
-    assert finding.logical_id == "Dist"
+    assert finding.site.logical_id == "Dist"
     assert "certfleet certificate Certs/eu-west-1/Certificate (fleet Certs)" in finding.message
 
 
@@ -590,16 +592,16 @@ def test_join_with_the_stack_region() -> None:
 def test_environment_agnostic_stack_still_gets_edge_checks() -> None:
     resources = {"Dist": distribution(arn("eu-west-1")), "L": listener("HTTPS", arn("eu-west-1"))}
     findings = check_templates([st("Agnostic", None, resources)])
-    assert [(f.code, f.logical_id) for f in findings] == [("wrong-region", "Dist")]
+    assert [(f.code, f.site.logical_id) for f in findings] == [("wrong-region", "Dist")]
 
 
 def test_construct_path_comes_from_metadata() -> None:
     dist = distribution(arn("eu-west-1"))
     dist["Metadata"] = {"aws:cdk:path": "Web/Site/Distribution/Resource"}
     finding = only(check_templates([st("Web", "eu-west-1", {"Dist": dist})]), "wrong-region")
-    assert finding.construct_path == "Web/Site/Distribution/Resource"
+    assert finding.site.construct_path == "Web/Site/Distribution/Resource"
     assert "Web/Site/Distribution/Resource" in finding.message
-    assert finding.service == "cloudfront"
+    assert finding.site.service == "cloudfront"
 
 
 def test_errors_come_before_warnings_and_findings_are_not_repeated() -> None:
@@ -620,8 +622,12 @@ def test_finding_as_a_dict() -> None:
     assert set(data) >= {"message", "fix", "stack", "logical_id", "construct_path", "template_path"}
 
 
-def test_placement_module_imports_neither_cdk_nor_boto3() -> None:
-    code = "import sys, certfleet.placement; print(' '.join(sorted(sys.modules)))"
+def test_checks_modules_import_neither_cdk_nor_boto3() -> None:
+    """Every module of certfleet.checks but the plugin runs without the CDK (the CLI's `certfleet map` uses them)."""
+    code = ("import pkgutil, sys, certfleet.checks as c, certfleet.checks.extract as e\n"
+            "for m in pkgutil.walk_packages(c.__path__, 'certfleet.checks.'):\n"
+            "    __import__(m.name) if m.name != 'certfleet.checks.plugin' else None\n"
+            "print(' '.join(sorted(sys.modules)))")
     loaded = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True,
                             cwd="/").stdout.split()
     assert not {m for m in loaded if m.split(".")[0] in {"aws_cdk", "boto3", "botocore", "jsii", "constructs"}}

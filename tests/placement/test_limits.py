@@ -1,4 +1,4 @@
-"""certfleet.limits: CloudFormation and IAM template limits, on hand-built templates and inside app.synth()."""
+"""certfleet.checks.limits: CloudFormation and IAM template limits, on hand-built templates and inside app.synth()."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from aws_cdk import aws_iam as iam
 from placement_support import ACCOUNT, SECRET_ARN, Synth, fleet, new_app, stack, synth
 
 from certfleet import CertificateBundle, FleetGroup, KeySource
-from certfleet.limits import LIMIT_RULE_IDS, check_limits, policy_chars
-from certfleet.placement import RULE_IDS, PlacementFinding, StackTemplate
-from certfleet.placement_plugin import PlacementChecks
+from certfleet.checks.assembly import StackTemplate
+from certfleet.checks.finding import Finding
+from certfleet.checks.judgments import RULE_IDS
+from certfleet.checks.limits import LIMIT_RULE_IDS, check_limits, policy_chars
+from certfleet.checks.plugin import PlacementChecks
 
 NO_CDK_RESOURCE_LIMIT = {"@aws-cdk/core:stackResourceLimit": 0}  # the CDK's own 500 check off: ours is left
 
@@ -72,7 +74,7 @@ def certificate(group: str | None = None) -> dict[str, Any]:
     return {"Type": "Custom::CertfleetCertificate", "Properties": props}
 
 
-def only(findings: list[PlacementFinding], code: str) -> PlacementFinding:
+def only(findings: list[Finding], code: str) -> Finding:
     assert [f.code for f in findings] == [code], [str(f) for f in findings]
     return findings[0]
 
@@ -107,13 +109,13 @@ def test_one_over_a_section_limit_is_an_error_naming_stack_numbers_and_fix(
 ) -> None:
     finding = only(check_limits([_section(section, limit + 1)]), code)
     assert finding.is_error
-    assert finding.stack == "Big"
+    assert finding.site.stack == "Big"
     assert f"stack Big, eu-west-1 declares {limit + 1:,} {noun}" in finding.message
     assert f"1 over CloudFormation's limit of {limit:,} {noun} per template" in finding.message
     assert finding.fix.startswith("split the stack")
     assert "FleetGroup" not in finding.fix
-    assert (finding.logical_id, finding.location) == (section, section)
-    assert finding.template_path == "/nowhere/Big.template.json"
+    assert (finding.site.logical_id, finding.site.location) == (section, section)
+    assert finding.site.template_path == "/nowhere/Big.template.json"
 
 
 def test_the_resources_message_names_the_most_common_types() -> None:
@@ -245,8 +247,8 @@ def test_role_inline_policies_add_up_to_at_most_10240_characters(extra: int, err
         return
     finding = only(findings, "certfleet-limit-role-inline-policy")
     assert finding.is_error
-    assert (finding.logical_id, finding.location) == ("Worker", "Properties/Policies")
-    assert finding.construct_path == "Big/Worker/Resource"
+    assert (finding.site.logical_id, finding.site.location) == ("Worker", "Properties/Policies")
+    assert finding.site.construct_path == "Big/Worker/Resource"
     assert ("role Big/Worker/Resource in stack Big, eu-west-1: its inline policies add up to 10,241 characters "
             "(its Policies 5,000, Default 4,241, Inline 1,000), 1 over IAM's limit of 10,240 characters per role"
             in finding.message)
@@ -309,7 +311,7 @@ def test_a_managed_policy_document_is_at_most_6144_characters(chars: int, error:
     assert "managed policy Shared in stack Big, eu-west-1: its document is 6,145 characters, 1 over IAM's limit" \
         in finding.message
     assert "measured unresolved" in finding.message
-    assert (finding.logical_id, finding.location) == ("Shared", "Properties/PolicyDocument")
+    assert (finding.site.logical_id, finding.site.location) == ("Shared", "Properties/PolicyDocument")
 
 
 def test_every_rule_has_its_code_and_errors_come_first(tmp_path: Path) -> None:
@@ -327,7 +329,7 @@ def test_every_rule_has_its_code_and_errors_come_first(tmp_path: Path) -> None:
 
 
 def test_the_checker_is_pure_it_imports_neither_cdk_nor_boto3() -> None:
-    code = "import sys, certfleet.limits; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    code = "import sys, certfleet.checks.limits; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
     result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert not set(result.stdout.split()) & {"aws_cdk", "jsii", "constructs", "boto3", "botocore"}
 

@@ -17,7 +17,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from placement_support import arn, fleet, new_app, stack, synth
 
 from certfleet import CertificateBundle, CertificateFleet, Service
-from certfleet.placement_plugin import PlacementChecks
+from certfleet.checks.plugin import PlacementChecks
 
 
 def _vpc(scope: Stack) -> ec2.Vpc:

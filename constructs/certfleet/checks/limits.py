@@ -1,7 +1,7 @@
 """CloudFormation and IAM template limits: a stack that CloudFormation or IAM would refuse at deploy fails the synth.
 
-Pure template-level code like ``certfleet.placement`` (standard library only; never ``aws_cdk`` nor ``boto3``), run
-inside ``app.synth()`` by ``certfleet.placement_plugin`` and usable over any ``cdk.out`` with ``load_cloud_assembly``.
+Standard library only (never ``aws_cdk`` nor ``boto3``): run inside ``app.synth()`` by ``certfleet.checks.plugin``
+and usable over any ``cdk.out`` with ``certfleet.checks.assembly.load_cloud_assembly``.
 
 Per template: resources, outputs, parameters, mappings, the template's size as written to ``cdk.out`` (CDK uploads
 every template through S3, where the limit is 1 MB), the description and the dynamic references (``{{resolve:``).
@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certfleet.placement import CERTFLEET_TYPE, PlacementFinding, SeverityName, StackTemplate, _dict, _is_str, _list
+from certfleet.checks.assembly import StackTemplate
+from certfleet.checks.finding import Finding, Severity, Site
+from certfleet.checks.template import CERTFLEET_TYPE, as_dict, as_list, is_literal
 
 RESOURCES = 500
 OUTPUTS = 200
@@ -72,8 +74,7 @@ class _Stack:
         return f"stack {self.st.stack_name}{region}"
 
     def path_of(self, logical_id: str) -> str:
-        path = _dict(_dict(self.resources.get(logical_id)).get("Metadata")).get("aws:cdk:path")
-        return str(path) if _is_str(path) else self.st.construct_paths.get(logical_id, "")
+        return self.st.path_of(logical_id)
 
     def split_fix(self, option: str = "", other: str = "") -> str:
         """What to do when the stack is too big: a FleetGroup shards sooner, other stacks are split by hand."""
@@ -86,24 +87,27 @@ class _Stack:
                     f"shards its stacks below CloudFormation's limits, or {_SPLIT}{other}")
         return f"{_SPLIT}{other}"
 
-    def finding(self, code: str, severity: SeverityName, message: str, fix: str, *, logical_id: str,
-                location: str, construct_path: str | None = None) -> PlacementFinding:
-        return PlacementFinding(
-            code=code, severity=severity, message=message, fix=fix, stack=self.st.stack_name, logical_id=logical_id,
-            construct_path=self.st.construct_path if construct_path is None else construct_path,
-            template_path=self.st.template_path, location=location,
-        )
+    def finding(self, code: str, severity: Severity, message: str, fix: str, *, logical_id: str,
+                location: str, construct_path: str | None = None) -> Finding:
+        path = self.st.construct_path if construct_path is None else construct_path
+        site = Site(self.st.stack_name, logical_id, path, self.st.template_path, location)
+        return Finding(code, severity, message, fix, site=site)
 
 
-def check_limits(stacks: Sequence[StackTemplate]) -> list[PlacementFinding]:
+def check_limits(stacks: Sequence[StackTemplate]) -> list[Finding]:
     """Every template or IAM limit that ``stacks`` break (errors) or come close to (warnings)."""
-    findings: list[PlacementFinding] = []
+    findings: list[Finding] = []
     for st in stacks:
         stack = _inspect(st)
         findings.extend(_template_limits(stack))
         findings.extend(_role_limits(stack))
         findings.extend(_managed_policy_limits(stack))
-    return sorted(findings, key=lambda f: (f.severity != "error", f.stack, f.code, f.logical_id))
+    return sorted(findings, key=_order)
+
+
+def _order(f: Finding) -> tuple[bool, str, str, str]:
+    site = f.site or Site("", "", "", "", "")
+    return (not f.is_error, site.stack, f.code, site.logical_id)
 
 
 def policy_chars(document: Any) -> int:
@@ -112,9 +116,9 @@ def policy_chars(document: Any) -> int:
 
 
 def _inspect(st: StackTemplate) -> _Stack:
-    resources = _dict(st.template.get("Resources"))
-    certificates = [_dict(r) for r in resources.values() if _dict(r).get("Type") == CERTFLEET_TYPE]
-    groups = {str(g) for c in certificates if _is_str(g := _dict(c.get("Properties")).get("Group")) and g}
+    resources = as_dict(st.template.get("Resources"))
+    certificates = [as_dict(r) for r in resources.values() if as_dict(r).get("Type") == CERTFLEET_TYPE]
+    groups = {str(g) for c in certificates if is_literal(g := as_dict(c.get("Properties")).get("Group")) and g}
     return _Stack(st, resources, len(certificates), tuple(sorted(groups)))
 
 
@@ -126,18 +130,18 @@ def _template_text(st: StackTemplate) -> tuple[bytes, str]:
     return json.dumps(st.template, indent=1, ensure_ascii=False).encode(), "as the CDK writes its JSON"
 
 
-def _template_limits(stack: _Stack) -> list[PlacementFinding]:
+def _template_limits(stack: _Stack) -> list[Finding]:
     template = stack.st.template
-    found: list[PlacementFinding] = []
+    found: list[Finding] = []
     for section, code, limit, noun, option, other in _SECTIONS:
-        entries = _dict(template.get(section))
+        entries = as_dict(template.get(section))
         if len(entries) > limit:
             most = ""
             if section == "Resources":
-                types = Counter(str(_dict(r).get("Type", "?")) for r in entries.values()).most_common(3)
+                types = Counter(str(as_dict(r).get("Type", "?")) for r in entries.values()).most_common(3)
                 most = f" (most: {', '.join(f'{t} x{n}' for t, n in types)})"
             found.append(stack.finding(
-                code, "error",
+                code, Severity.ERROR,
                 f"{stack.label} declares {len(entries):,} {noun}{most}, {len(entries) - limit:,} over "
                 f"CloudFormation's limit of {limit:,} {noun} per template: CloudFormation would refuse it at deploy",
                 stack.split_fix(option, other), logical_id=section, location=section,
@@ -147,7 +151,7 @@ def _template_limits(stack: _Stack) -> list[PlacementFinding]:
     if size > TEMPLATE_BYTES_WARNING:
         over = size > TEMPLATE_BYTES
         found.append(stack.finding(
-            "certfleet-limit-template-size", "error" if over else "warning",
+            "certfleet-limit-template-size", Severity.ERROR if over else Severity.WARNING,
             f"{stack.label}: its template is {size:,} bytes ({how}), "
             + (f"{size - TEMPLATE_BYTES:,} over" if over else f"{TEMPLATE_BYTES - size:,} under (close to)")
             + f" CloudFormation's limit of {TEMPLATE_BYTES:,} bytes (1 MB) for a template uploaded through S3",
@@ -159,7 +163,7 @@ def _template_limits(stack: _Stack) -> list[PlacementFinding]:
     if isinstance(description, str) and len(description.encode()) > DESCRIPTION_BYTES:
         length = len(description.encode())
         found.append(stack.finding(
-            "certfleet-limit-description", "error",
+            "certfleet-limit-description", Severity.ERROR,
             f"{stack.label}: its description is {length:,} bytes (UTF-8), {length - DESCRIPTION_BYTES:,} over "
             f"CloudFormation's limit of {DESCRIPTION_BYTES:,} bytes",
             "shorten the stack's description (Stack(..., description=...))",
@@ -168,7 +172,7 @@ def _template_limits(stack: _Stack) -> list[PlacementFinding]:
     references = data.decode(errors="replace").count("{{resolve:")
     if references > DYNAMIC_REFERENCES:
         found.append(stack.finding(
-            "certfleet-limit-dynamic-references", "error",
+            "certfleet-limit-dynamic-references", Severity.ERROR,
             f"{stack.label}: its template holds {references} dynamic references ({{{{resolve:...}}}}), "
             f"{references - DYNAMIC_REFERENCES} over CloudFormation's limit of {DYNAMIC_REFERENCES} per template",
             stack.split_fix(other=", or resolve fewer values at deploy: read secrets and parameters at run time "
@@ -181,21 +185,21 @@ def _template_limits(stack: _Stack) -> list[PlacementFinding]:
 def _attached(stack: _Stack, role_id: str, props: dict[str, Any]) -> tuple[list[tuple[str, int]], set[str]]:
     """A role's inline policy documents (where each is written, its size) and its managed policies (ids)."""
     refs: list[Any] = [{"Ref": role_id}]  # how other resources name the role: Ref (its name) or its literal RoleName
-    if _is_str(props.get("RoleName")):
+    if is_literal(props.get("RoleName")):
         refs.append(props["RoleName"])
-    own = _list(props.get("Policies"))
-    inline = [("its Policies", sum(policy_chars(_dict(p).get("PolicyDocument")) for p in own))] if own else []
+    own = as_list(props.get("Policies"))
+    inline = [("its Policies", sum(policy_chars(as_dict(p).get("PolicyDocument")) for p in own))] if own else []
     managed: set[str] = set()  # logical ids of the template's managed policies, else the ARN's JSON
-    for entry in _list(props.get("ManagedPolicyArns")):
+    for entry in as_list(props.get("ManagedPolicyArns")):
         target = entry.get("Ref") if isinstance(entry, dict) and len(entry) == 1 else None
-        if isinstance(target, str) and _dict(stack.resources.get(target)).get("Type") == "AWS::IAM::ManagedPolicy":
+        if isinstance(target, str) and as_dict(stack.resources.get(target)).get("Type") == "AWS::IAM::ManagedPolicy":
             managed.add(target)
         else:
             managed.add(json.dumps(entry, sort_keys=True))
     for other_id, raw in stack.resources.items():
-        kind = _dict(raw).get("Type")
-        other = _dict(_dict(raw).get("Properties"))
-        names_role = any(r in refs for r in _list(other.get("Roles")))
+        kind = as_dict(raw).get("Type")
+        other = as_dict(as_dict(raw).get("Properties"))
+        names_role = any(r in refs for r in as_list(other.get("Roles")))
         if (kind == "AWS::IAM::Policy" and names_role) or (
                 kind == "AWS::IAM::RolePolicy" and other.get("RoleName") in refs):
             inline.append((other_id, policy_chars(other.get("PolicyDocument"))))
@@ -204,12 +208,12 @@ def _attached(stack: _Stack, role_id: str, props: dict[str, Any]) -> tuple[list[
     return inline, managed
 
 
-def _role_limits(stack: _Stack) -> list[PlacementFinding]:
-    found: list[PlacementFinding] = []
+def _role_limits(stack: _Stack) -> list[Finding]:
+    found: list[Finding] = []
     for role_id, raw in stack.resources.items():
-        if _dict(raw).get("Type") != "AWS::IAM::Role":
+        if as_dict(raw).get("Type") != "AWS::IAM::Role":
             continue
-        inline, managed = _attached(stack, role_id, _dict(_dict(raw).get("Properties")))
+        inline, managed = _attached(stack, role_id, as_dict(as_dict(raw).get("Properties")))
         path = stack.path_of(role_id)
         where = f"role {path or role_id} in {stack.label}"
         total = sum(size for _, size in inline)
@@ -219,7 +223,7 @@ def _role_limits(stack: _Stack) -> list[PlacementFinding]:
                          "certificates: spread them over more stacks") if stack.certificates and "/Certfleet" in path \
                 else ""
             found.append(stack.finding(
-                "certfleet-limit-role-inline-policy", "error",
+                "certfleet-limit-role-inline-policy", Severity.ERROR,
                 f"{where}: its inline policies add up to {total:,} characters ({parts}), {total - ROLE_INLINE_CHARS:,} "
                 f"over IAM's limit of {ROLE_INLINE_CHARS:,} characters per role ({_UNRESOLVED})",
                 "move statements into customer managed policies (iam.ManagedPolicy, up to 6,144 characters each) "
@@ -232,7 +236,7 @@ def _role_limits(stack: _Stack) -> list[PlacementFinding]:
     return found
 
 
-def _managed_count(stack: _Stack, role_id: str, where: str, managed: set[str]) -> PlacementFinding:
+def _managed_count(stack: _Stack, role_id: str, where: str, managed: set[str]) -> Finding:
     """Over 10 managed policies: a warning (the quota can be raised to 20); over 20: an error."""
     count = len(managed)
     overflow = sum(1 for key in managed if "OverflowPolicy" in key)
@@ -242,12 +246,12 @@ def _managed_count(stack: _Stack, role_id: str, where: str, managed: set[str]) -
                "minimizePolicies) so that the CDK needs fewer OverflowPolicy parts") if overflow else ""
     fewer = f"attach fewer managed policies: merge their statements{broader}, or give part of the work its own role"
     if count > ROLE_MANAGED_POLICIES_MAX:
-        severity: SeverityName = "error"
+        severity = Severity.ERROR
         over = (f"{count - ROLE_MANAGED_POLICIES_MAX} over IAM's maximum of {ROLE_MANAGED_POLICIES_MAX} per role (the "
                 "quota cannot be raised further)")
         fix = fewer
     else:
-        severity = "warning"
+        severity = Severity.WARNING
         over = (f"{count - ROLE_MANAGED_POLICIES_DEFAULT} over IAM's default quota of {ROLE_MANAGED_POLICIES_DEFAULT} "
                 "per role: the deploy fails unless this account's quota was raised")
         fix = (f"raise the 'Managed policies per role' quota to {ROLE_MANAGED_POLICIES_MAX} (Service Quotas, IAM) for "
@@ -259,16 +263,16 @@ def _managed_count(stack: _Stack, role_id: str, where: str, managed: set[str]) -
     )
 
 
-def _managed_policy_limits(stack: _Stack) -> list[PlacementFinding]:
-    found: list[PlacementFinding] = []
+def _managed_policy_limits(stack: _Stack) -> list[Finding]:
+    found: list[Finding] = []
     for policy_id, raw in stack.resources.items():
-        policy = _dict(raw)
+        policy = as_dict(raw)
         if policy.get("Type") != "AWS::IAM::ManagedPolicy":
             continue
-        size = policy_chars(_dict(policy.get("Properties")).get("PolicyDocument"))
+        size = policy_chars(as_dict(policy.get("Properties")).get("PolicyDocument"))
         if size > MANAGED_POLICY_CHARS:
             found.append(stack.finding(
-                "certfleet-limit-managed-policy-size", "error",
+                "certfleet-limit-managed-policy-size", Severity.ERROR,
                 f"managed policy {stack.path_of(policy_id) or policy_id} in {stack.label}: its document is {size:,} "
                 f"characters, {size - MANAGED_POLICY_CHARS:,} over IAM's limit of {MANAGED_POLICY_CHARS:,} characters "
                 f"per managed policy ({_UNRESOLVED})",
