@@ -101,53 +101,67 @@ def public_members(module: griffe.Module) -> Iterator[griffe.Object]:
             yield _target(member)
 
 
-def _documented_keywords(cls: griffe.Class) -> dict[str, str]:
-    """Keyword name -> description, from the Args of the class docstring and of its ``__init__``."""
+def _documented(docstrings: list[griffe.Docstring | None], *, attributes: bool = False) -> dict[str, str]:
+    """Parameter name -> description, from the Args (Google style) of ``docstrings``."""
     griffe = _griffe()
     kinds = {griffe.DocstringSectionKind.parameters, griffe.DocstringSectionKind.other_parameters}
-    if "dataclass" in cls.labels:
+    if attributes:
         kinds.add(griffe.DocstringSectionKind.attributes)
     documented: dict[str, str] = {}
-    init = cls.members.get("__init__")
-    for docstring in (cls.docstring, init.docstring if init is not None else None):
-        if docstring is None:
-            continue
-        for section in docstring.parse("google"):
+    for docstring in docstrings:
+        for section in docstring.parse("google") if docstring is not None else ():
             if section.kind in kinds:
                 documented.update({item.name: item.description for item in section.value})
     return documented
 
 
-def _keyword_problems(cls: griffe.Class) -> Iterator[str]:
-    if any(str(base).endswith("Enum") for base in cls.bases):
-        return
-    documented = _documented_keywords(cls)
-    for parameter in cls.parameters:
-        name = parameter.name
-        if name in NOT_KEYWORDS or name.startswith("_") or parameter.kind.name in {"var_positional", "var_keyword"}:
+def _keyword_problems(path: str, parameters: griffe.Parameters, documented: dict[str, str], *,
+                      keyword_only: bool) -> Iterator[str]:
+    """Each keyword of ``parameters`` (only the keyword-only ones when ``keyword_only``) lacking meaning or default."""
+    for parameter in parameters:
+        name, kind = parameter.name, parameter.kind.name
+        if name in NOT_KEYWORDS or name.startswith("_") or kind in {"var_positional", "var_keyword"}:
+            continue
+        if keyword_only and kind != "keyword_only":
             continue
         description = documented.get(name, "").strip()
         if not description:
-            yield f"{cls.path}: keyword {name!r} is not documented under Args"
+            yield f"{path}: keyword {name!r} is not documented under Args"
         elif parameter.default is not None and not DEFAULT.search(description):
-            yield f"{cls.path}: keyword {name!r} (default {parameter.default}) does not say 'Default: ...' in Args"
+            yield f"{path}: keyword {name!r} (default {parameter.default}) does not say 'Default: ...' in Args"
+
+
+def _constructor_problems(cls: griffe.Class) -> Iterator[str]:
+    """Every constructor parameter but scope and id, documented in the class's or ``__init__``'s Args."""
+    if any(str(base).endswith("Enum") for base in cls.bases):
+        return
+    init = cls.members.get("__init__")
+    documented = _documented([cls.docstring, init.docstring if init is not None else None],
+                             attributes="dataclass" in cls.labels)
+    yield from _keyword_problems(cls.path, cls.parameters, documented, keyword_only=False)
 
 
 def _member_problems(cls: griffe.Class) -> Iterator[str]:
+    """Public methods and properties (the package's own, inherited ones included) with a docstring and keywords."""
+    griffe = _griffe()
     package = cls.path.split(".")[0]
     for name, member in cls.all_members.items():  # inherited from the package's own bases too, not from aws_cdk
         target = _target(member)
         if not member.is_public or name.startswith("__") or target.path.split(".")[0] != package:
             continue
-        if target.is_function or "property" in target.labels:
+        if isinstance(target, griffe.Function) or "property" in target.labels:
             what = "property" if "property" in target.labels else "method"
             if target.docstring is None or not target.docstring.value.strip():
                 yield f"{cls.path}.{name}: {what} has no docstring"
+        if isinstance(target, griffe.Function) and "property" not in target.labels:
+            yield from _keyword_problems(f"{cls.path}.{name}", target.parameters, _documented([target.docstring]),
+                                         keyword_only=True)
 
 
 def problems(objects: list[griffe.Object]) -> list[str]:
-    """Every gap in the docstrings of ``objects``: a class, function or property without one, a keyword without
-    an Args entry, a keyword with a default whose entry does not state it."""
+    """Every gap in the docstrings of ``objects``: a class, function, method or property without one; a constructor
+    keyword, or a keyword-only parameter of a function or method, without an Args entry, or whose entry does not
+    state its default."""
     griffe = _griffe()
     found: list[str] = []
     for obj in objects:
@@ -156,8 +170,10 @@ def problems(objects: list[griffe.Object]) -> list[str]:
         if obj.docstring is None or not obj.docstring.value.strip():
             found.append(f"{obj.path}: {obj.kind.value} has no docstring")
         if isinstance(obj, griffe.Class):
-            found.extend(_keyword_problems(obj))
+            found.extend(_constructor_problems(obj))
             found.extend(_member_problems(obj))
+        else:
+            found.extend(_keyword_problems(obj.path, obj.parameters, _documented([obj.docstring]), keyword_only=True))
     return found
 
 
@@ -188,36 +204,45 @@ def test_site_builds_with_strict_and_shows_every_public_object(tmp_path: Path) -
 
 # --- the gates can fail -----------------------------------------------------------------------------------------
 
-SAMPLE = '''\
-"""A sample package for the docs gate."""
+def _sample_source(*, complete: bool, unknown_parameter: bool = False) -> str:
+    """A small package; ``complete`` documents everything, ``unknown_parameter`` documents one that does not exist."""
+    size = "How big. Default: 3." if complete else "How big."
+    shape = '\n        shape: Its outline. (default: ``"round"``)' if complete else ""
+    area = '"""Size squared."""' if complete else "# no docstring"
+    grow = "\n\n        Args:\n            twice: Twice ``amount``. Default: False.\n        " if complete else ""
+    turns = "turn" if unknown_parameter else "turns"
+    return textwrap.dedent('''\
+        """A sample package for the docs gate."""
 
 
-class Widget:
-    """A widget.
+        class Widget:
+            """A widget.
 
-    Args:
-        size: How big.{size_default}
-        colour: What colour.
-    """
+            Args:
+                size: {size}
+                colour: What colour.{shape}
+            """
 
-    def __init__(self, *, size: int = 3, colour: str, shape: str = "round") -> None:
-        self.size = size
+            def __init__(self, *, size: int = 3, colour: str, shape: str = "round") -> None:
+                self.size = size
 
-    @property
-    def area(self) -> int:
-        return self.size * self.size
+            @property
+            def area(self) -> int:
+                {area}
+                return self.size * self.size
 
-    def grow(self) -> None:
-        """Make it bigger."""
+            def grow(self, amount: int = 1, *, twice: bool = False) -> None:
+                """Make it bigger.{grow}"""
 
 
-def spin(turns: int) -> None:
-    """Spin.
+        def spin(turns: int, *, clockwise: bool = True) -> None:
+            """Spin.
 
-    Args:
-        {spin_arg}: How many turns.
-    """
-'''
+            Args:
+                {turns}: How many turns.
+                clockwise: Which way. Default: True.
+            """
+        ''').format(size=size, shape=shape, area=area, grow=grow, turns=turns)
 
 
 def _sample(tmp_path: Path, *, broken: bool) -> Path:
@@ -227,9 +252,7 @@ def _sample(tmp_path: Path, *, broken: bool) -> Path:
 
     package = tmp_path / "src" / "sample"
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text(SAMPLE.format(
-        size_default=" Default: 3." if not broken else "", spin_arg="turn" if broken else "turns",
-    ))
+    (package / "__init__.py").write_text(_sample_source(complete=True, unknown_parameter=broken))
     docs = tmp_path / "docs"
     docs.mkdir()
     link = "[a missing object][sample.Nothing]" if broken else "[the widget][sample.Widget]"
@@ -258,20 +281,17 @@ def test_strict_build_fails_on_a_broken_reference_and_on_a_griffe_warning(tmp_pa
 
 def test_completeness_check_names_each_gap(tmp_path: Path) -> None:
     (tmp_path / "sample").mkdir()
-    (tmp_path / "sample" / "__init__.py").write_text(SAMPLE.format(size_default="", spin_arg="turns"))
+    (tmp_path / "sample" / "__init__.py").write_text(_sample_source(complete=False))
     found = problems(list(public_members(load("sample", tmp_path))))
     assert sorted(found) == [
         "sample.Widget.area: property has no docstring",
+        "sample.Widget.grow: keyword 'twice' is not documented under Args",
         "sample.Widget: keyword 'shape' is not documented under Args",
         "sample.Widget: keyword 'size' (default 3) does not say 'Default: ...' in Args",
     ]
 
 
 def test_completeness_check_accepts_a_fully_documented_class(tmp_path: Path) -> None:
-    documented = SAMPLE.format(size_default=" Default: 3.", spin_arg="turns").replace(
-        "        colour: What colour.\n",
-        "        colour: What colour.\n        shape: Its outline. (default: ``\"round\"``)\n",
-    ).replace("    def area(self) -> int:\n", '    def area(self) -> int:\n        """Size squared."""\n')
     (tmp_path / "sample").mkdir()
-    (tmp_path / "sample" / "__init__.py").write_text(textwrap.dedent(documented))
+    (tmp_path / "sample" / "__init__.py").write_text(_sample_source(complete=True))
     assert problems(list(public_members(load("sample", tmp_path)))) == []
