@@ -1,4 +1,8 @@
-"""The demo environment's assembly, played against moto_server + StrictAWS: create, renew, upgrade, destroy."""
+"""The demo environment's assembly, played against moto_server + StrictAWS: create, renew, upgrade, destroy.
+
+One module-scoped deployment (``story``) carries the phases, one test each, in file order. A phase that passes
+records itself; a phase whose predecessor did not pass skips, naming it, so a failed create shows as one failure and
+the later phases as skips that say why, instead of one test that stops at its first assert."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("www.example.com", "example.com", "*.example.com")
 FLEET_REGIONS = ["ap-northeast-1", "eu-west-1", "us-east-1", "us-west-2"]
 BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow  # one demo-environment deployment, played phase by phase: minutes
 
 
 @dataclass
@@ -100,37 +106,97 @@ def _cli_arns(world: World, region: str) -> set[str]:
     return {c["CertificateArn"] for c in json.loads(listed.stdout)["CertificateSummaryList"]}
 
 
-def test_create_renew_upgrade_destroy(world: World) -> None:
-    """GIVEN the demo environment (fleet in 4 regions + 8 architectures) sealed with moto's KMS
-    WHEN it is deployed, renewed, upgraded to EC P-256 and destroyed
-    THEN ACM holds exactly one certificate per region throughout, renewal keeps every ARN and moves NotAfter,
-    the upgrade replaces every ARN without orphans, and destroy empties ACM."""
-    rsa_pki = DemoPKI.create("rsa-2048", label="e2e")
-    first = rsa_pki.leaf(NAMES, days=200)
-    rehearsal = Rehearsal(world.aws.url, environment={"CERTFLEET_SECRET_WAIT_SECONDS": "30"})
+@dataclass
+class Story:
+    """The deployment the phases share, and what each phase left for the next."""
 
-    rehearsal.deploy(_synth(_material(world, "first", first, rsa_pki)))
-    created = _by_region(rehearsal)
-    assert {r: len(rows) for r, rows in created.items()} == dict.fromkeys(FLEET_REGIONS, 1)
-    for region, (cert,) in created.items():
+    world: World
+    rehearsal: Rehearsal
+    rsa_pki: DemoPKI
+    passed: list[str] = field(default_factory=list)
+    first: Issued | None = None
+    assembly: Path | None = None
+    created: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    arns: dict[str, str] = field(default_factory=dict)
+
+    def begin(self, phase: str, *, after: str | None = None) -> None:
+        """Start ``phase``; skip it unless ``after`` passed, as it builds on that phase's deployment."""
+        if after is not None and after not in self.passed:
+            pytest.skip(f"phase {phase!r} needs phase {after!r}, which did not pass "
+                        f"(passed so far: {', '.join(self.passed) or 'none'}); run the whole module")
+
+    def done(self, phase: str) -> None:
+        """Record that ``phase`` passed: the phases after it may run."""
+        self.passed.append(phase)
+
+
+@pytest.fixture(scope="module")
+def story(world: World) -> Iterator[Story]:
+    """One rehearsal of the demo environment for every phase; ACM and Secrets Manager emptied afterwards."""
+    rehearsal = Rehearsal(world.aws.url, environment={"CERTFLEET_SECRET_WAIT_SECONDS": "30"})
+    yield Story(world, rehearsal, DemoPKI.create("rsa-2048", label="e2e"))
+    MotoServer.shared().reset()
+
+
+def _one_per_region(rows: dict[str, list[dict[str, Any]]]) -> None:
+    assert {r: len(found) for r, found in rows.items()} == dict.fromkeys(FLEET_REGIONS, 1)
+
+
+def test_create(story: Story) -> None:
+    """GIVEN the demo environment (fleet in 4 regions + 8 architectures) sealed with moto's KMS
+    WHEN it is deployed THEN each fleet region holds one tagged RSA certificate with every name."""
+    story.begin("create")
+    story.first = story.rsa_pki.leaf(NAMES, days=200)
+    story.assembly = _synth(_material(story.world, "first", story.first, story.rsa_pki))
+    story.rehearsal.deploy(story.assembly)
+    story.created = _by_region(story.rehearsal)
+    _one_per_region(story.created)
+    for region, (cert,) in story.created.items():
         assert set(cert["names"]) == set(NAMES), region
         assert cert["key_algorithm"] == "RSA_2048"
         assert cert["tags"]["certfleet:managed-by"] == "certfleet"
         assert cert["tags"]["certfleet:fleet"] == "Certificates"
-        assert _cli_arns(world, region) == {cert["arn"]}, "the real AWS CLI sees the same"
-    arns = {r: rows[0]["arn"] for r, rows in created.items()}
-    imports_before = world.aws.calls("acm", "ImportCertificate")
+        assert _cli_arns(story.world, region) == {cert["arn"]}, "the real AWS CLI sees the same"
+    story.arns = {r: rows[0]["arn"] for r, rows in story.created.items()}
+    story.done("create")
 
-    renewed = issue(NAMES[0], issuer=rsa_pki.intermediate, key=first.key, names=NAMES, days=400)
-    rehearsal.deploy(_synth(_material(world, "renewed", renewed, rsa_pki)))
-    after_renewal = _by_region(rehearsal)
-    assert {r: rows[0]["arn"] for r, rows in after_renewal.items()} == arns
-    assert {r: len(rows) for r, rows in after_renewal.items()} == dict.fromkeys(FLEET_REGIONS, 1)
+
+def test_no_change(story: Story) -> None:
+    """GIVEN the deployed fleet WHEN the same assembly is deployed again THEN no custom resource runs."""
+    story.begin("no-change", after="create")
+    assert story.assembly is not None
+    again = story.world.folder / "first-again"
+    shutil.copytree(story.assembly, again)
+    imports = story.world.aws.calls("acm", "ImportCertificate")
+    assert story.rehearsal.deploy(again) == []
+    assert story.world.aws.calls("acm", "ImportCertificate") == imports
+    story.done("no-change")
+
+
+def test_renewal(story: Story) -> None:
+    """GIVEN the deployed fleet WHEN a renewal (same key, later NotAfter) is deployed
+    THEN every ARN is kept, NotAfter moves, and each region imports exactly once."""
+    story.begin("renewal", after="no-change")
+    assert story.first is not None
+    imports_before = story.world.aws.calls("acm", "ImportCertificate")
+    renewed = issue(NAMES[0], issuer=story.rsa_pki.intermediate, key=story.first.key, names=NAMES, days=400)
+    story.rehearsal.deploy(_synth(_material(story.world, "renewed", renewed, story.rsa_pki)))
+    after_renewal = _by_region(story.rehearsal)
+    _one_per_region(after_renewal)
+    assert {r: rows[0]["arn"] for r, rows in after_renewal.items()} == story.arns
     for region, (cert,) in after_renewal.items():
-        old_end = dt.datetime.fromisoformat(created[region][0]["not_after"])
+        old_end = dt.datetime.fromisoformat(story.created[region][0]["not_after"])
         assert dt.datetime.fromisoformat(cert["not_after"]) - old_end > dt.timedelta(days=150), region
-    assert world.aws.calls("acm", "ImportCertificate") - imports_before == len(FLEET_REGIONS)
+    assert story.world.aws.calls("acm", "ImportCertificate") - imports_before == len(FLEET_REGIONS)
+    story.done("renewal")
 
+
+def test_key_type_upgrade_retires_and_sweeps(story: Story) -> None:
+    """GIVEN the renewed RSA fleet, its certificates in use WHEN an EC P-256 certificate is deployed
+    THEN each fleet stack retires its in-use RSA certificate, the sweeper runs last and deletes them once
+    released, and every region holds only the new EC certificate under a new ARN."""
+    story.begin("upgrade", after="renewal")
+    world, arns = story.world, story.arns
     ec_pki = DemoPKI.create("ec-p256", label="e2e ec")
     upgraded = ec_pki.leaf(NAMES, key_type="ec-p256", days=300)
     for arn in arns.values():  # CloudFront, ALBs... use the RSA certificates until their stacks move on
@@ -143,35 +209,27 @@ def test_create_renew_upgrade_destroy(world: World) -> None:
                 world.aws.release(arn)
             released.extend(arns.values())
 
-    rehearsal.after_stack = consumers_move_on
-    events = rehearsal.deploy(_synth(_material(world, "upgraded", upgraded, ec_pki)))
-    rehearsal.after_stack = None
+    story.rehearsal.after_stack = consumers_move_on
+    try:
+        events = story.rehearsal.deploy(_synth(_material(world, "upgraded", upgraded, ec_pki)))
+    finally:
+        story.rehearsal.after_stack = None
     assert sorted(e.physical_id for e in events if e.action == "retire") == sorted(arns.values()), \
         "each fleet stack's cleanup retires the old certificate its consumers still use, instead of failing"
     sweeps = [e for e in events if e.logical_id.startswith("Sweeper")]
     assert len(sweeps) == 1 and events[-1] is sweeps[0], "the sweeper runs last, after every consumer"
-    after_upgrade = _by_region(rehearsal)
-    assert {r: len(rows) for r, rows in after_upgrade.items()} == dict.fromkeys(FLEET_REGIONS, 1), \
-        "no orphan: the sweeper deleted every retired certificate once released"
+    after_upgrade = _by_region(story.rehearsal)
+    _one_per_region(after_upgrade)  # no orphan: the sweeper deleted every retired certificate once released
     for region, (cert,) in after_upgrade.items():
         assert cert["arn"] != arns[region]
         assert cert["key_algorithm"] == "EC_prime256v1"
         assert _cli_arns(world, region) == {cert["arn"]}
-
-    rehearsal.destroy()
-    assert {r: len(rows) for r, rows in _by_region(rehearsal).items()} == dict.fromkeys(FLEET_REGIONS, 0)
+    story.done("upgrade")
 
 
-def test_a_deploy_with_no_change_imports_nothing(world: World) -> None:
-    """GIVEN a deployed fleet WHEN the same assembly is deployed again THEN no custom resource runs."""
-    pki = DemoPKI.create("rsa-2048", label="e2e idle")
-    leaf = pki.leaf(NAMES, days=100)
-    assembly = _synth(_material(world, "idle", leaf, pki))
-    rehearsal = Rehearsal(world.aws.url, environment={"CERTFLEET_SECRET_WAIT_SECONDS": "30"})
-    rehearsal.deploy(assembly)
-    again = world.folder / "idle-again"
-    shutil.copytree(assembly, again)
-    imports = world.aws.calls("acm", "ImportCertificate")
-    assert rehearsal.deploy(again) == []
-    assert world.aws.calls("acm", "ImportCertificate") == imports
-    rehearsal.destroy()
+def test_destroy(story: Story) -> None:
+    """GIVEN the deployed fleet WHEN it is destroyed THEN ACM holds no certificate in any fleet region."""
+    story.begin("destroy", after="create")
+    story.rehearsal.destroy()
+    assert {r: len(rows) for r, rows in _by_region(story.rehearsal).items()} == dict.fromkeys(FLEET_REGIONS, 0)
+    story.done("destroy")
