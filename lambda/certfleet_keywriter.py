@@ -1,4 +1,6 @@
-"""Custom::CertfleetSealedKey: decrypt a sealed private key with KMS and write it to Secrets Manager once."""
+"""Custom::CertfleetSealedKey: decrypt a sealed private key with KMS and write it to Secrets Manager once.
+
+The same provider serves Custom::CertfleetKeyVersion (certfleet_keyversion): the pinned version of a user's secret."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+import certfleet_keyversion
 from certfleet_common import LOG, client, code, der_pem, describe, region
 
 _WRONG_KEY = {"InvalidCiphertextException", "AccessDeniedException", "IncorrectKeyException"}
@@ -19,6 +22,8 @@ def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
     The version is named after the ciphertext (its ClientRequestToken), so a key deployed again (a revert) gets its
     old version back; Secrets Manager ignores that PutSecretValue, so AWSCURRENT is then moved explicitly."""
+    if event.get("ResourceType") == certfleet_keyversion.RESOURCE_TYPE:
+        return certfleet_keyversion.on_event(event, context)
     props = event["ResourceProperties"]
     secret_id = props["SecretId"]
     physical_id = f"{secret_id}#sealed-key"

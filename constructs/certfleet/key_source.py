@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from aws_cdk import ArnFormat, CustomResource, RemovalPolicy, SecretValue, Stack, Token
+from aws_cdk import ArnFormat, CfnResource, CustomResource, RemovalPolicy, SecretValue, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -20,10 +20,12 @@ from constructs import Construct
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.material.findings import MaterialError
 from certfleet.material.sealed import SealedKey
-from certfleet.providers import KeyWriterProvider, acknowledge
+from certfleet.providers import KeyWriterProvider, acknowledge, wildcard_finding
 from certfleet.references import weak_reference
 
 PLACEHOLDER = "certfleet: the key writer replaces this value with the private key at deploy time"
+KEY_VERSION_TYPE = "Custom::CertfleetKeyVersion"
+"""The resource that pins a user's secret's AWSCURRENT version (lambda/certfleet_keyversion.py, RESOURCE_TYPE)."""
 SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 """What Secrets Manager accepts as a secret name (CreateSecret)."""
 _KEEP = frozenset(string.ascii_letters + string.digits + "_.@-")
@@ -167,9 +169,18 @@ class SecretKeySource(KeySource):
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
         replica_regions: Sequence[str] = (), group_namespace: str = "",
     ) -> KeyBinding:
-        return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self.version_id, self.name_or_arn,
-                          secret_id=self.name_or_arn, encryption_key_arn=self.encryption_key_arn,
-                          region=self.arn_region)
+        """The secret in ``scope``'s stack; without an explicit ``version_id``, AWSCURRENT's version is pinned there
+        by a :class:`KeyVersionPin` (once per stack and secret), so that every region reads the same version."""
+        stack = Stack.of(scope)
+        secret = _import_secret(stack, self.name_or_arn)
+        pin = None
+        version = self.version_id
+        if not version:
+            pin = KeyVersionPin.of(stack, self)
+            pin.add_certificate(bundle.fingerprint)
+            version = pin.version_id
+        return KeyBinding(secret, version, self.name_or_arn, pin, secret_id=self.name_or_arn,
+                          encryption_key_arn=self.encryption_key_arn, region=self.arn_region)
 
     def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         stack = Stack.of(scope)
@@ -181,7 +192,8 @@ class SecretKeySource(KeySource):
             parts = name.split(":")
             parts[3] = stack.region
             name = ":".join(parts)
-        return KeyBinding(_import_secret(stack, name), self.version_id, name, secret_id=name)
+        return KeyBinding(_import_secret(stack, name), self._version_for(scope, primary), name, primary.store,
+                          secret_id=name)
 
     def bind_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         if not self.name_or_arn.startswith("arn:"):
@@ -189,9 +201,65 @@ class SecretKeySource(KeySource):
                 f"{scope.node.path}: KeySource.secret({self.name_or_arn!r}) is read from another account: give the "
                 "secret's full ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf)",
             )
-        return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self.version_id, self.name_or_arn,
-                          secret_id=self.name_or_arn, encryption_key_arn=self.encryption_key_arn,
-                          region=self.arn_region)
+        return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self._version_for(scope, primary),
+                          self.name_or_arn, primary.store, secret_id=self.name_or_arn,
+                          encryption_key_arn=self.encryption_key_arn, region=self.arn_region)
+
+    def _version_for(self, scope: Construct, primary: KeyBinding) -> str:
+        """The version ``scope``'s stack reads: the primary's pinned one, weakly referenced (resolved when that stack
+        deploys, as a sealed key's version is), or the explicit ``version_id``."""
+        if isinstance(primary.store, KeyVersionPin):
+            return weak_reference(primary.store, "KeyVersion", primary.version_id, scope)
+        return self.version_id
+
+
+class KeyVersionPin(Construct):
+    """The AWSCURRENT version of a user's key secret, resolved once at deploy time in the primary stack.
+
+    A ``Custom::CertfleetKeyVersion`` of the stack's key writer reads it with ``DescribeSecret`` (no value) when the
+    secret or the certificates that use it change, and keeps it otherwise: a replacement then, so that a rollback
+    restores the old version with no call. Its role may ``DescribeSecret`` on that secret only."""
+
+    def __init__(self, scope: Construct, id: str, *, source: SecretKeySource) -> None:
+        super().__init__(scope, id)
+        self.secret_id = source.name_or_arn
+        self._fingerprints: list[str] = []
+        writer = KeyWriterProvider.of(self)
+        resource = secret_resource_arn(Stack.of(self), source.name_or_arn, source.arn_region)
+        writer.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="DescribeOnlyKeySecret" + hashlib.sha256(source.name_or_arn.encode()).hexdigest()[:8].upper(),
+            actions=["secretsmanager:DescribeSecret"],
+            resources=[resource],
+        ))
+        if resource.endswith("-??????"):
+            acknowledge(writer.role, wildcard_finding(writer.role, resource),
+                        "-?????? is the random suffix Secrets Manager adds to a secret's ARN: this one secret")
+        self.resource = CustomResource(
+            self, "Resource",
+            service_token=writer.service_token,
+            resource_type=KEY_VERSION_TYPE,
+            properties={"SecretId": source.name_or_arn, "Fingerprints": []},
+        )
+
+    @classmethod
+    def of(cls, stack: Stack, source: SecretKeySource) -> KeyVersionPin:
+        """The pin of ``source``'s secret in ``stack``, created on first use."""
+        id = "CertfleetKeyVersion" + hashlib.sha256(source.name_or_arn.encode()).hexdigest()[:8]
+        existing = stack.node.try_find_child(id)
+        return existing if isinstance(existing, KeyVersionPin) else cls(stack, id, source=source)
+
+    def add_certificate(self, fingerprint: str) -> None:
+        """Count a certificate that uses this key: a change of any of them resolves the version again."""
+        if fingerprint not in self._fingerprints:
+            self._fingerprints.append(fingerprint)
+            cfn = self.resource.node.default_child
+            if isinstance(cfn, CfnResource):
+                cfn.add_property_override("Fingerprints", sorted(self._fingerprints))
+
+    @property
+    def version_id(self) -> str:
+        """The pinned VersionId (a deploy-time value of this stack)."""
+        return self.resource.get_att_string("VersionId")
 
 
 def _import_secret(stack: Stack, name_or_arn: str) -> secretsmanager.ISecret:
@@ -336,6 +404,15 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def secret_resource_arn(stack: Stack, secret_id: str, region: str = "") -> str:
+    """The IAM resource of exactly one secret, given by name (in ``region``, default the stack's) or ARN: a name or a
+    partial ARN ends in ``-??????``, the six random characters Secrets Manager appends."""
+    if secret_id.startswith("arn:") or Token.is_unresolved(secret_id):
+        return secret_id if Token.is_unresolved(secret_id) or _is_complete_arn(secret_id) else f"{secret_id}-??????"
+    return stack.format_arn(service="secretsmanager", resource="secret", resource_name=f"{secret_id}-??????",
+                            region=region or None, arn_format=ArnFormat.COLON_RESOURCE_NAME)
+
+
 def grant_key_read(grantee: iam.IGrantable, binding: KeyBinding, reader: Construct) -> None:
     """Let ``grantee`` read exactly the key secret of ``binding``, and decrypt it through Secrets Manager only.
 
@@ -343,16 +420,9 @@ def grant_key_read(grantee: iam.IGrantable, binding: KeyBinding, reader: Constru
     """
     stack = Stack.of(reader)
     region = binding.region or stack.region
-    secret_id = binding.id_for_handler
-    if secret_id.startswith("arn:") or Token.is_unresolved(secret_id):
-        resources = [secret_id if Token.is_unresolved(secret_id) or _is_complete_arn(secret_id)
-                     else f"{secret_id}-??????"]
-    else:
-        resources = [stack.format_arn(service="secretsmanager", resource="secret", resource_name=f"{secret_id}-??????",
-                                      region=region, arn_format=ArnFormat.COLON_RESOURCE_NAME)]
     iam.Grant.add_to_principal(
         grantee=grantee, actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-        resource_arns=resources,
+        resource_arns=[secret_resource_arn(stack, binding.id_for_handler, region)],
     )
     if binding.encryption_key_arn:
         iam.Grant.add_to_principal(
