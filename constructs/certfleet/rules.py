@@ -77,8 +77,8 @@ CLOUDFRONT_TLS = TlsFloor(
     below=frozenset(CLOUDFRONT_POLICIES[: CLOUDFRONT_POLICIES.index("TLSv1.2_2021")]), default="TLSv1",
     cdk_setting="minimum_protocol_version=SecurityPolicyProtocol.TLS_V1_2_2021",
 )
-# API Gateway custom domain names: SecurityPolicy TLS_1_0 (the default) or TLS_1_2, or an enhanced TLS 1.3 policy.
-# An absent SecurityPolicy is not judged (the CDK writes TLS_1_2 by default).
+# API Gateway custom domain names: SecurityPolicy TLS_1_0 or TLS_1_2, or an enhanced TLS 1.3 policy. An absent
+# SecurityPolicy is not judged: aws-cdk-lib 2.275 writes none unless asked, and AWS's default is unverified.
 API_TLS = TlsFloor("SecurityPolicy", "TLS_1_2", below=frozenset({"TLS_1_0", "TLS_1_1"}),
                    cdk_setting="security_policy=SecurityPolicy.TLS_1_2")
 # ELB: the default ELBSecurityPolicy-2016-08 has no TLS 1.3; every TLS 1.3 policy's name holds "TLS13".

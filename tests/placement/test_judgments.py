@@ -11,7 +11,7 @@ from cryptography import x509
 from certfleet import CertificateBundle
 from certfleet.checks.assembly import StackTemplate
 from certfleet.checks.consumer import Consumer
-from certfleet.checks.extract import Resource, TlsSetting
+from certfleet.checks.extract.base import Resource, TlsSetting
 from certfleet.checks.finding import Finding, Severity
 from certfleet.checks.judgments import (
     domain_not_covered,

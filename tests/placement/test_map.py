@@ -11,7 +11,8 @@ import pytest
 from certfleet import CertificateBundle
 from certfleet.checks import graph
 from certfleet.checks.assembly import StackTemplate
-from certfleet.checks.extract import EXTRACTORS, Resource
+from certfleet.checks.extract.base import Resource
+from certfleet.checks.extract.registry import EXTRACTORS
 from certfleet.checks.graph import certificate_map, check_templates, consumers
 from certfleet.rules import Service
 

@@ -88,3 +88,6 @@ def _logical_paths(directory: Path, artifact: Mapping[str, Any]) -> dict[str, st
             if entry.get("type") == "aws:cdk:logicalId" and isinstance(entry.get("data"), str):
                 paths[entry["data"]] = path.lstrip("/")
     return paths
+
+
+__all__ = ["StackTemplate", "load_cloud_assembly", "parse_environment", "read_assembly_stacks"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from certfleet.checks.extract import CertificateUse, Resource
+from certfleet.checks.extract.base import CertificateUse, Resource
 from certfleet.checks.finding import Site
 from certfleet.checks.resolve import ResolvedCertificate
 from certfleet.rules import RULES, Service
@@ -45,3 +45,6 @@ class Consumer:
     def site(self) -> Site:
         return Site(self.stack, self.logical_id, self.construct_path, self.template_path, self.location,
                     self.service.value)
+
+
+__all__ = ["Consumer"]

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from certfleet.checks.assembly import StackTemplate
 from certfleet.checks.consumer import Consumer
-from certfleet.checks.extract import EXTRACTORS, Extracted, Resource
+from certfleet.checks.extract.base import Extracted, Resource
+from certfleet.checks.extract.registry import EXTRACTORS
 from certfleet.checks.finding import Finding, Severity
 from certfleet.checks.judgments import (
     domain_not_covered,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from cryptography import x509
 
 from certfleet.checks.consumer import Consumer
-from certfleet.checks.extract import Resource, TlsSetting
+from certfleet.checks.extract.base import Resource, TlsSetting
 from certfleet.checks.finding import Finding, error, warning
 from certfleet.checks.resolve import ResolvedCertificate
 from certfleet.material.names import covers
@@ -190,3 +190,9 @@ def _local_fix(needed: str, source: ResolvedCertificate, fleet_regions: frozense
     if not source.is_certfleet:
         text += f" (or aws acm import-certificate --region {needed} and use that ARN)"
     return text + "."
+
+
+__all__ = [
+    "RULE_IDS", "WEAK_CONTEXT", "domain_not_covered", "key_refused", "key_unverified", "strong_reference",
+    "tls_below_floor", "wrong_region",
+]

@@ -125,4 +125,4 @@ def _violation(finding: Finding) -> PolicyViolation:
     )
 
 
-__all__: Sequence[str] = ("PlacementChecks", "stack_templates")
+__all__: Sequence[str] = ("PLUGIN_NAME", "PlacementChecks", "stack_templates")

@@ -207,3 +207,6 @@ def _from_join(st: StackTemplate, arg: Any, strong: str) -> ResolvedCertificate 
         return None
     shown = joined.replace("\x00", "…")
     return ResolvedCertificate(region=match.group(1), label=f"certificate {shown}", arn=shown, strong=strong)
+
+
+__all__ = ["ResolvedCertificate", "Resolver"]

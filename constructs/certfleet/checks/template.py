@@ -52,3 +52,9 @@ def resources(template: Mapping[str, Any]) -> dict[str, Any]:
 def properties(resource: Any) -> dict[str, Any]:
     """A resource's Properties."""
     return as_dict(as_dict(resource).get("Properties"))
+
+
+__all__ = [
+    "CERTFLEET_TYPE", "FLEET_TAG", "ID_TAG", "as_dict", "as_list", "dicts", "is_literal", "literal_names", "properties",
+    "resources", "tag_value",
+]
