@@ -132,3 +132,17 @@ def test_the_map_needs_no_cdk() -> None:
             "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
     result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert not set(result.stdout.split()) & {"aws_cdk", "jsii", "constructs", "boto3", "botocore"}
+
+
+def test_one_certificate_read_strongly_and_weakly_is_judged_per_read(rsa_bundle: CertificateBundle) -> None:
+    """The resolver reads each certificate once; how each consumer reached it stays that consumer's own."""
+    producer, web = assembly(rsa_bundle, ["www.example.com"])
+    producer.template["Outputs"]["Arn"]["Export"] = {"Name": "CertArn"}
+    listener = {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {
+        "Protocol": "HTTPS", "Certificates": [{"CertificateArn": {"Fn::ImportValue": "CertArn"}}],
+        "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}}
+    edge = st("Edge", "us-east-1", {"Listener": listener, "Dist": web.template["Resources"]["Dist"]})
+    found = certificate_map([producer, edge])
+    strong = {e.consumer.logical_id: e.consumer.certificate.strong for e in found.edges if e.consumer.certificate}
+    assert strong == {"Listener": "Fn::ImportValue 'CertArn'", "Dist": ""}
+    assert [f.code for f in found.findings] == ["strong-reference"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography import x509
@@ -64,6 +64,7 @@ class Resolver:
         self._region_exports: dict[str, list[tuple[StackTemplate, Any]]] = {}
         self._fleet_regions: dict[str, set[str]] = {}
         self._parsed: dict[str, x509.Certificate | None] = {}
+        self._at: dict[tuple[str, str], ResolvedCertificate | None] = {}
         for st in self.stacks:
             self._by_name.setdefault(st.stack_name, []).append(st)
             for output in as_dict(st.template.get("Outputs")).values():
@@ -98,12 +99,18 @@ class Resolver:
 
     def at(self, st: StackTemplate, logical_id: str, strong: str = "") -> ResolvedCertificate | None:
         """The certificate resource ``logical_id`` of ``st`` (certfleet or ACM), or None for anything else."""
+        key = (st.template_path, logical_id)
+        if key not in self._at:
+            self._at[key] = self._read(st, logical_id)
+        found = self._at[key]
+        return replace(found, strong=strong) if found is not None and strong else found
+
+    def _read(self, st: StackTemplate, logical_id: str) -> ResolvedCertificate | None:
         resource = as_dict(resources(st.template).get(logical_id))
         if resource.get("Type") == "AWS::CertificateManager::Certificate":
             path = as_dict(resource.get("Metadata")).get("aws:cdk:path")
             shown = str(path) if is_literal(path) else f"{st.stack_name}/{logical_id}"
-            return ResolvedCertificate(region=st.region, label=f"ACM certificate {shown}", stack=st.stack_name,
-                                       strong=strong)
+            return ResolvedCertificate(region=st.region, label=f"ACM certificate {shown}", stack=st.stack_name)
         if resource.get("Type") != CERTFLEET_TYPE:
             return None
         props = properties(resource)
@@ -118,7 +125,7 @@ class Resolver:
             region=st.region, label=f"certfleet certificate {ident}" + (f" (fleet {fleet})" if fleet else ""),
             certificate_pem=str(pem) if cert is not None else None,
             key_algorithm=str(algorithm) if is_literal(algorithm) else None, fleet=fleet, stack=st.stack_name,
-            strong=strong, logical_id=logical_id,
+            logical_id=logical_id,
             names=tuple(dns_names(cert) + ip_addresses(cert)) if cert is not None else (),
         )
 
