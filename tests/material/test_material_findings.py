@@ -607,3 +607,25 @@ def test_material_and_template_findings_have_one_shape() -> None:
     assert set(One("x", OneSeverity.ERROR, "m").to_dict()) == set(schema["required"]) == set(schema["properties"])
     located = One("wrong-region", OneSeverity.ERROR, "m", site=Site("Web", "Dist", "Web/Dist", "/t.json", "P/A"))
     assert located.to_dict()["location"] == "P/A"
+
+
+def test_an_ed448_leaf_signed_by_an_ed448_ca_is_no_ca_algorithm_mismatch() -> None:
+    """The CA's family is read from public OIDs: Ed448 signed by Ed448 matches (only ACM's key refusal remains)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    from certfleet.material import load_bytes
+
+    ca, key = ed448.Ed448PrivateKey.generate(), ed448.Ed448PrivateKey.generate()
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com")]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Ed448 CA")]))
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("www.example.com")]), critical=False)
+            .sign(ca, None))
+    found = check_material(assemble([load_bytes(cert.public_bytes(serialization.Encoding.PEM), "cert.pem")]))
+    codes = [f.code for f in found]
+    assert "key-algorithm-unsupported" in codes
+    assert "ca-algorithm-mismatch" not in codes

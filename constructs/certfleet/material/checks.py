@@ -75,7 +75,9 @@ def signature_family(cert: x509.Certificate) -> str:
         return "DSA"
     if dotted == "1.3.101.112":
         return "ED25519"
-    return cert.signature_algorithm_oid._name
+    if dotted == "1.3.101.113":
+        return "ED448"
+    return dotted
 
 
 def pem_sizes(material: Material) -> tuple[int, int, int]:
