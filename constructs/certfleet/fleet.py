@@ -2,76 +2,27 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from aws_cdk import CfnOutput, CustomResource, Duration, Environment, RemovalPolicy, Stack, Stage, Token
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Stage, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from certfleet.certificate_bundle import CertificateBundle
-from certfleet.imported_certificate import CertificateBase, ImportedCertificate, check_expiry
-from certfleet.key_source import (
-    KeyBinding,
-    KeySource,
-    SealedKeySource,
-    SealedKeyStore,
-    grant_key_read,
-    key_namespace,
-    key_secret_name,
-)
+from certfleet.imported_certificate import CertificateBase, ImportedCertificate
+from certfleet.key_source import KeyBinding, KeySource, SealedKeyStore, grant_key_read
+from certfleet.layout import FleetLayout, FleetPlan, StackPerRegion
+from certfleet.naming import ACCOUNT, checked_regions
 from certfleet.placement_plugin import PlacementChecks
-from certfleet.providers import ImporterProvider
 from certfleet.references import weak_reference
 from certfleet.rules import EDGE_REGION, RULES, Service
+from certfleet.source import CertificateSource, ImportedSource
 
 if TYPE_CHECKING:  # pragma: no cover
-    from certfleet.group import FleetGroup
     from certfleet.monitoring import ExpiryMonitoring
-
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_TAG_NAME = re.compile(r"[\w.:=+@ -]+")
-"""A fleet or group name: ACM tag value characters, minus ``/`` (it separates a FleetGroup from its fleets) and
-anything IAM reads as a wildcard or a variable (``*``, ``?``, ``$``)."""
-
-
-def check_tag_name(owner: Construct, what: str, name: str, limit: int = 256) -> str:
-    """``name`` (in the ``certfleet:fleet`` tag, which IAM conditions match), refused unless it is a plain name of
-    at most ``limit`` characters (ACM tag values: 256)."""
-    if not _TAG_NAME.fullmatch(name) or len(name) > limit:
-        raise ValueError(
-            f"{owner.node.path}: {what} {name!r} must be 1-{limit} letters, digits, spaces and _.:=+@- (no '/', "
-            "'*', '?' or '$': it becomes the certfleet:fleet tag that the importer's IAM conditions match, and '/' "
-            "separates a FleetGroup from its fleets); choose another",
-        )
-    return name
-
-
-def require_stage(scope: Construct, kind: str, id: str, why: str) -> None:
-    """Fail unless ``scope`` is an App or a Stage: the construct ``kind`` creates its own stacks (``why``)."""
-    if not isinstance(scope, Stage):
-        raise TypeError(
-            f"{kind} '{id}' must be created directly in an App or a Stage (it creates {why}), not inside "
-            f"{scope.node.path or 'a construct'}: {kind}(app, '{id}', ...)",
-        )
-
-
-def checked_regions(owner: Construct, account: str, regions: Sequence[str], edge: bool) -> tuple[str, ...]:
-    """``owner``'s account checked, and its regions in order: us-east-1 first with ``edge``, each once."""
-    if not Token.is_unresolved(account) and not _ACCOUNT.match(account):
-        raise ValueError(f"{owner.node.path}: account {account!r} must be a 12-digit AWS account id")
-    bad = [r for r in regions if not _REGION.match(r)]
-    if bad:
-        raise ValueError(f"{owner.node.path}: {', '.join(bad)} is not an AWS region name (e.g. eu-west-1)")
-    wanted = tuple(dict.fromkeys(([EDGE_REGION] if edge else []) + list(regions)))
-    if not wanted:
-        raise ValueError(f"{owner.node.path}: no region: set edge=True (us-east-1) and/or regions=[...]")
-    return wanted
-
 
 class FleetCertificateReference(CertificateBase):
     """A fleet certificate as another stack sees it: its ARN read weakly (``Fn::GetStackOutput``)."""
@@ -96,11 +47,26 @@ class FleetCertificateReference(CertificateBase):
 
 
 class CertificateFleet(Construct):
-    """One third-party certificate in every region a set of services needs it, from one bundle and one key.
+    """One certificate in every region its services need it: an ``ImportedCertificate`` per region, the key's
+    secret in the primary region (us-east-1 with ``edge``, else the first) and replicated to the others.
 
-    Creates a stack per region (us-east-1 when ``edge``, plus each of ``regions``). The key's secret lives in
-    the primary stack (us-east-1 when ``edge``, else the first region) and is replicated to the others,
-    where each ``ImportedCertificate`` reads its local replica.
+    Args:
+        scope: the App or Stage (standalone), or what ``layout`` requires (a FleetGroup for its fleets).
+        id: the construct id; with the stage name, the default fleet name and stack name prefix.
+        bundle: the certificate, chain and names (short form of ``source=CertificateSource.imported(bundle, key)``).
+        key: where the private key comes from (with ``bundle``).
+        source: where the certificate comes from. Default: ``CertificateSource.imported(bundle, key)``.
+        account: the AWS account of every fleet stack (12 digits).
+        regions: regions that get a regional copy. Default: none.
+        edge: also us-east-1, first, for CloudFront, edge-optimized API Gateway and Amplify. Default: True.
+        fleet_name: the ``certfleet:fleet`` tag that scopes the importer's IAM. Default: ``<stage>-<id>``.
+        removal_policy: DESTROY deletes the ACM certificates with the stack, RETAIN keeps them. Default: DESTROY.
+        delete_timeout: how long a delete waits for consumers to let go of a certificate. Default: 25 minutes.
+        stack_name_prefix: stacks are ``<prefix>-<region>`` and ``<prefix>-sweeper``. Default: ``<stage>-<id>``.
+        termination_protection: on every stack of the fleet. Default: False.
+        accounts: another account for some regions (``{region: account}``). Default: ``account`` everywhere.
+        layout: where the fleet's stacks are and what they are called. Default:
+            ``StackPerRegion(fleet_name=, stack_name_prefix=, termination_protection=)``; a FleetGroup passes its own.
     """
 
     def __init__(
@@ -108,8 +74,9 @@ class CertificateFleet(Construct):
         scope: Construct,
         id: str,
         *,
-        bundle: CertificateBundle,
-        key: KeySource,
+        bundle: CertificateBundle | None = None,
+        key: KeySource | None = None,
+        source: CertificateSource | None = None,
         account: str,
         regions: Sequence[str] = (),
         edge: bool = True,
@@ -119,16 +86,24 @@ class CertificateFleet(Construct):
         stack_name_prefix: str | None = None,
         termination_protection: bool = False,
         accounts: Mapping[str, str] | None = None,
-        _group: FleetGroup | None = None,
+        layout: FleetLayout | None = None,
     ) -> None:
         super().__init__(scope, id)
-        self.group = _group
-        if _group is None:
-            require_stage(scope, "CertificateFleet", id, "one stack per region")
+        if layout is None:
+            layout = StackPerRegion(fleet_name=fleet_name, stack_name_prefix=stack_name_prefix,
+                                    termination_protection=termination_protection)
+        elif fleet_name is not None or stack_name_prefix is not None or termination_protection:
+            raise ValueError(
+                f"{self.node.path}: fleet_name, stack_name_prefix and termination_protection belong to the layout "
+                "when layout= is given (a FleetGroup's fleets take the group's): leave them out",
+            )
+        layout.check_scope(scope, id)
+        self.layout = layout
+        self.source: CertificateSource = _source_of(self, bundle, key, source)
         self.regions: tuple[str, ...] = checked_regions(self, account, regions, edge)
         accounts = dict(accounts or {})
         for where, other in accounts.items():
-            if not _ACCOUNT.match(other):
+            if not ACCOUNT.match(other):
                 raise ValueError(f"{self.node.path}: accounts[{where!r}] = {other!r} must be a 12-digit AWS account id")
         unknown = sorted(set(accounts) - set(self.regions))
         if unknown:
@@ -137,107 +112,63 @@ class CertificateFleet(Construct):
                 f"({', '.join(self.regions)}): add it to regions=[...] or remove it from accounts",
             )
         self.accounts: dict[str, str] = {r: accounts.get(r, account) for r in self.regions}
-        self.bundle = bundle
-        self.key = key
         self.account = account
         self.edge = edge
-        stage = Stage.of(self)
-        stage_name = stage.stage_name if stage is not None else ""
-        stage_prefix = f"{stage_name.replace('/', '-')}-" if stage_name else ""
-        if _group is not None:
-            self.fleet_name = f"{_group.group_name}/{check_tag_name(self, 'fleet id', id, 155)}"
-        else:
-            self.fleet_name = check_tag_name(self, "fleet_name", fleet_name or f"{stage_prefix}{id}")
-        prefix = stack_name_prefix or f"{stage_prefix}{id}"
-        key.check(bundle, self.node.path)
-        check_expiry(self, bundle)
-        self._stacks: dict[str, Stack] = {}
-        if _group is not None:
-            self._stacks = _group._place(self)
-        for region in self.regions if _group is None else ():
-            self._stacks[region] = Stack(
-                self, region,
-                stack_name=f"{prefix}-{region}",
-                env=Environment(account=self.accounts[region], region=region),
-                description=f"certfleet: {bundle.primary_name} in {region} (fleet {self.fleet_name})",
-                termination_protection=termination_protection,
-            )
-        group_name = _group.group_name if _group is not None else ""
+        plan = FleetPlan(self, id, self.regions, self.accounts, self.source)
+        self.fleet_name = layout.fleet_name(plan)
+        plan = FleetPlan(self, id, self.regions, self.accounts, self.source, self.fleet_name)
+        self.source.check(self)
+        self._stacks = layout.assign(plan)
         primary = self._stacks[self.regions[0]]
         self.key_account = self.accounts[self.regions[0]]
         remote = [r for r in self.regions if self.accounts[r] != self.key_account]
-        if _group is not None:  # the shard too: a fleet that moves gets a new secret, not the retained one's name
-            shard = primary.stack_name.removeprefix(f"{_group.prefix}-")
-            secret_name = key_secret_name(_group.key_namespace, id, shard, bundle.primary_name)
-        else:
-            secret_name = key_secret_name(key_namespace("fleet", primary.stack_name), bundle.primary_name)
-        primary_binding = key.bind(
-            primary, bundle,
-            secret_name=secret_name,
-            replica_regions=[r for r in self.regions[1:] if r not in remote],
-            group_namespace=_group.key_namespace if _group is not None else "",
+        primary_binding = self.source.bind_key(
+            primary, secret_name=layout.key_secret_name(plan, primary),
+            replica_regions=[r for r in self.regions[1:] if r not in remote], key_namespace=layout.key_namespace,
         )
         self._primary_binding = primary_binding
         self._shared: dict[str, _KeyShare] = {}
-        if remote and isinstance(key, SealedKeySource):
+        if remote and isinstance(self.key_store, SealedKeyStore):
             self.share_key_with(sorted({self.accounts[r] for r in remote}))
         self._certificates: dict[str, ImportedCertificate] = {}
+        cert_id, tag_id = layout.certificate_id(plan), layout.tag_id(plan)
         for region, stack in self._stacks.items():
             if stack is primary:
                 binding = primary_binding
             elif region in remote:
-                binding = key.bind_remote(stack, primary_binding)
+                binding = self.source.bind_key_remote(stack, primary_binding)
             else:
-                binding = key.bind_replica(stack, primary_binding)
+                binding = self.source.bind_key_replica(stack, primary_binding)
             self._certificates[region] = ImportedCertificate(
-                stack, id if _group is not None else "Certificate",
-                bundle=bundle, key=key, key_binding=binding, fleet_name=self.fleet_name,
-                removal_policy=removal_policy, delete_timeout=delete_timeout,
-                tag_id=f"{_group.node.path}/{id}" if _group is not None else None, group=group_name or None,
+                stack, cert_id, source=self.source, key_binding=binding, fleet_name=self.fleet_name,
+                removal_policy=removal_policy, delete_timeout=delete_timeout, tag_id=tag_id,
+                group=layout.iam_group or None,
             )
-        self.sweeper_stack = (_group.sweeper_stack if _group is not None
-                              else self._sweeper(prefix, termination_protection, self.key_account))
-        self.sweeper_stacks: dict[str, Stack] = {self.key_account: self.sweeper_stack}
+        self.sweeper_stacks: dict[str, Stack] = layout.sweepers(plan, self._stacks)
         """The sweeper of each account the fleet spans (a sweeper deletes only in its own account)."""
-        for other in dict.fromkeys(self.accounts[r] for r in remote):
-            self.sweeper_stacks[other] = self._sweeper(prefix, termination_protection, other)
+        self.sweeper_stack = self.sweeper_stacks[self.key_account]
+        """The sweeper of the key's account."""
         PlacementChecks.enable(self)  # every synth of this app checks each consumer of the certificate
 
-    def _sweeper(self, prefix: str, termination_protection: bool, account: str) -> Stack:
-        """A last stack that deletes the fleet's retired certificates of ``account`` once their consumers have
-        moved on.
+    @property
+    def bundle(self) -> CertificateBundle:
+        """The certificate's bundle (a fleet of ``CertificateSource.imported``)."""
+        return self._imported("bundle").bundle
 
-        A key-type upgrade replaces each certificate; CloudFormation deletes the old one in the fleet stack's
-        cleanup, while consumer stacks (deployed after it) still use it. The importer then retires it (a tag)
-        instead of failing, and this stack, deployed after every consumer of that account that asked
-        certificate_for, deletes what is released, in every fleet region of ``account``: one per account, since
-        a sweeper can list and delete certificates of its own account only.
-        """
-        regions = [r for r in self.regions if self.accounts[r] == account]
-        own = account == self.key_account
-        stack = Stack(self, "sweeper" if own else f"sweeper-{account}",
-                      stack_name=f"{prefix}-sweeper" if own else f"{prefix}-sweeper-{account}",
-                      env=Environment(account=account, region=regions[0]),
-                      description=f"certfleet: deletes retired certificates of fleet {self.fleet_name}"
-                                  + ("" if own else f" in account {account}"),
-                      termination_protection=termination_protection)
-        provider = ImporterProvider.of(stack)
-        provider.allow_sweep(self.fleet_name)
-        for fleet_stack in self._stacks.values():
-            if fleet_stack.account == account:
-                stack.add_stack_dependency(fleet_stack, "certfleet: sweeps after the certificates are updated")
-        CustomResource(
-            stack, "Sweeper",
-            service_token=provider.service_token,
-            resource_type="Custom::CertfleetSweeper",
-            properties={
-                "Fleet": self.fleet_name,
-                "Regions": regions,
-                "Generation": f"{self.bundle.fingerprint}/{self.bundle.key_algorithm}",
-                "WaitSeconds": "600",
-            },
-        )
-        return stack
+    @property
+    def key(self) -> KeySource:
+        """Where the private key comes from (a fleet of ``CertificateSource.imported``)."""
+        return self._imported("key").key
+
+    @property
+    def key_store(self) -> Construct | None:
+        """The construct that holds the key's secret in the primary stack (None when certfleet stores no key)."""
+        return self._primary_binding.store
+
+    def _imported(self, what: str) -> ImportedSource:
+        if not isinstance(self.source, ImportedSource):
+            raise ValueError(f"{self.node.path}: {what} is known only for CertificateSource.imported")
+        return self.source
 
     def _consumed_by(self, stack: Stack, region: str) -> None:
         """The sweeper of the account that holds the certificate of ``region`` runs only after ``stack`` (a consumer,
@@ -275,10 +206,13 @@ class CertificateFleet(Construct):
         return stack
 
     def certificate_for(self, scope: Construct, service: Service | None = None) -> acm.ICertificate:
-        """The certificate ``scope``'s stack should use: in its own region, or in us-east-1 for edge services.
+        """The certificate ``scope``'s stack should use: in its own region, or in us-east-1 for edge services; from
+        another stack its ARN is read weakly (``Fn::GetStackOutput``).
 
-        From another stack the ARN is read with ``Fn::GetStackOutput`` (a weak reference), so that a key-type
-        upgrade, which replaces the certificate and its ARN, never blocks a deploy.
+        Args:
+            scope: a construct of the consuming stack (its region must be concrete).
+            service: the service that will use it (picks the region and refuses what it cannot take). Default: None,
+                the stack's region.
         """
         stack = self._pinned(scope, "hand it the certificate of its region")
         region = stack.region
@@ -308,18 +242,15 @@ class CertificateFleet(Construct):
         configure_account_expiry_events: bool = True,
         account_topics: Mapping[str, sns.ITopic] | None = None,
     ) -> dict[str, ExpiryMonitoring]:
-        """In every fleet region: an alarm at ``days`` days left (or once expired) and ACM's daily expiry events,
-        both delivered to ``topic``, wherever it is.
+        """In every fleet region: an alarm at ``days`` days left (or once expired) and ACM's daily expiry events, to
+        ``topic`` wherever it is (through an EventBridge relay in the topic's region when needed).
 
-        A topic in another region than a certificate is reached through an EventBridge event bus relay in the
-        topic's region (CloudWatch alarm actions and EventBridge SNS targets work only within a region): in the
-        topic's own stack, or in the fleet's stack of that region for a topic imported elsewhere.
-        ``days_before_expiry_event`` (1-45) sets ``AWS::CertificateManager::Account`` ``DaysBeforeExpiry`` in
-        each fleet region; that is one setting per account and region, so if another stack or app already owns it
-        pass ``configure_account_expiry_events=False``. A fleet spanning accounts (``accounts=``) notifies, for
-        the certificates of each other account, the topic ``account_topics`` names for that account (a topic in
-        that account; default: ``topic``, which must then be in that account): certfleet sets up no cross-account
-        delivery.
+        Args:
+            topic: where alarms and expiry events go; in the key's account.
+            days: the alarm's threshold in days left. Default: 30.
+            days_before_expiry_event: the account's ``DaysBeforeExpiry`` in each fleet region (1-45). Default: 45.
+            configure_account_expiry_events: declare that per-account setting in the fleet's stacks. Default: True.
+            account_topics: the topic of each other account the fleet spans (``{account: topic}``). Default: ``topic``.
         """
         from certfleet.monitoring import validate_days
 
@@ -350,8 +281,12 @@ class CertificateFleet(Construct):
                                         if s.region == region and s.account == account), None)
 
         return {
-            region: cert._monitor(topics.get(self.accounts[region], topic), days, days_before_expiry_event,
-                                  configure_account_expiry_events, relay_stacks(self.accounts[region]))
+            region: cert.add_expiry_monitoring(
+                topic=topics.get(self.accounts[region], topic), days=days,
+                days_before_expiry_event=days_before_expiry_event,
+                configure_account_expiry_events=configure_account_expiry_events,
+                relay_stacks=relay_stacks(self.accounts[region]),
+            )
             for region, cert in self._certificates.items()
         }
 
@@ -366,22 +301,17 @@ class CertificateFleet(Construct):
         return self._store("key_encryption_key_arn").encryption_key.key_arn
 
     def share_key_with(self, account_ids: Sequence[str], *, principal_arns: Sequence[str] = ()) -> None:
-        """Let other accounts read the private key: the primary secret's resource policy and its KMS key's policy.
+        """Let other accounts read the private key (sealed keys only): the primary secret's resource policy and its
+        KMS key's policy, one statement per account; readers use ``key_secret_arn`` / ``key_encryption_key_arn``.
 
-        Secrets Manager needs both sides: this resource policy (``GetSecretValue``) and, in the other account, an
-        identity policy; the key's policy allows ``kms:Decrypt`` only through Secrets Manager in the primary
-        region. Replicas are encrypted with aws/secretsmanager, which no other account may use, so readers in
-        other accounts read the PRIMARY secret, by its full ARN, in the primary region, whatever their own
-        region: ``KeySource.secret(<key_secret_arn>, encryption_key_arn=<key_encryption_key_arn>)`` in an
-        ``ImportedCertificate``, or a fleet that lists that account in ``accounts=``. ``principal_arns`` narrows
-        the grant to those roles (``aws:PrincipalArn``, wildcards allowed): one statement per account, whose
-        narrowing a later call replaces (widening back to the whole account is refused). Both ARNs are stack
-        outputs of the primary stack. Sealed keys only: a key of ``KeySource.secret`` lives in a secret certfleet
-        does not own.
+        Args:
+            account_ids: the accounts that may read the key.
+            principal_arns: narrow the grant to these roles (``aws:PrincipalArn``, wildcards allowed); a later call
+                may narrow again but never widen. Default: the whole account.
         """
         store = self._store("share_key_with")
         accounts = [a for a in dict.fromkeys(account_ids) if a != self.key_account]
-        bad = [a for a in accounts if not _ACCOUNT.match(a)]
+        bad = [a for a in accounts if not ACCOUNT.match(a)]
         if bad:
             raise ValueError(f"{self.node.path}: share_key_with: {', '.join(bad)} is not a 12-digit AWS account id")
         if not accounts:
@@ -439,15 +369,15 @@ class CertificateFleet(Construct):
                     f"{stack.node.path} (account {stack.account}) reads the key of {self.node.path}, which is not "
                     f"shared with that account: fleet.share_key_with([{stack.account!r}])",
                 )
-            return self.key.bind_remote(stack, primary)
+            return self.source.bind_key_remote(stack, primary)
         if stack.region in self.regions and stack.region != self.primary_region:
-            return self.key.bind_replica(stack, primary)
+            return self.source.bind_key_replica(stack, primary)
         # the primary, from its own region or from a region without a replica
         cmk = ""
         if isinstance(store, SealedKeyStore):
             cmk = weak_reference(store, "KeyEncryptionKeyArn", store.encryption_key.key_arn, stack)
         else:
-            cmk = getattr(self.key, "encryption_key_arn", "")
+            cmk = primary.encryption_key_arn
         secret_id = primary.secret_name or primary.secret_id
         return KeyBinding(primary.secret, "", primary.secret_name, store, secret_id=secret_id,
                           encryption_key_arn=cmk, region=self.primary_region)
@@ -521,3 +451,25 @@ def _construct_of(grantee: iam.IGrantable, owner: str) -> Construct:
     if isinstance(grantee, Construct):
         return grantee
     raise ValueError(f"{owner}: grant_key_read: pass scope= (a construct of the stack that holds {principal})")
+
+
+def _source_of(
+    owner: Construct, bundle: CertificateBundle | None, key: KeySource | None, source: CertificateSource | None,
+) -> CertificateSource:
+    """``source``, or the short form ``bundle=``/``key=``: exactly one of the two."""
+    if source is not None and bundle is None and key is None:
+        return source
+    if source is None and bundle is not None and key is not None:
+        if not isinstance(bundle, CertificateBundle):
+            raise TypeError(
+                f"{owner.node.path}: bundle must be a CertificateBundle (CertificateBundle.from_files(...))",
+            )
+        if not isinstance(key, KeySource):
+            raise TypeError(
+                f"{owner.node.path}: key must be a KeySource (KeySource.sealed(...) or KeySource.secret(...))",
+            )
+        return CertificateSource.imported(bundle, key)
+    raise ValueError(
+        f"{owner.node.path}: give bundle= and key= (or source=CertificateSource.imported(bundle, key)), not both "
+        "and not neither",
+    )

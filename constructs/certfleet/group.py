@@ -1,33 +1,27 @@
-"""FleetGroup: many certificates in shared region stacks, with a new shard stack wherever a limit would be crossed.
-
-A ``CertificateFleet`` on its own creates a stack per region for one certificate; a hundred certificates would be
-a hundred stacks per region. A ``FleetGroup`` puts the fleets it holds into one stack per region (one importer,
-one key writer, one sweeper for all of them) and opens ``<prefix>-<region>-2``, ``-3``... when the next fleet would
-take a stack past ``max_resources``, ``max_outputs`` or ``max_template_bytes``: CloudFormation refuses a template
-over 500 resources, 200 outputs or 1 MB. Fleets are placed in the order they are added, each into the last shard of
-its region, so adding fleets never moves one already placed. A fleet that does move (one removed or grown before
-it) keeps its ACM certificate: its new stack adopts it by its tags, and the old stack's delete leaves it alone.
-"""
+"""FleetGroup: many certificates in shared region stacks, with a new shard stack wherever a limit would be crossed."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import jsii
-from aws_cdk import Aspects, CfnResource, CustomResource, Duration, Environment, IAspect, RemovalPolicy, Stack, Stage
+from aws_cdk import Aspects, CfnResource, CustomResource, Duration, Environment, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
 from certfleet.certificate_bundle import CertificateBundle
-from certfleet.fleet import CertificateFleet, check_tag_name, checked_regions, require_stage
-from certfleet.key_source import KeySource, SealedKeySource, key_namespace, key_secret_name
+from certfleet.fleet import CertificateFleet
+from certfleet.key_source import KeySource, key_namespace, key_secret_name
+from certfleet.layout import FleetLayout, FleetPlan, sweeper_stack
 from certfleet.monitoring import ACCOUNT_CONFIG_ID, relay_id, validate_days
+from certfleet.naming import check_tag_name, checked_regions, require_stage, stage_scoped
 from certfleet.placement_plugin import PlacementChecks
-from certfleet.providers import IMPORTER_ID, KEY_WRITER_ID, ImporterProvider
+from certfleet.providers import IMPORTER_ID, KEY_WRITER_ID
 from certfleet.rules import EDGE_REGION
+from certfleet.source import CertificateSource, text_bytes
 
 RESOURCES_LIMIT, OUTPUTS_LIMIT, TEMPLATE_BYTES_LIMIT = 500, 200, 1_000_000
 """CloudFormation's per-template quotas (a template uploaded through S3, as the CDK uploads every template)."""
@@ -46,17 +40,8 @@ SHARD_BASE_BYTES = 4_000
 SHARED_RESOURCES = 30
 """The shared constructs a shard adds with its first fleet, at most: importer (16), key writer (7), account
 expiry setting (1), expiry relay (5). Counted before the first fleet, so a lone fleet that cannot fit is refused."""
-LIST_ITEM_BYTES = 12
-"""Indentation, quotes, comma and newline around one string of a list (``Names``) in the CDK's template."""
-NAME_USES = 6
-"""Descriptions that repeat a certificate's primary name: the alarm, the event rule and their two relays."""
 SECRET_NAME_USES = 3
 """Where a key secret's name appears per region: ``KeySecretId``, the secret's ``Name``, the key writer's input."""
-
-
-def _text(value: str) -> int:
-    """Bytes of ``value`` as a JSON string in a template."""
-    return len(json.dumps(value))
 
 
 @dataclass(frozen=True)
@@ -84,22 +69,43 @@ class Shard:
     template_bytes: int = 0
     counted: set[str] = field(default_factory=set)
 
-    def fits(self, cost: ShardCost, group: FleetGroup) -> bool:
-        return (self.resources + cost.resources <= group.max_resources
-                and self.outputs + cost.outputs <= group.max_outputs
-                and self.template_bytes + cost.template_bytes <= group.max_template_bytes)
+    def fits(self, cost: ShardCost, limits: ShardLimits) -> bool:
+        return (self.resources + cost.resources <= limits.resources
+                and self.outputs + cost.outputs <= limits.outputs
+                and self.template_bytes + cost.template_bytes <= limits.template_bytes)
+
+
+@dataclass(frozen=True)
+class ShardLimits:
+    """The most a shard stack may hold: resources, outputs, template bytes."""
+
+    resources: int
+    outputs: int
+    template_bytes: int
 
 
 class FleetGroup(Construct):
-    """Many third-party certificates (one ``CertificateFleet`` each) sharing one stack per region, sharded
-    automatically below CloudFormation's limits.
+    """Many certificates, one ``CertificateFleet`` each, sharing one stack per region (``<prefix>-<region>``),
+    with a shard stack (``-2``, ``-3``...) wherever the next fleet would cross a limit, and one sweeper stack.
 
-    ``group.add_fleet("Www", bundle=..., key=...)`` returns a ``CertificateFleet`` whose ``certificate_for``,
-    ``edge_certificate``, ``grant_key_read`` and friends work as for a standalone fleet. One ``<prefix>-sweeper``
-    stack deletes the group's retired certificates. ``expiry_topic``: every fleet gets expiry monitoring as it is
-    added (so that its alarms are counted where it is placed), and each group region declares the account's
-    ``AWS::CertificateManager::Account`` (``days_before_expiry_event``) unless ``configure_account_expiry_events``
-    is False: pass False when another stack or app in the account owns that setting.
+    Args:
+        scope: the App or Stage.
+        id: the construct id; with the stage name, the group name and the default stack name prefix.
+        account: the AWS account of every group stack (12 digits).
+        regions: regions that get a regional copy of each fleet. Default: none.
+        edge: also us-east-1, for CloudFront, edge-optimized API Gateway and Amplify. Default: True.
+        stack_name_prefix: stacks are ``<prefix>-<region>[-<n>]`` and ``<prefix>-sweeper``. Default: the group name.
+        termination_protection: on every stack of the group. Default: False.
+        removal_policy: of every fleet's certificates (DESTROY or RETAIN). Default: DESTROY.
+        delete_timeout: how long a delete waits for consumers to let go of a certificate. Default: 25 minutes.
+        max_resources: resources per shard stack (CloudFormation allows 500). Default: 450.
+        max_outputs: outputs per shard stack (CloudFormation allows 200). Default: 180.
+        max_template_bytes: estimated template bytes per shard stack (CloudFormation allows 1,000,000).
+            Default: 800,000.
+        expiry_topic: expiry monitoring for every fleet, to this topic. Default: None, no monitoring.
+        expiry_days: the alarm's threshold in days left. Default: 30.
+        days_before_expiry_event: the account's ``DaysBeforeExpiry`` in each group region (1-45). Default: 45.
+        configure_account_expiry_events: declare that account setting in the group's stacks. Default: True.
     """
 
     def __init__(
@@ -143,38 +149,45 @@ class FleetGroup(Construct):
         self.days_before_expiry_event = days_before_expiry_event
         self.configure_account_expiry_events = configure_account_expiry_events
         self.termination_protection = termination_protection
-        stage = Stage.of(self)
-        stage_name = stage.stage_name if stage is not None else ""
-        self.group_name = check_tag_name(self, "FleetGroup name", f"{stage_name}-{id}" if stage_name else id, 100)
+        self.group_name = check_tag_name(self, "FleetGroup name", stage_scoped(self, id), 100)
         self.prefix = stack_name_prefix or self.group_name
         self.key_namespace = key_namespace("group", self.prefix)
-        """Where the group's key secrets live, ``certfleet/group/<prefix>/<fleet>/<shard>/<name>/key``: the group's
-        stacks, ``<prefix>-<region>``, make the prefix unique in the account wherever a secret or replica of the group
-        is; the shard (``us-east-1-2``) keeps a fleet that moves from meeting its old, retained secret's name."""
-        self._shards: dict[str, list[Shard]] = {r: [] for r in self.regions}
+        """Where the group's key secrets live, ``certfleet/group/<prefix>/<fleet>/<shard>/<name>/key``."""
         self._fleets: dict[str, CertificateFleet] = {}
-        self._placed: dict[str, list[tuple[Shard, ShardCost]]] = {}
-        self._measured: dict[tuple[str, bool], ShardCost] = {}
-        self.sweeper_stack = self._sweeper()
+        self.sweeper_stack, sweeper = sweeper_stack(
+            self, "sweeper", stack_name=f"{self.prefix}-sweeper", account=account, regions=self.regions,
+            description=f"certfleet: deletes retired certificates of FleetGroup {self.group_name}",
+            termination_protection=termination_protection, fleets=f"{self.group_name}/*",
+            selector={"FleetPrefix": f"{self.group_name}/"}, generation="",
+        )
+        Aspects.of(self.sweeper_stack).add(_Generation(self, sweeper))
+        self.layout = ShardLayout(self, ShardLimits(max_resources, max_outputs, max_template_bytes))
+        """Where the group's fleets are: the shards of each region."""
         PlacementChecks.enable(self)
-
-    # -- public ----------------------------------------------------------------------------------------------
 
     def add_fleet(
         self,
         id: str,
         *,
-        bundle: CertificateBundle,
-        key: KeySource,
+        bundle: CertificateBundle | None = None,
+        key: KeySource | None = None,
+        source: CertificateSource | None = None,
         regions: Sequence[str] | None = None,
         edge: bool | None = None,
         configure_account_expiry_events: bool | None = None,
     ) -> CertificateFleet:
-        """One more certificate, in the group's regions (or the subset ``edge`` / ``regions`` name), placed in the
-        last stack of each region, or in a new shard when it would not fit.
+        """One more certificate, in the last shard of each of its regions or in a new shard where it would not fit.
 
-        ``configure_account_expiry_events`` (default: the group's) with the group's ``expiry_topic``: False leaves
-        the account's ``AWS::CertificateManager::Account`` to the stack or app that owns it."""
+        Args:
+            id: the fleet's id in the group (in its tags, secret names and construct ids).
+            bundle: the certificate (short form of ``source=CertificateSource.imported(bundle, key)``).
+            key: where the private key comes from (with ``bundle``).
+            source: where the certificate comes from. Default: ``CertificateSource.imported(bundle, key)``.
+            regions: a subset of the group's regions. Default: every group region but us-east-1.
+            edge: also us-east-1. Default: the group's ``edge``.
+            configure_account_expiry_events: with the group's ``expiry_topic``, declare the account's expiry setting.
+                Default: the group's.
+        """
         if id in self._fleets:
             raise ValueError(f"{self.node.path}: a fleet named {id!r} is already in the group: give each its own id")
         use_edge = self.edge if edge is None else edge
@@ -187,9 +200,9 @@ class FleetGroup(Construct):
                 f"({', '.join(self.regions)}): add it to the FleetGroup's regions=[...] (or edge=True)",
             )
         fleet = CertificateFleet(
-            self, id, bundle=bundle, key=key, account=self.account,
+            self, id, bundle=bundle, key=key, source=source, account=self.account,
             regions=[r for r in wanted if r != EDGE_REGION], edge=EDGE_REGION in wanted,
-            removal_policy=self.removal_policy, delete_timeout=self.delete_timeout, _group=self,
+            removal_policy=self.removal_policy, delete_timeout=self.delete_timeout, layout=self.layout,
         )
         if self.expiry_topic is not None:
             configure = (self.configure_account_expiry_events if configure_account_expiry_events is None
@@ -198,7 +211,7 @@ class FleetGroup(Construct):
                                         days_before_expiry_event=self.days_before_expiry_event,
                                         configure_account_expiry_events=configure)
         self._fleets[id] = fleet
-        self._account_for(fleet)
+        self.layout.measure(fleet)
         return fleet
 
     def fleet(self, id: str) -> CertificateFleet:
@@ -216,77 +229,120 @@ class FleetGroup(Construct):
     @property
     def stacks(self) -> list[Stack]:
         """Every shard stack, region by region (not the sweeper)."""
-        return [s.stack for region in self.regions for s in self._shards[region]]
+        return [s.stack for region in self.regions for s in self.layout.shards(region)]
 
     def shards(self, region: str) -> list[Shard]:
         """The shards of ``region`` in order, with the fleets each holds and its counted size."""
+        return self.layout.shards(region)
+
+    def generation(self) -> str:
+        """A digest of every fleet's certificate, key type and stacks: the sweeper runs when it changes."""
+        state = [
+            [id, *fleet.source.generation, [Stack.of(c).stack_name for c in fleet.certificates.values()]]
+            for id, fleet in self._fleets.items()
+        ]
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class ShardLayout(FleetLayout):
+    """A FleetGroup's layout: each fleet assigned to the last shard of each of its regions, or to a new shard where
+    it would cross the limits; names, tags, IAM scope and key secrets shared by the group."""
+
+    def __init__(self, group: FleetGroup, limits: ShardLimits) -> None:
+        self.group = group
+        self.limits = limits
+        self.key_namespace = group.key_namespace
+        self.iam_group = group.group_name
+        self._path = group.node.path
+        self._shards: dict[str, list[Shard]] = {r: [] for r in group.regions}
+        self._assigned: dict[str, list[tuple[Shard, ShardCost]]] = {}
+        self._measured: dict[tuple[str, bool], ShardCost] = {}
+
+    def check_scope(self, scope: Construct, id: str) -> None:
+        if scope is not self.group:
+            raise ValueError(
+                f"fleet {id!r} of FleetGroup {self._path} is made by the group: group.add_fleet({id!r}, ...)",
+            )
+
+    def fleet_name(self, plan: FleetPlan) -> str:
+        return f"{self.group.group_name}/{check_tag_name(plan.owner, 'fleet id', plan.id, 155)}"
+
+    def key_secret_name(self, plan: FleetPlan, primary: Stack) -> str:
+        # the shard too: a fleet that moves gets a new secret, not the retained one's name
+        shard = primary.stack_name.removeprefix(f"{self.group.prefix}-")
+        return key_secret_name(self.key_namespace, plan.id, shard, plan.source.primary_name)
+
+    def certificate_id(self, plan: FleetPlan) -> str:
+        return plan.id
+
+    def tag_id(self, plan: FleetPlan) -> str | None:
+        return f"{self._path}/{plan.id}"
+
+    def sweepers(self, plan: FleetPlan, stacks: Mapping[str, Stack]) -> dict[str, Stack]:
+        return {self.group.account: self.group.sweeper_stack}
+
+    def shards(self, region: str) -> list[Shard]:
+        """The shards of ``region`` in order."""
         if region not in self._shards:
-            raise ValueError(f"{self.node.path} has no stack in {region} (its regions: {', '.join(self.regions)})")
+            raise ValueError(f"{self._path} has no stack in {region} (its regions: {', '.join(self.group.regions)})")
         return list(self._shards[region])
 
-    # -- placement (called by CertificateFleet) --------------------------------------------------------------
-
-    def _place(self, fleet: CertificateFleet) -> dict[str, Stack]:
-        """The stack of each of ``fleet``'s regions: the region's last shard if the fleet fits, else a new one."""
-        placed: dict[str, Stack] = {}
+    def assign(self, plan: FleetPlan) -> dict[str, Stack]:
+        """The stack of each of the fleet's regions: the region's last shard if the fleet fits, else a new one."""
+        assigned: dict[str, Stack] = {}
         record: list[tuple[Shard, ShardCost]] = []
-        for index, region in enumerate(fleet.regions):
-            cost = self._estimate(fleet, region, index == 0)
-            self._refuse_oversized(fleet, region, cost)
+        path = plan.owner.node.path
+        for index, region in enumerate(plan.regions):
+            cost = self._estimate(plan, path, region, index == 0)
+            self._refuse_oversized(plan, path, region, cost)
             shards = self._shards[region]
             shard = shards[-1] if shards else None
-            if shard is None or (shard.fleets and not shard.fits(cost, self)):
+            if shard is None or (shard.fleets and not shard.fits(cost, self.limits)):
                 shard = self._open(region)
-            shard.fleets.append(fleet.node.id)
-            placed[region] = shard.stack
+            shard.fleets.append(plan.id)
+            assigned[region] = shard.stack
             record.append((shard, cost))
-        self._placed[fleet.node.id] = record
-        return placed
+        self._assigned[plan.id] = record
+        return assigned
 
-    def _estimate(self, fleet: CertificateFleet, region: str, primary: bool) -> ShardCost:
-        """What ``fleet`` will add to a stack of ``region``, at most: the resources and outputs the last fleet placed
+    def _estimate(self, plan: FleetPlan, path: str, region: str, primary: bool) -> ShardCost:
+        """What a fleet will add to a stack of ``region``, at most: the resources and outputs the last fleet assigned
         there in the same role actually added, and bytes from every text of the fleet that reaches the template
-        (certificate, chain, ``Names``, key secret name, tags, descriptions, construct paths, sealed key)."""
+        (its source's payload, key secret name, tags, descriptions, construct paths)."""
         seen = self._measured.get((region, primary))
-        resources = seen.resources if seen else (8 if primary else 2) + (6 if self.expiry_topic else 0)
-        outputs = 1 + (1 if primary and len(fleet.regions) > 1 else 0)
-        bundle = fleet.bundle
-        names = list(bundle.names)
-        secret_name = key_secret_name(self.key_namespace, fleet.node.id, f"{fleet.regions[0]}-{10 ** 6}",
-                                      bundle.primary_name)  # its shard is not known yet: the longest it may be
-        payload = _text(bundle.certificate_pem) + _text(bundle.chain_pem) + len(json.dumps(names)) \
-            + LIST_ITEM_BYTES * len(names) + NAME_USES * _text(bundle.primary_name) \
-            + SECRET_NAME_USES * _text(secret_name) + 2 * _text(fleet.fleet_name) \
-            + 2 * _text(fleet.node.path)
-        if primary and isinstance(fleet.key, SealedKeySource):
-            sealed = fleet.key.sealed_key
-            payload += 4 * len(sealed.ciphertext) // 3 + 8 + 2 * _text(sealed.name)
-        per_resource = RESOURCE_BYTES + PATH_USES * len(fleet.node.path)
-        per_output = OUTPUT_BYTES + PATH_USES * len(fleet.node.path)
+        resources = seen.resources if seen else (8 if primary else 2) + (6 if self.group.expiry_topic else 0)
+        outputs = 1 + (1 if primary and len(plan.regions) > 1 else 0)
+        secret_name = key_secret_name(self.key_namespace, plan.id, f"{plan.regions[0]}-{10 ** 6}",
+                                      plan.source.primary_name)  # its shard is not known yet: the longest it may be
+        payload = plan.source.template_bytes(primary) + SECRET_NAME_USES * text_bytes(secret_name) \
+            + 2 * text_bytes(plan.fleet_name) + 2 * text_bytes(path)
+        per_resource = RESOURCE_BYTES + PATH_USES * len(path)
+        per_output = OUTPUT_BYTES + PATH_USES * len(path)
         return ShardCost(resources, outputs, payload + resources * per_resource + outputs * per_output, per_resource)
 
-    def _refuse_oversized(self, fleet: CertificateFleet, region: str, cost: ShardCost) -> None:
-        """A fleet that would take even a new shard of its own past the limits cannot be placed: say so."""
-        empty = Shard(region, 0, Stack.of(self.sweeper_stack), resources=SHARED_RESOURCES,
+    def _refuse_oversized(self, plan: FleetPlan, path: str, region: str, cost: ShardCost) -> None:
+        """A fleet that would take even a new shard of its own past the limits cannot be assigned: say so."""
+        empty = Shard(region, 0, self.group.sweeper_stack, resources=SHARED_RESOURCES,
                       template_bytes=SHARD_BASE_BYTES + SHARED_RESOURCES * PROVIDER_RESOURCE_BYTES)
-        if not empty.fits(cost, self):
+        if not empty.fits(cost, self.limits):
             raise ValueError(
-                f"{fleet.node.path}: the certificate does not fit in a stack of its own in {region}: about "
+                f"{path}: the certificate does not fit in a stack of its own in {region}: about "
                 f"{cost.template_bytes + empty.template_bytes:,} template bytes and {cost.resources + empty.resources} "
-                f"resources, over the group's max_template_bytes={self.max_template_bytes:,} / "
-                f"max_resources={self.max_resources} (CloudFormation allows {TEMPLATE_BYTES_LIMIT:,} bytes and "
-                f"{RESOURCES_LIMIT} resources; the certificate, its chain ({len(fleet.bundle.chain_pem):,} bytes) and "
+                f"resources, over the group's max_template_bytes={self.limits.template_bytes:,} / "
+                f"max_resources={self.limits.resources} (CloudFormation allows {TEMPLATE_BYTES_LIMIT:,} bytes and "
+                f"{RESOURCES_LIMIT} resources; the certificate, its chain ({plan.source.chain_bytes:,} bytes) and "
                 "its names are written into every stack): send a shorter chain (the root is not needed), fewer "
                 "names, or raise max_template_bytes",
             )
 
-    def _account_for(self, fleet: CertificateFleet) -> None:
-        """Count what ``fleet`` really added to each of its shards, and the shard's shared constructs once."""
-        for index, (shard, estimate) in enumerate(self._placed[fleet.node.id]):
+    def measure(self, fleet: CertificateFleet) -> None:
+        """Count what ``fleet`` really added to each of its shards, and each shard's shared constructs once."""
+        topic = self.group.expiry_topic
+        for index, (shard, estimate) in enumerate(self._assigned[fleet.node.id]):
             primary = index == 0
             stack = shard.stack
             mine: list[IConstruct] = [fleet.certificates[shard.region]]
-            store = fleet._primary_binding.store if primary else None
+            store = fleet.key_store if primary else None
             if store is not None and Stack.of(store) is stack and store.node.path not in shard.counted:
                 shard.counted.add(store.node.path)
                 mine.append(store)
@@ -295,7 +351,7 @@ class FleetGroup(Construct):
             shard.resources += resources
             shard.outputs += estimate.outputs
             shard.template_bytes += estimate.template_bytes + (resources - estimate.resources) * estimate.resource_bytes
-            relays = [relay_id(self.expiry_topic)] if self.expiry_topic is not None else []
+            relays = [relay_id(topic)] if topic is not None else []
             for shared in (IMPORTER_ID, KEY_WRITER_ID, ACCOUNT_CONFIG_ID, *relays):
                 child = stack.node.try_find_child(shared) if shared not in shard.counted else None
                 if child is not None:
@@ -305,57 +361,25 @@ class FleetGroup(Construct):
                     shard.template_bytes += count * PROVIDER_RESOURCE_BYTES
 
     def _open(self, region: str) -> Shard:
+        group = self.group
         shards = self._shards[region]
         number = len(shards) + 1
         suffix = "" if number == 1 else f"-{number}"
         stack = Stack(
-            self, f"{region}{suffix}",
-            stack_name=f"{self.prefix}-{region}{suffix}",
-            env=Environment(account=self.account, region=region),
-            description=f"certfleet: certificates of FleetGroup {self.group_name} in {region}, shard {number}",
-            termination_protection=self.termination_protection,
+            group, f"{region}{suffix}",
+            stack_name=f"{group.prefix}-{region}{suffix}",
+            env=Environment(account=group.account, region=region),
+            description=f"certfleet: certificates of FleetGroup {group.group_name} in {region}, shard {number}",
+            termination_protection=group.termination_protection,
         )
-        self.sweeper_stack.add_stack_dependency(stack, "certfleet: sweeps after the certificates are updated")
+        group.sweeper_stack.add_stack_dependency(stack, "certfleet: sweeps after the certificates are updated")
         shard = Shard(region, number, stack, template_bytes=SHARD_BASE_BYTES)
         shards.append(shard)
         return shard
 
-    def _sweeper(self) -> Stack:
-        """The stack that deletes the group's retired certificates (every fleet's) once released; see
-        ``CertificateFleet._sweeper``. Its generation changes with any fleet's certificate or region set."""
-        stack = Stack(self, "sweeper", stack_name=f"{self.prefix}-sweeper",
-                      env=Environment(account=self.account, region=self.regions[0]),
-                      description=f"certfleet: deletes retired certificates of FleetGroup {self.group_name}",
-                      termination_protection=self.termination_protection)
-        provider = ImporterProvider.of(stack)
-        provider.allow_sweep(f"{self.group_name}/*")
-        sweeper = CustomResource(
-            stack, "Sweeper",
-            service_token=provider.service_token,
-            resource_type="Custom::CertfleetSweeper",
-            properties={
-                "FleetPrefix": f"{self.group_name}/",
-                "Regions": list(self.regions),
-                "Generation": "",
-                "WaitSeconds": "600",
-            },
-        )
-        Aspects.of(stack).add(_Generation(self, sweeper))
-        return stack
-
-    def generation(self) -> str:
-        """A digest of every fleet's certificate, key type and stacks: the sweeper runs when it changes."""
-        state = [
-            [id, fleet.bundle.fingerprint, fleet.bundle.key_algorithm, [Stack.of(c).stack_name for c in
-                                                                        fleet.certificates.values()]]
-            for id, fleet in self._fleets.items()
-        ]
-        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:32]
-
 
 def _cfn_resources(scope: IConstruct) -> int:
     return sum(1 for c in scope.node.find_all() if isinstance(c, CfnResource))
-
 
 
 @jsii.implements(IAspect)

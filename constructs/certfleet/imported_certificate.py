@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import jsii
-from aws_cdk import Annotations, CustomResource, Duration, RemovalPolicy, Resource, Stack, Token
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Resource, Stack, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -15,14 +16,18 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
 
-from certfleet.certificate_bundle import ALLOW_EXPIRED_CONTEXT, CertificateBundle
+from certfleet.certificate_bundle import CertificateBundle
 from certfleet.key_source import KeyBinding, KeySource
 from certfleet.providers import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, ImporterProvider
+from certfleet.source import CertificateSource, ImportedSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from certfleet.monitoring import ExpiryMonitoring
 
 _MAX_TAG_VALUE = 256
+DEFAULT_DELETE_TIMEOUT_SECONDS = 25 * 60
+_IMPORTERS: WeakKeyDictionary[Stack, tuple[ImporterProvider, str]] = WeakKeyDictionary()
+"""Each stack's importer and its service token, looked up once per stack rather than once per certificate."""
 
 
 @jsii.implements(acm.ICertificate)
@@ -51,15 +56,22 @@ class CertificateBase(Resource):
 
 
 class ImportedCertificate(CertificateBase):
-    """A certificate that ACM did not issue, imported by a custom resource and re-imported in place on renewal.
+    """A certificate ACM did not issue, imported by a custom resource and re-imported in place on renewal; an
+    ``ICertificate`` that ``cloudfront.Distribution``, ``elbv2`` listeners and the rest take as it is.
 
-    Accepted as it is by ``cloudfront.Distribution``, ``apigateway.DomainName``, ``apigatewayv2.DomainName``,
-    ``elbv2`` listeners and every other construct that takes an ``ICertificate``.
-
-    ``tag_id`` (default: the construct path) is the ``certfleet:id`` tag that identifies the certificate in ACM;
-    ``group`` names the FleetGroup whose stack holds it (the ACM statements are then granted once for the group,
-    and the key reads once for the group's key namespace when ``key_binding`` carries it). FleetGroup sets both:
-    its certificates keep their identity when a stack is resharded.
+    Args:
+        scope: a construct of a stack with a concrete region.
+        id: the construct id.
+        bundle: the certificate, chain and names (short form of ``source=CertificateSource.imported(bundle, key)``).
+        key: where the private key comes from (with ``bundle``).
+        source: where the certificate comes from. Default: ``CertificateSource.imported(bundle, key)``.
+        removal_policy: DESTROY deletes the ACM certificate with the stack, RETAIN keeps it. Default: DESTROY.
+        fleet_name: the ``certfleet:fleet`` tag that scopes the importer's IAM. Default: the stack's name.
+        delete_timeout: how long a delete waits for consumers to let go of the certificate. Default: 25 minutes.
+        key_binding: where the importer reads the key. Default: the key bound in this stack.
+        tag_id: the ``certfleet:id`` tag that identifies the certificate in ACM. Default: the construct path.
+        group: the FleetGroup whose fleets the importer may touch at once (and whose key namespace
+            ``key_binding`` carries). Default: None, this fleet alone.
     """
 
     def __init__(
@@ -67,8 +79,9 @@ class ImportedCertificate(CertificateBase):
         scope: Construct,
         id: str,
         *,
-        bundle: CertificateBundle,
-        key: KeySource,
+        bundle: CertificateBundle | None = None,
+        key: KeySource | None = None,
+        source: CertificateSource | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
         fleet_name: str | None = None,
         delete_timeout: Duration | None = None,
@@ -77,26 +90,30 @@ class ImportedCertificate(CertificateBase):
         group: str | None = None,
     ) -> None:
         super().__init__(scope, id)
-        if not isinstance(bundle, CertificateBundle):
-            raise TypeError(f"{self.node.path}: bundle must be a CertificateBundle (CertificateBundle.from_files(...))")
-        if not isinstance(key, KeySource):
-            raise TypeError(
-                f"{self.node.path}: key must be a KeySource (KeySource.sealed(...) or KeySource.secret(...))",
-            )
+        if source is None:
+            if not isinstance(bundle, CertificateBundle):
+                raise TypeError(
+                    f"{self.node.path}: bundle must be a CertificateBundle (CertificateBundle.from_files(...))",
+                )
+            if not isinstance(key, KeySource):
+                raise TypeError(
+                    f"{self.node.path}: key must be a KeySource (KeySource.sealed(...) or KeySource.secret(...))",
+                )
+            source = CertificateSource.imported(bundle, key)
+        elif bundle is not None or key is not None:
+            raise ValueError(f"{self.node.path}: give source= or bundle= and key=, not both")
         if removal_policy not in (RemovalPolicy.DESTROY, RemovalPolicy.RETAIN):
             raise ValueError(
                 f"{self.node.path}: removal_policy must be RemovalPolicy.DESTROY or RemovalPolicy.RETAIN "
                 "(an ACM certificate has no snapshot)",
             )
-        key.check(bundle, self.node.path)
-        check_expiry(self, bundle)
-        self.bundle = bundle
-        self.key_source = key
+        source.check(self)
+        self.source = source
         stack = Stack.of(self)
         self.fleet_name = fleet_name or _default_fleet(stack)
-        binding = key_binding or key.bind(self, bundle)
+        binding = key_binding or source.bind_key(self)
         self.key_binding = binding
-        provider = ImporterProvider.of(self)
+        provider, service_token = _importer(stack)
         if group:
             provider.allow_group(group)
         else:
@@ -112,18 +129,13 @@ class ImportedCertificate(CertificateBase):
                         "kms:ViaService": f"secretsmanager.{binding.region or stack.region}.amazonaws.com",
                     }},
                 )
-        timeout = (delete_timeout or Duration.minutes(25)).to_seconds()
+        timeout = delete_timeout.to_seconds() if delete_timeout is not None else DEFAULT_DELETE_TIMEOUT_SECONDS
         self._resource = CustomResource(
             self, "Resource",
-            service_token=provider.service_token,
+            service_token=service_token,
             resource_type="Custom::CertfleetCertificate",
             properties={
-                "Certificate": bundle.certificate_pem,
-                "CertificateChain": bundle.chain_pem,
-                "Fingerprint": bundle.fingerprint,
-                "KeyAlgorithm": bundle.key_algorithm,
-                "KeySecretId": binding.id_for_handler,
-                "KeySecretVersionId": binding.version_id,
+                **source.resource_properties(binding),
                 "Tags": [
                     {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY},
                     {"Key": FLEET_TAG, "Value": self.fleet_name},
@@ -131,12 +143,25 @@ class ImportedCertificate(CertificateBase):
                 ],
                 "RemovalPolicy": "retain" if removal_policy is RemovalPolicy.RETAIN else "destroy",
                 "DeleteTimeoutSeconds": str(int(timeout)),
-                **({"Group": group, "Names": list(bundle.names)} if group else {}),
+                **({"Group": group, "Names": list(source.names)} if group else {}),
             },
         )
         self._certificate_arn = self._resource.ref
-        for finding in bundle.warnings:
-            Annotations.of(self).add_warning_v2(f"certfleet:{finding.code}", str(finding))
+        source.warn(self)
+
+    @property
+    def bundle(self) -> CertificateBundle:
+        """The certificate's bundle (a certificate of ``CertificateSource.imported``)."""
+        if not isinstance(self.source, ImportedSource):
+            raise ValueError(f"{self.node.path}: bundle is known only for CertificateSource.imported")
+        return self.source.bundle
+
+    @property
+    def key_source(self) -> KeySource:
+        """Where the private key comes from (a certificate of ``CertificateSource.imported``)."""
+        if not isinstance(self.source, ImportedSource):
+            raise ValueError(f"{self.node.path}: key_source is known only for CertificateSource.imported")
+        return self.source.key
 
     @property
     def certificate_arn(self) -> str:
@@ -161,20 +186,18 @@ class ImportedCertificate(CertificateBase):
         days: int = 30,
         days_before_expiry_event: int = 45,
         configure_account_expiry_events: bool = True,
+        relay_stacks: Callable[[str], Stack | None] | None = None,
     ) -> ExpiryMonitoring:
         """Alarm at ``days`` days left (or once expired) and forward ACM's daily expiry events, to ``topic``.
 
-        ``days_before_expiry_event`` (1-45) sets the account's ``DaysBeforeExpiry`` in this region: one setting
-        per account and region, shared with every certificate there; ``configure_account_expiry_events=False``
-        leaves it to whoever owns it. A topic in another region is reached through an EventBridge relay in the
-        topic's stack (see ``certfleet.monitoring``).
+        Args:
+            topic: where alarms and expiry events go, in any region of the certificate's account.
+            days: the alarm's threshold in days left. Default: 30.
+            days_before_expiry_event: the account's ``DaysBeforeExpiry`` in this region (1-45). Default: 45.
+            configure_account_expiry_events: declare that account setting here. Default: True.
+            relay_stacks: the stack to host an EventBridge relay in a region, for a topic imported from elsewhere.
+                Default: the topic's own stack.
         """
-        return self._monitor(topic, days, days_before_expiry_event, configure_account_expiry_events, None)
-
-    def _monitor(
-        self, topic: sns.ITopic, days: int, days_before_expiry_event: int, configure_account_expiry_events: bool,
-        relay_stacks: Callable[[str], Stack | None] | None,
-    ) -> ExpiryMonitoring:
         from certfleet.monitoring import ExpiryMonitoring
 
         if self.node.try_find_child("ExpiryMonitoring") is not None:
@@ -185,7 +208,7 @@ class ImportedCertificate(CertificateBase):
         return ExpiryMonitoring(
             self, "ExpiryMonitoring",
             certificate_arn=self.certificate_arn,
-            certificate_name=self.bundle.primary_name,
+            certificate_name=self.source.primary_name,
             metric=self.metric_days_to_expiry(),
             topic=topic,
             days=days,
@@ -193,36 +216,6 @@ class ImportedCertificate(CertificateBase):
             configure_account_expiry_events=configure_account_expiry_events,
             relay_stacks=relay_stacks,
         )
-
-
-def check_expiry(construct: Construct, bundle: CertificateBundle) -> None:
-    """Refuse an expired certificate at synth, unless this deploy names its fingerprint (break-glass).
-
-    A certificate expiring within 30 days is a warning on the construct (``certfleet:expires-soon``); one that
-    has expired (read with ``allow_expired=True``) fails the synth unless the context key
-    ``certfleet:allowExpiredCertificate`` holds its SHA-256 fingerprint, which makes it a warning.
-    """
-    if bundle.expired is None:
-        return
-    allowed = construct.node.try_get_context(ALLOW_EXPIRED_CONTEXT)
-    fingerprints = {
-        part.strip().replace(":", "").lower() for part in str(allowed or "").split(",") if part.strip()
-    }
-    when = f"{bundle.not_after:%Y-%m-%d %H:%M} UTC"
-    if bundle.fingerprint in fingerprints:
-        Annotations.of(construct).add_warning_v2(
-            "certfleet:expired-allowed",
-            f"the certificate {bundle.primary_name} ({bundle.source}) expired on {when}; deployed anyway because "
-            f"{ALLOW_EXPIRED_CONTEXT} names it. ACM refuses to import an expired certificate, so this deploy works "
-            "only while the certificate is unchanged (already imported). Renew it now.",
-        )
-        return
-    raise ValueError(
-        f"{construct.node.path}: the certificate {bundle.primary_name} ({bundle.source}, sha256 "
-        f"{bundle.fingerprint}) expired on {when}; ACM refuses expired certificates and every client will too. "
-        "Fix: renew it with the CA and point CertificateBundle.from_files at the new files. Break-glass (ship "
-        f"another change while the renewal is on its way): cdk deploy -c {ALLOW_EXPIRED_CONTEXT}={bundle.fingerprint}",
-    )
 
 
 def days_to_expiry_metric(arn: str, region: str, options: dict[str, Any]) -> cloudwatch.Metric:
@@ -237,6 +230,14 @@ def days_to_expiry_metric(arn: str, region: str, options: dict[str, Any]) -> clo
         region=options.pop("region", None) or region,
         **options,
     )
+
+
+def _importer(stack: Stack) -> tuple[ImporterProvider, str]:
+    found = _IMPORTERS.get(stack)
+    if found is None:
+        provider = ImporterProvider.of(stack)
+        found = _IMPORTERS[stack] = (provider, provider.service_token)
+    return found
 
 
 def _default_fleet(stack: Stack) -> str:

@@ -9,6 +9,8 @@ the producer change the value freely, in the same region, across regions and acr
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
 
 from aws_cdk import Aws, CfnOutput, Fn, Stack, Token
 from aws_cdk import aws_iam as iam
@@ -24,21 +26,61 @@ def output_name(producer: Construct, attribute: str) -> str:
     return f"{OUTPUT_PREFIX}{clean}{attribute}{digest}"
 
 
+@dataclass
+class _Produced:
+    """What one producing construct's weak references reuse: its stack, path, outputs and readers (fewer jsii calls
+    per reference: a FleetGroup makes hundreds)."""
+
+    stack: Stack
+    path: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    """Output logical id by attribute."""
+    readers: set[tuple[int, str]] = field(default_factory=set)
+    """(id of a consumer stack, attribute) already given the stack dependency."""
+
+
+@dataclass(frozen=True)
+class _StackFacts:
+    stack_name: str
+    region: str
+    account: str
+
+
+_PRODUCED: WeakKeyDictionary[Construct, _Produced] = WeakKeyDictionary()
+_STACKS: WeakKeyDictionary[Stack, _StackFacts] = WeakKeyDictionary()
+
+
+def _facts(stack: Stack) -> _StackFacts:
+    facts = _STACKS.get(stack)
+    if facts is None:
+        facts = _STACKS[stack] = _StackFacts(stack.stack_name, stack.region, stack.account)
+    return facts
+
+
 def weak_reference(producer: Construct, attribute: str, value: str, consumer: Construct) -> str:
     """``value`` (a token of ``producer``'s stack) as ``consumer``'s stack may read it, weakly."""
-    producer_stack, consumer_stack = Stack.of(producer), Stack.of(consumer)
+    produced = _PRODUCED.get(producer)
+    if produced is None:
+        produced = _PRODUCED[producer] = _Produced(Stack.of(producer), producer.node.path)
+    producer_stack, consumer_stack = produced.stack, Stack.of(consumer)
     if producer_stack is consumer_stack:
         return value
-    name = output_name(producer, attribute)
-    if producer_stack.node.try_find_child(name) is None:
-        output = CfnOutput(producer_stack, name, value=value,
-                           description=f"certfleet: {attribute} of {producer.node.path}")
-        output.override_logical_id(name)
-    consumer_stack.add_stack_dependency(producer_stack, f"certfleet: reads {attribute} of {producer.node.path}")
+    name = produced.outputs.get(attribute)
+    if name is None:
+        name = output_name(producer, attribute)
+        if producer_stack.node.try_find_child(name) is None:
+            output = CfnOutput(producer_stack, name, value=value,
+                               description=f"certfleet: {attribute} of {produced.path}")
+            output.override_logical_id(name)
+        produced.outputs[attribute] = name
+    if (id(consumer_stack), attribute) not in produced.readers:
+        consumer_stack.add_stack_dependency(producer_stack, f"certfleet: reads {attribute} of {produced.path}")
+        produced.readers.add((id(consumer_stack), attribute))
+    here, there = _facts(producer_stack), _facts(consumer_stack)
     role_arn = None
-    if producer_stack.account != consumer_stack.account:
+    if here.account != there.account:
         role_arn = _reader_role(producer_stack, consumer_stack)
-    return Fn.get_stack_output(producer_stack.stack_name, name, producer_stack.region, role_arn)
+    return Fn.get_stack_output(here.stack_name, name, here.region, role_arn)
 
 
 class _ReaderTrust(Construct):
