@@ -1,0 +1,132 @@
+"""Synth cost against its floor: one FleetGroup (default 40 certificates x 17 regions) synthesized through
+certfleet, then the very same templates rebuilt from bare ``CfnResource`` constructs and synthesized, in one run.
+
+The floor is what the CDK itself costs for those templates (one jsii object per resource, the synthesizer, the
+assembly); the ratio is what certfleet's constructs add on top. Material (keys, certificates, sealed files) is made
+before either clock starts. ``--material DIR`` reuses (or writes) the material so that two runs synthesize the same
+bytes; ``--out DIR`` keeps certfleet's cloud assembly; ``--profile FILE`` writes a cProfile of certfleet's part.
+
+    .venv/bin/python -P bench/synth_floor.py [CERTIFICATES] [REGIONS] [--material DIR] [--out DIR] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2",
+           "eu-west-3", "eu-central-1", "eu-north-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+           "ap-southeast-1", "ap-southeast-2", "ap-south-1", "sa-east-1"]
+ACCOUNT = "123456789012"
+
+
+def material(folder: Path, count: int) -> list[tuple[Path, Path]]:
+    """``count`` certificates (EC P-256, one chain) with synth-only sealed keys in ``folder``, made once."""
+    from certfleet.material.demo import DemoPKI
+    from certfleet.testing.synth import write_synth_only_sealed_key
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chain = folder / "chain.pem"
+    files = [(folder / f"site{i}.pem", folder / f"site{i}.sealed") for i in range(count)]
+    if chain.exists() and all(c.exists() and k.exists() for c, k in files):
+        return files
+    pki = DemoPKI.create("ec-p256", label="synth floor")
+    chain.write_bytes(pki.chain_pem())
+    for i, (cert, key) in enumerate(files):
+        name = f"site{i}.example.com"
+        leaf = pki.leaf((name,), key_type="ec-p256")
+        cert.write_bytes(leaf.pem())
+        write_synth_only_sealed_key(key, leaf.key, name)
+    return files
+
+
+def through_certfleet(files: list[tuple[Path, Path]], regions: list[str], out: Path) -> float:
+    """Seconds to build and synthesize the FleetGroup (bundles and sealed keys are read before the clock)."""
+    from aws_cdk import App
+
+    from certfleet import CertificateBundle, FleetGroup, KeySource
+
+    chain = files[0][0].parent / "chain.pem"
+    sites = [(CertificateBundle.from_files(cert, chain=chain), KeySource.sealed(key)) for cert, key in files]
+    started = time.perf_counter()
+    app = App(outdir=str(out))
+    group = FleetGroup(app, "Certs", account=ACCOUNT, regions=regions[1:], edge=regions[0] == "us-east-1")
+    for i, (bundle, key) in enumerate(sites):
+        group.add_fleet(f"Site{i}", bundle=bundle, key=key)
+    app.synth()
+    return time.perf_counter() - started
+
+
+def floor(assembly: Path, out: Path) -> tuple[float, int]:
+    """Seconds to rebuild every template of ``assembly`` from bare ``CfnResource``/``CfnOutput`` and synthesize."""
+    from aws_cdk import App, CfnOutput, CfnResource, Environment, Stack, Token
+
+    manifest = json.loads((assembly / "manifest.json").read_text())
+    stacks: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] = []
+    for name, artifact in manifest["artifacts"].items():
+        if artifact["type"] != "aws:cloudformation:stack":
+            continue
+        template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
+        depends = [d for d in artifact.get("dependencies", []) if not d.endswith(".assets")]
+        stacks.append((name, artifact, template, depends))
+    started = time.perf_counter()
+    app = App(outdir=str(out))
+    built: dict[str, Stack] = {}
+    for name, artifact, template, _ in stacks:
+        account, region = artifact["environment"].removeprefix("aws://").split("/")
+        stack = Stack(app, name, stack_name=artifact["properties"].get("stackName", name),
+                      env=Environment(account=account, region=region))
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] == "AWS::CDK::Metadata":
+                continue
+            cfn = CfnResource(stack, logical_id, type=resource["Type"], properties=resource.get("Properties"))
+            cfn.override_logical_id(logical_id)
+            for option in ("DependsOn", "DeletionPolicy", "UpdateReplacePolicy"):
+                if option in resource:
+                    cfn.add_override(option, resource[option])
+        for logical_id, output in template.get("Outputs", {}).items():
+            CfnOutput(stack, logical_id, value=Token.as_string(output["Value"]), description=output.get("Description"))
+        built[name] = stack
+    for name, _, _, depends in stacks:
+        for other in depends:
+            if other in built:
+                built[name].add_stack_dependency(built[other])
+    app.synth()
+    return time.perf_counter() - started, sum(len(t["Resources"]) for _, _, t, _ in stacks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("certificates", type=int, nargs="?", default=40)
+    parser.add_argument("regions", type=int, nargs="?", default=17)
+    parser.add_argument("--material", type=Path, help="folder for the certificates and sealed keys (reused)")
+    parser.add_argument("--out", type=Path, help="keep certfleet's cloud assembly here")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of certfleet's synth here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        files = material(args.material or Path(work) / "material", args.certificates)
+        ours_out = args.out or Path(work) / "certfleet.out"
+        regions = REGIONS[: args.regions]
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler is not None:
+            profiler.enable()
+        ours = through_certfleet(files, regions, ours_out)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(args.profile))
+        bare, resources = floor(ours_out, Path(work) / "floor.out")
+    print(f"{args.certificates} certificates x {len(regions)} regions, {resources} resources")
+    print(f"certfleet FleetGroup:        {ours:6.2f} s")
+    print(f"bare CfnResource (floor):    {bare:6.2f} s")
+    print(f"ratio:                       {ours / bare:6.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
