@@ -1,10 +1,14 @@
-"""Shared fixtures: a demo PKI generated at test time (no key is ever committed)."""
+"""Shared fixtures: a demo PKI generated at test time (no key is ever committed); IAM enforced by every StrictAWS."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +17,78 @@ from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.leaks import find_leaks
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+_IAM = str(Path(__file__).with_name("iam"))
+if _IAM not in sys.path:
+    sys.path.insert(0, _IAM)
+
+from iam_support import SessionAuthorizer  # noqa: E402 - needs tests/iam on sys.path
+
+SESSION_IAM = SessionAuthorizer()
+"""Every StrictAWS of the session authorizes the rehearsal's roles through this one evaluator (started lazily), which
+keeps what each role's handler was allowed to call (tests/e2e/test_iam_enforced.py compares it with the grants)."""
+StrictAWS.default_authorizer = SESSION_IAM
+E2E = Path(__file__).with_name("e2e")
+SESSION_END = "session_end"
+_COLLECTED = pytest.StashKey[set[str]]()
+SESSION_FAILURES: set[str] = set()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{SESSION_END}: runs after every other test of the session")
+    config.stash[_COLLECTED] = set[str]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Session-end checks go last; remember which e2e files the session runs."""
+    items.sort(key=lambda item: item.get_closest_marker(SESSION_END) is not None)
+    config.stash[_COLLECTED] = {str(item.path) for item in items if item.get_closest_marker(SESSION_END) is None}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.failed:
+        SESSION_FAILURES.add(report.nodeid)
+
+
+def _e2e_suite_ran(config: pytest.Config) -> str:
+    """'' when this session ran every e2e test file and nothing failed; else why a session-end check cannot judge."""
+    wanted = {str(p) for p in E2E.glob("test_*.py")} - {str(E2E / "test_iam_enforced.py")}
+    collected: set[str] = config.stash[_COLLECTED]
+    missing = sorted(Path(p).name for p in wanted - collected)
+    if missing:
+        return f"the session did not run {', '.join(missing)}: run tests/e2e as a whole"
+    if SESSION_FAILURES:
+        return f"{len(SESSION_FAILURES)} tests failed: the calls observed are incomplete"
+    return ""
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    SESSION_IAM.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How much IAM the session evaluated, what it refused, and which grants no handler of this session called."""
+    iam = SESSION_IAM
+    if not iam.roles:
+        return
+    terminalreporter.section("IAM enforced by StrictAWS")
+    terminalreporter.write_line(f"{len(iam.roles)} roles, {iam.checks} checks in {iam.seconds:.2f} s of evaluation, "
+                                f"{len(iam.denied)} refused")
+    for denied in iam.denied[:20]:
+        terminalreporter.write_line(f"refused: {' '.join(denied)}")
+    terminalreporter.write_line("granted, never called by this session's handlers: "
+                                + json.dumps(iam.unused_grants(), indent=1))
+
+
+@pytest.fixture
+def session_iam() -> SessionAuthorizer:
+    """The session's authorizer: what every rehearsal's roles were granted, allowed and refused so far."""
+    return SESSION_IAM
+
+
+@pytest.fixture
+def e2e_suite_ran(request: pytest.FixtureRequest) -> str:
+    """'' when this session ran every e2e test file and none failed; else why a session-end check cannot judge."""
+    return _e2e_suite_ran(request.config)
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import collections
+import fnmatch
 import itertools
 import json
 import shutil
 import subprocess
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from certfleet.testing.authorize import Check, Principal
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = Path(__file__).with_name("simulate.mjs")
@@ -169,3 +175,81 @@ class Resolved:
         """The logical id and resolved properties of the one resource of ``kind``."""
         (found,) = [k for k, v in self.resources.items() if v["Type"] == kind]
         return found, self.value(self.resources[found].get("Properties", {}))
+
+
+RUNTIME_GRANTS = frozenset({"logs:CreateLogStream", "logs:PutLogEvents"})
+"""Granted for the Lambda runtime, which writes the function's logs: no handler calls them."""
+
+
+class SessionAuthorizer:
+    """StrictAWS's authorizer for a test session: every check judged by one :class:`IamEvaluator` (started at the
+    first check), every decision kept, so that the session can compare what roles were granted with what their
+    handlers called."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._evaluator: IamEvaluator | None = None
+        self.roles: dict[str, Principal] = {}
+        self.allowed: collections.Counter[tuple[str, str]] = collections.Counter()
+        """(what runs as the role: ``certfleet_import.on_event``, action) -> calls allowed."""
+        self.denied: list[tuple[str, str, str, str]] = []
+        """(role ARN, what runs, action, resource) of every call refused."""
+        self.checks = 0
+        self.seconds = 0.0
+
+    def registered(self, principal: Principal) -> None:
+        with self._lock:
+            self.roles[principal.arn] = principal
+
+    def decide(self, check: Check) -> str:
+        request = Request(check.action, check.resource, principal=check.principal.arn, account=check.account,
+                          context=check.context)
+        with self._lock:
+            if self._evaluator is None:
+                self._evaluator = IamEvaluator()
+            started = time.perf_counter()
+            try:
+                result = self._evaluator.decide(request, list(check.principal.policies), check.resource_policy)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.checks += 1
+            if result == ALLOWED:
+                self.allowed[(check.principal.runs, check.action)] += 1
+            else:
+                self.denied.append((check.principal.arn, check.principal.runs, check.action, check.resource))
+        return result
+
+    def unused_grants(self) -> dict[str, dict[str, list[str]]]:
+        """What runs -> action granted by its roles' policies that no role running it was ever allowed to call ->
+        the roles granting it (the runtime's log grants aside)."""
+        with self._lock:
+            called: dict[str, set[str]] = collections.defaultdict(set)
+            for runs, action in self.allowed:
+                called[runs].add(action.lower())
+            unused: dict[str, dict[str, list[str]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+            for arn, principal in self.roles.items():
+                for action in granted_actions(principal.policies):
+                    if action in RUNTIME_GRANTS:
+                        continue
+                    if not any(fnmatch.fnmatchcase(c, action.lower()) for c in called[principal.runs]):
+                        unused[principal.runs][action].append(arn)
+        return {runs: {a: sorted(arns) for a, arns in sorted(actions.items())}
+                for runs, actions in sorted(unused.items())}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._evaluator is not None:
+                self._evaluator.close()
+                self._evaluator = None
+
+
+def granted_actions(policies: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> set[str]:
+    """Every action (or action pattern) an Allow statement of ``policies`` names."""
+    found: set[str] = set()
+    for policy in policies:
+        statements = policy.get("Statement") or []
+        for statement in statements if isinstance(statements, list) else [statements]:
+            if statement.get("Effect") == "Allow":
+                actions = statement.get("Action") or []
+                found.update([actions] if isinstance(actions, str) else actions)
+    return found

@@ -6,9 +6,15 @@ does what CloudFormation and the CDK Provider framework would do with the resour
 - stacks, keyed by (account, region, stack name): the same stack name in two Stages, accounts or regions is two
   stacks; nested stacks (``AWS::CloudFormation::Stack`` from the assembly's own template assets) are played, with
   their Parameters and ``Outputs.*`` attributes;
-- ``AWS::KMS::Key`` (created with its Description), ``AWS::SecretsManager::Secret`` (Name, SecretString, KmsKeyId,
-  ReplicaRegions, Tags; a new Name is a replacement), ``Custom::CertfleetSealedKey``, ``Custom::CertfleetCertificate``
-  and ``Custom::CertfleetSweeper`` (the handlers' onEvent, then isComplete until done, in this process);
+- ``AWS::KMS::Key`` (created with its Description and KeyPolicy), ``AWS::SecretsManager::Secret`` (Name,
+  SecretString, KmsKeyId, ReplicaRegions, Tags; a new Name is a replacement), ``AWS::SecretsManager::ResourcePolicy``
+  (put on its secret; no event), ``Custom::CertfleetSealedKey``, ``Custom::CertfleetCertificate`` and
+  ``Custom::CertfleetSweeper`` (the handlers' onEvent, then isComplete until done, in this process);
+- IAM (``iam=True``, the default): each handler runs with an access key of its own role (the function's ``Role``,
+  found through the ServiceToken's Provider framework function), registered with the StrictAWS endpoint together with
+  the role's policies from the template, resolved for the stack's account and region; StrictAWS then authorizes every
+  call the handler makes as IAM would. Each role has its own boto3 session and handler client cache, as each Lambda
+  function has its own process;
 - the Provider framework's response to CloudFormation: a resource fails when that response would exceed 4,096 bytes,
   when its PhysicalResourceId is empty or over 1,024 bytes, or when a Delete changes it;
 - ``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Select``, ``Fn::Split``, ``Fn::Sub``, ``Fn::Base64``,
@@ -50,16 +56,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from certfleet.testing.identities import Identities
+from certfleet.testing.roles import role_arn
+
 CERTIFICATE = "Custom::CertfleetCertificate"
 SEALED_KEY = "Custom::CertfleetSealedKey"
 SWEEPER = "Custom::CertfleetSweeper"
 NESTED_STACK = "AWS::CloudFormation::Stack"
 _HANDLERS = {CERTIFICATE: "certfleet_import", SEALED_KEY: "certfleet_keywriter", SWEEPER: "certfleet_import"}
-_EMULATED = {"AWS::KMS::Key", "AWS::SecretsManager::Secret", NESTED_STACK, *_HANDLERS}
+SECRET_POLICY = "AWS::SecretsManager::ResourcePolicy"  # noqa: S105 - a resource type
+_EMULATED = {"AWS::KMS::Key", "AWS::SecretsManager::Secret", SECRET_POLICY, NESTED_STACK, *_HANDLERS}
 #: The properties of each emulated resource that the rehearsal (or the handler it runs) reads.
 _READ = {
     "AWS::KMS::Key": ("Description",),
     "AWS::SecretsManager::Secret": ("Name", "SecretString", "KmsKeyId", "ReplicaRegions", "Tags", "Description"),
+    SECRET_POLICY: ("SecretId",),
 }
 _ACM_KEY_TYPES = ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]
 MAX_RESPONSE_BYTES = 4_096
@@ -194,6 +205,7 @@ class Rehearsal:
     ``isolate_accounts``: play each stack's account as its own moto account (needs a StrictAWS endpoint; default
     True: ``endpoint_url`` must then be a StrictAWS, which answers ``/_account/<id>`` paths). moto does not read
     another account's secret by ARN: rehearse a fleet that spans accounts (``accounts=``) with False, in one account.
+    ``iam``: run each handler as its role, authorized by the StrictAWS endpoint (default True; see the module's doc).
     """
 
     def __init__(
@@ -207,6 +219,7 @@ class Rehearsal:
         after_stack: Callable[[StackArtifact], None] | None = None,
         invented: Literal["fail", "warn"] = "fail",
         isolate_accounts: bool = True,
+        iam: bool = True,
     ) -> None:
         if invented not in ("fail", "warn"):
             raise ValueError(f"invented must be 'fail' or 'warn', got {invented!r}")
@@ -226,6 +239,7 @@ class Rehearsal:
         self._stacks: dict[StackKey, StackArtifact] = {}
         self._export_owner: dict[tuple[str, str, str], StackKey] = {}
         self.regions: set[str] = set()
+        self.identities = Identities(self) if iam else None
 
     def deploy(self, cdk_out: str | os.PathLike[str]) -> list[Event]:
         """Create or update every stack, dependencies first; each stack then deletes what its update replaced
@@ -286,6 +300,11 @@ class Rehearsal:
             report[region] = rows
         return report
 
+    def resolve_for_iam(self, artifact: StackArtifact, value: Any) -> Any:
+        """``value`` (a policy document) resolved in ``artifact`` as IAM reads it: roles by their ARNs, resources
+        the rehearsal does not model by ARNs that match nothing real."""
+        return _IamResolver(self, artifact).resolve(value)
+
     def certificate_arns(self) -> dict[ResourceKey, str]:
         """(account, region, stack name, logical id) → ARN of every certfleet certificate deployed now."""
         return {k: d.physical_id for k, d in self.resources.items() if d.type == CERTIFICATE}
@@ -335,7 +354,12 @@ class Rehearsal:
         if kind in _HANDLERS:
             deployed = self._custom(artifact, logical_id, kind, props, old)
         elif kind == "AWS::KMS::Key":
-            deployed = old or self._kms_key(artifact, props)
+            deployed = self._kms_key(artifact, logical_id, props, old)
+        elif kind == SECRET_POLICY:
+            self._secret_policy(artifact, logical_id, props)
+            self.resources[key] = Deployed(kind, f"{props.get('SecretId')}#policy", props, {}, True,
+                                           artifact.region, artifact.account)
+            return []
         else:
             deployed = self._secret(artifact, props, old)
         deployed.retain = resource.get("DeletionPolicy") == "Retain"
@@ -443,29 +467,56 @@ class Rehearsal:
         """Run the handler as the Provider framework does; return (physical id, Data) as CloudFormation takes them."""
         module = self._handler_module(_HANDLERS[kind])
         where = f"{artifact.where}/{logical_id} ({kind}, {event['RequestType']})"
-        with self._environment(artifact.region, artifact.account):
-            try:
+        as_role = self.identities.for_handler if self.identities is not None else None
+        try:
+            with self._environment(artifact.region, artifact.account,
+                                   as_role(artifact, logical_id, "on_event", _HANDLERS[kind]) if as_role else None):
                 result: dict[str, Any] = module.on_event(event, None)
-                is_complete: Callable[..., dict[str, Any]] | None = getattr(module, "is_complete", None)
-                deadline = time.monotonic() + self.complete_timeout
-                while is_complete is not None:
+            is_complete: Callable[..., dict[str, Any]] | None = getattr(module, "is_complete", None)
+            deadline = time.monotonic() + self.complete_timeout
+            while is_complete is not None:
+                with self._environment(artifact.region, artifact.account,
+                                       as_role(artifact, logical_id, "is_complete", _HANDLERS[kind])
+                                       if as_role else None):
                     state = is_complete({**event, **result}, None)
-                    if state.get("IsComplete"):
-                        result = {**result, "Data": {**(result.get("Data") or {}), **(state.get("Data") or {})}}
-                        break
-                    if time.monotonic() > deadline:
-                        raise RehearsalError(f"{where}: not complete after {self.complete_timeout:.0f} s")
-                    time.sleep(self.poll_seconds)
-            except RehearsalError:
-                raise
-            except Exception as exc:  # what CloudFormation would show as the resource's failure reason
-                raise RehearsalError(f"{where} failed: {exc}") from None
+                if state.get("IsComplete"):
+                    result = {**result, "Data": {**(result.get("Data") or {}), **(state.get("Data") or {})}}
+                    break
+                if time.monotonic() > deadline:
+                    raise RehearsalError(f"{where}: not complete after {self.complete_timeout:.0f} s")
+                time.sleep(self.poll_seconds)
+        except RehearsalError:
+            raise
+        except Exception as exc:  # what CloudFormation would show as the resource's failure reason
+            raise RehearsalError(f"{where} failed: {exc}") from None
         return _framework_response(where, event, result)
 
-    def _kms_key(self, artifact: StackArtifact, props: dict[str, Any]) -> Deployed:
+    def _kms_key(self, artifact: StackArtifact, logical_id: str, props: dict[str, Any],
+                 old: Deployed | None) -> Deployed:
+        """Create the key with the template's KeyPolicy (resolved as IAM reads it); an update puts the new policy."""
         kms = self._client("kms", artifact.region, artifact.account)
-        meta = kms.create_key(Description=str(props.get("Description", "certfleet rehearsal")))["KeyMetadata"]
+        raw = (artifact.template["Resources"][logical_id].get("Properties") or {}).get("KeyPolicy")
+        policy = json.dumps(_IamResolver(self, artifact).resolve(raw)) if raw else None
+        if old is not None:
+            if policy:
+                kms.put_key_policy(KeyId=old.physical_id, PolicyName="default", Policy=policy)
+            return Deployed(old.type, old.physical_id, props, old.data)
+        meta = kms.create_key(Description=str(props.get("Description", "certfleet rehearsal")),
+                              **({"Policy": policy} if policy else {}))["KeyMetadata"]
         return Deployed("AWS::KMS::Key", meta["KeyId"], props, {"Arn": meta["Arn"], "KeyId": meta["KeyId"]})
+
+    def _secret_policy(self, artifact: StackArtifact, logical_id: str, props: dict[str, Any]) -> None:
+        """Put an ``AWS::SecretsManager::ResourcePolicy`` on its secret (principals resolved as IAM reads them)."""
+        raw = (artifact.template["Resources"][logical_id].get("Properties") or {}).get("ResourcePolicy")
+        policy = _IamResolver(self, artifact).resolve(raw)
+        secret_id = str(props.get("SecretId", ""))
+        sm = self._client("secretsmanager", secret_id.split(":")[3] if secret_id.startswith("arn:")
+                          else artifact.region, artifact.account)
+        try:
+            sm.put_resource_policy(SecretId=secret_id, ResourcePolicy=json.dumps(policy))
+        except Exception as exc:  # botocore's ClientError: what CloudFormation would report for the resource
+            raise RehearsalError(f"{artifact.where}/{logical_id}: {SECRET_POLICY} on {secret_id!r} failed: {exc}") \
+                from None
 
     def _secret(self, artifact: StackArtifact, props: dict[str, Any], old: Deployed | None) -> Deployed:
         """Create the secret; an update with the same Name keeps it (CloudFormation updates in place), a new Name
@@ -504,18 +555,26 @@ class Rehearsal:
         return self.endpoint_url
 
     @contextmanager
-    def _environment(self, region: str, account: str = "") -> Iterator[None]:
+    def _environment(self, region: str, account: str = "", role: str | None = None) -> Iterator[None]:
+        """The handler's environment, as Lambda sets it; with ``role`` (an access key id), that role's credentials,
+        boto3 session and handler client cache."""
         values = {
             "AWS_REGION": region, "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": self._endpoint(account),
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
             **self.extra_env,
         }
+        if role is not None:
+            values |= {"AWS_ACCESS_KEY_ID": role, "AWS_SECRET_ACCESS_KEY": "rehearsal"}
         with _ENV_LOCK:
             saved = {k: os.environ.get(k) for k in values}
             os.environ.update(values)
             try:
-                yield
+                if role is not None and self.identities is not None:
+                    with self.identities.sandbox(role):
+                        yield
+                else:
+                    yield
             finally:
                 for k, v in saved.items():
                     if v is None:
@@ -730,3 +789,17 @@ class _Resolver:
         if where not in self.rehearsal.exports:
             raise RehearsalError(f"{self.artifact.where}: no stack in {where[0]}/{where[1]} exports {where[2]!r}")
         return self.rehearsal.exports[where]
+
+
+class _IamResolver(_Resolver):
+    """Resolves policies: a role of the stack by its ARN (Ref: its name), any other resource the rehearsal does not
+    model by an ARN that matches nothing real (a log group, a function)."""
+
+    def _invented(self, what: str) -> str:
+        logical_id, _, attribute = what.partition(".")
+        resource = self.artifact.template.get("Resources", {}).get(logical_id) or {}
+        account, region, stack_name = self.artifact.key
+        if resource.get("Type") == "AWS::IAM::Role":
+            arn = role_arn(account, stack_name, logical_id, resource.get("Properties") or {})
+            return arn if attribute == "Arn" else arn.rsplit("/", 1)[-1]
+        return f"arn:aws:rehearsal:{region}:{account}:unmodelled/{stack_name}/{what}"

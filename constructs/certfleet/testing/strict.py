@@ -31,6 +31,11 @@ certificate's tags; ``DescribeCertificate`` reports the ``InUseBy`` marks. With 
 it (moto does too): the proxy's replica-lag bookkeeping does not count it as a move of AWSCURRENT.
 
 Every request is counted per (service, operation, region): ``strict.calls("acm", "ImportCertificate")``.
+IAM: a request signed with an access key id registered as a principal (``strict.register(principal)``, or a POST of
+its JSON to ``/_strict/principals``: what the rehearsal does for each role) is authorized by ``authorizer`` (default:
+``StrictAWS.default_authorizer``, which the test suite sets) and refused with ``AccessDeniedException`` when IAM would
+refuse it (see :mod:`certfleet.testing.authorize`); other requests pass unchecked. ``strict.iam.decisions()`` lists
+what was decided.
 Accounts: a request to ``strict.url_for(account)`` (the url with ``/_account/<12 digits>`` appended) is played in
 that account of moto (``x-moto-account-id``), so several accounts stay apart as they do in AWS; ``strict.url`` is
 moto's default account, 123456789012.
@@ -53,7 +58,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
@@ -63,6 +68,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from certfleet.material.names import dns_names
+from certfleet.testing.authorize import ApiCall, Authorizer, Principal
+from certfleet.testing.gate import IamGate, access_key_id
 
 __all__ = ["ACM_KEY_TYPES", "AWSRefusal", "Call", "StrictAWS"]
 
@@ -159,7 +166,11 @@ class StrictAWS:
     ``replica_lag``: seconds a new secret version takes to reach replica regions (0: instant, as moto).
     ``list_page_size``: the most certificates one ListCertificates page holds (None: as moto, one page).
     ``import_quota``: imports allowed per region over the proxy's life (None: no limit).
+    ``authorizer``: decides the IAM checks of registered principals' requests (None: ``default_authorizer``, read
+    when the proxy is made; with neither, registered principals' calls are recorded and pass).
     """
+
+    default_authorizer: ClassVar[Authorizer | None] = None
 
     def __init__(
         self,
@@ -170,6 +181,7 @@ class StrictAWS:
         replica_lag: float = 0.0,
         list_page_size: int | None = None,
         import_quota: int | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
@@ -191,6 +203,7 @@ class StrictAWS:
         self._secrets: dict[str, _Secret] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.iam = IamGate(authorizer or StrictAWS.default_authorizer, self._side_call)
 
     # ----------------------------------------------------------------------------------------- lifecycle
     @property
@@ -236,7 +249,8 @@ class StrictAWS:
         self.stop()
 
     def reset(self) -> None:
-        """Forget counts, in-use marks, throttle history and secret versions (not moto's state)."""
+        """Forget counts, in-use marks, throttle history, secret versions and IAM decisions (not moto's state, nor
+        the registered principals)."""
         with self._lock:
             self._calls.clear()
             self._imports.clear()
@@ -244,6 +258,7 @@ class StrictAWS:
             self._in_use.clear()
             self._names.clear()
             self._secrets.clear()
+        self.iam.reset()
 
     # --------------------------------------------------------------------------------------- test API
     def mark_in_use(self, arn: str, by: str = "arn:aws:cloudfront::123456789012:distribution/EXAMPLE") -> None:
@@ -272,11 +287,20 @@ class StrictAWS:
         with self._lock:
             return dict(self._calls)
 
+    def register(self, principal: Principal) -> None:
+        """Authorize requests signed with ``principal.access_key_id`` as IAM would authorize that role's."""
+        self.iam.register(principal)
+
     # ------------------------------------------------------------------------------------ the pipeline
     def handle(self, request: _Request) -> _Response:
-        """Count, check, forward, adjust: the whole life of one request."""
+        """Count, authorize, check, forward, adjust: the whole life of one request."""
         with self._lock:
             self._calls[Call(request.service, request.operation, request.region)] += 1
+        refused = self.iam.authorize(
+            access_key_id(request.headers, parse_qs(urlsplit(request.path).query)),
+            ApiCall(request.service, request.operation, request.region, request.account, request.json()))
+        if refused is not None:
+            return _error(AWSRefusal(refused.code, refused.message, refused.status))
         rule = _RULES.get((request.service, request.operation))
         try:
             after = rule(self, request) if rule is not None else None
@@ -312,6 +336,15 @@ class StrictAWS:
         }
         return self.forward(_Request("POST", "/", headers, json.dumps(payload).encode(), request.service,
                                      target.rsplit(".", 1)[-1], request.region, request.account))
+
+    def _side_call(self, service: str, region: str, account: str, target: str,
+                   payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A call the IAM gate makes to moto for resource facts, signed for ``region`` with no principal's key."""
+        headers = {"Authorization": f"AWS4-HMAC-SHA256 Credential=strictaws/20260101/{region}/{service}/aws4_request, "
+                                    "SignedHeaders=host, Signature=0"}
+        answer = self._upstream_json(_Request("POST", "/", headers, b"", service, "", region, account), target,
+                                     payload)
+        return answer.status, answer.json()
 
     # ------------------------------------------------------------------------------------- ACM rules
     def _acm_import(self, request: _Request) -> Callable[[_Response], _Response] | None:
@@ -783,6 +816,21 @@ def _error(refusal: AWSRefusal) -> _Response:
     ], body)
 
 
+CONTROL = "/_strict/"
+"""Paths StrictAWS answers itself: ``POST /_strict/principals`` (a :class:`Principal` as JSON) registers a role."""
+
+
+def _control(strict: StrictAWS, method: str, path: str, body: bytes) -> _Response:
+    """The proxy's own endpoint: register a principal (the rehearsal does, for each role it runs a handler as)."""
+    if method == "POST" and urlsplit(path).path == CONTROL + "principals":
+        try:
+            strict.register(Principal.from_json(json.loads(body)))
+        except (ValueError, KeyError, TypeError) as exc:
+            return _error(AWSRefusal("ValidationException", f"not a principal: {type(exc).__name__}: {exc}"))
+        return _Response(200, [("Content-Type", "application/json")], b"{}")
+    return _error(AWSRefusal("UnknownOperationException", f"StrictAWS has no {method} {urlsplit(path).path}", 404))
+
+
 def _identify(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[str, str, str]:
     """(service, operation, region) from SigV4's credential scope, X-Amz-Target or the query Action."""
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -822,7 +870,11 @@ class _Handler(BaseHTTPRequestHandler):
         service, operation, region = _identify(self.command, path, headers, body)
         strict = cast(_Server, self.server).strict
         try:
-            response = strict.handle(_Request(self.command, path, headers, body, service, operation, region, account))
+            if path.startswith(CONTROL):
+                response = _control(strict, self.command, path, body)
+            else:
+                response = strict.handle(_Request(self.command, path, headers, body, service, operation, region,
+                                                  account))
         except OSError as exc:  # moto went away: answer like an unreachable endpoint would
             response = _error(AWSRefusal("ServiceUnavailable", f"StrictAWS could not reach moto: {exc}", 503))
         self.send_response(response.status)
