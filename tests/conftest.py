@@ -62,7 +62,11 @@ def _e2e_suite_ran(config: pytest.Config) -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the evaluator; with CERTFLEET_IAM_RECORD=<file>, keep what the session's roles were granted and called."""
     SESSION_IAM.close()
+    record = os.environ.get("CERTFLEET_IAM_RECORD")
+    if record and SESSION_IAM.roles:
+        Path(record).write_text(json.dumps(SESSION_IAM.record(), indent=1), encoding="utf-8")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -236,6 +236,15 @@ class SessionAuthorizer:
         return {runs: {a: sorted(arns) for a, arns in sorted(actions.items())}
                 for runs, actions in sorted(unused.items())}
 
+    def record(self) -> dict[str, Any]:
+        """What this session saw, as JSON: each role's handler and granted actions, and the (handler, action) pairs
+        allowed (runs of parts of the suite can be merged to judge the whole)."""
+        with self._lock:
+            return {"roles": {arn: {"runs": p.runs, "granted": sorted(granted_actions(p.policies))}
+                              for arn, p in self.roles.items()},
+                    "allowed": sorted([runs, action] for runs, action in self.allowed),
+                    "denied": [list(d) for d in self.denied], "checks": self.checks, "seconds": self.seconds}
+
     def close(self) -> None:
         with self._lock:
             if self._evaluator is not None:
