@@ -1,0 +1,107 @@
+"""What IAM enforcement costs a rehearsal: one fleet (sealed key, edge + N regions) deployed, renewed and destroyed
+against moto_server + StrictAWS, with the rehearsal's roles unregistered (``iam=False``) and then enforced through
+``@cloud-copilot/iam-simulate`` (tests/iam). It prints the wall time of each, the evaluator's own time and the number
+of IAM checks.
+
+    .venv/bin/python bench/iam_cost.py                 # edge + 2 regions
+    .venv/bin/python bench/iam_cost.py --regions 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+from aws_cdk import App
+from cryptography.hazmat.primitives import serialization
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "iam"))
+
+from iam_support import SessionAuthorizer  # noqa: E402 - tests/iam on sys.path
+
+from certfleet import CertificateBundle, CertificateFleet, KeySource  # noqa: E402
+from certfleet.material.bundle import spki_sha256  # noqa: E402
+from certfleet.material.checks import key_algorithm  # noqa: E402
+from certfleet.material.demo import DemoPKI, Issued  # noqa: E402
+from certfleet.material.sealed import SealedKey, encryption_context  # noqa: E402
+from certfleet.testing import MotoServer, StrictAWS  # noqa: E402
+from certfleet.testing.rehearsal import Rehearsal  # noqa: E402
+
+ACCOUNT, HOME = "123456789012", "us-east-1"
+ALL_REGIONS = ["eu-west-1", "ap-northeast-1", "us-west-2", "eu-central-1", "sa-east-1"]
+
+
+def _sealed(url: str, leaf: Issued, folder: Path) -> Path:
+    kms = boto3.client("kms", endpoint_url=url, region_name=HOME)
+    key = kms.create_key(Description="certfleet sealing (bench)")["KeyMetadata"]["Arn"]
+    der = leaf.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+    context = encryption_context("www.example.com")
+    blob = kms.encrypt(KeyId=key, Plaintext=der, EncryptionContext=context)["CiphertextBlob"]
+    public = leaf.key.public_key()
+    path = folder / "www.sealed"
+    path.write_text(SealedKey(kms_key_arn=key, region=HOME, encryption_context=context,
+                              spki_sha256=spki_sha256(public), key_algorithm=key_algorithm(public),
+                              ciphertext=bytes(blob)).to_json(), encoding="utf-8")
+    return path
+
+
+def _synth(out: Path, pki: DemoPKI, leaf: Issued, sealed: Path, regions: list[str]) -> Path:
+    app = App(outdir=str(out))
+    CertificateFleet(app, "Certificates", bundle=CertificateBundle.from_pem(leaf.pem().decode(),
+                                                                            pki.chain_pem().decode()),
+                     key=KeySource.sealed(sealed), account=ACCOUNT, regions=regions)
+    app.synth()
+    return out
+
+
+def run(moto: MotoServer, pki: DemoPKI, regions: list[str], *, enforce: bool) -> tuple[float, SessionAuthorizer]:
+    """Seconds to deploy, renew and destroy the fleet (synth excluded), and the authorizer that judged it."""
+    moto.reset()
+    judge = SessionAuthorizer()
+    with StrictAWS(moto.url, import_rate=None, authorizer=judge) as aws, tempfile.TemporaryDirectory() as tmp:
+        versions = []
+        for days in (100, 200):  # the first deploy, then a renewal (a new leaf and key)
+            folder = Path(tmp) / f"v{days}"
+            folder.mkdir()
+            leaf = pki.leaf(("www.example.com",), days=days)
+            versions.append(_synth(folder / "out", pki, leaf, _sealed(aws.url, leaf, folder), regions))
+        first, second = versions
+        started = time.perf_counter()  # the evaluator starts at its first check, inside the timing, as in a test
+        rehearsal = Rehearsal(aws.url, iam=enforce, environment={"CERTFLEET_SECRET_WAIT_SECONDS": "30"})
+        rehearsal.deploy(first)
+        rehearsal.deploy(second)
+        rehearsal.destroy()
+        elapsed = time.perf_counter() - started
+    judge.close()
+    return elapsed, judge
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--regions", type=int, default=2, help="regional copies besides us-east-1 (default 2)")
+    args = parser.parse_args()
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": HOME, "AWS_CONFIG_FILE": "/nonexistent",
+                       "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                       "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
+    regions = ALL_REGIONS[: max(1, min(args.regions, len(ALL_REGIONS)))]
+    pki = DemoPKI.create("rsa-2048", label="bench iam")
+    with MotoServer() as moto:
+        off, _ = run(moto, pki, regions, enforce=False)
+        on, judge = run(moto, pki, regions, enforce=True)
+    print(f"fleet: us-east-1 + {', '.join(regions)}; deploy, renew, destroy")
+    print(f"IAM not enforced: {off:.2f} s")
+    print(f"IAM enforced:     {on:.2f} s  ({len(judge.roles)} roles, {judge.checks} checks, evaluator "
+          f"{judge.seconds:.2f} s, {len(judge.denied)} refused)")
+    print(f"cost per rehearsal: {on - off:+.2f} s wall, {judge.seconds:.2f} s in the evaluator")
+
+
+if __name__ == "__main__":
+    main()
