@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import queue
 import re
@@ -52,6 +53,9 @@ _FRAMEWORK_ENV = (ON_EVENT_ARN, IS_COMPLETE_ARN, WAITER_ARN)
 _DRIVER = Path(__file__).with_name("framework_server.mjs")
 _SDK = ("@aws-sdk/client-lambda", "@aws-sdk/client-sfn")
 _INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+_LOG = logging.getLogger("certfleet.framework")
+"""The framework's own log lines (it logs whole requests), for the tests' leak scan."""
+_LOG.setLevel(logging.INFO)
 _RESPONSE_HOST = re.compile(r"^cloudformation-custom-resource-response-[a-z0-9-]+\.s3(\.[a-z0-9-]+)?\.amazonaws\.com$")
 
 
@@ -96,6 +100,13 @@ class StateMachine:
     definition: dict[str, Any]
     tasks: dict[str, FrameworkFunction]
 
+    @property
+    def interval(self) -> float:
+        """The first state's first Retry IntervalSeconds (the Provider's queryInterval); 0 without one."""
+        start: dict[str, Any] = self.definition.get("States", {}).get(self.definition.get("StartAt"), {})
+        retry: list[dict[str, Any]] = start.get("Retry") or [{}]
+        return float(retry[0].get("IntervalSeconds", 0))
+
 
 @dataclass(frozen=True)
 class ProviderFunctions:
@@ -108,8 +119,12 @@ class ProviderFunctions:
     """User function ARN (as the framework's environment names it) → its Handler (``module.function``)."""
     waiter: StateMachine | None
 
-    def framework(self, *, time_scale: float = 1.0, host: FrameworkHost | None = None) -> ProviderFramework:
-        """A :class:`ProviderFramework` for this provider."""
+    def framework(self, *, time_scale: float = 1.0, poll_seconds: float | None = None,
+                  host: FrameworkHost | None = None) -> ProviderFramework:
+        """A :class:`ProviderFramework` for this provider; ``poll_seconds`` (instead of ``time_scale``): the waiter's
+        first retry interval lasts this long, every wait scaled alike."""
+        if poll_seconds is not None and self.waiter is not None and self.waiter.interval:
+            time_scale = poll_seconds / self.waiter.interval
         return ProviderFramework(self.on_event.asset_dir, self.on_event.environment, waiter=self.waiter,
                                  time_scale=time_scale, host=host)
 
@@ -338,7 +353,9 @@ class FrameworkHost:
                 raise FrameworkError(f"framework {function.entry} gave no answer within {self.call_timeout:.0f} s: "
                                      f"{''.join(self._stderr)[-2000:]}")
             answer = json.loads(line)
-            self.logs.extend(answer.get("logs") or [])
+            for logged in answer.get("logs") or []:
+                self.logs.append(logged)
+                _LOG.info("%s", logged)
             return _Answer(bool(answer.get("ok")), answer.get("result"), answer.get("error") or {},
                            list(answer.get("logs") or []))
 
