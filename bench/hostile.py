@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "hostile"))
-import hostile_kit as k
+import hostile_support as k
 
 from certfleet.material import MaterialError, load_file
 from certfleet.material.loader import MAX_INPUT_BYTES

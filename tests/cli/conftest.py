@@ -1,4 +1,4 @@
-"""The CLI battery shares certkit (keys and certificates made at test time) with tests/material."""
+"""The CLI battery shares material_support (keys and certificates made at test time) with tests/material."""
 
 from __future__ import annotations
 

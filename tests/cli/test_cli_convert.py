@@ -8,11 +8,25 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from certkit import DER, PEM, cli, ec_key, ec_pki, key_der, key_pem, leaf, pem, rsa_key, rsa_pki, seed_leaf, write
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from material_support import (
+    DER,
+    PEM,
+    cli,
+    ec_key,
+    ec_pki,
+    key_der,
+    key_pem,
+    leaf,
+    pem,
+    rsa_key,
+    rsa_pki,
+    seed_leaf,
+    write,
+)
 
 from certfleet.material import load_file, load_material, normalize
 from certfleet.material.bundle import fingerprint, spki_sha256
@@ -76,7 +90,7 @@ def _assert_round_trip(out: Path) -> None:
 def test_loading_what_convert_wrote_gives_the_same_material(
     case: tuple[str, bytes | None, str, int], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from certkit import umask
+    from material_support import umask
 
     kind, password, via, mask = case
     with tempfile.TemporaryDirectory() as tmp:

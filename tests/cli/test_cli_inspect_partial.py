@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from certkit import cli, leaf, pem, write
+from material_support import cli, leaf, pem, write
 
 
 def _damaged(tmp_path: Path) -> str:

@@ -7,12 +7,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from certkit import OVERSIZED_RSA_BITS, cli, dsa_key, ed25519_key, key_pem, pem, rsa_key, seed_leaf, umask, write
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
+from material_support import (
+    OVERSIZED_RSA_BITS,
+    cli,
+    dsa_key,
+    ed25519_key,
+    key_pem,
+    pem,
+    rsa_key,
+    seed_leaf,
+    umask,
+    write,
+)
 
 from certfleet.material import load_file
 from certfleet.material.checks import key_algorithm
@@ -45,7 +56,7 @@ def test_keygen_every_type_0400_even_with_umask_000(key_type: str, tmp_path: Pat
     assert item.key is not None
     assert item.container == "PKCS#8" and not item.encrypted
     assert key_algorithm(item.key.public_key()) == TYPES[key_type]
-    from certkit import assert_clean
+    from material_support import assert_clean
 
     assert_clean(run_out.out + run_out.err, [item.key])
     assert f"({TYPES[key_type]}, mode 0400)" in run_out.out

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from certkit import assert_clean, key_pem, pem, rsa_key, rsa_pki, seed_leaf, write
+from material_support import assert_clean, key_pem, pem, rsa_key, rsa_pki, seed_leaf, write
 
 CERTFLEET = str(Path(sys.executable).parent / "certfleet")
 KEY = rsa_key(2048, 0)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from certkit import cli
+from material_support import cli
 
 CERTFLEET = Path(sys.executable).parent / "certfleet"
 COMMANDS = ["inspect", "convert", "verify", "keygen", "csr"]
@@ -96,7 +96,7 @@ def test_help_does_not_import_aws_cdk() -> None:
 
 
 def test_verify_does_not_import_aws_cdk(tmp_path: Path) -> None:
-    from certkit import pem, seed_chain, seed_leaf, write
+    from material_support import pem, seed_chain, seed_leaf, write
 
     cert = write(tmp_path / "c.pem", pem(seed_leaf()) + seed_chain())
     probe = _probe("verify", "--certificate", cert, "--service", "cloudfront", "--domain", "www.example.com")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from certkit import cli, key_pem, pem, rsa_key, rsa_pki, seed_leaf, write
+from material_support import cli, key_pem, pem, rsa_key, rsa_pki, seed_leaf, write
 
 KEY = rsa_key(2048, 0)
 CERTFLEET = str(Path(sys.executable).with_name("certfleet"))

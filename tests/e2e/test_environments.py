@@ -8,10 +8,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aws_cdk import App
+from e2e_support import cfn_lint_errors
 
 from certfleet.material.demo import DemoPKI, Issued
 from certfleet.placement import consumers, load_cloud_assembly
@@ -25,6 +25,9 @@ BIN = Path(sys.executable).parent
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 NAMES = ("www.example.com", "example.com", "*.example.com")
 _KEYS: dict[Path, Issued] = {}
+
+
+pytestmark = pytest.mark.slow  # synth of every environment and the real CDK CLI: minutes
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +49,6 @@ def app_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _templates(cdk_out: Path) -> list[Path]:
     return sorted(p for p in cdk_out.rglob("*.template.json"))
-
-
-def cfn_lint_errors(templates: list[Path]) -> list[dict[str, Any]]:
-    """cfn-lint's errors over ``templates`` with the repository's .cfnlintrc.yaml (also used by the FleetGroup e2e)."""
-    result = subprocess.run([str(BIN / "cfn-lint"), "--format", "json", *map(str, templates)],
-                            capture_output=True, text=True, check=False, cwd=ROOT)  # ROOT/.cfnlintrc.yaml
-    assert result.returncode in (0, 2, 4, 6, 8, 10, 12, 14), result.stderr  # bit 1 set would mean a crash
-    findings = json.loads(result.stdout or "[]")
-    return [f for f in findings if f["Level"] == "Error"]
 
 
 def test_demo_environment_through_the_real_cdk_cli(app_folder: Path) -> None:

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from aws_cdk import App
 from cryptography.hazmat.primitives import serialization
-from test_environments import cfn_lint_errors
+from e2e_support import cfn_lint_errors
 
 from certfleet import CertificateBundle, FleetGroup, KeySource
 from certfleet.material.bundle import spki_sha256
@@ -27,6 +27,9 @@ ACCOUNT = "123456789012"
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
        "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
        "CERTFLEET_SECRET_WAIT_SECONDS": "30"}
+
+
+pytestmark = pytest.mark.slow  # FleetGroup deployments against moto_server: minutes
 
 
 @dataclass

@@ -35,6 +35,9 @@ ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_
        "CERTFLEET_SECRET_WAIT_SECONDS": "30"}
 
 
+pytestmark = pytest.mark.slow  # deployments played against moto_server: seconds each
+
+
 @pytest.fixture
 def aws() -> Iterator[StrictAWS]:
     moto = MotoServer.shared()

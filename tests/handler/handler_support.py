@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -196,3 +197,32 @@ def der_pkcs8(issued: Issued) -> bytes:
     return issued.key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption(),
     )
+
+
+#: The encryption context `certfleet seal` binds a key to, for www.example.com.
+CONTEXT = {"certfleet:certificate": "www.example.com"}
+
+
+class Sealed:
+    """What `certfleet seal` produces: a KMS ciphertext of the DER PKCS#8 key, bound to an encryption context."""
+
+    def __init__(self, issued: Issued, region: str = "us-east-1", context: dict[str, str] | None = None) -> None:
+        self.kms = boto("kms", region)
+        self.key_arn: str = self.kms.create_key(Description="certfleet test sealing key")["KeyMetadata"]["Arn"]
+        self.context = dict(context or CONTEXT)
+        self.issued = issued
+
+    def ciphertext(self) -> str:
+        blob = self.kms.encrypt(KeyId=self.key_arn, Plaintext=der_pkcs8(self.issued), EncryptionContext=self.context)
+        return base64.b64encode(blob["CiphertextBlob"]).decode()
+
+    def props(self, secret_arn: str, ciphertext: str | None = None, **extra: Any) -> dict[str, Any]:
+        return {
+            "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:Certs-KeyWriter",
+            "Ciphertext": ciphertext or self.ciphertext(),
+            "KmsKeyId": self.key_arn,
+            "EncryptionContext": dict(self.context),
+            "SecretId": secret_arn,
+            "SpkiSha256": "informative",
+            **extra,
+        }

@@ -7,8 +7,7 @@ import hashlib
 import uuid
 
 import pytest
-from handler_support import Resource, Secret
-from test_keywriter import Sealed
+from handler_support import Resource, Sealed, Secret
 
 from certfleet.material.demo import Issued
 from certfleet.testing import StrictAWS

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import hostile_kit as kit
+import hostile_support as kit
 import pytest
 
 from certfleet.material import load_bytes

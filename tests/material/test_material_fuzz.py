@@ -6,11 +6,11 @@ import functools
 from pathlib import Path
 
 import pytest
-from certkit import DER, PEM, cli, key_der, key_pem, pem, resign, rsa_key, rsa_pki, seed_leaf, write
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from material_support import DER, PEM, cli, key_der, key_pem, pem, resign, rsa_key, rsa_pki, seed_leaf, write
 
 from certfleet.material import MaterialError, assemble, check_material, load_bytes
 from certfleet.material.bundle import fingerprint

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from certkit import (
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from material_support import (
     DER,
     PEM,
     cli,
@@ -30,9 +33,6 @@ from certkit import (
     subjects,
     write,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from certfleet.material import MaterialError, load_bytes, load_file, load_material
 from certfleet.material.bundle import fingerprint, spki_sha256
@@ -382,7 +382,7 @@ _EC = ec_key("p256", 0)
 
 
 def _ec_leaf() -> x509.Certificate:
-    from certkit import ec_pki
+    from material_support import ec_pki
 
     return leaf(("www.example.com",), key=_EC, pki=ec_pki()).certificate
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from certkit import cli, leaf, pem, seed_chain, write
+from material_support import cli, leaf, pem, seed_chain, write
 
 from certfleet.material.names import covers, is_hostname, matches, name_problem, printable, to_a_label, to_u_label
 

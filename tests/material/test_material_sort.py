@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from certkit import NOW, cli, key_pem, leaf, other_pki, pem, rsa_key, rsa_pki, seed_leaf, write
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from material_support import NOW, cli, key_pem, leaf, other_pki, pem, rsa_key, rsa_pki, seed_leaf, write
 
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.material import assemble, check_material, load_bytes, load_material, normalize

@@ -1,9 +1,9 @@
 """key-too-large: an RSA key whose PKCS#8 PEM is over ACM's 5,120 bytes, and the boundary below it.
 
-The oversized key (certkit.OVERSIZED_RSA_BITS = 6,656 bits, the smallest size in 128-bit steps over the
+The oversized key (material_support.OVERSIZED_RSA_BITS = 6,656 bits, the smallest size in 128-bit steps over the
 limit, about 2.5 times faster to generate than 7,680 bits) is made on a background thread from the moment
-certkit is imported (see certkit._Background); this file sorts last so that, on two or more CPUs, the key
-is ready when it runs.
+material_support is imported (see material_support._Background); this file sorts last so that, on two or more
+CPUs, the key is ready when it runs.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import functools
 from pathlib import Path
 
 import pytest
-from certkit import OVERSIZED_RSA_BITS, check, key_pem, leaf, pem, rsa_key, seed_chain, write
 from cryptography.hazmat.primitives.asymmetric import rsa
+from material_support import OVERSIZED_RSA_BITS, check, key_pem, leaf, pem, rsa_key, seed_chain, write
 
 from certfleet.material import assemble, check_material, load_file
 from certfleet.material.checks import MAX_KEY_BYTES, pem_sizes

@@ -7,6 +7,6 @@ import sys
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-for _folder in (str(_HERE), str(_HERE.parent / "material")):  # certkit: the CLI runner and its no-leak checks
+for _folder in (str(_HERE), str(_HERE.parent / "material")):  # material_support: the CLI runner and its no-leak checks
     if _folder not in sys.path:
         sys.path.insert(0, _folder)

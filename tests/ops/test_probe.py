@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from certkit import cli
 from cryptography.hazmat.primitives.asymmetric import ec
+from material_support import cli
 from ops_support import TLSServer, deadline, silent_listener
 
 from certfleet.cli.probe import parse_target, target

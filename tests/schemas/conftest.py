@@ -1,4 +1,4 @@
-"""The schema tests reuse the CLI runner (tests/material/certkit.py) and the TLS server of tests/ops."""
+"""The schema tests reuse the CLI runner (tests/material/material_support.py) and the TLS server of tests/ops."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from certkit import cli, key_pem, leaf, pem, rsa_key, rsa_pki, write
 from jsonschema import Draft202012Validator
+from material_support import cli, key_pem, leaf, pem, rsa_key, rsa_pki, write
 from ops_support import TLSServer
 
 from certfleet.material.demo import DemoPKI, Issued
