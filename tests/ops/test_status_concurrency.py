@@ -15,12 +15,13 @@ from pathlib import Path
 
 import boto3
 import pytest
-from certkit import cli
 from cryptography.hazmat.primitives.asymmetric import ec
+from material_support import cli
 from ops_support import SlowAWS
 
 from certfleet.cli import status
-from certfleet.cli.status import READS_PER_REGION, Pacer
+from certfleet.cli.acm_pacing import Pacer
+from certfleet.cli.status import READS_PER_REGION
 from certfleet.material.demo import DemoPKI
 from certfleet.testing import MotoServer
 

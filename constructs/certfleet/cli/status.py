@@ -17,7 +17,6 @@ once; within a region the per-certificate reads (tags, and DescribeCertificate w
 run together, at most ``READS_PER_REGION`` at a time and within ACM's documented request rates (``ACM_RATES``), on
 one pool of ``MAX_READS`` for all regions. A small region costs two round trips; a large one, what ACM's rates allow.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -26,12 +25,21 @@ import os
 import re
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from certfleet.cli.output import emit_json, err, out, table
+from certfleet.cli.acm_pacing import Pacer, patiently
+from certfleet.cli.output import emit_json, err
+from certfleet.cli.status_model import (
+    ACM_KEY_TYPES,
+    Filters,
+    RegionResult,
+    certificate_from,
+    needs_describe,
+    sort_certificates,
+    summary_as_detail,
+)
+from certfleet.cli.status_output import Progress, print_table
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,14 +47,6 @@ if TYPE_CHECKING:
     from certfleet.material.findings import Finding
 
 # Only the standard library at import time: cryptography and botocore are imported by the functions that use them.
-
-#: Every key algorithm ACM knows; ListCertificates must be asked for each (its default is RSA_1024/RSA_2048).
-ACM_KEY_TYPES = ("RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1")
-# The tags the importer puts on every certificate it imports (certfleet.providers; that module imports aws_cdk).
-MANAGED_BY_TAG = "certfleet:managed-by"
-FLEET_TAG = "certfleet:fleet"
-ID_TAG = "certfleet:id"
-MANAGED_BY = "certfleet"
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _NOT_ENABLED = {"UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure", "OptInRequired",
@@ -56,16 +56,11 @@ _ENABLED = {"opt-in-not-required", "opted-in"}
 MAX_THREADS = 32
 #: ACM's request rates per account and region, per second (ACM user guide, Quotas: API rate quotas).
 ACM_RATES = {"ListCertificates": 1, "DescribeCertificate": 10, "ListTagsForCertificate": 10}
-RATE_WINDOW = 1.0  # seconds: ACM's rates are per second
 READS_PER_REGION = 16  # per-certificate reads under way at once in one region
 MAX_READS = 64  # ... and in all regions together
 PAGE_SIZE = 1000  # ListCertificates' largest page: it is allowed once a second
-#: How long one read keeps retrying throttled answers (on top of botocore's own attempts) before the region fails.
-THROTTLE_BUDGET = 120.0
-THROTTLED = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
 _PARTITIONS = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-isof-", "aws-iso-f"),
                ("eu-isoe-", "aws-iso-e"), ("us-iso-", "aws-iso"), ("eusc-", "aws-eusc"))
-
 
 
 def region_name(value: str) -> str:
@@ -85,107 +80,6 @@ def days(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError("the number of days must be 0 or more")
     return number
-
-
-@dataclass
-class Certificate:
-    """What status reports about one ACM certificate (public facts only)."""
-
-    region: str
-    arn: str
-    domain: str
-    names: list[str]
-    type: str
-    status: str
-    key_algorithm: str
-    not_before: dt.datetime | None
-    not_after: dt.datetime | None
-    days_left: int | None
-    in_use_by: list[str]
-    tags: dict[str, str]
-
-    @property
-    def managed(self) -> bool:
-        return self.tags.get(MANAGED_BY_TAG) == MANAGED_BY
-
-    @property
-    def short_id(self) -> str:
-        return self.arn.rsplit("/", 1)[-1][:8]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "region": self.region,
-            "arn": self.arn,
-            "domain": self.domain,
-            "names": self.names,
-            "type": self.type,
-            "status": self.status,
-            "key_algorithm": self.key_algorithm,
-            "not_before": self.not_before.isoformat() if self.not_before else None,
-            "not_after": self.not_after.isoformat() if self.not_after else None,
-            "days_left": self.days_left,
-            "in_use": bool(self.in_use_by),
-            "in_use_by": self.in_use_by,
-            "managed": self.managed,
-            "fleet": self.tags.get(FLEET_TAG) if self.managed else None,
-            "certfleet_id": self.tags.get(ID_TAG) if self.managed else None,
-            "tags": self.tags,
-        }
-
-
-@dataclass
-class RegionResult:
-    """The answer of one region: its certificates, or why there are none."""
-
-    region: str
-    explicit: bool
-    certificates: list[Certificate] = field(default_factory=list)
-    listed: int = 0  # every certificate ListCertificates returned, before filters
-    outcome: str = "ok"  # ok | skipped (not enabled, denied, found automatically) | error
-    code: str = ""
-    message: str = ""
-    fix: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"region": self.region, "status": self.outcome, "certificates": self.listed}
-        if self.outcome != "ok":
-            data.update(code=self.code, message=self.message, fix=self.fix)
-        return data
-
-
-@dataclass
-class Filters:
-    expiring_within: int | None = None
-    domain: str | None = None
-    managed: bool = False
-
-    def keep(self, cert: Certificate) -> bool:
-        if self.managed and not cert.managed:
-            return False
-        if self.expiring_within is not None and (cert.days_left is None or cert.days_left > self.expiring_within):
-            return False
-        if self.domain is None:
-            return True
-        from certfleet.material.names import matches  # cryptography: only when --domain asks for it
-
-        return any(matches(n, self.domain) for n in cert.names or [cert.domain])
-
-    def may_keep(self, summary: dict[str, Any], now: dt.datetime) -> bool:
-        """False only when the ListCertificates summary alone proves the certificate is filtered out."""
-        not_after = summary.get("NotAfter")
-        if self.expiring_within is not None and isinstance(not_after, dt.datetime) \
-                and _days_left(not_after, now) > self.expiring_within:
-            return False
-        names = summary.get("SubjectAlternativeNameSummaries")
-        if self.domain is not None and names and not summary.get("HasAdditionalSubjectAlternativeNames", True):
-            from certfleet.material.names import matches
-
-            return any(matches(n, self.domain) for n in names)
-        return True
-
-
-def _days_left(not_after: dt.datetime, now: dt.datetime) -> int:
-    return (not_after.astimezone(dt.UTC) - now).days
 
 
 # ------------------------------------------------------------------------------------------------- command
@@ -236,7 +130,7 @@ def status(args: argparse.Namespace) -> int:
         })
         return code
     if nothing is None:
-        _print(rows, results, filters)
+        print_table(rows, results, filters)
     return code
 
 
@@ -324,127 +218,6 @@ def query_regions(
         return list(pool.map(one, regions))
 
 
-class Pacer:
-    """Keeps one region's requests within ACM's rates: an operation allowed N per second starts a request only
-    while fewer than N others were answered less than ``window`` seconds ago or are still under way.
-
-    Counting from the answer, not the send, is what makes it hold at ACM whatever the network's jitter: a request
-    reaches ACM between its send and its answer. Hooked to botocore's ``before-send`` and ``needs-retry``, so
-    retries and further pages are paced too. A throttled answer (another tool spending the same quota, or an account
-    with lower limits) halves that operation's limit; each answer that is not throttled wins a tenth back.
-    """
-
-    STALE = 120.0  # an entry with no answer after this long (a request that died unseen) stops counting
-
-    def __init__(self, rates: dict[str, int], window: float = RATE_WINDOW,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._rates = rates
-        self.limit: dict[str, float] = {operation: float(rate) for operation, rate in rates.items()}
-        self._window = window
-        self._clock = clock
-        self._recent: dict[str, list[list[float]]] = {operation: [] for operation in rates}  # [sent, answered]
-        self._mine = threading.local()  # operation -> the entry of the request this thread is sending
-        self._changed = threading.Condition()
-
-    def install(self, client: Any) -> None:
-        """Pace every request ``client`` sends, and learn from every answer it gets."""
-        client.meta.events.register("before-send.acm", self.before_send)
-        client.meta.events.register("needs-retry.acm", self.after_answer)
-
-    def wait(self, operation: str) -> None:
-        """Return when one more ``operation`` request may be sent; it counts from now until :meth:`answered`."""
-        with self._changed:
-            while (delay := self.admit(operation)) != 0.0:
-                self._changed.wait(delay)
-
-    def admit(self, operation: str) -> float | None:
-        """0.0 when the request may go (and is counted); else seconds to wait, or None: until an answer comes."""
-        if operation not in self.limit:
-            return 0.0
-        with self._changed:
-            now = self._clock()
-            recent = self._recent[operation]
-            recent[:] = [e for e in recent if (now - e[1] < self._window if e[1] else now - e[0] < self.STALE)]
-            if len(recent) < max(1, int(self.limit[operation])):
-                entry = [now, 0.0]
-                recent.append(entry)
-                self._mine.__dict__[operation] = entry
-                return 0.0
-            answered = [e[1] for e in recent if e[1]]
-            return self._window - (now - min(answered)) if answered else None
-
-    def answered(self, operation: str, *, throttled: bool) -> None:
-        """The request this thread sent was answered: its slot frees ``window`` seconds from now; learn the rate."""
-        if operation not in self.limit:
-            return
-        with self._changed:
-            entry = self._mine.__dict__.pop(operation, None)
-            if entry is not None:
-                entry[1] = max(self._clock(), 1e-9)
-            current = self.limit[operation]
-            self.limit[operation] = max(1.0, current / 2) if throttled \
-                else min(float(self._rates[operation]), current + 0.1)
-            self._changed.notify_all()
-
-    def before_send(self, event_name: str = "", **_kwargs: Any) -> None:
-        """botocore ``before-send.acm.<Operation>`` handler (returns None: the request is sent)."""
-        self.wait(event_name.rsplit(".", 1)[-1])
-
-    def after_answer(self, event_name: str = "", response: Any = None, **_kwargs: Any) -> None:
-        """botocore ``needs-retry.acm.<Operation>`` handler (returns None: botocore's retry policy decides)."""
-        parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else None
-        code = parsed.get("Error", {}).get("Code") if isinstance(parsed, dict) else None
-        self.answered(event_name.rsplit(".", 1)[-1], throttled=code in THROTTLED)
-
-
-class Progress:
-    """``regions done / total`` on stderr, once a run has taken a second, on a terminal only; erased at the end."""
-
-    DELAY = 1.0
-
-    def __init__(self, total: int, *, enabled: bool, stream: Any = None) -> None:
-        self.total = total
-        self.done = 0
-        self.read = 0
-        self._stream = stream if stream is not None else sys.stderr
-        self._lock = threading.Lock()
-        self._shown = False
-        self._closed = threading.Event()
-        self._thread: threading.Thread | None = None
-        if enabled and total:
-            self._thread = threading.Thread(target=self._run, name="status-progress", daemon=True)
-            self._thread.start()
-
-    def region_done(self) -> None:
-        with self._lock:
-            self.done += 1
-
-    def certificate_read(self) -> None:
-        with self._lock:
-            self.read += 1
-
-    def _run(self) -> None:
-        if self._closed.wait(self.DELAY):
-            return
-        while True:
-            with self._lock:
-                line = f"certfleet status: {self.done}/{self.total} regions, {self.read} certificates read"
-                self._stream.write(f"\r{line}\x1b[K")
-                self._stream.flush()
-                self._shown = True
-            if self._closed.wait(0.2):
-                return
-
-    def close(self) -> None:
-        """Stop drawing and erase the line, before anything else is printed."""
-        self._closed.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self._shown:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
-
-
 def _certificates(acm: Any, result: RegionResult, filters: Filters, now: dt.datetime, reads: ThreadPoolExecutor,
                   *, progress: Progress | None = None) -> None:
     """Page through every certificate of the region; read the tags (and details) of those the filters may keep.
@@ -480,7 +253,7 @@ def _certificates(acm: Any, result: RegionResult, filters: Filters, now: dt.date
             token = {"NextToken": str(page["NextToken"])}
         for summary, described, tagged in pending:
             detail = described.result()["Certificate"] if described is not None else summary_as_detail(summary)
-            result.certificates.append(_certificate(result.region, summary, detail,
+            result.certificates.append(certificate_from(result.region, summary, detail,
                                                     tagged.result().get("Tags", []), now))
     except BaseException:
         for _summary, described, tagged in pending:
@@ -488,70 +261,6 @@ def _certificates(acm: Any, result: RegionResult, filters: Filters, now: dt.date
             if described is not None:
                 described.cancel()
         raise
-
-
-def patiently(call: Callable[..., Any], *, budget: float = THROTTLE_BUDGET, **params: Any) -> Any:
-    """``call(**params)``, retried with backoff while ACM keeps answering throttled, for up to ``budget`` seconds.
-
-    botocore already retried a few times; under a shared quota that can run out, and a slow answer beats a
-    region reported as failed.
-    """
-    import random
-
-    from botocore.exceptions import ClientError
-
-    deadline = time.monotonic() + budget
-    attempt = 0
-    while True:
-        try:
-            return call(**params)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in THROTTLED or time.monotonic() >= deadline:
-                raise
-        attempt += 1
-        time.sleep(random.uniform(0.5, 1.0) * min(8.0, 0.5 * 2 ** attempt))  # noqa: S311 (jitter, not a secret)
-
-
-def _certificate(region: str, summary: dict[str, Any], detail: dict[str, Any], tags: list[dict[str, Any]],
-                 now: dt.datetime) -> Certificate:
-    not_after = detail.get("NotAfter")
-    not_before = detail.get("NotBefore")
-    return Certificate(
-        region=region,
-        arn=str(summary["CertificateArn"]),
-        domain=str(detail.get("DomainName", summary.get("DomainName", ""))),
-        names=[str(n) for n in detail.get("SubjectAlternativeNames", [])],
-        type=str(detail.get("Type", summary.get("Type", ""))),
-        status=str(detail.get("Status", "")),
-        key_algorithm=str(detail.get("KeyAlgorithm", summary.get("KeyAlgorithm", ""))),
-        not_before=not_before.astimezone(dt.UTC) if not_before else None,
-        not_after=not_after.astimezone(dt.UTC) if not_after else None,
-        days_left=_days_left(not_after, now) if not_after else None,
-        in_use_by=[str(u) for u in detail.get("InUseBy", [])],
-        tags={str(t["Key"]): str(t.get("Value", "")) for t in tags},
-    )
-
-
-_SUMMARY_FIELDS = ("DomainName", "SubjectAlternativeNameSummaries", "Status", "Type", "KeyAlgorithm")
-
-
-def needs_describe(summary: dict[str, Any]) -> bool:
-    """Whether the ListCertificates summary lacks something status shows, so DescribeCertificate must be asked.
-
-    ACM's summaries carry the dates, key, type, status and up to 100 names; not who uses the certificate. Skipping
-    DescribeCertificate (10 requests per second per region) for the rest halves the calls in a large region.
-    """
-    if summary.get("InUse") is not False or summary.get("HasAdditionalSubjectAlternativeNames") is not False:
-        return True
-    if any(name not in summary for name in _SUMMARY_FIELDS):
-        return True
-    return "NotAfter" not in summary and summary.get("Status") in ("ISSUED", "EXPIRED", "REVOKED", "INACTIVE")
-
-
-def summary_as_detail(summary: dict[str, Any]) -> dict[str, Any]:
-    """A complete summary in DescribeCertificate's shape."""
-    return {**summary, "SubjectAlternativeNames": list(summary.get("SubjectAlternativeNameSummaries", [])),
-            "InUseBy": []}
 
 
 def _classify(result: RegionResult, exc: Exception) -> None:
@@ -620,73 +329,3 @@ def _skip_warning(result: RegionResult) -> Finding:
 
     return warning(f"region-skipped-{'denied' if result.code in _DENIED else 'not-enabled'}",
                    f"skipped {result.message}", result.fix, result.region)
-
-
-def sort_certificates(certs: Iterable[Certificate]) -> list[Certificate]:
-    """Soonest expiry first; certificates with no expiry (pending validation) last."""
-    return sorted(certs, key=lambda c: (c.days_left is None, c.days_left if c.days_left is not None else 0,
-                                        c.not_after or dt.datetime.max.replace(tzinfo=dt.UTC),
-                                        c.region, c.domain, c.arn))
-
-
-# ------------------------------------------------------------------------------------------------- output
-def _type(cert: Certificate) -> str:
-    return {"IMPORTED": "imported", "AMAZON_ISSUED": "amazon", "PRIVATE": "private"}.get(cert.type, cert.type.lower())
-
-
-def _days(cert: Certificate) -> str:
-    if cert.days_left is None:
-        return cert.status.lower() or "-"
-    return f"{cert.days_left} EXPIRED" if cert.days_left < 0 or cert.status == "EXPIRED" else str(cert.days_left)
-
-
-def _user(arn: str) -> str:
-    """``arn:aws:cloudfront::1:distribution/E2`` -> ``cloudfront distribution/E2``."""
-    parts = arn.split(":", 5)
-    return f"{parts[2]} {parts[5]}" if len(parts) == 6 else arn
-
-
-def _in_use(cert: Certificate) -> str:
-    if not cert.in_use_by:
-        return "-"
-    more = f" (+{len(cert.in_use_by) - 1})" if len(cert.in_use_by) > 1 else ""
-    return f"{_user(cert.in_use_by[0])}{more}"
-
-
-def _domain(cert: Certificate) -> str:
-    others = [n for n in cert.names if n != cert.domain]
-    return f"{cert.domain} (+{len(others)})" if others else cert.domain
-
-
-def _managed(cert: Certificate) -> str:
-    if not cert.managed:
-        return "-"
-    fleet = cert.tags.get(FLEET_TAG)
-    return f"certfleet {fleet}" if fleet else "certfleet"
-
-
-def _print(rows: list[Certificate], results: list[RegionResult], filters: Filters) -> None:
-    answered = [r for r in results if r.outcome == "ok"]
-    if rows:
-        out(table([
-            ["REGION", "ID", "DOMAIN", "TYPE", "KEY", "NOT AFTER", "DAYS", "IN USE BY", "MANAGED"],
-            *[[c.region, c.short_id, _domain(c), _type(c), c.key_algorithm,
-               c.not_after.strftime("%Y-%m-%d %H:%M") if c.not_after else "-", _days(c), _in_use(c), _managed(c)]
-              for c in rows],
-        ], indent=""))
-    total = sum(r.listed for r in results)
-    chosen = []
-    if filters.managed:
-        chosen.append("managed by certfleet")
-    if filters.domain:
-        chosen.append(f"serving {filters.domain}")
-    if filters.expiring_within is not None:
-        chosen.append(f"expiring within {filters.expiring_within} days")
-    scope = f"{len(answered)} of {len(results)} region(s)" if len(answered) != len(results) \
-        else f"{len(results)} region(s)"
-    expired = sum(1 for c in rows if c.days_left is not None and c.days_left < 0)
-    tail = f" ({expired} expired)" if expired else ""
-    if chosen:
-        out(f"{len(rows)} of {total} certificate(s) in {scope} {', '.join(chosen)}{tail}")
-    else:
-        out(f"{total} certificate(s) in {scope}{tail}")
