@@ -65,6 +65,7 @@ def _assert_no_key(text: str, issued: Issued) -> None:
     assert not any(body[i : i + 40] in text for i in range(0, len(body) - 40, 40))
 
 
+@pytest.mark.slow
 def test_seal_writes_a_file_kms_can_open_only_with_its_context(aws: Aws, material: Path, leaf: Issued) -> None:
     kms = aws.client("kms")
     key_arn = kms.create_key()["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]
@@ -109,6 +110,7 @@ def test_seal_with_an_unknown_kms_key_is_one_sentence(aws: Aws, material: Path) 
     assert "KMS Encrypt: AWS answered" in result.stderr and "NotFound" in result.stderr
 
 
+@pytest.mark.slow
 def test_upload_creates_then_updates_then_leaves_alone(aws: Aws, material: Path, leaf: Issued, pki: DemoPKI) -> None:
     name = f"production/ssl/private-key-{os.getpid()}"
     first = _run(aws, "upload", "--secret-name", name, "--key", "private.key", "--certificate", "cert.pem",
@@ -215,6 +217,7 @@ def test_upload_of_a_new_key_keeps_the_json_shape_and_fields(aws: Aws, material:
     assert stored["certificate"] == renewed.pem().decode() and stored["owner"] == "team-web"
 
 
+@pytest.mark.slow
 def test_upload_refuses_a_kms_key_the_secret_does_not_use(aws: Aws, material: Path) -> None:
     kms = aws.client("kms")
     first = kms.create_key()["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]

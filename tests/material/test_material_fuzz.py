@@ -59,6 +59,7 @@ def damaged(draw: st.DrawFn) -> tuple[bytes, bytes | None]:
     return bytes(data), password
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=damaged())
 def test_damaged_input_gives_a_sentence_or_material(case: tuple[bytes, bytes | None]) -> None:

@@ -242,6 +242,7 @@ def test_pages_through_everything(seeded: Seeded, capsys: pytest.CaptureFixture[
     assert seeded.aws.calls("acm", "ListCertificates", "us-east-1") == before + 2  # two certificates, two pages
 
 
+@pytest.mark.slow
 def test_default_asks_every_enabled_region(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
     ec2 = boto3.client("ec2", endpoint_url=seeded.moto.url, region_name="us-east-1")
     enabled = sorted(r["RegionName"] for r in ec2.describe_regions()["Regions"]
@@ -299,6 +300,7 @@ def _enabled(seeded: Seeded) -> list[str]:
                   if r["OptInStatus"] != "not-opted-in" and partition(r["RegionName"]) == "aws")
 
 
+@pytest.mark.slow
 def test_a_role_that_acm_denies_everywhere_exits_1(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
     """A cron role without acm:ListCertificates (or under an SCP) read nothing: that is no "all clear"."""
     regions = _enabled(seeded)
@@ -350,6 +352,7 @@ def test_named_region_that_refuses_is_an_error(seeded: Seeded, capsys: pytest.Ca
     assert run.out.splitlines()[-1].endswith("in 16 of 17 region(s) (1 expired)")
 
 
+@pytest.mark.slow
 def test_describe_regions_denied_falls_back_to_every_acm_region(
     seeded: Seeded, capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -115,6 +115,7 @@ def test_total_reads_are_bounded(
     assert 2 <= slow.aws.peak_total <= 4 + 3, slow.aws.peak_total  # 4 reads, 3 listings
 
 
+@pytest.mark.slow
 def test_throttling_is_retried_and_no_region_fails(slow: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
     """An account whose limits are below ACM's documented rates (3/s): throttled, slowed down, every region ok."""
     slow.aws.rates = {"ListCertificates": 1, "DescribeCertificate": 3, "ListTagsForCertificate": 3}
@@ -124,6 +125,7 @@ def test_throttling_is_retried_and_no_region_fails(slow: Fleet, capsys: pytest.C
     assert slow.aws.throttled[("ListCertificates", BIG)] == 0  # pages are paced at ACM's rate
 
 
+@pytest.mark.slow
 def test_a_read_that_fails_fails_its_region_only(slow: Fleet) -> None:
     """Listing allowed, tags denied in the large region: that region is an error, the others answer, no hang."""
     slow.aws.refuse_operation = {("ListTagsForCertificate", BIG): (
