@@ -70,6 +70,8 @@ class KeyBinding:
     version_id: str
     secret_name: str = ""
     store: Construct | None = None
+    """What the primary stack keeps for the key: a SealedKeyStore (sealed), a KeyVersionPin (a secret of the user's,
+    version pinned at deploy time), None (an explicit ``version_id``)."""
     secret_id: str = ""
     encryption_key_arn: str = ""
     """The customer-managed KMS key of the secret read (empty: aws/secretsmanager, or not known)."""
@@ -100,10 +102,17 @@ class KeySource:
         """A key that already lives in Secrets Manager, as PEM or JSON ``{"private_key": ...}``.
 
         A secret of another account is read by its full ARN (Secrets Manager finds another account's secret only
-        by ARN). When it is encrypted with a customer-managed KMS key, give that key's ARN as
-        ``encryption_key_arn``: readers are then allowed ``kms:Decrypt`` on it through Secrets Manager only.
-        The owning account must allow the reader in the secret's resource policy and the key's policy
+        by ARN). The owning account must allow the reader in the secret's resource policy and the key's policy
         (``CertificateFleet.share_key_with`` does both for a sealed key).
+
+        Args:
+            name_or_arn: The secret's name, or its ARN (the full ARN for a secret of another account).
+            version_id: The version every importer reads. Without it, the version that is AWSCURRENT when the
+                certificate is deployed is pinned then (see ``KeyVersionPin``): put a new key into the secret before
+                deploying its certificate; a rollback re-imports the old certificate with the old version.
+                Default: none (AWSCURRENT at deploy time, pinned).
+            encryption_key_arn: The ARN of the customer-managed KMS key that encrypts the secret: readers are then
+                allowed ``kms:Decrypt`` on it through Secrets Manager only. Default: none (aws/secretsmanager).
         """
         if not name_or_arn:
             raise ValueError("KeySource.secret: give the secret's name or ARN, e.g. 'production/ssl/private-key'")
@@ -129,9 +138,14 @@ class KeySource:
     ) -> KeyBinding:
         """Make the key available to importers in ``scope``'s stack (and replicated to ``replica_regions``).
 
-        ``secret_name``: where a sealed key is written (default: the stack's ``certfleet/cert/<stack>/...``).
-        ``group_namespace``: the key namespace of the FleetGroup whose stack this is (IAM granted once for the
-        group's secrets, not per key)."""
+        Args:
+            scope: A construct of the primary stack.
+            bundle: The certificate the key belongs to.
+            secret_name: Where a sealed key is written. Default: the stack's ``certfleet/cert/<stack>/...``.
+            replica_regions: Where a sealed key's secret is replicated. Default: nowhere.
+            group_namespace: The key namespace of the FleetGroup whose stack this is (IAM granted once for the
+                group's secrets, not per key). Default: none (this key alone).
+        """
         raise NotImplementedError
 
     def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
@@ -148,7 +162,7 @@ class KeySource:
 
 
 class SecretKeySource(KeySource):
-    """A private key in an existing secret. Its version is AWSCURRENT unless pinned."""
+    """A private key in an existing secret: the given ``version_id``, else AWSCURRENT's, pinned at deploy time."""
 
     def __init__(self, name_or_arn: str, version_id: str = "", encryption_key_arn: str = "") -> None:
         self.name_or_arn = name_or_arn
