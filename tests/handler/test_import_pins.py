@@ -143,6 +143,7 @@ def test_a_live_certificate_is_adopted_before_a_retired_one(
     assert "certfleet:retired" in _tags(retired)
 
 
+@pytest.mark.slow
 def test_a_certificate_deleted_while_its_key_is_read_is_imported_anew(
     *, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
 ) -> None:

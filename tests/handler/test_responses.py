@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from handler_support import (
     REGION,
     RESPONSE_LIMIT,
@@ -30,6 +31,7 @@ def _sweeper_event() -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_responses_stay_small_with_hundreds_of_retired_certificates_in_use(
     *, certificate: Resource, secret: Secret, ec_pki: DemoPKI, aws: StrictAWS,
 ) -> None:
