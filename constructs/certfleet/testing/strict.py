@@ -52,56 +52,38 @@ import json
 import re
 import threading
 import time
-import unicodedata
-import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from certfleet.material.names import dns_names
 from certfleet.testing.authorize import ApiCall, Authorizer, Principal
 from certfleet.testing.gate import IamGate, access_key_id
+from certfleet.testing.strict_checks import (
+    ACM_KEY_TYPES,
+    DEFAULT_LIST_KEY_TYPES,
+    MAX_CERTIFICATE_BYTES,
+    MAX_CHAIN_BYTES,
+    MAX_PRIVATE_KEY_BYTES,
+    MAX_TAGS,
+    AWSRefusal,
+    _acm_algorithm,
+    _blob,
+    _check_acm_tags,
+    _check_chain,
+    _check_encryption_context,
+    _load_leaf,
+    _load_private_key,
+    _spki,
+)
+from certfleet.testing.strict_http import _HOP_BY_HOP, _error, _Handler, _Request, _Response, _Server
+from certfleet.testing.strict_secrets import SecretRules, _Secret
 
 __all__ = ["ACM_KEY_TYPES", "AWSRefusal", "Call", "StrictAWS"]
-
-#: Every key algorithm ACM can import, by ACM's names.
-ACM_KEY_TYPES = ("RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1")
-#: What ListCertificates returns when the request names no key types.
-DEFAULT_LIST_KEY_TYPES = ("RSA_1024", "RSA_2048")
-MAX_CERTIFICATE_BYTES = 32_768
-MAX_PRIVATE_KEY_BYTES = 5_120
-MAX_CHAIN_BYTES = 2_097_152
-MAX_TAGS = 50
-ACM_TAG_KEY_MAX, ACM_TAG_VALUE_MAX = 128, 256
-SECRET_TAG_KEY_MAX, SECRET_TAG_VALUE_MAX = 127, 255
-SECRET_NAME_MAX = 512
-MAX_SECRET_STRING_BYTES = 65_536
-MAX_ENCRYPTION_CONTEXT_BYTES = 8_192
-SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]+")
-_TAG_PUNCTUATION = frozenset("_.:/=+-@")
-_EC_NAMES = {"secp256r1": "EC_prime256v1", "secp384r1": "EC_secp384r1", "secp521r1": "EC_secp521r1"}
-_CREDENTIAL = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
-_ACCOUNT_PATH = re.compile(r"/_account/(\d{12})(?=/|\?|$)")
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
-
-
-class AWSRefusal(Exception):
-    """An error answered to the client in the JSON shape botocore parses: ``{"__type", "message"}``."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -113,53 +95,7 @@ class Call:
     region: str
 
 
-@dataclass
-class _Secret:
-    primary_region: str
-    created: float
-    versions: dict[str, float] = field(default_factory=dict)
-    current: list[tuple[float, str]] = field(default_factory=list)  # (when, version id) each time AWSCURRENT moved
-    replicas: dict[str, float] = field(default_factory=dict)  # region -> when the replica was added
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    """A JSON request or response body as a dict; anything else (XML, query strings, nothing) as {}."""
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-@dataclass
-class _Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    service: str
-    operation: str
-    region: str
-    account: str = ""
-
-    def json(self) -> dict[str, Any]:
-        return _json_object(self.body)
-
-
-@dataclass
-class _Response:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def json(self) -> dict[str, Any]:
-        return _json_object(self.body)
-
-    def with_json(self, data: dict[str, Any]) -> _Response:
-        return _Response(self.status, self.headers, json.dumps(data, default=str).encode())
-
-
-class StrictAWS:
+class StrictAWS(SecretRules):
     """A strict proxy in front of ``upstream`` (a moto_server url). Start it, point ``AWS_ENDPOINT_URL`` at ``url``.
 
     ``import_rate``: ImportCertificate requests allowed per second per region (None: no limit). AWS's is 1.
@@ -492,86 +428,6 @@ class StrictAWS:
 
         return filter_and_page
 
-    # ----------------------------------------------------------------------- Secrets Manager (replica lag)
-    def _secret_write(self, request: _Request) -> Callable[[_Response], _Response]:
-        params = request.json()
-        stages = params.get("VersionStages")
-        moves_current = not stages or "AWSCURRENT" in stages
-        replicas = [r.get("Region", "") for r in params.get("AddReplicaRegions") or []]
-        token = params.get("ClientRequestToken")
-        writes = "SecretString" in params or "SecretBinary" in params
-
-        def record(response: _Response) -> _Response:
-            data = response.json()
-            name, version = str(data.get("Name", "")), data.get("VersionId")
-            now = time.monotonic()
-            with self._lock:
-                secret = self._secrets.get(name)
-                if secret is None or request.operation == "CreateSecret":
-                    secret = self._secrets[name] = _Secret(request.region, now)
-                for region in replicas:
-                    secret.replicas.setdefault(region, now)
-                if token and str(token) in secret.versions:  # Secrets Manager ignores a known token: nothing moves
-                    return response
-                if version and writes:
-                    secret.versions[str(version)] = now
-                    if moves_current:
-                        secret.current.append((now, str(version)))
-            return response
-
-        return record
-
-    def _secret_replicate(self, request: _Request) -> None:
-        params = request.json()
-        secret = self._find_secret(str(params.get("SecretId", "")))
-        if secret is not None:
-            now = time.monotonic()
-            with self._lock:
-                for replica in params.get("AddReplicaRegions") or []:
-                    secret.replicas.setdefault(str(replica.get("Region", "")), now)
-
-    def _secret_read(self, request: _Request) -> None:
-        lag = self.replica_lag
-        if lag <= 0:
-            return
-        params = request.json()
-        secret_id = str(params.get("SecretId", ""))
-        secret = self._find_secret(secret_id)
-        if secret is None or request.region == secret.primary_region or request.region not in secret.replicas:
-            return
-        now = time.monotonic()
-        with self._lock:
-            if now - secret.replicas[request.region] < lag:
-                raise AWSRefusal("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
-            version = params.get("VersionId")
-            if version:
-                written = secret.versions.get(str(version))
-                if written is not None and now - written < lag:
-                    raise AWSRefusal(
-                        "ResourceNotFoundException",
-                        f"Secrets Manager can't find the specified secret value for VersionId: {version}",
-                    )
-                return
-            if params.get("VersionStage", "AWSCURRENT") != "AWSCURRENT" or not secret.current:
-                return
-            if now - secret.current[-1][0] >= lag:
-                return
-            seen = [v for when, v in secret.current if now - when >= lag]
-        if not seen:
-            raise AWSRefusal(
-                "ResourceNotFoundException",
-                "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT",
-            )
-        request.body = json.dumps({"SecretId": secret_id, "VersionId": seen[-1]}).encode()  # the replica's view
-
-    def _find_secret(self, secret_id: str) -> _Secret | None:
-        tail = secret_id.split(":secret:", 1)[1] if secret_id.startswith("arn:") else secret_id
-        with self._lock:
-            for name, secret in self._secrets.items():
-                if tail == name or (tail.startswith(name + "-") and len(tail) == len(name) + 7):
-                    return secret
-        return None
-
     # ------------------------------------------------------------------ tags, secret names and values, KMS
     def _acm_tag(self, request: _Request) -> None:
         params = request.json()
@@ -585,31 +441,6 @@ class StrictAWS:
         if len(keys) > MAX_TAGS:
             raise AWSRefusal("TooManyTagsException",
                              f"the certificate {arn} would have {len(keys)} tags: at most {MAX_TAGS}.")
-
-    def _secret_create(self, request: _Request) -> Callable[[_Response], _Response]:
-        params = request.json()
-        name = str(params.get("Name", ""))
-        if not 1 <= len(name) <= SECRET_NAME_MAX or not SECRET_NAME.fullmatch(name):
-            raise AWSRefusal(
-                "ValidationException",
-                f"Invalid name {name[:80]!r}: a secret name is 1 to {SECRET_NAME_MAX} characters, each an ASCII "
-                "letter, a digit or one of /_+=.@-",
-            )
-        _check_secret_tags(params.get("Tags") or [], set())
-        _check_secret_string(params)
-        return self._secret_write(request)
-
-    def _secret_put(self, request: _Request) -> Callable[[_Response], _Response]:
-        _check_secret_string(request.json())
-        return self._secret_write(request)
-
-    def _secret_tag(self, request: _Request) -> None:
-        params = request.json()
-        described = self._upstream_json(request, "secretsmanager.DescribeSecret",
-                                        {"SecretId": params.get("SecretId", "")})
-        existing = {str(t.get("Key")) for t in (described.json().get("Tags") or [])} if described.status < 300 \
-            else set()
-        _check_secret_tags(params.get("Tags") or [], existing)
 
     def _kms_context(self, request: _Request) -> None:
         params = request.json()
@@ -636,270 +467,3 @@ _RULES: dict[tuple[str, str], _Rule] = {
     ("secretsmanager", "ReplicateSecretToRegions"): StrictAWS._secret_replicate,
     ("secretsmanager", "GetSecretValue"): StrictAWS._secret_read,
 }
-
-
-# ------------------------------------------------------------------------------ tags, secrets, KMS context
-def _tag_characters_ok(text: str, *, spaces_only: bool = False) -> bool:
-    """ACM's ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*``; Secrets Manager's "letters, spaces, numbers and _.:/=+-@"."""
-    return all(
-        char in _TAG_PUNCTUATION or unicodedata.category(char)[0] in "LN"
-        or (char == " " if spaces_only else unicodedata.category(char)[0] == "Z")
-        for char in text
-    )
-
-
-def _tag_pairs(tags: Any, operation: str) -> list[tuple[str, str]]:
-    if not isinstance(tags, list) or not all(isinstance(t, dict) for t in tags):
-        raise AWSRefusal("ValidationException", f"{operation}: Tags must be a list of {{Key, Value}} objects.")
-    return [(str(t.get("Key", "")), str(t.get("Value", ""))) for t in tags]
-
-
-def _check_acm_tags(tags: Any) -> None:
-    pairs = _tag_pairs(tags, "ACM")
-    if len(pairs) > MAX_TAGS:
-        raise AWSRefusal("TooManyTagsException", f"{len(pairs)} tags in one request: at most {MAX_TAGS}.")
-    for index, (key, value) in enumerate(pairs, 1):
-        for what, text, low, high in (("key", key, 1, ACM_TAG_KEY_MAX), ("value", value, 0, ACM_TAG_VALUE_MAX)):
-            if not low <= len(text) <= high:
-                raise AWSRefusal("ValidationException", f"1 validation error detected: Value at 'tags.{index}.member."
-                                 f"{what}' failed to satisfy constraint: Member must have length between {low} and "
-                                 f"{high}")
-            if not _tag_characters_ok(text):
-                raise AWSRefusal("ValidationException", f"1 validation error detected: Value {text[:80]!r} at "
-                                 f"'tags.{index}.member.{what}' failed to satisfy constraint: Member must satisfy "
-                                 r"regular expression pattern: [\p{L}\p{Z}\p{N}_.:\/=+\-@]*")
-        if key.lower().startswith("aws:"):
-            raise AWSRefusal("InvalidTagException", f"Tag key {key!r} uses the reserved prefix aws:")
-
-
-def _check_secret_tags(tags: Any, existing: set[str]) -> None:
-    pairs = _tag_pairs(tags, "Secrets Manager")
-    for key, value in pairs:
-        if not 1 <= len(key) <= SECRET_TAG_KEY_MAX or len(value) > SECRET_TAG_VALUE_MAX:
-            raise AWSRefusal("ValidationException", f"Tag {key[:80]!r}: a key is 1 to {SECRET_TAG_KEY_MAX} characters "
-                             f"and a value at most {SECRET_TAG_VALUE_MAX}.")
-        if key.lower().startswith("aws:"):
-            raise AWSRefusal("ValidationException", f"Tag key {key!r} uses the prefix aws:, reserved for AWS use.")
-        for text in (key, value):
-            if not _tag_characters_ok(text, spaces_only=True):
-                raise AWSRefusal("ValidationException", f"Tag {key[:80]!r} holds a character Secrets Manager does "
-                                 "not allow in tags: use letters, spaces, numbers and _.:/=+-@")
-    keys = {k for k in existing | {k for k, _ in pairs} if not k.lower().startswith("aws:")}
-    if len(keys) > MAX_TAGS:
-        raise AWSRefusal("ValidationException", f"The secret would have {len(keys)} tags: at most {MAX_TAGS}.")
-
-
-def _check_secret_string(params: dict[str, Any]) -> None:
-    text = params.get("SecretString")
-    if isinstance(text, str) and len(text.encode()) > MAX_SECRET_STRING_BYTES:
-        raise AWSRefusal("ValidationException", "1 validation error detected: Value at 'secretString' failed to "
-                         f"satisfy constraint: Member must have length less than or equal to {MAX_SECRET_STRING_BYTES}")
-
-
-def _check_encryption_context(name: str, context: Any) -> None:
-    if not isinstance(context, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items()):
-        raise AWSRefusal("ValidationException", f"{name} must be a map of strings to strings.")
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in context.items())
-    if size > MAX_ENCRYPTION_CONTEXT_BYTES:
-        raise AWSRefusal("ValidationException", f"{name} is {size} bytes: StrictAWS allows at most "
-                         f"{MAX_ENCRYPTION_CONTEXT_BYTES} (an unverified, conservative limit).")
-
-
-# --------------------------------------------------------------------------------------- certificate checks
-def _blob(params: dict[str, Any], name: str, field_name: str, limit: int) -> bytes:
-    try:
-        data = base64.b64decode(str(params.get(name) or ""), validate=True)
-    except (ValueError, binascii.Error):
-        raise AWSRefusal("ValidationException", f"The {field_name} is not valid base64.") from None
-    if not data:
-        raise AWSRefusal("ValidationException", f"1 validation error detected: Value at '{field_name}' "
-                         "failed to satisfy constraint: Member must have length greater than or equal to 1")
-    if len(data) > limit:
-        raise AWSRefusal("ValidationException", f"1 validation error detected: Value at '{field_name}' "
-                         f"failed to satisfy constraint: Member must have length less than or equal to {limit}")
-    return data
-
-
-def _load_leaf(data: bytes) -> x509.Certificate:
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise AWSRefusal("ValidationException", "The certificate is not PEM-encoded. Upload a PEM-encoded certificate.")
-    try:
-        certificates = x509.load_pem_x509_certificates(data)
-    except ValueError:
-        raise AWSRefusal("ValidationException", "The certificate is not valid.") from None
-    if len(certificates) != 1:
-        raise AWSRefusal(
-            "ValidationException",
-            "The certificate field contains more than one certificate. "
-            "You can specify only one certificate in this field.",
-        )
-    certificate = certificates[0]
-    if certificate.version is not x509.Version.v3:
-        raise AWSRefusal("ValidationException", "The certificate must be an X.509 version 3 certificate.")
-    return certificate
-
-
-def _load_private_key(data: bytes) -> PrivateKeyTypes:
-    if b"-----BEGIN" not in data:
-        raise AWSRefusal("ValidationException", "The private key is not PEM-encoded.")
-    if b"ENCRYPTED" in data.split(b"\n", 2)[0] or b"Proc-Type: 4,ENCRYPTED" in data:
-        raise AWSRefusal("ValidationException", "The private key is encrypted: ACM imports only unencrypted keys.")
-    try:
-        return serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise AWSRefusal("ValidationException", "The private key is encrypted: ACM imports only unencrypted keys.") \
-            from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise AWSRefusal("ValidationException", "The private key is not supported.") from None
-
-
-def _acm_algorithm(public_key: PublicKeyTypes, what: str) -> str:
-    name = ""
-    if isinstance(public_key, rsa.RSAPublicKey):
-        name = f"RSA_{public_key.key_size}"
-    elif isinstance(public_key, ec.EllipticCurvePublicKey):
-        name = _EC_NAMES.get(public_key.curve.name, "")
-    if name not in ACM_KEY_TYPES:
-        raise AWSRefusal(
-            "ValidationException",
-            f"The {what} uses an algorithm ACM cannot import ({type(public_key).__name__}"
-            f"{f' {name}' if name else ''}); supported: {', '.join(ACM_KEY_TYPES)}.",
-        )
-    return name
-
-
-def _spki(public_key: PublicKeyTypes) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def _check_chain(leaf: x509.Certificate, data: bytes) -> None:
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise AWSRefusal("ValidationException", "The certificate chain is not PEM-encoded.")
-    try:
-        chain = x509.load_pem_x509_certificates(data)
-    except ValueError:
-        raise AWSRefusal("ValidationException", "The certificate chain is not valid.") from None
-    for member in chain:
-        if member == leaf:
-            raise AWSRefusal(
-                "ValidationException", "The certificate chain must not contain the end-entity certificate.",
-            )
-    for position, (child, parent) in enumerate(_links(leaf, chain)):
-        try:
-            child.verify_directly_issued_by(parent)
-        except Exception:  # ValueError (names), InvalidSignature, TypeError (algorithm): all "does not certify"
-            what = "the certificate" if position == 0 else f"chain certificate {position}"
-            raise AWSRefusal(
-                "ValidationException",
-                f"The certificate chain is not valid: chain certificate {position + 1} "
-                f"({parent.subject.rfc4514_string()}) does not directly certify {what} "
-                f"({child.subject.rfc4514_string()}).",
-            ) from None
-
-
-def _links(
-    leaf: x509.Certificate, chain: list[x509.Certificate],
-) -> Iterable[tuple[x509.Certificate, x509.Certificate]]:
-    previous = leaf
-    for parent in chain:
-        yield previous, parent
-        previous = parent
-
-
-# ------------------------------------------------------------------------------------------------ HTTP
-def _error(refusal: AWSRefusal) -> _Response:
-    body = json.dumps({"__type": refusal.code, "message": refusal.message}).encode()
-    return _Response(refusal.status, [
-        ("Content-Type", "application/x-amz-json-1.1"),
-        ("x-amzn-RequestId", str(uuid.uuid4())),
-        ("x-amzn-ErrorType", refusal.code),
-    ], body)
-
-
-CONTROL = "/_strict/"
-"""Paths StrictAWS answers itself: ``POST /_strict/principals`` (a :class:`Principal` as JSON) registers a role."""
-
-
-def _control(strict: StrictAWS, method: str, path: str, body: bytes) -> _Response:
-    """The proxy's own endpoint: register a principal (the rehearsal does, for each role it runs a handler as)."""
-    if method == "POST" and urlsplit(path).path == CONTROL + "principals":
-        try:
-            strict.register(Principal.from_json(json.loads(body)))
-        except (ValueError, KeyError, TypeError) as exc:
-            return _error(AWSRefusal("ValidationException", f"not a principal: {type(exc).__name__}: {exc}"))
-        return _Response(200, [("Content-Type", "application/json")], b"{}")
-    return _error(AWSRefusal("UnknownOperationException", f"StrictAWS has no {method} {urlsplit(path).path}", 404))
-
-
-def _identify(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[str, str, str]:
-    """(service, operation, region) from SigV4's credential scope, X-Amz-Target or the query Action."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    match = _CREDENTIAL.search(lowered.get("authorization", ""))
-    query = parse_qs(urlsplit(path).query)
-    if match is None and "X-Amz-Credential" in query:
-        match = _CREDENTIAL.search("Credential=" + query["X-Amz-Credential"][0])
-    region, service = (match.group(1), match.group(2)) if match else ("", "")
-    target = lowered.get("x-amz-target", "")
-    if target:
-        return service, target.rsplit(".", 1)[-1], region
-    action = query.get("Action")
-    if not action and "x-www-form-urlencoded" in lowered.get("content-type", ""):
-        action = parse_qs(body.decode("utf-8", "replace")).get("Action")
-    if action:
-        return service, action[0], region
-    return service, f"{method} {urlsplit(path).path}", region
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # hundreds of concurrent handlers (a FleetGroup shard); the default backlog is 5
-    strict: StrictAWS
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def _serve(self) -> None:
-        body = self._read_body()
-        headers = dict(self.headers.items())
-        path, account = self.path, ""
-        found = _ACCOUNT_PATH.match(path)
-        if found is not None:
-            account, path = found.group(1), path[found.end():] or "/"
-            path = path if path.startswith("/") else "/" + path
-        service, operation, region = _identify(self.command, path, headers, body)
-        strict = cast(_Server, self.server).strict
-        try:
-            if path.startswith(CONTROL):
-                response = _control(strict, self.command, path, body)
-            else:
-                response = strict.handle(_Request(self.command, path, headers, body, service, operation, region,
-                                                  account))
-        except OSError as exc:  # moto went away: answer like an unreachable endpoint would
-            response = _error(AWSRefusal("ServiceUnavailable", f"StrictAWS could not reach moto: {exc}", 503))
-        self.send_response(response.status)
-        for key, value in response.headers:
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: request lines would only be noise in test output."""

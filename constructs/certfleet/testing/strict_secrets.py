@@ -1,0 +1,144 @@
+"""StrictAWS's Secrets Manager rules (names, tags, sizes) and its replica lag, as a mixin of StrictAWS."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from certfleet.testing.strict_checks import (
+    SECRET_NAME,
+    SECRET_NAME_MAX,
+    AWSRefusal,
+    _check_secret_string,
+    _check_secret_tags,
+)
+from certfleet.testing.strict_http import _Request, _Response
+
+
+@dataclass
+class _Secret:
+    primary_region: str
+    created: float
+    versions: dict[str, float] = field(default_factory=dict)
+    current: list[tuple[float, str]] = field(default_factory=list)  # (when, version id) each time AWSCURRENT moved
+    replicas: dict[str, float] = field(default_factory=dict)  # region -> when the replica was added
+
+
+class SecretRules:
+    """The Secrets Manager half of StrictAWS's rules; StrictAWS owns the state they share."""
+
+    _lock: threading.RLock
+    _secrets: dict[str, _Secret]
+    replica_lag: float
+
+    def _upstream_json(self, request: _Request, target: str, payload: dict[str, Any]) -> _Response:
+        raise NotImplementedError  # StrictAWS's: a side call to moto
+
+    # ----------------------------------------------------------------------- Secrets Manager (replica lag)
+    def _secret_write(self, request: _Request) -> Callable[[_Response], _Response]:
+        params = request.json()
+        stages = params.get("VersionStages")
+        moves_current = not stages or "AWSCURRENT" in stages
+        replicas = [r.get("Region", "") for r in params.get("AddReplicaRegions") or []]
+        token = params.get("ClientRequestToken")
+        writes = "SecretString" in params or "SecretBinary" in params
+
+        def record(response: _Response) -> _Response:
+            data = response.json()
+            name, version = str(data.get("Name", "")), data.get("VersionId")
+            now = time.monotonic()
+            with self._lock:
+                secret = self._secrets.get(name)
+                if secret is None or request.operation == "CreateSecret":
+                    secret = self._secrets[name] = _Secret(request.region, now)
+                for region in replicas:
+                    secret.replicas.setdefault(region, now)
+                if token and str(token) in secret.versions:  # Secrets Manager ignores a known token: nothing moves
+                    return response
+                if version and writes:
+                    secret.versions[str(version)] = now
+                    if moves_current:
+                        secret.current.append((now, str(version)))
+            return response
+
+        return record
+
+    def _secret_replicate(self, request: _Request) -> None:
+        params = request.json()
+        secret = self._find_secret(str(params.get("SecretId", "")))
+        if secret is not None:
+            now = time.monotonic()
+            with self._lock:
+                for replica in params.get("AddReplicaRegions") or []:
+                    secret.replicas.setdefault(str(replica.get("Region", "")), now)
+
+    def _secret_read(self, request: _Request) -> None:
+        lag = self.replica_lag
+        if lag <= 0:
+            return
+        params = request.json()
+        secret_id = str(params.get("SecretId", ""))
+        secret = self._find_secret(secret_id)
+        if secret is None or request.region == secret.primary_region or request.region not in secret.replicas:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now - secret.replicas[request.region] < lag:
+                raise AWSRefusal("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
+            version = params.get("VersionId")
+            if version:
+                written = secret.versions.get(str(version))
+                if written is not None and now - written < lag:
+                    raise AWSRefusal(
+                        "ResourceNotFoundException",
+                        f"Secrets Manager can't find the specified secret value for VersionId: {version}",
+                    )
+                return
+            if params.get("VersionStage", "AWSCURRENT") != "AWSCURRENT" or not secret.current:
+                return
+            if now - secret.current[-1][0] >= lag:
+                return
+            seen = [v for when, v in secret.current if now - when >= lag]
+        if not seen:
+            raise AWSRefusal(
+                "ResourceNotFoundException",
+                "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT",
+            )
+        request.body = json.dumps({"SecretId": secret_id, "VersionId": seen[-1]}).encode()  # the replica's view
+
+    def _find_secret(self, secret_id: str) -> _Secret | None:
+        tail = secret_id.split(":secret:", 1)[1] if secret_id.startswith("arn:") else secret_id
+        with self._lock:
+            for name, secret in self._secrets.items():
+                if tail == name or (tail.startswith(name + "-") and len(tail) == len(name) + 7):
+                    return secret
+        return None
+
+    def _secret_create(self, request: _Request) -> Callable[[_Response], _Response]:
+        params = request.json()
+        name = str(params.get("Name", ""))
+        if not 1 <= len(name) <= SECRET_NAME_MAX or not SECRET_NAME.fullmatch(name):
+            raise AWSRefusal(
+                "ValidationException",
+                f"Invalid name {name[:80]!r}: a secret name is 1 to {SECRET_NAME_MAX} characters, each an ASCII "
+                "letter, a digit or one of /_+=.@-",
+            )
+        _check_secret_tags(params.get("Tags") or [], set())
+        _check_secret_string(params)
+        return self._secret_write(request)
+
+    def _secret_put(self, request: _Request) -> Callable[[_Response], _Response]:
+        _check_secret_string(request.json())
+        return self._secret_write(request)
+
+    def _secret_tag(self, request: _Request) -> None:
+        params = request.json()
+        described = self._upstream_json(request, "secretsmanager.DescribeSecret",
+                                        {"SecretId": params.get("SecretId", "")})
+        existing = {str(t.get("Key")) for t in (described.json().get("Tags") or [])} if described.status < 300 \
+            else set()
+        _check_secret_tags(params.get("Tags") or [], existing)
