@@ -8,8 +8,9 @@ does what CloudFormation and the CDK Provider framework would do with the resour
   their Parameters and ``Outputs.*`` attributes;
 - ``AWS::KMS::Key`` (created with its Description and KeyPolicy), ``AWS::SecretsManager::Secret`` (Name,
   SecretString, KmsKeyId, ReplicaRegions, Tags; a new Name is a replacement), ``AWS::SecretsManager::ResourcePolicy``
-  (put on its secret; no event), ``Custom::CertfleetSealedKey``, ``Custom::CertfleetCertificate`` and
-  ``Custom::CertfleetSweeper`` (the handlers' onEvent, then isComplete until done, in this process);
+  (put on its secret; no event), ``Custom::CertfleetSealedKey``, ``Custom::CertfleetKeyVersion``,
+  ``Custom::CertfleetCertificate`` and ``Custom::CertfleetSweeper`` (the handlers' onEvent, then isComplete until
+  done, in this process);
 - IAM (``iam=True``, the default): each handler runs with an access key of its own role (the function's ``Role``,
   found through the ServiceToken's Provider framework function), registered with the StrictAWS endpoint together with
   the role's policies from the template, resolved for the stack's account and region; StrictAWS then authorizes every
@@ -62,8 +63,10 @@ from certfleet.testing.roles import role_arn
 CERTIFICATE = "Custom::CertfleetCertificate"
 SEALED_KEY = "Custom::CertfleetSealedKey"
 SWEEPER = "Custom::CertfleetSweeper"
+KEY_VERSION = "Custom::CertfleetKeyVersion"
 NESTED_STACK = "AWS::CloudFormation::Stack"
-_HANDLERS = {CERTIFICATE: "certfleet_import", SEALED_KEY: "certfleet_keywriter", SWEEPER: "certfleet_import"}
+_HANDLERS = {CERTIFICATE: "certfleet_import", SEALED_KEY: "certfleet_keywriter", SWEEPER: "certfleet_import",
+             KEY_VERSION: "certfleet_keywriter"}
 SECRET_POLICY = "AWS::SecretsManager::ResourcePolicy"  # noqa: S105 - a resource type
 _EMULATED = {"AWS::KMS::Key", "AWS::SecretsManager::Secret", SECRET_POLICY, NESTED_STACK, *_HANDLERS}
 #: The properties of each emulated resource that the rehearsal (or the handler it runs) reads.
