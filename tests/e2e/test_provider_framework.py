@@ -4,6 +4,7 @@ StrictAWS, the waiter run as its synthesized state machine says (waits scaled do
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import os
@@ -209,10 +210,13 @@ def test_the_provider_is_found_in_the_template(player: Player) -> None:
     assert key_writer.waiter is None and "WAITER_STATE_MACHINE_ARN" not in key_writer.on_event.environment
 
 
-def test_create_update_delete_through_the_framework(player: Player, pki: DemoPKI) -> None:
+def test_create_update_delete_through_the_framework(
+    player: Player, pki: DemoPKI, caplog: pytest.LogCaptureFixture,
+) -> None:
     """GIVEN the key in its secret WHEN Create, Update (a renewal, same key) and Delete go through the framework
     THEN each is SUCCESS: Create imports (physical id the ARN, the handler's Data), the waiter asks isComplete once,
-    Update re-imports into the same ARN, Delete removes it from ACM; the framework's logs hold no key material."""
+    Update re-imports into the same ARN, Delete removes it from ACM; the framework's logs (in logging too) hold no key
+    material."""
     leaf = player.assembly.leaf
     _store_key(leaf.key_pem())
 
@@ -239,6 +243,8 @@ def test_create_update_delete_through_the_framework(player: Player, pki: DemoPKI
     with pytest.raises(_acm().exceptions.ResourceNotFoundException):
         _acm().describe_certificate(CertificateArn=arn)
     assert any("onEventHandler" in line for line in player.host.logs), "the framework logged the requests"
+    assert any(r.name == "certfleet.framework" and "onEventHandler" in r.getMessage() for r in caplog.records), \
+        "its lines reach logging, where the suite's leak scan reads them"
     assert [line[:60] for line in player.host.logs if find_leaks(line)] == []
 
 
@@ -309,6 +315,22 @@ def test_a_handler_exception_is_failed_with_its_message(player: Player, pki: Dem
     cleanup = player.send(CERTIFICATE, "Delete", physical_id=CREATE_FAILED)
     assert (cleanup["Status"], cleanup["PhysicalResourceId"]) == ("SUCCESS", CREATE_FAILED)
     assert len(player.handlers_called) == called
+
+
+def test_a_result_lambda_cannot_serialize_fails_the_resource(player: Player) -> None:
+    """GIVEN an onEvent whose Data holds a datetime (as boto3 returns NotAfter) WHEN Create goes through THEN FAILED
+    with Lambda's Python runtime error, "Unable to marshal response": never a success with the value turned to text."""
+    _store_key(player.assembly.leaf.key_pem())
+
+    def with_datetime(handler: str, request: str, payload: dict[str, Any], real: Callable[[], Any]) -> Any:
+        answer = real()
+        if handler.endswith("on_event"):
+            return {**answer, "Data": {**answer["Data"], "NotAfter": dt.datetime.now(dt.UTC)}}
+        return answer
+
+    failed = player.create_both(wrap=with_datetime)
+    assert failed["Status"] == "FAILED"
+    assert "Unable to marshal response: Object of type datetime is not JSON serializable" in failed["Reason"]
 
 
 def test_a_delete_that_changes_the_physical_id_fails(player: Player) -> None:

@@ -29,7 +29,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -181,24 +182,40 @@ class _Handler(BaseHTTPRequestHandler):
         run = cast(_Endpoint, self.server).current
         found = _INVOKE_PATH.match(urlsplit(self.path).path)
         target = self.headers.get("X-Amz-Target", "")
-        if run is None:
-            self._error(400, "ServiceException", "no custom resource is being run", "application/json")
-        elif found is not None:
+        if found is not None:
             self._invoke(run, unquote(found.group(1)), body)
+        elif run is None:
+            self._error(400, "ServiceException", "no custom resource is being run", "application/json")
         elif target == "AWSStepFunctions.StartExecution":
             self._start_execution(run, body)
         else:
             self._error(400, "UnknownOperationException", f"not answered locally: {target or self.path}",
                         "application/x-amz-json-1.0")
 
-    def _invoke(self, run: _Run, function: str, body: bytes) -> None:
-        """Lambda Invoke (RequestResponse) of a Python handler, answered as Lambda's Python runtime answers."""
+    def do_GET(self) -> None:
+        """Lambda GetFunction, which the framework calls (waitUntilFunctionActiveV2) only after an Invoke failed: the
+        function is active, so that it invokes again at once and fails as Lambda would have."""
+        found = re.match(r"^/2015-03-31/functions/([^/]+)$", urlsplit(self.path).path)
+        if found is None or cast(_Endpoint, self.server).current is None:
+            self._error(404, "ResourceNotFoundException", f"Function not found: {self.path}", "application/json")
+            return
+        name = unquote(found.group(1))
+        configuration = {"FunctionName": name.split(":function:")[-1], "FunctionArn": name, "State": "Active",
+                         "LastUpdateStatus": "Successful"}
+        self._answer(200, json.dumps({"Configuration": configuration}).encode(), {"Content-Type": "application/json"})
+
+    def _invoke(self, run: _Run | None, function: str, body: bytes) -> None:
+        """Lambda Invoke (RequestResponse) of a Python handler, answered as Lambda's Python runtime answers; always a
+        200, with X-Amz-Function-Error when the function failed (an HTTP error would make the framework wait up to
+        5 minutes for the function to become active)."""
         if self.headers.get("X-Amz-Invocation-Type", "RequestResponse") != "RequestResponse":
             self._error(400, "InvalidParameterValueException", "only RequestResponse is answered locally",
                         "application/json")
             return
         headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
         try:
+            if run is None:
+                raise RuntimeError("no custom resource is being run by this framework host")
             result = run.invoke(function, json.loads(body or b"{}"))
         except Exception as exc:  # Lambda's Python runtime: errorMessage is str(exc), the type's name, the trace
             error = {"errorMessage": str(exc), "errorType": type(exc).__name__, "requestId": str(uuid.uuid4()),
@@ -359,14 +376,17 @@ class FrameworkHost:
             return _Answer(bool(answer.get("ok")), answer.get("result"), answer.get("error") or {},
                            list(answer.get("logs") or []))
 
-    def begin(self, run: _Run) -> None:
-        if self._endpoint is None:
-            raise FrameworkError("the framework host is not running: call start()")
-        self._endpoint.current = run
-
-    def end(self) -> None:
-        if self._endpoint is not None:
-            self._endpoint.current = None
+    @contextmanager
+    def attending(self, run: _Run) -> Iterator[None]:
+        """The local endpoint answers for ``run`` (and no other run uses the host) until the block ends."""
+        with self._lock:
+            if self._endpoint is None:
+                raise FrameworkError("the framework host is not running: call start()")
+            self._endpoint.current = run
+            try:
+                yield
+            finally:
+                self._endpoint.current = None
 
     def _next(self, timeout: float) -> str | None:
         try:
@@ -439,17 +459,12 @@ class ProviderFramework:
         host = self.host
         run = _Run(token=uuid.uuid4().hex, invoke=invoke, waiter_arn=self.waiter.arn if self.waiter else "")
         request = {**event, "ResponseURL": _response_url(event, run.token)}
-        with host._lock:
-            host.begin(run)
-            try:
-                on_event = FrameworkFunction(self.asset_dir, "onEvent", self.environment)
-                answer = host.call(on_event, request)
-                failure = "" if answer.ok else f"framework onEvent failed: {answer.error.get('errorMessage')}"
-                for execution in run.executions:
-                    self.executions += 1
-                    self._run_waiter(host, json.loads(execution))
-            finally:
-                host.end()
+        with host.attending(run):
+            answer = host.call(FrameworkFunction(self.asset_dir, "onEvent", self.environment), request)
+            failure = "" if answer.ok else f"framework onEvent failed: {answer.error.get('errorMessage')}"
+            for execution in list(run.executions):
+                self.executions += 1
+                self._run_waiter(host, json.loads(execution))
         if not run.responses:
             raise FrameworkError(
                 f"the Provider framework sent CloudFormation no response for {event.get('LogicalResourceId')} "
