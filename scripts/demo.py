@@ -19,7 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from certfleet.material.demo import write_demo
-from certfleet.placement import consumers, load_cloud_assembly
+from certfleet.checks.assembly import load_cloud_assembly
+from certfleet.checks.graph import consumers
 from certfleet.rules import RULES, Service
 from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.rehearsal import Rehearsal
@@ -76,7 +77,7 @@ def table(rehearsal: Rehearsal, cdk_out: Path) -> None:
     arns = rehearsal.certificate_arns()
     used: dict[tuple[str, str], list[str]] = defaultdict(list)
     for consumer in consumers(load_cloud_assembly(cdk_out)):
-        source = consumer.source
+        source = consumer.certificate
         if source is None or source.stack is None or source.logical_id is None:
             continue
         what = f" {consumer.what}" if consumer.what and consumer.what != consumer.service.value else ""
