@@ -18,9 +18,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from certfleet.material.demo import write_demo
 from certfleet.checks.assembly import load_cloud_assembly
 from certfleet.checks.graph import consumers
+from certfleet.material.demo import write_demo
 from certfleet.rules import RULES, Service
 from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.rehearsal import Rehearsal
