@@ -30,15 +30,13 @@ from certfleet import CertificateBundle, CertificateFleet, KeySource
 from certfleet.material.demo import DemoPKI, Issued
 from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing import rehearsal as rehearsal_module
-from certfleet.testing.rehearsal import Deployed, Rehearsal, ResourceKey, StackArtifact
+from certfleet.testing.rehearsal import CERTIFICATE, KEY_VERSION, Deployed, Rehearsal, ResourceKey, StackArtifact
 
 ACCOUNT, OTHER = "123456789012", "222222222222"
 PRIMARY, REPLICA = "us-east-1", "us-west-2"
 REMOTE = ("eu-west-1", "ap-northeast-1")
 REGIONS = (PRIMARY, REPLICA, *REMOTE)
 NAMES = ("www.example.com", "example.com")
-KEY_VERSION = "Custom::CertfleetKeyVersion"
-CERTIFICATE = "Custom::CertfleetCertificate"
 LAG = 12.0
 """Seconds a new secret version takes to reach us-west-2: longer than the primary stack's deploy takes here (it is
 put right before the deploy, after the synth)."""
@@ -132,10 +130,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     """One StrictAWS and one rehearsal for every phase; moto emptied afterwards."""
     moto = MotoServer.shared()
     moto.reset()
-    with mock.patch.dict(os.environ, ENV), StrictAWS(moto.url) as aws, pytest.MonkeyPatch.context() as patch:
-        if KEY_VERSION not in rehearsal_module._HANDLERS:  # until the rehearsal plays the pin itself (see the report)
-            patch.setitem(rehearsal_module._HANDLERS, KEY_VERSION, "certfleet_keywriter")
-            patch.setattr(rehearsal_module, "_EMULATED", rehearsal_module._EMULATED | {KEY_VERSION})
+    with mock.patch.dict(os.environ, ENV), StrictAWS(moto.url) as aws:
         pki = DemoPKI.create("rsa-2048", label="cross-account e2e")
         first = pki.leaf(NAMES, days=200)
         kms = boto3.client("kms", endpoint_url=aws.url, region_name=PRIMARY)
