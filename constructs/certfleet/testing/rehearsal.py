@@ -40,7 +40,6 @@ Needs boto3; never aws_cdk. The handlers run in this process, as Lambda would ru
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import importlib
 import json
@@ -53,12 +52,33 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from certfleet.testing.assembly import (
+    MAX_PHYSICAL_ID_BYTES,
+    MAX_RESPONSE_BYTES,
+    Deployed,
+    Event,
+    RehearsalError,
+    RehearsalWarning,
+    ResourceKey,
+    StackArtifact,
+    StackKey,
+    _default_handler_dir,
+    _dependency_order,
+    _framework_response,
+    _nested_template,
+    _resource_order,
+    _stack_id,
+    load_assembly,
+)
 from certfleet.testing.identities import Identities
-from certfleet.testing.roles import role_arn
+from certfleet.testing.resolver import INVENTED, _IamResolver, _Resolver
+
+__all__ = ["CERTIFICATE", "INVENTED", "MAX_PHYSICAL_ID_BYTES", "MAX_RESPONSE_BYTES", "SEALED_KEY", "SWEEPER",
+           "Deployed", "Event", "Rehearsal", "RehearsalError", "RehearsalWarning", "ResourceKey", "StackArtifact",
+           "StackKey", "load_assembly"]
 
 CERTIFICATE = "Custom::CertfleetCertificate"
 SEALED_KEY = "Custom::CertfleetSealedKey"
@@ -76,128 +96,8 @@ _READ = {
     SECRET_POLICY: ("SecretId",),
 }
 _ACM_KEY_TYPES = ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]
-MAX_RESPONSE_BYTES = 4_096
-MAX_PHYSICAL_ID_BYTES = 1_024
-INVENTED = "rehearsal-invented:"
 _INVENTED_NAME = re.compile(re.escape(INVENTED) + r"([^\s\"',]+)")
 _ENV_LOCK = threading.Lock()
-
-StackKey = tuple[str, str, str]
-"""(account, region, stack name): what names a stack in CloudFormation."""
-ResourceKey = tuple[str, str, str, str]
-"""(account, region, stack name, logical id)."""
-
-
-class RehearsalError(Exception):
-    """A resource failed as it would have failed the deploy; the message names stack, resource and cause."""
-
-
-class RehearsalWarning(UserWarning):
-    """A certfleet resource was played with a value the rehearsal had to invent (``invented="warn"``)."""
-
-
-@dataclass
-class StackArtifact:
-    """One stack of the cloud assembly (or a nested stack of one)."""
-
-    artifact_id: str
-    stack_name: str
-    account: str
-    region: str
-    template: dict[str, Any]
-    dependencies: list[str]
-    folder: Path = field(default_factory=Path)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    parent: StackKey | None = None
-
-    @property
-    def key(self) -> StackKey:
-        return (self.account, self.region, self.stack_name)
-
-    @property
-    def where(self) -> str:
-        return f"{self.stack_name} ({self.account}/{self.region})"
-
-
-@dataclass
-class Deployed:
-    """What the rehearsal remembers of one resource, as CloudFormation does."""
-
-    type: str
-    physical_id: str
-    properties: dict[str, Any]
-    data: dict[str, Any] = field(default_factory=dict)
-    retain: bool = False
-    region: str = ""
-    account: str = ""
-    nested: StackKey | None = None
-
-
-@dataclass
-class Event:
-    """One thing the rehearsal did, for the report."""
-
-    stack: str
-    logical_id: str
-    action: str
-    physical_id: str
-    account: str = ""
-    region: str = ""
-
-
-def load_assembly(cdk_out: str | os.PathLike[str]) -> list[StackArtifact]:
-    """Every stack of the assembly (nested Stage assemblies included), dependencies before dependents."""
-    stacks: dict[str, StackArtifact] = {}
-    _collect(Path(cdk_out), stacks)
-    named: dict[StackKey, str] = {}
-    for artifact in stacks.values():
-        if artifact.key in named:
-            raise RehearsalError(
-                f"two stacks of the assembly ({named[artifact.key]} and {artifact.artifact_id}) are both "
-                f"{artifact.where}: CloudFormation would deploy them as one stack; give them different stack names",
-            )
-        named[artifact.key] = artifact.artifact_id
-    return _dependency_order(stacks)
-
-
-def _dependency_order(stacks: dict[str, StackArtifact]) -> list[StackArtifact]:
-    ordered: list[StackArtifact] = []
-    seen: set[str] = set()
-
-    def visit(artifact_id: str, path: tuple[str, ...]) -> None:
-        if artifact_id in seen or artifact_id not in stacks:
-            return
-        if artifact_id in path:
-            raise RehearsalError(f"dependency cycle between stacks: {' -> '.join((*path, artifact_id))}")
-        for dep in stacks[artifact_id].dependencies:
-            visit(dep, (*path, artifact_id))
-        seen.add(artifact_id)
-        ordered.append(stacks[artifact_id])
-
-    for artifact_id in stacks:
-        visit(artifact_id, ())
-    return ordered
-
-
-def _collect(folder: Path, into: dict[str, StackArtifact]) -> None:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    for artifact_id, artifact in manifest.get("artifacts", {}).items():
-        kind = artifact.get("type")
-        if kind == "cdk:cloud-assembly":
-            _collect(folder / artifact["properties"]["directoryName"], into)
-        elif kind == "aws:cloudformation:stack":
-            _, _, account_region = artifact["environment"].partition("aws://")
-            account, _, region = account_region.partition("/")
-            props = artifact["properties"]
-            into[artifact_id] = StackArtifact(
-                artifact_id=artifact_id,
-                stack_name=props.get("stackName", artifact_id),
-                account=account,
-                region=region,
-                template=json.loads((folder / props["templateFile"]).read_text()),
-                dependencies=[d for d in artifact.get("dependencies", []) if not d.endswith(".assets")],
-                folder=folder,
-            )
 
 
 class Rehearsal:
@@ -594,215 +494,3 @@ class Rehearsal:
             aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
         )
-
-
-def _framework_response(where: str, event: dict[str, Any], result: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The body the CDK Provider framework PUTs to CloudFormation (cfn-response.ts), checked as CloudFormation checks
-    it: at most 4,096 bytes, a PhysicalResourceId of 1 to 1,024 bytes, unchanged by a Delete."""
-    sent = event.get("PhysicalResourceId")
-    physical_id = result.get("PhysicalResourceId") or (sent if event["RequestType"] != "Create" else None) \
-        or event["RequestId"]
-    if event["RequestType"] == "Delete" and physical_id != sent:
-        raise RehearsalError(f"{where}: DELETE cannot change the physical resource ID from {sent!r} to "
-                             f"{str(physical_id)[:200]!r}")
-    physical_id = str(physical_id)
-    data = result.get("Data")
-    body: dict[str, Any] = {
-        "Status": "SUCCESS", "Reason": "SUCCESS", "StackId": event["StackId"], "RequestId": event["RequestId"],
-        "PhysicalResourceId": physical_id, "LogicalResourceId": event["LogicalResourceId"],
-    }
-    if result.get("NoEcho") is not None:
-        body["NoEcho"] = result["NoEcho"]
-    if data is not None:
-        body["Data"] = data
-    size = len(json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode())
-    if size > MAX_RESPONSE_BYTES:
-        fields = ", ".join(f"{k} ({len(json.dumps(v, default=str))} bytes)" for k, v in (data or {}).items())
-        raise RehearsalError(f"{where}: Response object is too long: the custom-resource response would be {size} "
-                             f"bytes, over CloudFormation's {MAX_RESPONSE_BYTES}; its Data holds {fields or 'nothing'}")
-    if not 1 <= len(physical_id.encode()) <= MAX_PHYSICAL_ID_BYTES:
-        raise RehearsalError(f"{where}: the PhysicalResourceId is {len(physical_id.encode())} bytes; CloudFormation "
-                             f"takes 1 to {MAX_PHYSICAL_ID_BYTES}")
-    return physical_id, dict(data or {})
-
-
-def _stack_id(account: str, region: str, stack_name: str) -> str:
-    """The StackId CloudFormation sends in every custom-resource event of the stack (the same for its life)."""
-    guid = uuid.uuid5(uuid.NAMESPACE_URL, f"rehearsal:{account}:{region}:{stack_name}")
-    return f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{guid}"
-
-
-def _nested_template(parent: StackArtifact, logical_id: str, resource: dict[str, Any],
-                     props: dict[str, Any]) -> dict[str, Any]:
-    """The nested stack's template from the assembly: the file asset whose object key ends its TemplateURL."""
-    path = (resource.get("Metadata") or {}).get("aws:asset:path")
-    if not path:
-        url = str(props.get("TemplateURL", ""))
-        object_key = url.rsplit("/", 1)[-1]
-        for manifest in parent.folder.glob("*.assets.json"):
-            for asset in json.loads(manifest.read_text()).get("files", {}).values():
-                if any(d.get("objectKey") == object_key for d in asset.get("destinations", {}).values()):
-                    path = asset["source"]["path"]
-    if not path or not (parent.folder / path).is_file():
-        raise RehearsalError(f"{parent.where}/{logical_id}: the nested stack's template is not in the assembly "
-                             f"({parent.folder}); synthesize the app again")
-    template: dict[str, Any] = json.loads((parent.folder / path).read_text())
-    return template
-
-
-def _default_handler_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "_lambda", here.parent.parent / "lambda"):
-        if (candidate / "certfleet_import.py").is_file():
-            return candidate
-    raise RehearsalError("certfleet's Lambda handler code is missing: reinstall certfleet")
-
-
-def _resource_order(resources: dict[str, Any]) -> list[str]:
-    """Logical ids with every resource after those it references or depends on."""
-    order: list[str] = []
-    seen: set[str] = set()
-
-    def refs(value: Any) -> Iterator[str]:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                if k == "Ref" and isinstance(v, str):
-                    yield v
-                elif k == "Fn::GetAtt" and isinstance(v, list) and v:
-                    yield str(v[0])
-                elif k == "Fn::GetAtt" and isinstance(v, str):
-                    yield v.split(".", 1)[0]
-                elif k == "Fn::Sub":
-                    text = v if isinstance(v, str) else v[0] if isinstance(v, list) and v else ""
-                    yield from (name.split(".", 1)[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", str(text)))
-                    yield from refs(v[1:] if isinstance(v, list) else [])
-                else:
-                    yield from refs(v)
-        elif isinstance(value, list):
-            for v in value:
-                yield from refs(v)
-
-    def visit(logical_id: str, path: frozenset[str]) -> None:
-        if logical_id in seen or logical_id not in resources or logical_id in path:
-            return
-        resource = resources[logical_id]
-        depends = resource.get("DependsOn", [])
-        for dep in [*([depends] if isinstance(depends, str) else depends), *refs(resource.get("Properties", {}))]:
-            visit(dep, path | {logical_id})
-        seen.add(logical_id)
-        order.append(logical_id)
-
-    for logical_id in resources:
-        visit(logical_id, frozenset())
-    return order
-
-
-class _Resolver:
-    """CloudFormation's intrinsic functions, as far as certfleet's resources and their outputs use them."""
-
-    def __init__(self, rehearsal: Rehearsal, artifact: StackArtifact) -> None:
-        self.rehearsal = rehearsal
-        self.artifact = artifact
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self.resolve(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            (name, arg), = value.items()
-            handler = getattr(self, "_" + name.replace("Fn::", "fn_").replace("::", "_"), None)
-            if handler is not None:
-                return handler(arg)
-        return {k: self.resolve(v) for k, v in value.items()}
-
-    def _invented(self, what: str) -> str:
-        return f"{INVENTED}{self.artifact.stack_name}/{what}"
-
-    def _Ref(self, name: str) -> Any:
-        account, region, stack_name = self.artifact.key
-        pseudo = {
-            "AWS::Region": region, "AWS::AccountId": account,
-            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": stack_name,
-            "AWS::StackId": _stack_id(account, region, stack_name),
-            "AWS::NoValue": None,
-        }
-        if name in pseudo:
-            return pseudo[name]
-        deployed = self.rehearsal.resources.get((*self.artifact.key, name))
-        if deployed is not None:
-            return deployed.physical_id
-        if name in self.artifact.parameters:
-            return self.artifact.parameters[name]
-        parameter = self.artifact.template.get("Parameters", {}).get(name)
-        if parameter is not None and "Default" in parameter:
-            return parameter["Default"]
-        return self._invented(name)
-
-    def _fn_GetAtt(self, arg: Any) -> Any:
-        logical_id, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
-        deployed = self.rehearsal.resources.get((*self.artifact.key, logical_id))
-        if deployed is not None and attribute in deployed.data:
-            return deployed.data[attribute]
-        return self._invented(f"{logical_id}.{attribute}")
-
-    def _fn_Join(self, arg: list[Any]) -> str:
-        separator, parts = arg
-        return str(separator).join(str(p) for p in self.resolve(parts))
-
-    def _fn_Select(self, arg: list[Any]) -> Any:
-        index, items = self.resolve(arg)
-        return items[int(index)]
-
-    def _fn_Split(self, arg: list[Any]) -> list[str]:
-        separator, text = self.resolve(arg)
-        return str(text).split(separator)
-
-    def _fn_Sub(self, arg: Any) -> str:
-        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
-        out = str(text)
-        for name, value in variables.items():
-            out = out.replace("${" + name + "}", str(value))
-        while "${" in out:
-            start = out.index("${")
-            end = out.index("}", start)
-            name = out[start + 2 : end]
-            value = self._fn_GetAtt(name) if "." in name else self._Ref(name)
-            out = out[:start] + str(value) + out[end + 1 :]
-        return out
-
-    def _fn_Base64(self, arg: Any) -> str:
-        return base64.b64encode(str(self.resolve(arg)).encode()).decode()
-
-    def _fn_GetStackOutput(self, arg: dict[str, Any]) -> Any:
-        spec = self.resolve(arg)
-        role = str(spec.get("RoleArn") or "")
-        account = role.split(":")[4] if role.startswith("arn:") and role.count(":") >= 5 else self.artifact.account
-        region = str(spec.get("Region") or self.artifact.region)
-        outputs = self.rehearsal.outputs.get((account, region, str(spec["StackName"])))
-        if outputs is None or spec["OutputName"] not in outputs:
-            raise RehearsalError(
-                f"{self.artifact.where}: Fn::GetStackOutput reads {spec['StackName']}.{spec['OutputName']} in "
-                f"{account}/{region}, which is not deployed (a missing stack dependency?)",
-            )
-        return outputs[spec["OutputName"]]
-
-    def _fn_ImportValue(self, arg: Any) -> Any:
-        where = (self.artifact.account, self.artifact.region, str(self.resolve(arg)))
-        if where not in self.rehearsal.exports:
-            raise RehearsalError(f"{self.artifact.where}: no stack in {where[0]}/{where[1]} exports {where[2]!r}")
-        return self.rehearsal.exports[where]
-
-
-class _IamResolver(_Resolver):
-    """Resolves policies: a role of the stack by its ARN (Ref: its name), any other resource the rehearsal does not
-    model by an ARN that matches nothing real (a log group, a function)."""
-
-    def _invented(self, what: str) -> str:
-        logical_id, _, attribute = what.partition(".")
-        resource = self.artifact.template.get("Resources", {}).get(logical_id) or {}
-        account, region, stack_name = self.artifact.key
-        if resource.get("Type") == "AWS::IAM::Role":
-            arn = role_arn(account, stack_name, logical_id, resource.get("Properties") or {})
-            return arn if attribute == "Arn" else arn.rsplit("/", 1)[-1]
-        return f"arn:aws:rehearsal:{region}:{account}:unmodelled/{stack_name}/{what}"
