@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 
 from certfleet import CertificateBundle, CertificateFleet, KeySource
 from certfleet.material.demo import DemoPKI, Issued
-from certfleet.testing import MotoServer, StrictAWS
+from certfleet.testing import MotoServer, StrictAWS, assembly
 from certfleet.testing import rehearsal as rehearsal_module
 from certfleet.testing.rehearsal import CERTIFICATE, KEY_VERSION, Deployed, Rehearsal, ResourceKey, StackArtifact
 
@@ -198,7 +198,7 @@ def roll_back(story: Story, stack: tuple[str, str, str]) -> None:
     rehearsal = story.rehearsal
     changed = [(k, d) for k, d in rehearsal.resources.items() if k[:3] == stack and story.before.get(k) != d]
     account, region, name = stack
-    stack_id = rehearsal_module._stack_id(account, region, name)  # the StackId the rehearsal sent for this stack
+    stack_id = assembly._stack_id(account, region, name)  # the StackId the rehearsal sent for this stack
     env = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": story.aws.url,
            "CERTFLEET_SECRET_WAIT_SECONDS": "30"}
     deletes = []
