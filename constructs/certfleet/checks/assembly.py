@@ -23,6 +23,8 @@ class StackTemplate:
     template_path: str
     #: logical id -> construct path, from the assembly's ``aws:cdk:logicalId`` metadata (when known)
     construct_paths: Mapping[str, str] = field(default_factory=dict)
+    #: the construct path of the Stage whose nested assembly holds the stack ("" at the top level)
+    stage: str = ""
 
     def path_of(self, logical_id: str) -> str:
         """A resource's construct path: its ``aws:cdk:path`` metadata, else the assembly's metadata, else ""."""
@@ -32,12 +34,12 @@ class StackTemplate:
 
 def load_cloud_assembly(cdk_out: str | Path) -> list[StackTemplate]:
     """Every stack of a cloud assembly (``cdk.out``), nested assemblies of Stages included."""
-    return list(_load_assembly(Path(cdk_out), recursive=True, seen=set()))
+    return list(_load_assembly(Path(cdk_out), recursive=True, seen=set(), stage=""))
 
 
 def read_assembly_stacks(directory: str | Path) -> list[StackTemplate]:
     """The stacks of one assembly directory only (no nested Stage assemblies)."""
-    return list(_load_assembly(Path(directory), recursive=False, seen=set()))
+    return list(_load_assembly(Path(directory), recursive=False, seen=set(), stage=""))
 
 
 def parse_environment(env: str) -> tuple[str | None, str | None]:
@@ -51,7 +53,7 @@ def parse_environment(env: str) -> tuple[str | None, str | None]:
     )
 
 
-def _load_assembly(directory: Path, *, recursive: bool, seen: set[Path]) -> Iterator[StackTemplate]:
+def _load_assembly(directory: Path, *, recursive: bool, seen: set[Path], stage: str) -> Iterator[StackTemplate]:
     directory = directory.resolve()
     if directory in seen:
         return
@@ -71,9 +73,11 @@ def _load_assembly(directory: Path, *, recursive: bool, seen: set[Path]) -> Iter
                 template=json.loads(template_path.read_text(encoding="utf-8")),
                 template_path=str(template_path),
                 construct_paths=_logical_paths(directory, artifact),
+                stage=stage,
             )
         elif kind == "cdk:cloud-assembly" and recursive and props.get("directoryName"):
-            yield from _load_assembly(directory / props["directoryName"], recursive=True, seen=seen)
+            nested = str(artifact.get("displayName") or props.get("displayName") or artifact_id)
+            yield from _load_assembly(directory / props["directoryName"], recursive=True, seen=seen, stage=nested)
 
 
 def _logical_paths(directory: Path, artifact: Mapping[str, Any]) -> dict[str, str]:

@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _status_parser(sub)
     _probe_parser(sub)
+    _map_parser(sub)
     return parser
 
 
@@ -170,6 +171,26 @@ def _probe_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+MAP_EXIT = (
+    "exit status: 0 when no edge has an error finding (warnings allowed); 1 when one has, or when the assembly "
+    "cannot be read or the output written; 2 on a usage error."
+)
+
+
+def _map_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "map", help="draw which certificate each consumer gets, in which region (Mermaid, DOT, JSON, SVG)",
+        description="Read a cloud assembly (cdk.out, nested stages included) and draw region -> certificate -> "
+                    "consumers, with each template-check finding's code on its edge.",
+        epilog=MAP_EXIT,
+    )
+    p.add_argument("cdk_out", nargs="?", default="cdk.out", metavar="CDK_OUT", help="the assembly (default cdk.out)")
+    p.add_argument("--format", choices=("mermaid", "dot", "json", "svg"), help="mermaid (default), dot, json, svg")
+    p.add_argument("--json", action="store_true", help="print JSON (the same as --format json)")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of printing (FILE.md: a markdown page)")
+    p.add_argument("--stage", metavar="NAME", help="only the stacks of this Stage (its name or construct path)")
+
+
 def _aws_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="AWS region (default: the profile's, or the KMS key ARN's)")
     parser.add_argument("--profile", help="AWS named profile")
@@ -203,6 +224,10 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
         from certfleet.cli import probe
 
         return probe.probe
+    if command == "map":
+        from certfleet.cli import map as map_command
+
+        return map_command.run
     if command in ("seal", "upload"):
         from certfleet.cli import aws_commands
 
