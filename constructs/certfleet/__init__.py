@@ -15,6 +15,7 @@ __all__ = [
     "CertificateBundle",
     "CertificateBundleError",
     "CertificateFleet",
+    "CertificateSource",
     "FleetGroup",
     "ImportedCertificate",
     "KeySource",
@@ -30,6 +31,7 @@ _LAZY: dict[str, str] = {
     "ImportedCertificate": "certfleet.imported_certificate",
     "SealingKey": "certfleet.sealing",
     "CertificateFleet": "certfleet.fleet",
+    "CertificateSource": "certfleet.source",
     "FleetGroup": "certfleet.group",
     "PlacementChecks": "certfleet.placement_plugin",
 }
@@ -42,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from certfleet.key_source import KeySource
     from certfleet.placement_plugin import PlacementChecks
     from certfleet.sealing import SealingKey
+    from certfleet.source import CertificateSource
 
 
 def __getattr__(name: str) -> Any:

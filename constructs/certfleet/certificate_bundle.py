@@ -41,7 +41,23 @@ class CertificateBundleError(ValueError):
 
 @dataclass(frozen=True)
 class CertificateBundle:
-    """A leaf certificate and its chain, normalized to exactly what ACM ImportCertificate takes."""
+    """A leaf certificate and its chain, normalized to exactly what ACM ImportCertificate takes.
+
+    Made by ``from_files`` or ``from_pem``, which check everything; holds public material only.
+
+    Attributes:
+        certificate_pem: the leaf certificate, PEM.
+        chain_pem: its chain, issuer first, PEM (empty without a chain).
+        fingerprint: the leaf's SHA-256 fingerprint, lowercase hex.
+        spki_sha256: the SHA-256 of the leaf's public key (SPKI), which a sealed key must match.
+        key_algorithm: the key type as ACM names it (``RSA_2048``, ``EC_prime256v1``...).
+        names: every DNS name and IP address the certificate covers, the primary first.
+        not_after: when the certificate expires (UTC).
+        subject: the leaf's subject, RFC 4514.
+        source: where it was read from (a file name, or ``PEM text``).
+        warnings: findings that do not stop an import. Default: none.
+        expired: the ``expired`` finding of a bundle read with ``allow_expired=True``. Default: None.
+    """
 
     certificate_pem: str
     chain_pem: str
@@ -66,12 +82,17 @@ class CertificateBundle:
         now: dt.datetime | None = None,
         allow_expired: bool = False,
     ) -> CertificateBundle:
-        """Read a certificate (and chain) in any format, check it, and keep only the public parts.
+        """Read a certificate (and chain) in any format, check it, and keep only the public parts; every error
+        finding raises ``CertificateBundleError``.
 
-        Every error finding raises ``CertificateBundleError``. ``allow_expired=True`` is the first half of a
-        break-glass deploy: an expired leaf is then kept (``bundle.expired``) instead of raising, and the
-        certificate constructs still refuse it unless the deploy names its fingerprint in the context:
-        ``cdk deploy -c certfleet:allowExpiredCertificate=<sha256>``. Every other error stays fatal.
+        Args:
+            certificate: the file holding the leaf (PEM, DER, PKCS#7, PKCS#12 or a mixed bundle).
+            chain: the file(s) holding the chain. Default: None, the chain found in ``certificate`` if any.
+            password_env: the environment variable holding a PKCS#12 password. Default: None, no password.
+            now: the time validity is checked at. Default: None, the current time.
+            allow_expired: keep an expired leaf (``bundle.expired``) for a break-glass deploy (see the README's
+                "Expiry monitoring"); the constructs still refuse it unless the deploy names its fingerprint.
+                Default: False.
         """
         from certfleet.material.loader import password_from_env
 
@@ -95,7 +116,14 @@ class CertificateBundle:
     def from_pem(
         cls, certificate: str, chain: str = "", *, now: dt.datetime | None = None, allow_expired: bool = False,
     ) -> CertificateBundle:
-        """Build a bundle from PEM text (the certificate may be followed by its chain)."""
+        """Build a bundle from PEM text (the certificate may be followed by its chain).
+
+        Args:
+            certificate: the leaf certificate, PEM, possibly followed by its chain.
+            chain: the chain, PEM. Default: empty, the chain found after the leaf if any.
+            now: the time validity is checked at. Default: None, the current time.
+            allow_expired: keep an expired leaf, as ``from_files``. Default: False.
+        """
         from certfleet.material.loader import load_bytes
 
         try:
@@ -146,6 +174,7 @@ class CertificateBundle:
 
     @property
     def primary_name(self) -> str:
+        """The first name the certificate covers (its subject when it covers none)."""
         return self.names[0] if self.names else self.subject
 
     def covers(self, name: str) -> bool:

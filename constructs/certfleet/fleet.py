@@ -24,6 +24,7 @@ from certfleet.source import CertificateSource, ImportedSource
 if TYPE_CHECKING:  # pragma: no cover
     from certfleet.monitoring import ExpiryMonitoring
 
+
 class FleetCertificateReference(CertificateBase):
     """A fleet certificate as another stack sees it: its ARN read weakly (``Fn::GetStackOutput``)."""
 
@@ -53,8 +54,9 @@ class CertificateFleet(Construct):
     Args:
         scope: the App or Stage (standalone), or what ``layout`` requires (a FleetGroup for its fleets).
         id: the construct id; with the stage name, the default fleet name and stack name prefix.
-        bundle: the certificate, chain and names (short form of ``source=CertificateSource.imported(bundle, key)``).
-        key: where the private key comes from (with ``bundle``).
+        bundle: the certificate, chain and names; short for ``source=CertificateSource.imported(bundle, key)``.
+            Default: None, ``source`` is given.
+        key: where the private key comes from (with ``bundle``). Default: None, ``source`` is given.
         source: where the certificate comes from. Default: ``CertificateSource.imported(bundle, key)``.
         account: the AWS account of every fleet stack (12 digits).
         regions: regions that get a regional copy. Default: none.

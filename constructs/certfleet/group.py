@@ -180,8 +180,9 @@ class FleetGroup(Construct):
 
         Args:
             id: the fleet's id in the group (in its tags, secret names and construct ids).
-            bundle: the certificate (short form of ``source=CertificateSource.imported(bundle, key)``).
-            key: where the private key comes from (with ``bundle``).
+            bundle: the certificate; short for ``source=CertificateSource.imported(bundle, key)``.
+                Default: None, ``source`` is given.
+            key: where the private key comes from (with ``bundle``). Default: None, ``source`` is given.
             source: where the certificate comes from. Default: ``CertificateSource.imported(bundle, key)``.
             regions: a subset of the group's regions. Default: every group region but us-east-1.
             edge: also us-east-1. Default: the group's ``edge``.
@@ -351,8 +352,10 @@ class ShardLayout(FleetLayout):
             shard.resources += resources
             shard.outputs += estimate.outputs
             shard.template_bytes += estimate.template_bytes + (resources - estimate.resources) * estimate.resource_bytes
-            relays = [relay_id(topic)] if topic is not None else []
-            for shared in (IMPORTER_ID, KEY_WRITER_ID, ACCOUNT_CONFIG_ID, *relays):
+            # what this fleet may have brought to the shard: the importer; the key writer with its key (primary);
+            # the expiry setting and relay with the group's monitoring
+            monitoring = [ACCOUNT_CONFIG_ID, relay_id(topic)] if topic is not None else []
+            for shared in (IMPORTER_ID, *([KEY_WRITER_ID] if primary else []), *monitoring):
                 child = stack.node.try_find_child(shared) if shared not in shard.counted else None
                 if child is not None:
                     shard.counted.add(shared)

@@ -45,6 +45,7 @@ class CertificateBase(Resource):
 
     @property
     def certificate_ref(self) -> acm_refs.CertificateReference:
+        """A reference to the certificate (its ARN), as aws-cdk-lib's own certificates give."""
         return acm_refs.CertificateReference(certificate_arn=self.certificate_arn)
 
     def metric_days_to_expiry(self, **options: Any) -> cloudwatch.Metric:
@@ -62,8 +63,9 @@ class ImportedCertificate(CertificateBase):
     Args:
         scope: a construct of a stack with a concrete region.
         id: the construct id.
-        bundle: the certificate, chain and names (short form of ``source=CertificateSource.imported(bundle, key)``).
-        key: where the private key comes from (with ``bundle``).
+        bundle: the certificate, chain and names; short for ``source=CertificateSource.imported(bundle, key)``.
+            Default: None, ``source`` is given.
+        key: where the private key comes from (with ``bundle``). Default: None, ``source`` is given.
         source: where the certificate comes from. Default: ``CertificateSource.imported(bundle, key)``.
         removal_policy: DESTROY deletes the ACM certificate with the stack, RETAIN keeps it. Default: DESTROY.
         fleet_name: the ``certfleet:fleet`` tag that scopes the importer's IAM. Default: the stack's name.
@@ -109,7 +111,7 @@ class ImportedCertificate(CertificateBase):
             )
         source.check(self)
         self.source = source
-        stack = Stack.of(self)
+        stack = scope if isinstance(scope, Stack) else Stack.of(self)
         self.fleet_name = fleet_name or _default_fleet(stack)
         binding = key_binding or source.bind_key(self)
         self.key_binding = binding

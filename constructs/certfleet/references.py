@@ -35,8 +35,10 @@ class _Produced:
     path: str
     outputs: dict[str, str] = field(default_factory=dict)
     """Output logical id by attribute."""
-    readers: set[tuple[int, str]] = field(default_factory=set)
-    """(id of a consumer stack, attribute) already given the stack dependency."""
+    readers: set[int] = field(default_factory=set)
+    """Ids of the consumer stacks already given the stack dependency."""
+    tokens: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    """The ``Fn::GetStackOutput`` token by output and reader role (the same in every consumer stack)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ def weak_reference(producer: Construct, attribute: str, value: str, consumer: Co
     produced = _PRODUCED.get(producer)
     if produced is None:
         produced = _PRODUCED[producer] = _Produced(Stack.of(producer), producer.node.path)
-    producer_stack, consumer_stack = produced.stack, Stack.of(consumer)
+    producer_stack = produced.stack
+    consumer_stack = consumer if isinstance(consumer, Stack) else Stack.of(consumer)
     if producer_stack is consumer_stack:
         return value
     name = produced.outputs.get(attribute)
@@ -73,14 +76,17 @@ def weak_reference(producer: Construct, attribute: str, value: str, consumer: Co
                                description=f"certfleet: {attribute} of {produced.path}")
             output.override_logical_id(name)
         produced.outputs[attribute] = name
-    if (id(consumer_stack), attribute) not in produced.readers:
+    if id(consumer_stack) not in produced.readers:
         consumer_stack.add_stack_dependency(producer_stack, f"certfleet: reads {attribute} of {produced.path}")
-        produced.readers.add((id(consumer_stack), attribute))
+        produced.readers.add(id(consumer_stack))
     here, there = _facts(producer_stack), _facts(consumer_stack)
     role_arn = None
     if here.account != there.account:
         role_arn = _reader_role(producer_stack, consumer_stack)
-    return Fn.get_stack_output(here.stack_name, name, here.region, role_arn)
+    token = produced.tokens.get((name, role_arn))
+    if token is None:
+        token = produced.tokens[(name, role_arn)] = Fn.get_stack_output(here.stack_name, name, here.region, role_arn)
+    return token
 
 
 class _ReaderTrust(Construct):

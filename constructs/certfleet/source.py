@@ -60,7 +60,15 @@ class CertificateSource:
         self, scope: Construct, *, secret_name: str = "", replica_regions: Sequence[str] = (),
         key_namespace: str = "",
     ) -> KeyBinding:
-        """The key in ``scope``'s stack, the primary (see ``KeySource.bind``)."""
+        """The key in ``scope``'s stack, the primary.
+
+        Args:
+            scope: a construct of the primary stack.
+            secret_name: where a key certfleet stores is written. Default: ``certfleet/cert/<stack>/<name>/key``.
+            replica_regions: where that secret is replicated. Default: nowhere.
+            key_namespace: the key namespace granted at once to the stack's readers (a FleetGroup's).
+                Default: none, the secret alone.
+        """
         raise NotImplementedError
 
     def bind_key_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
@@ -93,6 +101,7 @@ class ImportedSource(CertificateSource):
             raise TypeError("key must be a KeySource (KeySource.sealed(...) or KeySource.secret(...))")
         self.bundle = bundle
         self.key = key
+        self._key_checked = False
 
     @property
     def primary_name(self) -> str:
@@ -111,7 +120,9 @@ class ImportedSource(CertificateSource):
         return len(self.bundle.chain_pem)
 
     def check(self, owner: Construct) -> None:
-        self.key.check(self.bundle, owner.node.path)
+        if not self._key_checked:  # the same key and bundle for every region: a failure stops the first
+            self.key.check(self.bundle, owner.node.path)
+            self._key_checked = True
         check_expiry(owner, self.bundle)
 
     def bind_key(
