@@ -190,6 +190,7 @@ class SessionAuthorizer:
         self._lock = threading.Lock()
         self._evaluator: IamEvaluator | None = None
         self.roles: dict[str, Principal] = {}
+        """Access key id -> the role registered under it."""
         self.allowed: collections.Counter[tuple[str, str]] = collections.Counter()
         """(what runs as the role: ``certfleet_import.on_event``, action) -> calls allowed."""
         self.denied: list[tuple[str, str, str, str]] = []
@@ -198,8 +199,8 @@ class SessionAuthorizer:
         self.seconds = 0.0
 
     def registered(self, principal: Principal) -> None:
-        with self._lock:
-            self.roles[principal.arn] = principal
+        with self._lock:  # by access key: two rehearsals' roles of one name (same stack names) are two roles
+            self.roles[principal.access_key_id] = principal
 
     def decide(self, check: Check) -> str:
         request = Request(check.action, check.resource, principal=check.principal.arn, account=check.account,
@@ -227,21 +228,21 @@ class SessionAuthorizer:
             for runs, action in self.allowed:
                 called[runs].add(action.lower())
             unused: dict[str, dict[str, list[str]]] = collections.defaultdict(lambda: collections.defaultdict(list))
-            for arn, principal in self.roles.items():
+            for principal in self.roles.values():
                 for action in granted_actions(principal.policies):
                     if action in RUNTIME_GRANTS:
                         continue
                     if not any(fnmatch.fnmatchcase(c, action.lower()) for c in called[principal.runs]):
-                        unused[principal.runs][action].append(arn)
-        return {runs: {a: sorted(arns) for a, arns in sorted(actions.items())}
+                        unused[principal.runs][action].append(principal.arn)
+        return {runs: {a: sorted(set(arns)) for a, arns in sorted(actions.items())}
                 for runs, actions in sorted(unused.items())}
 
     def record(self) -> dict[str, Any]:
         """What this session saw, as JSON: each role's handler and granted actions, and the (handler, action) pairs
         allowed (runs of parts of the suite can be merged to judge the whole)."""
         with self._lock:
-            return {"roles": {arn: {"runs": p.runs, "granted": sorted(granted_actions(p.policies))}
-                              for arn, p in self.roles.items()},
+            return {"roles": {key: {"arn": p.arn, "runs": p.runs, "granted": sorted(granted_actions(p.policies))}
+                              for key, p in self.roles.items()},
                     "allowed": sorted([runs, action] for runs, action in self.allowed),
                     "denied": [list(d) for d in self.denied], "checks": self.checks, "seconds": self.seconds}
 

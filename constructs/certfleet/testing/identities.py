@@ -44,6 +44,7 @@ class Identities:
         self._keys: dict[tuple[tuple[str, str, str], str], str] = {}
         self._registered: dict[str, Principal] = {}
         self._sandboxes: dict[str, _Sandbox] = {}
+        self._shared_loader: Any = None
 
     @property
     def principals(self) -> list[Principal]:
@@ -92,12 +93,25 @@ class Identities:
         except (urllib.error.URLError, OSError):
             pass  # nothing listens there: every call of the handler fails the same way, and none goes unchecked
 
+    def _loader(self) -> Any:
+        """One botocore data loader for every role's session (its cache holds the parsed service models)."""
+        if self._shared_loader is None:
+            import botocore.loaders
+
+            self._shared_loader = botocore.loaders.create_loader()
+        return self._shared_loader
+
     @contextmanager
     def sandbox(self, key: str) -> Iterator[None]:
         """Run with ``key``'s own boto3 default session and handler client cache (callers hold the env lock)."""
         import boto3
+        import botocore.session
 
         box = self._sandboxes.setdefault(key, _Sandbox(clients={}))
+        if box.session is None:  # its own credentials, the service models loaded once for every role
+            core = botocore.session.get_session()
+            core.register_component("data_loader", self._loader())
+            box.session = boto3.session.Session(botocore_session=core)
         common = sys.modules.get(_HANDLER_COMMON)
         saved_session = boto3.DEFAULT_SESSION
         saved_clients = getattr(common, "_CLIENTS", None)
@@ -107,7 +121,6 @@ class Identities:
         try:
             yield
         finally:
-            box.session = boto3.DEFAULT_SESSION
             boto3.DEFAULT_SESSION = saved_session
             if common is not None and saved_clients is not None:
                 setattr(common, "_CLIENTS", saved_clients)  # noqa: B010
