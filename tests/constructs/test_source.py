@@ -46,11 +46,12 @@ def test_a_group_fleet_takes_a_source(bundle: CertificateBundle) -> None:
 @pytest.mark.parametrize("given", ["both", "neither", "bundle-only"])
 def test_a_fleet_takes_exactly_one_of_source_and_bundle_with_key(bundle: CertificateBundle, given: str) -> None:
     key = KeySource.secret(SECRET)
-    kwargs: dict[str, Any] = {
+    choices: dict[str, dict[str, Any]] = {
         "both": {"bundle": bundle, "key": key, "source": CertificateSource.imported(bundle, key)},
         "neither": {},
         "bundle-only": {"bundle": bundle},
-    }[given]
+    }
+    kwargs = choices[given]
     with pytest.raises(ValueError, match=r"Certificates: give bundle= and key= \(or source="):
         CertificateFleet(App(), "Certificates", account=ACCOUNT, **kwargs)
 
@@ -105,7 +106,7 @@ def _imports(module: str) -> set[str]:
 
 
 def _modules() -> set[str]:
-    names = set()
+    names: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
         names.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
@@ -116,9 +117,10 @@ def test_no_import_cycle_among_the_construct_modules() -> None:
     """The construct layer (everything but certfleet.testing, whose helpers are out of this check) has no cycle."""
     modules = {m for m in _modules() if not m.startswith("certfleet.testing")}
     graph = {m: {i for i in _imports(m) if i in modules and i != m} for m in modules}
-    cycles = []
+    cycles: list[str] = []
     for start in sorted(modules):
-        seen, todo = set(), [(start, (start,))]
+        seen: set[str] = set()
+        todo: list[tuple[str, tuple[str, ...]]] = [(start, (start,))]
         while todo:
             node, trail = todo.pop()
             for nxt in graph[node]:
