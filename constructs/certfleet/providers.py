@@ -187,11 +187,10 @@ def _provider(
         **options,
     )
     _invoke(on_event_role, on_event)
-    framework = [(provider.node.find_child("framework-onEvent"), on_event_role)]
+    framework = [provider.node.find_child("framework-onEvent")]
     if is_complete is not None and waiter_role is not None:
         _invoke(waiter_role, is_complete)
-        framework += [(provider.node.find_child(n), waiter_role)
-                      for n in ("framework-isComplete", "framework-onTimeout")]
+        framework += [provider.node.find_child(n) for n in ("framework-isComplete", "framework-onTimeout")]
         waiter = provider.node.find_child("waiter-state-machine")
         state_machine = waiter.node.default_child
         if isinstance(state_machine, CfnResource):
@@ -211,10 +210,9 @@ def _provider(
             skip_checkov(waiter_policy.node.find_child("DefaultPolicy"), "CKV_AWS_111",
                          "Step Functions log delivery (logs:CreateLogDelivery and friends) has no resource-level "
                          "permission: AWS documents Resource '*' for it")
-    for fn, role in framework:
+    for fn in framework:  # each still depends on its role, DefaultPolicy included (through the closed wrapper)
         if isinstance(fn, lambda_.Function):
             _skip_function_checks(fn, framework=True)
-            fn.node.add_dependency(role)  # its policy exists before it runs (the closed role no longer says so)
     return provider
 
 

@@ -45,8 +45,8 @@ def test_every_function_and_log_group_of_the_providers_carries_its_checkov_skips
 
 
 def test_each_framework_function_waits_for_its_own_roles_policy(primary: dict[str, Any]) -> None:
-    """The framework roles are handed to the Provider closed to updates, so its own DependsOn on their policies is
-    gone: each framework function must still depend on its role's policy (else it can run before it may invoke)."""
+    """The framework roles are handed to the Provider closed to updates (certfleet adds their statements itself):
+    each framework function must still depend on its role's policy, or it could run before it may invoke."""
     for logical, resource in primary.items():
         if resource["Type"] != "AWS::Lambda::Function" or not resource["Properties"]["Handler"].startswith("fra"):
             continue
