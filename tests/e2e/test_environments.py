@@ -13,8 +13,9 @@ import pytest
 from aws_cdk import App
 from e2e_support import cfn_lint_errors
 
+from certfleet.checks.assembly import load_cloud_assembly
+from certfleet.checks.graph import consumers
 from certfleet.material.demo import DemoPKI, Issued
-from certfleet.placement import consumers, load_cloud_assembly
 from certfleet.reference import build
 from certfleet.rules import RULES, Service
 from certfleet.testing.leaks import scan_tree
@@ -88,11 +89,11 @@ def _assert_every_consumer_reads_the_right_region(cdk_out: Path) -> None:
     """Each architecture's consumer gets the certificate of the region its service needs, from that stack."""
     found: dict[str, set[Service]] = {}
     for consumer in consumers(load_cloud_assembly(cdk_out)):
-        assert consumer.region is not None and consumer.source is not None, consumer
+        assert consumer.region is not None and consumer.certificate is not None, consumer
         needed = RULES[consumer.service].region_for(consumer.region)
-        assert consumer.source.region == needed, consumer
-        assert consumer.source.stack == f"Certificates-{needed}", consumer
-        assert consumer.source.fleet == "Certificates" and consumer.source.strong == "", consumer
+        assert consumer.certificate.region == needed, consumer
+        assert consumer.certificate.stack == f"Certificates-{needed}", consumer
+        assert consumer.certificate.fleet == "Certificates" and consumer.certificate.strong == "", consumer
         found.setdefault(consumer.stack, set()).add(consumer.service)
     assert found == EXPECTED_SERVICES
 
