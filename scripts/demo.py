@@ -95,6 +95,19 @@ def table(rehearsal: Rehearsal, cdk_out: Path) -> None:
         print(f"{'':15} {'  ' + names:85}")
 
 
+def draw_map(cdk_out: Path, env: dict[str, str]) -> int:
+    """`certfleet map` of the demo environment into demo/map.md: the Mermaid picture GitHub renders."""
+    target = ROOT / "demo" / "map.md"
+    started = time.monotonic()
+    result = subprocess.run([str(BIN / "certfleet"), "map", str(cdk_out.relative_to(ROOT)), "--out", str(target)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        print(result.stderr, file=sys.stderr)
+        return 1
+    print(f"certificate map: {target.relative_to(ROOT)} (certfleet map, {time.monotonic() - started:.1f} s)")
+    return 0
+
+
 def main() -> int:
     os.chdir(ROOT)
     env = {**os.environ, "PATH": f"{BIN}:{ROOT / 'node_modules' / '.bin'}:{os.environ.get('PATH', '')}",
@@ -126,6 +139,9 @@ def main() -> int:
         table(rehearsal, cdk_out)
         again = rehearsal.deploy(cdk_out)
         print(f"\ndeploying the same assembly again: {len(again)} custom-resource runs (nothing changed)")
+        step("certfleet map: the demo environment's picture")
+        if draw_map(cdk_out, env):
+            return 1
     print("\ndone: every certificate is where its consumers need it.")
     return 0
 

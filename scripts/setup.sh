@@ -32,4 +32,15 @@ if [ -f package.json ]; then
     echo "$nwant" > "$nstamp"
   fi
 fi
+# Debian packages the tests use: Graphviz (certfleet map --format svg). CI runs as root on a fresh machine.
+missing=()
+command -v dot >/dev/null || missing+=(graphviz)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: apt-get install ${missing[*]}"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})" >&2
+  fi
+fi
 echo "setup: ready (.venv/bin/certfleet, node_modules/.bin/cdk)"
