@@ -1,0 +1,289 @@
+"""The ACME client the renewer Lambda runs: register (EAB optional), order with DNS-01, finalize a fresh key, ARI.
+
+Built on certbot's `acme` library. DNS is a pair of callbacks (`publish(name, values)`, `withdraw(name)`) so Route 53,
+or a test DNS, plugs in. Unlike the importer, this module ships in its own asset built from wheels (acme_asset.py),
+so it may use `acme`, `josepy` and `cryptography`. Nothing here logs or raises key material.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from josepy import b64
+from josepy.jwa import ES256
+from josepy.jwk import JWK, JWKEC
+
+from acme import challenges, client, errors, messages
+from acme import crypto_util as acme_crypto
+
+KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
+"""Certificate key types the renewer generates; ACM re-imports only the same type, so a fleet fixes one."""
+USER_AGENT = "certfleet-acme"
+Publish = Callable[[str, list[str]], None]
+Withdraw = Callable[[str], None]
+
+
+def utcnow() -> datetime.datetime:
+    """The real clock (tests inject their own)."""
+    return datetime.datetime.now(datetime.UTC)
+
+
+class AcmeError(Exception):
+    """An ACME step failed: the message names the step and the domains, and says what the CA answered."""
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate issued for a fresh key: PEM certificate, PEM chain (issuer first) and the key (never printed)."""
+
+    certificate_pem: str
+    chain_pem: str
+    private_key_pem: bytes = field(repr=False)
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to renew now, why, and the earliest time renewal is due."""
+
+    renew: bool
+    reason: str
+    due: datetime.datetime
+
+
+def _problem(error: BaseException) -> str:
+    """What the CA (or the network) said, in one line, without a traceback."""
+    if isinstance(error, messages.Error):
+        code = error.code or (error.typ or "error").rsplit(":", 1)[-1]
+        detail = error.detail or error.description or ""
+        subs = "; ".join(f"{s.identifier.value if s.identifier else '?'}: {s.detail}" for s in error.subproblems or ())
+        return f"{code}: {detail}" + (f" ({subs})" if subs else "")
+    if isinstance(error, errors.ValidationError):
+        failed = []
+        for authzr in error.failed_authzrs:
+            reasons = [_problem(c.error) for c in authzr.body.challenges if c.error is not None]
+            failed.append(f"{_name(authzr.body.identifier.value, authzr.body.wildcard)}: {'; '.join(reasons)}")
+        return "validation failed for " + ", ".join(failed)
+    if isinstance(error, requests.RequestException):
+        return f"cannot reach the CA ({type(error).__name__}: {error})"
+    return f"{type(error).__name__}: {error}"
+
+
+@contextmanager
+def _step(step: str, domains: Sequence[str]) -> Iterator[None]:
+    """Turn any failure inside a step into an AcmeError that names the step and the domains."""
+    try:
+        yield
+    except AcmeError:
+        raise
+    except (messages.Error, errors.Error, requests.RequestException, ValueError) as error:
+        names = ", ".join(domains) or "the account"
+        raise AcmeError(f"ACME {step} for {names} failed: {_problem(error)}") from None
+
+
+def _name(value: str, wildcard: bool | None) -> str:
+    return f"*.{value}" if wildcard else value
+
+
+def _account_key(acme: client.ClientV2) -> JWK:
+    key = acme.net.key
+    if not isinstance(key, JWK):
+        raise AcmeError("ACME client: open it with an account key (open_client)")
+    return key
+
+
+def new_account_key() -> JWKEC:
+    """A fresh P-256 ACME account key (ES256)."""
+    return JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+
+
+def account_key_from_pem(pem: bytes) -> JWKEC:
+    """An ACME account key stored as PEM (the renewer keeps it in its own secret)."""
+    key = JWKEC.load(pem)
+    if not isinstance(key, JWKEC):
+        raise AcmeError("the stored ACME account key is not an EC key")
+    return key
+
+
+def account_key_pem(key: JWKEC) -> bytes:
+    """The account key as PKCS#8 PEM, to store in a secret (never to log)."""
+    private = key.key
+    if not isinstance(private, ec.EllipticCurvePrivateKey):
+        raise TypeError("an ACME account key is an EC private key")
+    return private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def open_client(directory_url: str, account_key: JWKEC, *, timeout: int = 30) -> client.ClientV2:
+    """A client on the CA's directory, signing with `account_key`."""
+    net = client.ClientNetwork(account_key, alg=ES256, user_agent=USER_AGENT, timeout=timeout)
+    with _step(f"directory {directory_url}", ()):
+        directory = client.ClientV2.get_directory(directory_url, net)
+    return client.ClientV2(directory, net)
+
+
+def register(acme: client.ClientV2, *, contact: str | None = None, eab_key_id: str | None = None,
+             eab_hmac_key: str | None = None) -> messages.RegistrationResource:
+    """Register the client's account key (agreeing to the terms), bound to a CA account by EAB when given."""
+    if (eab_key_id is None) != (eab_hmac_key is None):
+        raise AcmeError("ACME registration: give both the EAB key id and its HMAC key, or neither")
+    if eab_key_id is None and acme.external_account_required():
+        raise AcmeError("ACME registration: this CA requires External Account Binding: give the EAB key id and "
+                        "HMAC key from your CA account")
+    net_key = _account_key(acme)
+    with _step("registration", ()):
+        binding = None
+        if eab_key_id is not None and eab_hmac_key is not None:
+            binding = messages.ExternalAccountBinding.from_data(
+                account_public_key=net_key.public_key(), kid=eab_key_id, hmac_key=eab_hmac_key,
+                directory=acme.directory)
+        body = messages.NewRegistration.from_data(
+            contact=(contact,) if contact else (), terms_of_service_agreed=True, external_account_binding=binding)
+        return acme.new_account(body)
+
+
+def generate_key(key_type: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    """A fresh private key of `key_type` (one of KEY_TYPES)."""
+    if key_type == "ec-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ec-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type in ("rsa-2048", "rsa-3072", "rsa-4096"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+    raise AcmeError(f"key type {key_type!r} is not one of {', '.join(KEY_TYPES)}")
+
+
+def dns01_records(orderr: messages.OrderResource, account_key: JWK) -> dict[str, list[str]]:
+    """TXT values to publish per `_acme-challenge` name (a wildcard and its base name share one name)."""
+    records: dict[str, list[str]] = {}
+    for authzr in orderr.authorizations:
+        if authzr.body.status == messages.STATUS_VALID:
+            continue
+        domain = authzr.body.identifier.value
+        dns01 = [c.chall for c in authzr.body.challenges if isinstance(c.chall, challenges.DNS01)]
+        if not dns01:
+            raise AcmeError(f"ACME order for {_name(domain, authzr.body.wildcard)}: the CA offers no dns-01 challenge")
+        chall = dns01[0]
+        values = records.setdefault(chall.validation_domain_name(domain), [])
+        value = chall.validation(account_key)
+        if value not in values:
+            values.append(value)
+    return records
+
+
+def _split_chain(fullchain_pem: str) -> tuple[str, str]:
+    certificates = x509.load_pem_x509_certificates(fullchain_pem.encode())
+    pems = [c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates]
+    return pems[0], "".join(pems[1:])
+
+
+def order_certificate(acme: client.ClientV2, domains: Sequence[str], key_type: str, publish: Publish,
+                      withdraw: Withdraw, *, timeout: float = 120.0) -> Issued:
+    """Order a certificate for `domains` with a fresh `key_type` key, answering DNS-01 through the callbacks.
+
+    Records are withdrawn whatever happens. Raises AcmeError naming the step and the domains.
+    """
+    if not domains:
+        raise AcmeError("ACME order: no domain names given")
+    names = list(dict.fromkeys(d.strip().lower().rstrip(".") for d in domains))
+    net_key = _account_key(acme)
+    key = generate_key(key_type)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    deadline = datetime.datetime.now() + datetime.timedelta(seconds=timeout)  # the acme library's naive local time
+    with _step("new order", names):
+        orderr = acme.new_order(acme_crypto.make_csr(key_pem, names))
+    records = dns01_records(orderr, net_key)
+    published: list[str] = []
+    try:
+        for name, values in records.items():
+            with _step(f"publishing TXT {name}", names):
+                publish(name, values)
+            published.append(name)
+        for authzr in orderr.authorizations:
+            domain = _name(authzr.body.identifier.value, authzr.body.wildcard)
+            for challb in authzr.body.challenges:
+                if isinstance(challb.chall, challenges.DNS01) and authzr.body.status != messages.STATUS_VALID:
+                    with _step("answering the dns-01 challenge", [domain]):
+                        acme.answer_challenge(challb, challb.chall.response(net_key))
+                    break
+        with _step("validation", names):
+            orderr = acme.poll_authorizations(orderr, deadline)
+        with _step("finalization", names):
+            orderr = acme.finalize_order(orderr, deadline)
+    finally:
+        for name in published:
+            with suppress(Exception):  # cleanup must not hide the real outcome; the record expires with the order
+                withdraw(name)
+    if not orderr.fullchain_pem:
+        raise AcmeError(f"ACME finalization for {', '.join(names)}: the CA returned no certificate")
+    certificate_pem, chain_pem = _split_chain(orderr.fullchain_pem)
+    leaf = x509.load_pem_x509_certificate(certificate_pem.encode())
+    return Issued(certificate_pem, chain_pem, key_pem, leaf.not_valid_before_utc, leaf.not_valid_after_utc)
+
+
+def ari_certificate_id(certificate: x509.Certificate) -> str:
+    """RFC 9773 CertID: base64url(AKI keyIdentifier) '.' base64url(serial number DER content octets)."""
+    aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    if aki is None:
+        raise AcmeError("ARI: the certificate has no Authority Key Identifier key id")
+    serial = certificate.serial_number
+    octets = serial.to_bytes((serial.bit_length() + 8) // 8, "big")  # DER INTEGER: a leading 0 keeps it positive
+    return f"{b64.b64encode(aki).decode()}.{b64.b64encode(octets).decode()}"
+
+
+def renewal_window(acme: client.ClientV2, certificate_pem: str
+                   ) -> tuple[datetime.datetime, datetime.datetime] | None:
+    """The CA's suggested renewal window (RFC 9773) for the certificate, or None when the CA offers no ARI."""
+    base = acme.directory.to_partial_json().get("renewalInfo")
+    if not base:
+        return None
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
+    names = _certificate_names(certificate)
+    with _step("renewal information", names):
+        response = acme.net.get(f"{str(base).rstrip('/')}/{ari_certificate_id(certificate)}",
+                                content_type="application/json")
+        info = messages.RenewalInfo.from_json(response.json())
+    start, end = info.suggested_window.start, info.suggested_window.end
+    if end <= start:
+        raise AcmeError(f"ACME renewal information for {', '.join(names)}: the CA's window ends before it starts")
+    return start, end
+
+
+def _certificate_names(certificate: x509.Certificate) -> list[str]:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName)
+    except x509.ExtensionNotFound:
+        return []
+
+
+def should_renew(certificate_pem: str, now: datetime.datetime,
+                 window: tuple[datetime.datetime, datetime.datetime] | None) -> Decision:
+    """Renew when the CA's ARI window has opened, else (no ARI) when a third of the lifetime is left.
+
+    Deterministic: the window's start is taken as due (RFC 9773 lets a client pick any time in the window; the
+    renewer runs daily, so it renews on the first run inside the window).
+    """
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
+    not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if now >= not_after:
+        return Decision(True, "the certificate has expired", not_after)
+    if window is not None:
+        start, _end = window
+        if now >= start:
+            return Decision(True, f"the CA's renewal window opened at {start.isoformat()}", start)
+        return Decision(False, f"the CA's renewal window opens at {start.isoformat()}", start)
+    due = not_after - (not_after - not_before) / 3
+    if now >= due:
+        return Decision(True, f"a third of the lifetime is left (since {due.isoformat()})", due)
+    return Decision(False, f"a third of the lifetime will be left at {due.isoformat()}", due)
+
