@@ -232,15 +232,21 @@ class KeyVersionPin(Construct):
 
     A ``Custom::CertfleetKeyVersion`` of the stack's key writer reads it with ``DescribeSecret`` (no value) when the
     secret or the certificates that use it change, and keeps it otherwise: a replacement then, so that a rollback
-    restores the old version with no call. Its role may ``DescribeSecret`` on the pinned secrets only."""
+    restores the old version with no call. Its role may ``DescribeSecret`` on that secret only."""
 
     def __init__(self, scope: Construct, id: str, *, source: SecretKeySource) -> None:
         super().__init__(scope, id)
         self.secret_id = source.name_or_arn
         self._fingerprints: list[str] = []
         writer = KeyWriterProvider.of(self)
-        _DescribeGrant.allow(Stack.of(self), writer,
-                             secret_resource_arn(Stack.of(self), source.name_or_arn, source.arn_region))
+        resource = secret_resource_arn(Stack.of(self), source.name_or_arn, source.arn_region)
+        # a statement per secret: CDK moves statements that outgrow the role's inline policy into managed policies
+        # (one statement listing every secret of a large FleetGroup shard could not be split and would outgrow one)
+        writer.role.add_to_principal_policy(iam.PolicyStatement(actions=["secretsmanager:DescribeSecret"],
+                                                                resources=[resource]))
+        if resource.endswith("-??????"):
+            acknowledge(writer.role, wildcard_finding(writer.role, resource),
+                        "-?????? is the random suffix Secrets Manager adds to a secret's ARN: that one secret")
         self.resource = CustomResource(
             self, "Resource",
             service_token=writer.service_token,
@@ -267,38 +273,6 @@ class KeyVersionPin(Construct):
     def version_id(self) -> str:
         """The pinned VersionId (a deploy-time value of this stack)."""
         return self.resource.get_att_string("VersionId")
-
-
-class _DescribeGrant(Construct):
-    """The key writer's one statement allowing ``DescribeSecret`` on the secrets pinned in its stack, whose resource
-    list grows with each secret (a statement per secret would outgrow IAM's policy size in a FleetGroup shard)."""
-
-    ID = "CertfleetKeyVersionGrant"
-
-    def __init__(self, scope: Construct, id: str, *, writer: KeyWriterProvider, first: str) -> None:
-        super().__init__(scope, id)
-        self.writer = writer
-        self.resources = [first]
-        self.statement = iam.PolicyStatement(sid="DescribeOnlyPinnedKeySecrets",
-                                             actions=["secretsmanager:DescribeSecret"], resources=[first])
-        writer.role.add_to_principal_policy(self.statement)
-        self._acknowledge(first)
-
-    @classmethod
-    def allow(cls, stack: Stack, writer: KeyWriterProvider, resource: str) -> None:
-        """Let ``stack``'s key writer describe ``resource`` too."""
-        existing = stack.node.try_find_child(cls.ID)
-        if not isinstance(existing, _DescribeGrant):
-            cls(stack, cls.ID, writer=writer, first=resource)
-        elif resource not in existing.resources:
-            existing.resources.append(resource)
-            existing.statement.add_resources(resource)
-            existing._acknowledge(resource)
-
-    def _acknowledge(self, resource: str) -> None:
-        if resource.endswith("-??????"):
-            acknowledge(self.writer.role, wildcard_finding(self.writer.role, resource),
-                        "-?????? is the random suffix Secrets Manager adds to a secret's ARN: that one secret")
 
 
 def _import_secret(stack: Stack, name_or_arn: str) -> secretsmanager.ISecret:
