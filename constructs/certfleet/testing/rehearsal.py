@@ -143,6 +143,7 @@ class Rehearsal:
         self._export_owner: dict[tuple[str, str, str], StackKey] = {}
         self.regions: set[str] = set()
         self.identities = Identities(self) if iam else None
+        self._clients: dict[tuple[str, str, str, str], Any] = {}
 
     def deploy(self, cdk_out: str | os.PathLike[str]) -> list[Event]:
         """Create or update every stack, dependencies first; each stack then deletes what its update replaced
@@ -485,12 +486,14 @@ class Rehearsal:
                     else:
                         os.environ[k] = v
 
-    def _client(self, service: str, region: str, account: str = "") -> Any:
-        import boto3
+    def _client(self, service: str, region: str, account: str = "") -> Any:  # CloudFormation's own calls, unchecked
+        key_id = os.environ.get("AWS_ACCESS_KEY_ID", "testing")
+        place = (service, region, self._endpoint(account), key_id)
+        if place not in self._clients:
+            import boto3
 
-        session = boto3.session.Session()
-        return session.client(  # type: ignore[call-overload]
-            service, region_name=region, endpoint_url=self._endpoint(account),
-            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-        )
+            self._clients[place] = boto3.session.Session().client(  # type: ignore[call-overload]
+                service, region_name=region, endpoint_url=place[2], aws_access_key_id=key_id,
+                aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            )
+        return self._clients[place]
