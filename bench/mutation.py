@@ -32,7 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA = ROOT / "lambda"
-MODULES = {"import": "certfleet_import.py", "keywriter": "certfleet_keywriter.py", "common": "certfleet_common.py"}
+MODULES = {"import": "certfleet_import.py", "keywriter": "certfleet_keywriter.py",
+           "keyversion": "certfleet_keyversion.py", "common": "certfleet_common.py"}
 FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE, ast.LtE: ast.Gt,
     ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,

@@ -68,7 +68,8 @@ def test_the_sdist_carries_the_sources_and_no_tests_or_demo_material(sdist: Path
     with tarfile.open(sdist) as archive:
         names = [n.split("/", 1)[1] for n in archive.getnames() if "/" in n]
     for needed in ("README.md", "CHANGELOG.md", "pyproject.toml", "lambda/certfleet_import.py",
-                   "lambda/certfleet_keywriter.py", "lambda/certfleet_common.py", "constructs/certfleet/py.typed",
+                   "lambda/certfleet_keywriter.py", "lambda/certfleet_keyversion.py", "lambda/certfleet_common.py",
+                   "constructs/certfleet/py.typed",
                    "constructs/certfleet/cli/main.py"):
         assert needed in names, f"the sdist lacks {needed}"
     assert not [n for n in names if n.startswith(("tests/", "demo/", "cdk.out/", "bench/"))]
@@ -77,7 +78,7 @@ def test_the_sdist_carries_the_sources_and_no_tests_or_demo_material(sdist: Path
 
 def test_the_wheel_carries_the_handlers_and_no_tests(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    for handler in ("certfleet_import.py", "certfleet_keywriter.py", "certfleet_common.py"):
+    for handler in ("certfleet_import.py", "certfleet_keywriter.py", "certfleet_keyversion.py", "certfleet_common.py"):
         assert f"certfleet/_lambda/{handler}" in names
     assert "certfleet/py.typed" in names
     assert any(n.startswith("certfleet/testing/") for n in names)
@@ -116,7 +117,7 @@ def _install_and_synthesize(package: Path, tmp_path: Path, leaf: object, pki: ob
     assets = [p for p in (folder / "cdk.out").glob("asset.*") if (p / "certfleet_import.py").is_file()]
     assert assets, "the Lambda asset holds the handler"
     assert {p.name for p in assets[0].iterdir()} == {"certfleet_import.py", "certfleet_keywriter.py",
-                                                    "certfleet_common.py"}
+                                                    "certfleet_keyversion.py", "certfleet_common.py"}
     cli = subprocess.run([str(env_dir / "bin" / "certfleet"), "inspect", "cert.pem", "--json"], cwd=folder,
                          capture_output=True, text=True, env=env, check=False)
     assert cli.returncode == 0 and json.loads(cli.stdout)[0]["certificates"][0]["names"]
