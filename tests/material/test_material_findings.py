@@ -13,7 +13,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from certkit import (
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from material_support import (
     NOW,
     check,
     cli,
@@ -32,9 +35,6 @@ from certkit import (
     seed_leaf,
     write,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from certfleet.material import assemble, check_files, check_material, load_file
 from certfleet.material.checks import MAX_CERTIFICATE_BYTES, MAX_CHAIN_BYTES, tracked_by_git
@@ -566,8 +566,8 @@ def test_seed_case_is_clean_for_cloudfront_and_alb(tmp_path: Path, capsys: pytes
 
 # ---------------------------------------------------------------- every code has a test
 
-_SOURCES = ["material/loader.py", "material/bundle.py", "material/checks.py", "material/keys.py",
-            "material/findings.py", "cli/material_commands.py"]
+_MATERIAL = ROOT / "constructs" / "certfleet" / "material"
+_SOURCES = [*sorted(f"material/{p.name}" for p in _MATERIAL.glob("*.py")), "cli/material_commands.py"]
 
 
 def test_every_finding_code_in_the_source_is_tested() -> None:
@@ -576,8 +576,7 @@ def test_every_finding_code_in_the_source_is_tested() -> None:
     codes = set(re.findall(r'(?:error|warning|make)\(\s*"([a-z0-9-]+)"', source))
     codes |= set(re.findall(r'\(\s*"([a-z0-9]+(?:-[a-z0-9]+)+)",\s*(?:cert|key|chain),', source))  # _sizes
     assert {"key-mismatch", "certificate-too-large", "key-too-large", "chain-too-large"} <= codes
-    tests = "\n".join(p.read_text() for folder in ("material", "cli")
-                      for p in (ROOT / "tests" / folder).glob("test_*.py"))
+    tests = "\n".join(p.read_text() for p in (ROOT / "tests").glob("*/test_*.py"))
     untested = sorted(c for c in codes if f'"{c}"' not in tests and f"[{c}]" not in tests)
     assert untested == []
 
@@ -630,3 +629,16 @@ def test_an_ed448_leaf_signed_by_an_ed448_ca_is_no_ca_algorithm_mismatch() -> No
     codes = [f.code for f in found]
     assert "key-algorithm-unsupported" in codes
     assert "ca-algorithm-mismatch" not in codes
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not utf-8", b"not json", b'{"format": "something else"}'])
+def test_a_broken_sealed_file_is_sealed_file_invalid(tmp_path: Path, content: bytes) -> None:
+    from certfleet.material.findings import MaterialError
+    from certfleet.material.sealed import SealedKey
+
+    path = tmp_path / "key.sealed"
+    path.write_bytes(content)
+    with pytest.raises(MaterialError) as raised:
+        SealedKey.from_file(path)
+    assert raised.value.finding.code == "sealed-file-invalid"
+    assert raised.value.finding.subject == str(path)

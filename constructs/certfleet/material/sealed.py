@@ -112,7 +112,7 @@ class SealedKey:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise MaterialError(error(
-                "sealed-key-invalid", "the sealed key file is not UTF-8 text (a sealed file is JSON)",
+                "sealed-file-invalid", "the sealed key file is not UTF-8 text (a sealed file is JSON)",
                 "point at the .sealed file `certfleet seal` wrote", str(path),
             )) from None
         return cls.from_json(text, str(path))
