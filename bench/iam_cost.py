@@ -61,25 +61,25 @@ def _synth(out: Path, pki: DemoPKI, leaf: Issued, sealed: Path, regions: list[st
     return out
 
 
-def run(moto: MotoServer, pki: DemoPKI, regions: list[str], *, enforce: bool) -> tuple[float, SessionAuthorizer]:
-    """Seconds to deploy, renew and destroy the fleet (synth excluded), and the authorizer that judged it."""
-    moto.reset()
+def run(moto: MotoServer, versions: list[Path], *, enforce: bool) -> tuple[float, SessionAuthorizer]:
+    """Seconds to deploy, renew and destroy the fleet, and the authorizer that judged it; the retained key secrets
+    are then deleted, so that the next run starts from the same state."""
     judge = SessionAuthorizer()
-    with StrictAWS(moto.url, import_rate=None, authorizer=judge) as aws, tempfile.TemporaryDirectory() as tmp:
-        versions = []
-        for days in (100, 200):  # the first deploy, then a renewal (a new leaf and key)
-            folder = Path(tmp) / f"v{days}"
-            folder.mkdir()
-            leaf = pki.leaf(("www.example.com",), days=days)
-            versions.append(_synth(folder / "out", pki, leaf, _sealed(aws.url, leaf, folder), regions))
-        first, second = versions
+    with StrictAWS(moto.url, import_rate=None, authorizer=judge) as aws:
         started = time.perf_counter()  # the evaluator starts at its first check, inside the timing, as in a test
         rehearsal = Rehearsal(aws.url, iam=enforce, environment={"CERTFLEET_SECRET_WAIT_SECONDS": "30"})
-        rehearsal.deploy(first)
-        rehearsal.deploy(second)
+        for version in versions:
+            rehearsal.deploy(version)
         rehearsal.destroy()
         elapsed = time.perf_counter() - started
     judge.close()
+    sm = boto3.client("secretsmanager", endpoint_url=moto.url, region_name=HOME)
+    for secret in sm.list_secrets()["SecretList"]:
+        if secret["Name"].startswith("certfleet/"):
+            replicas = [r["Region"] for r in sm.describe_secret(SecretId=secret["ARN"]).get("ReplicationStatus") or []]
+            if replicas:
+                sm.remove_regions_from_replication(SecretId=secret["ARN"], RemoveReplicaRegions=replicas)
+            sm.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
     return elapsed, judge
 
 
@@ -93,9 +93,15 @@ def main() -> None:
                        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
     regions = ALL_REGIONS[: max(1, min(args.regions, len(ALL_REGIONS)))]
     pki = DemoPKI.create("rsa-2048", label="bench iam")
-    with MotoServer() as moto:
-        off, _ = run(moto, pki, regions, enforce=False)
-        on, judge = run(moto, pki, regions, enforce=True)
+    with MotoServer() as moto, tempfile.TemporaryDirectory() as tmp:
+        versions = []
+        for days in (100, 200):  # the first deploy, then a renewal (a new leaf and key)
+            folder = Path(tmp) / f"v{days}"
+            folder.mkdir()
+            leaf = pki.leaf(("www.example.com",), days=days)
+            versions.append(_synth(folder / "out", pki, leaf, _sealed(moto.url, leaf, folder), regions))
+        off, _ = run(moto, versions, enforce=False)
+        on, judge = run(moto, versions, enforce=True)
     print(f"fleet: us-east-1 + {', '.join(regions)}; deploy, renew, destroy")
     print(f"IAM not enforced: {off:.2f} s")
     print(f"IAM enforced:     {on:.2f} s  ({len(judge.roles)} roles, {judge.checks} checks, evaluator "
