@@ -81,6 +81,8 @@ def test_the_wheel_carries_the_handlers_and_no_tests(wheel: Path) -> None:
     for handler in ("certfleet_import.py", "certfleet_keywriter.py", "certfleet_keyversion.py", "certfleet_common.py"):
         assert f"certfleet/_lambda/{handler}" in names
     assert "certfleet/py.typed" in names
+    assert "certfleet/testing/framework_server.mjs" in names
+    assert not [n for n in names if "node_modules" in n or n.endswith(".js")], "no npm code in the wheel"
     assert any(n.startswith("certfleet/testing/") for n in names)
     assert not any(n.startswith(("tests/", "constructs/")) for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
