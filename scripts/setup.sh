@@ -23,6 +23,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | quiet_pip
   echo "$want" > "$stamp"
 fi
+if [ ! -x .venv-checkov/bin/checkov ]; then
+  echo "setup: installing checkov into .venv-checkov (kept apart: it would downgrade boto3/botocore in .venv)"
+  "$PY" -m venv .venv-checkov
+  .venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check 'checkov==3.3.30' 2>&1 | quiet_pip
+fi
 if [ -f package.json ]; then
   nstamp=node_modules/.certfleet-setup
   nwant=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-16)

@@ -393,8 +393,17 @@ class SealedKeyStore(Construct):
                     f"kms:EncryptionContext:{k}": v for k, v in sealed.encryption_context.items()
                 }},
             ))
-            self.secret.grant_read(writer.role)
-            self.secret.grant_write(writer.role)
+            writer.role.add_to_principal_policy(iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
+                         "secretsmanager:PutSecretValue",
+                         "secretsmanager:UpdateSecretVersionStage"],  # a reverted key is made AWSCURRENT again
+                resources=[self.secret.secret_arn],
+            ))
+            through_secrets_manager = f"secretsmanager.{Stack.of(self).region}.amazonaws.com"
+            writer.role.add_to_principal_policy(iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.encryption_key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": through_secrets_manager}},
+            ))
         self.resource = CustomResource(
             self, "Resource",
             service_token=writer.service_token,
