@@ -101,6 +101,23 @@ def test_wrong_txt_value_fails_validation_naming_the_domain(
     assert withdrawn == ["_acme-challenge.wrong.example.com"]
 
 
+def test_a_failing_dns_callback_is_reported_and_what_was_published_is_withdrawn(
+        pebble: Pebble, challtestsrv: ChallTestSrv, trust_pebble: Path) -> None:
+    dns = Recorder(challtestsrv)
+
+    def publish(name: str, values: list[str]) -> None:
+        if name.endswith("b.example.com"):
+            raise RuntimeError("Route 53 refused the change batch")
+        dns.publish(name, values)
+
+    acme = _registered(pebble)
+    with pytest.raises(ca.AcmeError) as raised:
+        ca.order_certificate(acme, ["a.example.com", "b.example.com"], "ec-p256", publish, dns.withdraw)
+    assert str(raised.value) == ("ACME publishing TXT _acme-challenge.b.example.com for a.example.com, b.example.com "
+                                 "failed: RuntimeError: Route 53 refused the change batch")
+    assert dns.withdrawn == ["_acme-challenge.a.example.com", "_acme-challenge.b.example.com"]
+
+
 def test_ca_refusal_of_an_identifier_is_reported_plainly(pebble: Pebble, trust_pebble: Path) -> None:
     acme = _registered(pebble)
     with pytest.raises(ca.AcmeError) as raised:
