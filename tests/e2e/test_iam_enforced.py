@@ -16,10 +16,14 @@ import pytest
 from aws_cdk import App, Environment, Stack
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import serialization
 from iam_support import SessionAuthorizer
 
 from certfleet import CertificateBundle, ImportedCertificate, KeySource
+from certfleet.material.bundle import spki_sha256
+from certfleet.material.checks import key_algorithm
 from certfleet.material.demo import DemoPKI, Issued
+from certfleet.material.sealed import SealedKey, encryption_context
 from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.authorize import Principal, new_access_key_id
 from certfleet.testing.rehearsal import Rehearsal, RehearsalError
@@ -189,6 +193,45 @@ def test_a_rehearsed_handler_runs_as_its_role_and_is_refused_what_the_role_lacks
     template_file.write_text(json.dumps(template))
     with pytest.raises(RehearsalError, match=r"AccessDeniedException.*secretsmanager:GetSecretValue"):
         Rehearsal(aws.url).deploy(out)
+
+
+def _sealed(aws: StrictAWS, leaf: Issued, folder: Path) -> Path:
+    """The key sealed with moto's KMS for www.example.com, as ``certfleet seal`` writes it."""
+    kms = _client(aws, "kms")
+    kms_key = kms.create_key(Description="certfleet sealing (iam)")["KeyMetadata"]["Arn"]
+    der = leaf.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+    context = encryption_context("www.example.com")
+    blob = kms.encrypt(KeyId=kms_key, Plaintext=der, EncryptionContext=context)["CiphertextBlob"]
+    public = leaf.key.public_key()
+    path = folder / "www.sealed"
+    path.write_text(SealedKey(kms_key_arn=kms_key, region=REGION, encryption_context=context,
+                              spki_sha256=spki_sha256(public), key_algorithm=key_algorithm(public),
+                              ciphertext=bytes(blob)).to_json(), encoding="utf-8")
+    return path
+
+
+def test_the_rehearsal_creates_keys_with_the_templates_key_policy(
+    aws: StrictAWS, judge: SessionAuthorizer, pki: DemoPKI, leaf: Issued, tmp_path: Path,
+) -> None:
+    """GIVEN a sealed key, whose secret is encrypted with a key of the stack WHEN rehearsed THEN that KMS key carries
+    the template's KeyPolicy with the key writer's role ARN (as the rehearsal registered it), and the key writer's
+    write through Secrets Manager (kms:GenerateDataKey, granted by that key policy alone) is allowed."""
+    app = App(outdir=str(tmp_path / "out"))
+    stack = Stack(app, "Web", stack_name="Web", env=Environment(account=ACCOUNT, region=REGION))
+    ImportedCertificate(stack, "Cert", bundle=CertificateBundle.from_pem(leaf.pem().decode(), pki.chain_pem().decode()),
+                        key=KeySource.sealed(_sealed(aws, leaf, tmp_path)))
+    app.synth()
+    rehearsal = Rehearsal(aws.url)
+    rehearsal.deploy(tmp_path / "out")
+    assert rehearsal.identities is not None
+    (writer,) = [p for p in rehearsal.identities.principals if p.runs == "certfleet_keywriter.on_event"]
+    (key,) = [d for d in rehearsal.resources.values() if d.type == "AWS::KMS::Key"]
+    policy = _client(aws, "kms").get_key_policy(KeyId=key.physical_id, PolicyName="default")["Policy"]
+    assert writer.arn in json.dumps(json.loads(policy)["Statement"])
+    assert not any("kms:GenerateDataKey" in json.dumps(p) for p in writer.policies), "the key policy alone grants it"
+    assert judge.allowed[("certfleet_keywriter.on_event", "kms:GenerateDataKey")] >= 1
+    rehearsal.destroy()
 
 
 @pytest.mark.session_end
