@@ -37,9 +37,10 @@ if [ -f package.json ]; then
     echo "$nwant" > "$nstamp"
   fi
 fi
-# Debian packages the tests use: Graphviz (certfleet map --format svg). CI runs as root on a fresh machine.
+# Debian packages the tests use: Graphviz (certfleet map --format svg), pebble (a local ACME CA). CI runs as root on a fresh machine.
 missing=()
 command -v dot >/dev/null || missing+=(graphviz)
+command -v pebble >/dev/null || missing+=(pebble)  # the ACME test CA, with pebble-challtestsrv
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: apt-get install ${missing[*]}"

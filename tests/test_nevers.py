@@ -65,6 +65,18 @@ def test_lambda_code_imports_only_stdlib_and_boto3() -> None:
         assert _imports_of(path) <= allowed, f"{path}: {_imports_of(path) - allowed}"
 
 
+def test_acme_client_imports_only_what_its_own_asset_ships() -> None:
+    """lambda_acme/ ships in its own wheel-built asset (certfleet.acme_asset): the standard library, boto3 and the
+    ACME stack; no custom-resource handler of lambda/ imports it."""
+    client = sorted((ROOT / "lambda_acme").glob("*.py"))
+    assert client, "lambda_acme/ holds the ACME client"
+    allowed = set(sys.stdlib_module_names) | {"boto3", "botocore", "acme", "josepy", "cryptography", "requests"}
+    for path in client:
+        assert _imports_of(path) <= allowed, f"{path}: {_imports_of(path) - allowed}"
+    for path in (ROOT / "lambda").glob("*.py"):
+        assert not {p.stem for p in client} & _imports_of(path), f"{path} imports the ACME client"
+
+
 def test_constructs_folder_is_not_a_package() -> None:
     assert not (ROOT / "constructs" / "__init__.py").exists()
 

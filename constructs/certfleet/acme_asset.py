@@ -45,9 +45,9 @@ def cache_root() -> Path:
 
 
 def handler_source() -> Path:
-    """lambda/certfleet_acme.py: inside the wheel (certfleet/_lambda) or in a source checkout."""
+    """lambda_acme/certfleet_acme.py: inside the wheel (certfleet/_lambda_acme) or in a source checkout."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / "_lambda" / HANDLER, here.parent.parent / "lambda" / HANDLER):
+    for candidate in (here / "_lambda_acme" / HANDLER, here.parent.parent / "lambda_acme" / HANDLER):
         if candidate.is_file():
             return candidate
     raise AcmeAssetError(f"certfleet's ACME renewer code ({HANDLER}) is missing: reinstall certfleet")

@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 
 from certfleet.testing import free_port
 
-LAMBDA = Path(__file__).resolve().parents[2] / "lambda"
+LAMBDA = Path(__file__).resolve().parents[2] / "lambda_acme"
 if str(LAMBDA) not in sys.path:
     sys.path.insert(0, str(LAMBDA))  # as /var/task is in Lambda
 

@@ -75,8 +75,11 @@ def test_changed_pins_do_not_reuse_the_cache(built: Path, monkeypatch: pytest.Mo
 
 
 def _lambda_python() -> str | None:
-    """A working Python 3.12: $CERTFLEET_LAMBDA_PYTHON, else python3.12 on PATH (a pyenv shim may not run)."""
-    for candidate in (os.environ.get("CERTFLEET_LAMBDA_PYTHON"), shutil.which(f"python{acme_asset.LAMBDA_PYTHON}")):
+    """A working Python 3.12: $CERTFLEET_LAMBDA_PYTHON, python3.12 on PATH (a pyenv shim may not run), a pyenv one."""
+    version = acme_asset.LAMBDA_PYTHON
+    pyenv = sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"))
+    for candidate in (os.environ.get("CERTFLEET_LAMBDA_PYTHON"), shutil.which(f"python{acme_asset.LAMBDA_PYTHON}"),
+                      *map(str, pyenv), f"/usr/bin/python{acme_asset.LAMBDA_PYTHON}"):
         if candidate and subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 12)"],
                                         capture_output=True, timeout=30, check=False).returncode == 0:
             return candidate

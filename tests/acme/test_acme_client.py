@@ -1,4 +1,4 @@
-"""lambda/certfleet_acme.py against a real pebble validating DNS-01 through pebble-challtestsrv."""
+"""lambda_acme/certfleet_acme.py against a real pebble validating DNS-01 through pebble-challtestsrv."""
 
 from __future__ import annotations
 
