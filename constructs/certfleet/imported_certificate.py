@@ -12,12 +12,13 @@ from aws_cdk import CustomResource, Duration, RemovalPolicy, Resource, Stack, To
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
 
 from certfleet.certificate_bundle import CertificateBundle
-from certfleet.key_source import KeyBinding, KeySource
+from certfleet.key_source import KeyBinding, KeySource, secret_resource_arn
 from certfleet.providers import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, ImporterProvider
 from certfleet.source import CertificateSource, ImportedSource
 
@@ -123,7 +124,13 @@ class ImportedCertificate(CertificateBase):
         if binding.group_namespace:
             provider.allow_key_namespace(binding.group_namespace)
         for role in provider.roles if not binding.group_namespace else ():
-            binding.secret.grant_read(role)
+            iam.Grant.add_to_principal(  # GetSecretValue only: the importer never describes the secret
+                grantee=role, actions=["secretsmanager:GetSecretValue"],
+                resource_arns=[secret_resource_arn(stack, binding.id_for_handler, binding.region or stack.region)],
+            )
+            if binding.secret.encryption_key is not None:  # the primary's own key: decrypt through Secrets Manager
+                binding.secret.encryption_key.grant_decrypt(kms.ViaServicePrincipal(
+                    f"secretsmanager.{stack.region}.amazonaws.com", role.grant_principal))
             if binding.encryption_key_arn:  # a customer-managed key certfleet does not own (another account's)
                 iam.Grant.add_to_principal(
                     grantee=role, actions=["kms:Decrypt"], resource_arns=[binding.encryption_key_arn],

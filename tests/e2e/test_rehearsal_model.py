@@ -194,7 +194,11 @@ def _handler(monkeypatch: pytest.MonkeyPatch, answer: dict[str, Any], on_delete:
             return on_delete if on_delete is not None else {"PhysicalResourceId": event["PhysicalResourceId"]}
         return answer
 
+    def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        return {"IsComplete": True}
+
     module.on_event = on_event  # type: ignore[attr-defined]
+    module.is_complete = is_complete  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "certfleet_import", module)
 
 
@@ -202,19 +206,16 @@ def test_a_response_over_4096_bytes_fails_the_resource(
     monkeypatch: pytest.MonkeyPatch, one_certificate: Path,
 ) -> None:
     """GIVEN onEvent Data that makes the framework's response (Status, Reason, StackId, RequestId, PhysicalResourceId,
-    LogicalResourceId, Data) 4,097 bytes or more WHEN played THEN RehearsalError "Response object is too long", as
-    CloudFormation fails the resource; a response just under the limit passes."""
+    LogicalResourceId, Data) over 4,096 bytes WHEN played through the Provider framework THEN RehearsalError "Response
+    object is too long", naming the Data field, as CloudFormation fails the resource; a small response passes. (The
+    exact boundary, 4,096 bytes passing and 4,097 failing, is tested in test_provider_framework.py.)"""
     template = json.loads((one_certificate / "Web.template.json").read_text())
     (logical_id,) = [k for k, r in template["Resources"].items() if r["Type"] == CERTIFICATE]
-    base = {"Status": "SUCCESS", "Reason": "SUCCESS",
-            "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/Web/00000000-0000-0000-0000-000000000000",
-            "RequestId": "00000000-0000-0000-0000-000000000000", "PhysicalResourceId": "arn:x",
-            "LogicalResourceId": logical_id, "Data": {"Big": ""}}
-    room = 4_096 - len(json.dumps(base, separators=(",", ":")))
-    _handler(monkeypatch, {"PhysicalResourceId": "arn:x", "Data": {"Big": "x" * (room + 1)}})
-    with pytest.raises(RehearsalError, match=r"Response object is too long.*4097 bytes.*Big"):
+    _handler(monkeypatch, {"PhysicalResourceId": "arn:x", "Data": {"Big": "x" * 4_000}})
+    with pytest.raises(RehearsalError, match=r"Response object is too long \(\d+ bytes, CloudFormation takes 4096\)"
+                                             r".*Big \(4002 bytes\)"):
         Rehearsal("http://127.0.0.1:9").deploy(one_certificate)
-    _handler(monkeypatch, {"PhysicalResourceId": "arn:x", "Data": {"Big": "x" * room}})
+    _handler(monkeypatch, {"PhysicalResourceId": "arn:x", "Data": {"Big": "x" * 2_000}})
     rehearsal = Rehearsal("http://127.0.0.1:9")
     assert [e.action for e in rehearsal.deploy(one_certificate) if e.logical_id == logical_id] == ["create"]
 
@@ -228,7 +229,7 @@ def test_physical_id_rules_are_cloudformations(monkeypatch: pytest.MonkeyPatch, 
     _handler(monkeypatch, {"PhysicalResourceId": "p" * 1_024}, on_delete={"PhysicalResourceId": "other"})
     rehearsal = Rehearsal("http://127.0.0.1:9")
     rehearsal.deploy(one_certificate)
-    with pytest.raises(RehearsalError, match="DELETE cannot change the physical resource ID"):
+    with pytest.raises(RehearsalError, match="DELETE: cannot change the physical resource ID"):
         rehearsal.destroy()
     _handler(monkeypatch, {})
     played = Rehearsal("http://127.0.0.1:9").deploy(one_certificate)

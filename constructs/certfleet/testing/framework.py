@@ -673,3 +673,10 @@ class _TemplateValues:
             raise FrameworkError(f"{logical_id} ({kind}) is not a function or state machine of a Provider")
         self.logical_ids[arn] = logical_id
         return arn
+
+
+def one_line_reason(reason: str) -> str:
+    """The framework's Reason as one line: without its JavaScript stack frames and its log group pointer."""
+    text = reason.split("\n    at ", 1)[0]
+    text = re.sub(r"\n*Logs: /aws/lambda/\S+\n*", " ", text)
+    return " ".join(text.removeprefix("Error: ").split())

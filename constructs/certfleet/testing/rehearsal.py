@@ -1,41 +1,13 @@
-"""A local deploy rehearsal: play a cloud assembly's certfleet resources against a local AWS stand-in.
-
-Given a synthesized ``cdk.out``, the rehearsal walks its stacks in dependency order (Stages included) and
-does what CloudFormation and the CDK Provider framework would do with the resources certfleet owns. What it models:
-
-- stacks, keyed by (account, region, stack name): the same stack name in two Stages, accounts or regions is two
-  stacks; nested stacks (``AWS::CloudFormation::Stack`` from the assembly's own template assets) are played, with
-  their Parameters and ``Outputs.*`` attributes;
-- ``AWS::KMS::Key`` (created with its Description and KeyPolicy), ``AWS::SecretsManager::Secret`` (Name,
-  SecretString, KmsKeyId, ReplicaRegions, Tags; a new Name is a replacement), ``AWS::SecretsManager::ResourcePolicy``
-  (put on its secret; no event), ``Custom::CertfleetSealedKey``, ``Custom::CertfleetKeyVersion``,
-  ``Custom::CertfleetCertificate`` and ``Custom::CertfleetSweeper`` (the handlers' onEvent, then isComplete until
-  done, in this process);
-- IAM (``iam=True``, the default): each handler runs with an access key of its own role (the function's ``Role``,
-  found through the ServiceToken's Provider framework function), registered with the StrictAWS endpoint together with
-  the role's policies from the template, resolved for the stack's account and region; StrictAWS then authorizes every
-  call the handler makes as IAM would. Each role has its own boto3 session and handler client cache, as each Lambda
-  function has its own process;
-- the Provider framework's response to CloudFormation: a resource fails when that response would exceed 4,096 bytes,
-  when its PhysicalResourceId is empty or over 1,024 bytes, or when a Delete changes it;
-- ``Ref``, ``Fn::GetAtt``, ``Fn::Join``, ``Fn::Select``, ``Fn::Split``, ``Fn::Sub``, ``Fn::Base64``,
-  ``Fn::GetStackOutput`` (Region and RoleArn's account honoured) and ``Fn::ImportValue`` (per account and region);
-- Updates (re-import or replacement), CloudFormation's cleanup Deletes after each stack, and ``destroy`` in reverse
-  dependency order, between stacks and inside each stack. Deleting a KMS key or a secret is reported as ``retain``
-  and left in moto (CloudFormation would schedule their deletion).
-
-Everything else in the templates (roles, functions, load balancers, distributions) is not created: only its place in
-the graph matters. A reference to it resolves to a value the rehearsal must invent; a certfleet resource whose
-properties hold such a value fails the run (``invented="fail"``, the default) or is played with a
-:class:`RehearsalWarning` (``invented="warn"``). The custom resources' ``ServiceToken`` is not checked: the rehearsal
-plays the provider itself. With a :class:`~certfleet.testing.StrictAWS` endpoint each account is its own moto account.
+"""A local deploy rehearsal: play a cloud assembly's certfleet resources against a local AWS stand-in (moto_server
+behind StrictAWS) as CloudFormation and the CDK Provider framework would, each handler as its own IAM role. What it
+models and what it does not: the README, "A local deploy rehearsal".
 
     with MotoServer() as moto, StrictAWS(moto.url) as aws:
         rehearsal = Rehearsal(aws.url)
         rehearsal.deploy("cdk.out")
         print(rehearsal.inventory())
 
-Needs boto3; never aws_cdk. The handlers run in this process, as Lambda would run them.
+Needs boto3, ``node`` and the npm packages of certfleet's package.json (``npm ci``); never aws_cdk.
 """
 
 from __future__ import annotations
@@ -47,7 +19,6 @@ import os
 import re
 import sys
 import threading
-import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -67,14 +38,23 @@ from certfleet.testing.assembly import (
     StackKey,
     _default_handler_dir,
     _dependency_order,
-    _framework_response,
     _nested_template,
     _resource_order,
     _stack_id,
     load_assembly,
 )
+from certfleet.testing.framework import (
+    FrameworkError,
+    FrameworkHost,
+    Invoke,
+    ProviderFunctions,
+    cloudformation_outcome,
+    find_provider,
+    one_line_reason,
+)
 from certfleet.testing.identities import Identities
 from certfleet.testing.resolver import INVENTED, _IamResolver, _Resolver
+from certfleet.testing.roles import Entry
 
 __all__ = ["CERTIFICATE", "INVENTED", "MAX_PHYSICAL_ID_BYTES", "MAX_RESPONSE_BYTES", "SEALED_KEY", "SWEEPER",
            "Deployed", "Event", "Rehearsal", "RehearsalError", "RehearsalWarning", "ResourceKey", "StackArtifact",
@@ -109,6 +89,8 @@ class Rehearsal:
     True: ``endpoint_url`` must then be a StrictAWS, which answers ``/_account/<id>`` paths). moto does not read
     another account's secret by ARN: rehearse a fleet that spans accounts (``accounts=``) with False, in one account.
     ``iam``: run each handler as its role, authorized by the StrictAWS endpoint (default True; see the module's doc).
+    ``poll_seconds``: how long the Provider waiter's first wait lasts (synthesized: 30 s); its other waits scale alike.
+    ``framework_host``: the Node process running the Provider framework (default: one shared per Python process).
     """
 
     def __init__(
@@ -117,18 +99,18 @@ class Rehearsal:
         *,
         handler_dir: str | os.PathLike[str] | None = None,
         poll_seconds: float = 0.2,
-        complete_timeout: float = 120.0,
         environment: dict[str, str] | None = None,
         after_stack: Callable[[StackArtifact], None] | None = None,
         invented: Literal["fail", "warn"] = "fail",
         isolate_accounts: bool = True,
         iam: bool = True,
+        framework_host: FrameworkHost | None = None,
     ) -> None:
         if invented not in ("fail", "warn"):
             raise ValueError(f"invented must be 'fail' or 'warn', got {invented!r}")
         self.endpoint_url = endpoint_url.rstrip("/")
         self.poll_seconds = poll_seconds
-        self.complete_timeout = complete_timeout
+        self.framework_host = framework_host
         self.extra_env = dict(environment or {})
         self.handler_dir = Path(handler_dir) if handler_dir else _default_handler_dir()
         self.after_stack = after_stack
@@ -143,6 +125,7 @@ class Rehearsal:
         self._export_owner: dict[tuple[str, str, str], StackKey] = {}
         self.regions: set[str] = set()
         self.identities = Identities(self) if iam else None
+        self._providers: dict[ResourceKey, ProviderFunctions] = {}
         self._clients: dict[tuple[str, str, str, str], Any] = {}
 
     def deploy(self, cdk_out: str | os.PathLike[str]) -> list[Event]:
@@ -368,32 +351,46 @@ class Rehearsal:
 
     def _invoke(self, artifact: StackArtifact, logical_id: str, kind: str, event: dict[str, Any],
                 ) -> tuple[str, dict[str, Any]]:
-        """Run the handler as the Provider framework does; return (physical id, Data) as CloudFormation takes them."""
-        module = self._handler_module(_HANDLERS[kind])
+        """Send ``event`` through the resource's Provider framework (aws-cdk-lib's own code); return (physical id,
+        Data) as CloudFormation records them. A Delete goes to the provider that created or last updated it."""
         where = f"{artifact.where}/{logical_id} ({kind}, {event['RequestType']})"
-        as_role = self.identities.for_handler if self.identities is not None else None
+        key: ResourceKey = (*artifact.key, logical_id)
         try:
-            with self._environment(artifact.region, artifact.account,
-                                   as_role(artifact, logical_id, "on_event", _HANDLERS[kind]) if as_role else None):
-                result: dict[str, Any] = module.on_event(event, None)
-            is_complete: Callable[..., dict[str, Any]] | None = getattr(module, "is_complete", None)
-            deadline = time.monotonic() + self.complete_timeout
-            while is_complete is not None:
-                with self._environment(artifact.region, artifact.account,
-                                       as_role(artifact, logical_id, "is_complete", _HANDLERS[kind])
-                                       if as_role else None):
-                    state = is_complete({**event, **result}, None)
-                if state.get("IsComplete"):
-                    result = {**result, "Data": {**(result.get("Data") or {}), **(state.get("Data") or {})}}
-                    break
-                if time.monotonic() > deadline:
-                    raise RehearsalError(f"{where}: not complete after {self.complete_timeout:.0f} s")
-                time.sleep(self.poll_seconds)
-        except RehearsalError:
-            raise
-        except Exception as exc:  # what CloudFormation would show as the resource's failure reason
-            raise RehearsalError(f"{where} failed: {exc}") from None
-        return _framework_response(where, event, result)
+            if event["RequestType"] != "Delete" or key not in self._providers:
+                token = (artifact.template.get("Resources", {}).get(logical_id, {}).get("Properties") or {}) \
+                    .get("ServiceToken")
+                self._providers[key] = find_provider(artifact.template, token, assembly_dir=artifact.folder,
+                                                     account=artifact.account, region=artifact.region)
+            provider = self._providers[key]
+            framework = provider.framework(poll_seconds=self.poll_seconds,
+                                           host=self.framework_host or FrameworkHost.shared())
+            response = framework.run(event, self._user_functions(artifact, logical_id, provider))
+        except FrameworkError as exc:
+            raise RehearsalError(f"{where}: {exc}") from None
+        status, reason = cloudformation_outcome(response)
+        data: dict[str, Any] = dict(response.get("Data") or {})
+        if status != "SUCCESS":
+            if reason.startswith("Response object is too long"):
+                sizes = [f"{k} ({len(json.dumps(v, default=str))} bytes)" for k, v in data.items()]
+                reason += f" Its Data holds {', '.join(sizes) or 'nothing'}"
+            raise RehearsalError(f"{where} failed: {one_line_reason(reason)}")
+        return str(response["PhysicalResourceId"]), data
+
+    def _user_functions(self, artifact: StackArtifact, logical_id: str, provider: ProviderFunctions) -> Invoke:
+        """Lambda's Python runtime for the provider's user functions: each one's Handler (module.function) from the
+        handler folder, in the stack's region and account, as its role."""
+
+        def invoke(arn: str, payload: dict[str, Any]) -> Any:
+            module_name, _, function = provider.handlers[arn].rpartition(".")
+            module = self._handler_module(module_name)
+            role = None
+            if self.identities is not None and function in ("on_event", "is_complete"):
+                entry: Entry = "on_event" if function == "on_event" else "is_complete"
+                role = self.identities.for_handler(artifact, logical_id, entry, module_name)
+            with self._environment(artifact.region, artifact.account, role):
+                return getattr(module, function)(payload, None)
+
+        return invoke
 
     def _kms_key(self, artifact: StackArtifact, logical_id: str, props: dict[str, Any],
                  old: Deployed | None) -> Deployed:
@@ -497,3 +494,4 @@ class Rehearsal:
                 aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
             )
         return self._clients[place]
+
