@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the importer's Lambda timeout in real seconds, scaled by --rate (default 300)")
     args = parser.parse_args(argv)
     scale = 1.0 / args.rate
-    sys.path.insert(0, str(ROOT / "lambda"))
+    sys.path.insert(0, str(ROOT / "constructs" / "certfleet" / "_lambda"))
     env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": REGION,
            "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": "/nonexistent",
            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "CERTFLEET_IMPORT_INTERVAL_SECONDS": str(scale),
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     with MotoServer() as moto, SlotStrictAWS(moto.url, scale) as aws:
         assert isinstance(aws, SlotStrictAWS)
         os.environ["AWS_ENDPOINT_URL"] = aws.url
-        import certfleet_import  # type: ignore[import-not-found, unused-ignore]  # lambda/ on sys.path, as /var/task in Lambda
+        import certfleet_import  # type: ignore[import-not-found, unused-ignore]  # _lambda on sys.path, as /var/task in Lambda
 
         secrets = boto3.client("secretsmanager", region_name=REGION)
         secret = secrets.create_secret(Name=f"certfleet/Bench/{uuid.uuid4().hex[:8]}", SecretString="-")["ARN"]

@@ -1,11 +1,11 @@
-"""Mutation score of the handler tests: mutate lambda/'s handler modules one change at a time, run the tests that
+"""Mutation score of the handler tests: mutate the handler modules (_lambda) one change at a time, run the tests that
 execute the changed line, count the mutants they kill.
 
     .venv/bin/python bench/mutation.py [--module import|keywriter|common]... [--limit N] [--every K] [--only ID...]
                                        [--tests PATH...] [--json FILE]
 
 Dependency-free (ast): flips comparisons, negates if/while/ternary/comprehension conditions and each and/or operand,
-swaps and/or, replaces True/False/None/numbers, deletes statements. Each mutant is written into a copy of lambda/ in a
+swaps and/or, replaces True/False/None/numbers, deletes statements. Each mutant is written into a copy of _lambda in a
 temporary folder that the tests load instead (CERTFLEET_LAMBDA_DIR, honoured by tests/handler/handler_support.py).
 A first run traces which test executes which handler line (sys.settrace, the tests' threads too); each mutant then
 runs only those tests, quickest first, with ``-x`` and a timeout. Mutants inside LOG calls (and deleted LOG lines) and
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-LAMBDA = ROOT / "lambda"
+LAMBDA = ROOT / "constructs" / "certfleet" / "_lambda"
 MODULES = {"import": "certfleet_import.py", "keywriter": "certfleet_keywriter.py",
            "keyversion": "certfleet_keyversion.py", "common": "certfleet_common.py"}
 FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {

@@ -33,7 +33,7 @@ def main() -> None:
     print(f"certfleet --help      {helped * 1000:7.1f} ms (median of {RUNS}); {helped - bare:.3f} s over bare Python")
     inspect = median_seconds([certfleet, "--version"])
     print(f"certfleet --version   {inspect * 1000:7.1f} ms")
-    handlers = ROOT / "lambda"
+    handlers = ROOT / "constructs" / "certfleet" / "_lambda"
     for module in ("certfleet_import", "certfleet_keywriter"):
         code = f"import sys, time; sys.path.insert(0, {str(handlers)!r}); t = time.perf_counter(); import {module}; " \
                "print(time.perf_counter() - t)"

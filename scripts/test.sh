@@ -7,7 +7,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 bash scripts/setup.sh
 PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
 echo "== ruff"
-ruff check constructs lambda tests bench scripts app.py
+ruff check constructs lambda_acme tests bench scripts app.py
 echo "== mypy --strict"
 mypy
 echo "== pytest"

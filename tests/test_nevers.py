@@ -56,24 +56,46 @@ def test_cli_never_imports_aws_cdk() -> None:
         assert not {m for m in loaded if m.split(".")[0] in {"aws_cdk", "jsii", "constructs"}}, command
 
 
+def _runtime_imports_of(path: Path) -> set[str]:
+    """The top-level modules ``path`` imports when it runs (what an ``if TYPE_CHECKING:`` branch names is not)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            node.body = [ast.Pass()]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
 def test_lambda_code_imports_only_stdlib_and_boto3() -> None:
-    handlers = sorted((ROOT / "lambda").glob("*.py"))
-    assert handlers, "lambda/ holds the custom-resource handlers"
+    """The handler asset (certfleet/_lambda) runs with the standard library and boto3 only, its modules importing
+    each other at the asset's top level."""
+    handlers = sorted((PACKAGE / "_lambda").glob("*.py"))
+    assert len(handlers) >= 6, "certfleet/_lambda holds the custom-resource handlers and their contract"
     local = {p.stem for p in handlers}
     allowed = set(sys.stdlib_module_names) | {"boto3", "botocore"} | local
     for path in handlers:
-        assert _imports_of(path) <= allowed, f"{path}: {_imports_of(path) - allowed}"
+        assert _runtime_imports_of(path) <= allowed, f"{path}: {_runtime_imports_of(path) - allowed}"
+
+
+def test_the_contract_module_imports_only_the_standard_library() -> None:
+    contract = PACKAGE / "_lambda" / "certfleet_contract.py"
+    assert _imports_of(contract) <= set(sys.stdlib_module_names), _imports_of(contract)
 
 
 def test_acme_client_imports_only_what_its_own_asset_ships() -> None:
     """lambda_acme/ ships in its own wheel-built asset (certfleet.acme_asset): the standard library, boto3 and the
-    ACME stack; no custom-resource handler of lambda/ imports it."""
+    ACME stack; no custom-resource handler of certfleet/_lambda imports it."""
     client = sorted((ROOT / "lambda_acme").glob("*.py"))
     assert client, "lambda_acme/ holds the ACME client"
     allowed = set(sys.stdlib_module_names) | {"boto3", "botocore", "acme", "josepy", "cryptography", "requests"}
     for path in client:
         assert _imports_of(path) <= allowed, f"{path}: {_imports_of(path) - allowed}"
-    for path in (ROOT / "lambda").glob("*.py"):
+    for path in (PACKAGE / "_lambda").glob("*.py"):
         assert not {p.stem for p in client} & _imports_of(path), f"{path} imports the ACME client"
 
 

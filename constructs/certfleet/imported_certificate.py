@@ -17,9 +17,10 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
 
+from certfleet._lambda.certfleet_contract import CERTIFICATE_TYPE, FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.key_source import KeyBinding, KeySource, secret_resource_arn
-from certfleet.providers import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, ImporterProvider
+from certfleet.providers import ImporterProvider
 from certfleet.source import CertificateSource, ImportedSource
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,7 +143,7 @@ class ImportedCertificate(CertificateBase):
         self._resource = CustomResource(
             self, "Resource",
             service_token=service_token,
-            resource_type="Custom::CertfleetCertificate",
+            resource_type=CERTIFICATE_TYPE,
             properties={
                 **source.resource_properties(binding),
                 "Tags": [

@@ -17,6 +17,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from certfleet._lambda.certfleet_contract import KEY_VERSION_TYPE, SEALED_KEY_TYPE
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.material.findings import MaterialError
 from certfleet.material.sealed import SealedKey
@@ -24,7 +25,6 @@ from certfleet.providers import KeyWriterProvider, acknowledge, wildcard_finding
 from certfleet.references import weak_reference
 
 PLACEHOLDER = "certfleet: the key writer replaces this value with the private key at deploy time"
-KEY_VERSION_TYPE = "Custom::CertfleetKeyVersion"
 """The resource that pins a user's secret's AWSCURRENT version (lambda/certfleet_keyversion.py, RESOURCE_TYPE)."""
 SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 """What Secrets Manager accepts as a secret name (CreateSecret)."""
@@ -407,7 +407,7 @@ class SealedKeyStore(Construct):
         self.resource = CustomResource(
             self, "Resource",
             service_token=writer.service_token,
-            resource_type="Custom::CertfleetSealedKey",
+            resource_type=SEALED_KEY_TYPE,
             properties={
                 "Ciphertext": _b64(sealed.ciphertext),
                 "KmsKeyId": sealed.kms_key_arn,

@@ -10,6 +10,7 @@ from typing import Any
 from aws_cdk import CustomResource, Environment, Stack
 from constructs import Construct
 
+from certfleet._lambda.certfleet_contract import SWEEPER_TYPE
 from certfleet.key_source import key_namespace, key_secret_name
 from certfleet.naming import check_tag_name, require_stage, stage_scoped
 from certfleet.providers import ImporterProvider
@@ -151,7 +152,7 @@ def sweeper_stack(
     sweeper = CustomResource(
         stack, "Sweeper",
         service_token=provider.service_token,
-        resource_type="Custom::CertfleetSweeper",
+        resource_type=SWEEPER_TYPE,
         properties={**selector, "Regions": list(regions), "Generation": generation, "WaitSeconds": "600"},
     )
     return stack, sweeper

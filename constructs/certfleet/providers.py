@@ -14,16 +14,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
+from certfleet._lambda.certfleet_contract import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, OWNER_TAG, RETIRED_TAG
+
 IMPORTER_ID = "CertfleetImporter"
 KEY_WRITER_ID = "CertfleetKeyWriter"
-MANAGED_BY_TAG = "certfleet:managed-by"
-FLEET_TAG = "certfleet:fleet"
-ID_TAG = "certfleet:id"
-RETIRED_TAG = "certfleet:retired"
 """Set by the importer on a replaced certificate still in use; the sweeper deletes only certificates that have it."""
-OWNER_TAG = "certfleet:stack"
-"""Set by the importer on a certificate it adopts (the adopting resource); lambda/certfleet_import.py OWNER_TAG."""
-MANAGED_BY = "certfleet"
 IMPORT_TAGS = [MANAGED_BY_TAG, FLEET_TAG, ID_TAG]
 """The tags the importer puts on a certificate it imports, and the only ones it may put on one."""
 MARK_TAGS = [OWNER_TAG, RETIRED_TAG]
@@ -84,14 +79,11 @@ def nag_reference(value: Any) -> str:
 
 
 def handler_code_dir() -> Path:
-    """The folder with the Lambda handler modules: inside the wheel, or lambda/ in a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_lambda", here.parent.parent / "lambda"):
-        if (candidate / "certfleet_import.py").is_file():
-            return candidate
-    raise FileNotFoundError(
-        "certfleet's Lambda handler code is missing (looked in certfleet/_lambda and lambda/): reinstall certfleet",
-    )
+    """The folder with the Lambda handler modules (the asset): the package's own ``_lambda``."""
+    here = Path(__file__).resolve().parent / "_lambda"
+    if (here / "certfleet_import.py").is_file():
+        return here
+    raise FileNotFoundError(f"certfleet's Lambda handler code is missing from {here}: reinstall certfleet")
 
 
 NO_RESERVED_CONCURRENCY = (

@@ -10,18 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from certfleet._lambda.certfleet_contract import (
+    ACM_KEY_TYPES,
+    EC_P256,
+    EC_P384,
+    EC_P521,
+    RSA_1024,
+    RSA_2048,
+    RSA_3072,
+    RSA_4096,
+)
+
 EDGE_REGION = "us-east-1"
 
-RSA_1024 = "RSA_1024"
-RSA_2048 = "RSA_2048"
-RSA_3072 = "RSA_3072"
-RSA_4096 = "RSA_4096"
-EC_P256 = "EC_prime256v1"
-EC_P384 = "EC_secp384r1"
-EC_P521 = "EC_secp521r1"
-
-#: Every key algorithm ACM ImportCertificate accepts, in ACM's own spelling.
-ACM_KEY_ALGORITHMS: tuple[str, ...] = (RSA_1024, RSA_2048, RSA_3072, RSA_4096, EC_P256, EC_P384, EC_P521)
+#: Every key algorithm ACM ImportCertificate accepts, in ACM's own spelling (the handlers' contract).
+ACM_KEY_ALGORITHMS: tuple[str, ...] = ACM_KEY_TYPES
 RSA_ALL = frozenset({RSA_1024, RSA_2048, RSA_3072, RSA_4096})
 EC_ALL = frozenset({EC_P256, EC_P384, EC_P521})
 ALL = RSA_ALL | EC_ALL

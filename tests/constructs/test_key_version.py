@@ -147,7 +147,7 @@ def test_an_explicit_version_is_read_as_given_with_no_pin(bundle: CertificateBun
 
 def test_the_construct_and_the_handler_name_the_same_type() -> None:
     """The pin's resource type is the one the key writer dispatches on (one coupling, checked)."""
-    lambda_dir = str(Path(__file__).resolve().parents[2] / "lambda")
+    lambda_dir = str(Path(__file__).resolve().parents[2] / "constructs" / "certfleet" / "_lambda")
     if lambda_dir not in sys.path:
         sys.path.insert(0, lambda_dir)
     import certfleet_keyversion

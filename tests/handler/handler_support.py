@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certfleet.material.demo import DemoPKI, Issued
 
-LAMBDA = Path(os.environ.get("CERTFLEET_LAMBDA_DIR") or Path(__file__).resolve().parents[2] / "lambda")
-"""The handler modules under test: lambda/, or a mutated copy of it (bench/mutation.py sets CERTFLEET_LAMBDA_DIR)."""
+HANDLERS = Path(__file__).resolve().parents[2] / "constructs" / "certfleet" / "_lambda"
+LAMBDA = Path(os.environ.get("CERTFLEET_LAMBDA_DIR") or HANDLERS)
+"""The handler modules under test: HANDLERS, or a mutated copy (bench/mutation.py sets CERTFLEET_LAMBDA_DIR)."""
 if str(LAMBDA) not in sys.path:
     sys.path.insert(0, str(LAMBDA))  # as /var/task is in Lambda: handler modules import each other by name
 

@@ -67,8 +67,12 @@ def test_twine_check_passes_on_the_sdist_and_the_wheel(wheel: Path, sdist: Path)
 def test_the_sdist_carries_the_sources_and_no_tests_or_demo_material(sdist: Path) -> None:
     with tarfile.open(sdist) as archive:
         names = [n.split("/", 1)[1] for n in archive.getnames() if "/" in n]
-    for needed in ("README.md", "CHANGELOG.md", "pyproject.toml", "lambda/certfleet_import.py",
-                   "lambda/certfleet_keywriter.py", "lambda/certfleet_keyversion.py", "lambda/certfleet_common.py",
+    for needed in ("README.md", "CHANGELOG.md", "pyproject.toml", "constructs/certfleet/_lambda/certfleet_import.py",
+                   "constructs/certfleet/_lambda/certfleet_sweeper.py",
+                   "constructs/certfleet/_lambda/certfleet_keywriter.py",
+                   "constructs/certfleet/_lambda/certfleet_keyversion.py",
+                   "constructs/certfleet/_lambda/certfleet_common.py",
+                   "constructs/certfleet/_lambda/certfleet_contract.py",
                    "constructs/certfleet/py.typed",
                    "constructs/certfleet/cli/main.py"):
         assert needed in names, f"the sdist lacks {needed}"
@@ -78,7 +82,8 @@ def test_the_sdist_carries_the_sources_and_no_tests_or_demo_material(sdist: Path
 
 def test_the_wheel_carries_the_handlers_and_no_tests(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    for handler in ("certfleet_import.py", "certfleet_keywriter.py", "certfleet_keyversion.py", "certfleet_common.py"):
+    for handler in ("certfleet_import.py", "certfleet_sweeper.py", "certfleet_keywriter.py", "certfleet_keyversion.py",
+                    "certfleet_common.py", "certfleet_contract.py", "__init__.py"):
         assert f"certfleet/_lambda/{handler}" in names
     assert "certfleet/py.typed" in names
     assert "certfleet/testing/framework_server.mjs" in names

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 #: The resource type of a certfleet certificate and the tags that name its fleet and itself.
-CERTFLEET_TYPE = "Custom::CertfleetCertificate"
-FLEET_TAG = "certfleet:fleet"
-ID_TAG = "certfleet:id"
+from certfleet._lambda.certfleet_contract import CERTIFICATE_TYPE as CERTFLEET_TYPE
+from certfleet._lambda.certfleet_contract import FLEET_TAG, ID_TAG
 
 
 def as_dict(value: Any) -> dict[str, Any]:

@@ -28,10 +28,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from certfleet._lambda.certfleet_contract import ACM_KEY_TYPES
 from certfleet.cli.acm_pacing import Pacer, patiently
 from certfleet.cli.output import emit_json, err
 from certfleet.cli.status_model import (
-    ACM_KEY_TYPES,
     Filters,
     RegionResult,
     certificate_from,

@@ -8,13 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Every key algorithm ACM knows; ListCertificates must be asked for each (its default is RSA_1024/RSA_2048).
-ACM_KEY_TYPES = ("RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1")
+from certfleet._lambda.certfleet_contract import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG
+
 # The tags the importer puts on every certificate it imports (certfleet.providers; that module imports aws_cdk).
-MANAGED_BY_TAG = "certfleet:managed-by"
-FLEET_TAG = "certfleet:fleet"
-ID_TAG = "certfleet:id"
-MANAGED_BY = "certfleet"
 
 
 @dataclass

@@ -6,8 +6,9 @@ import sys
 import threading
 from typing import Any
 
+from certfleet._lambda.certfleet_contract import FLEET_TAG
 from certfleet.cli.output import out, table
-from certfleet.cli.status_model import FLEET_TAG, Certificate, Filters, RegionResult
+from certfleet.cli.status_model import Certificate, Filters, RegionResult
 
 
 class Progress:

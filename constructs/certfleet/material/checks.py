@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID, SignatureAlgorithmOID
 
+from certfleet._lambda.certfleet_contract import EC_CURVES, RSA_1024
 from certfleet.material.bundle import Material, is_self_signed, name_of, spki_sha256
 from certfleet.material.findings import Finding, error, warning
 from certfleet.material.loader import LoadedFile
@@ -28,7 +29,7 @@ from certfleet.material.names import (
     name_problem,
     printable,
 )
-from certfleet.rules import ACM_KEY_ALGORITHMS, RSA_1024, RULES, Service
+from certfleet.rules import ACM_KEY_ALGORITHMS, RULES, Service
 
 MAX_CERTIFICATE_BYTES = 32_768
 MAX_KEY_BYTES = 5_120
@@ -37,7 +38,6 @@ MAX_OCSP_URL = 1_000
 DEFAULT_WARN_DAYS = 30
 
 _CHAIN_ERRORS = {"chain-broken", "chain-missing-issuer"}
-_EC_NAMES = {"secp256r1": "EC_prime256v1", "secp384r1": "EC_secp384r1", "secp521r1": "EC_secp521r1"}
 _SHA1 = {
     SignatureAlgorithmOID.RSA_WITH_SHA1,
     SignatureAlgorithmOID.ECDSA_WITH_SHA1,
@@ -50,7 +50,7 @@ def key_algorithm(public_key: PublicKeyTypes) -> str:
     if isinstance(public_key, rsa.RSAPublicKey):
         return f"RSA_{public_key.key_size}"
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return _EC_NAMES.get(public_key.curve.name, f"EC_{public_key.curve.name}")
+        return EC_CURVES.get(public_key.curve.name, f"EC_{public_key.curve.name}")
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         return "ED25519"
     if isinstance(public_key, ed448.Ed448PublicKey):

@@ -227,8 +227,7 @@ def _resource_order(resources: dict[str, Any]) -> list[str]:
 
 
 def _default_handler_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "_lambda", here.parent.parent / "lambda"):
-        if (candidate / "certfleet_import.py").is_file():
-            return candidate
+    here = Path(__file__).resolve().parent.parent / "_lambda"
+    if (here / "certfleet_import.py").is_file():
+        return here
     raise RehearsalError("certfleet's Lambda handler code is missing: reinstall certfleet")

@@ -26,6 +26,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from certfleet._lambda.certfleet_contract import (
+    ACM_KEY_TYPES,
+    CERTIFICATE_TYPE,
+    KEY_VERSION_TYPE,
+    SEALED_KEY_TYPE,
+    SWEEPER_TYPE,
+)
 from certfleet.testing.assembly import (
     MAX_PHYSICAL_ID_BYTES,
     MAX_RESPONSE_BYTES,
@@ -60,10 +67,7 @@ __all__ = ["CERTIFICATE", "INVENTED", "MAX_PHYSICAL_ID_BYTES", "MAX_RESPONSE_BYT
            "Deployed", "Event", "Rehearsal", "RehearsalError", "RehearsalWarning", "ResourceKey", "StackArtifact",
            "StackKey", "load_assembly"]
 
-CERTIFICATE = "Custom::CertfleetCertificate"
-SEALED_KEY = "Custom::CertfleetSealedKey"
-SWEEPER = "Custom::CertfleetSweeper"
-KEY_VERSION = "Custom::CertfleetKeyVersion"
+CERTIFICATE, SEALED_KEY, SWEEPER, KEY_VERSION = CERTIFICATE_TYPE, SEALED_KEY_TYPE, SWEEPER_TYPE, KEY_VERSION_TYPE
 NESTED_STACK = "AWS::CloudFormation::Stack"
 _HANDLERS = {CERTIFICATE: "certfleet_import", SEALED_KEY: "certfleet_keywriter", SWEEPER: "certfleet_import",
              KEY_VERSION: "certfleet_keywriter"}
@@ -75,7 +79,6 @@ _READ = {
     "AWS::SecretsManager::Secret": ("Name", "SecretString", "KmsKeyId", "ReplicaRegions", "Tags", "Description"),
     SECRET_POLICY: ("SecretId",),
 }
-_ACM_KEY_TYPES = ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]
 _INVENTED_NAME = re.compile(re.escape(INVENTED) + r"([^\s\"',]+)")
 _ENV_LOCK = threading.Lock()
 
@@ -171,7 +174,7 @@ class Rehearsal:
         for region in wanted:
             acm = self._client("acm", region, account or "")
             rows = []
-            for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": _ACM_KEY_TYPES}):
+            for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)}):
                 for summary in page["CertificateSummaryList"]:
                     arn = summary["CertificateArn"]
                     detail = acm.describe_certificate(CertificateArn=arn)["Certificate"]

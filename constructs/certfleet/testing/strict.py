@@ -60,12 +60,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 
+from certfleet._lambda.certfleet_contract import ACM_KEY_TYPES, DEFAULT_LIST_KEY_TYPES
 from certfleet.material.names import dns_names
 from certfleet.testing.authorize import ApiCall, Authorizer, Principal
 from certfleet.testing.gate import IamGate, access_key_id
 from certfleet.testing.strict_checks import (
-    ACM_KEY_TYPES,
-    DEFAULT_LIST_KEY_TYPES,
     MAX_CERTIFICATE_BYTES,
     MAX_CHAIN_BYTES,
     MAX_PRIVATE_KEY_BYTES,

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
+from certfleet._lambda.certfleet_contract import ACM_KEY_TYPES, EC_CURVES
+
 #: Every key algorithm ACM can import, by ACM's names.
-ACM_KEY_TYPES = ("RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1")
 #: What ListCertificates returns when the request names no key types.
-DEFAULT_LIST_KEY_TYPES = ("RSA_1024", "RSA_2048")
 MAX_CERTIFICATE_BYTES = 32_768
 MAX_PRIVATE_KEY_BYTES = 5_120
 MAX_CHAIN_BYTES = 2_097_152
@@ -31,7 +31,6 @@ MAX_SECRET_STRING_BYTES = 65_536
 MAX_ENCRYPTION_CONTEXT_BYTES = 8_192
 SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]+")
 _TAG_PUNCTUATION = frozenset("_.:/=+-@")
-_EC_NAMES = {"secp256r1": "EC_prime256v1", "secp384r1": "EC_secp384r1", "secp521r1": "EC_secp521r1"}
 
 
 class AWSRefusal(Exception):
@@ -164,7 +163,7 @@ def _acm_algorithm(public_key: PublicKeyTypes, what: str) -> str:
     if isinstance(public_key, rsa.RSAPublicKey):
         name = f"RSA_{public_key.key_size}"
     elif isinstance(public_key, ec.EllipticCurvePublicKey):
-        name = _EC_NAMES.get(public_key.curve.name, "")
+        name = EC_CURVES.get(public_key.curve.name, "")
     if name not in ACM_KEY_TYPES:
         raise AWSRefusal(
             "ValidationException",

@@ -11,12 +11,17 @@ import re
 import textwrap
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:  # checked as part of the certfleet package
+    from certfleet._lambda.certfleet_contract import ACM_KEY_TYPES
+else:  # the Lambda asset's top level, as /var/task is
+    from certfleet_contract import ACM_KEY_TYPES
 
 T = TypeVar("T")
 LOG = logging.getLogger("certfleet")
@@ -29,6 +34,19 @@ _CLIENTS_LOCK = threading.Lock()
 _POOL = 256
 """Connections a shared client keeps: one Lambda invocation uses one, but tests and benches run many handlers as
 threads of one process, and a smaller pool would open (and drop) a connection per request."""
+
+
+class OnEventResponse(TypedDict):
+    """What an onEvent handler returns to the Provider framework."""
+
+    PhysicalResourceId: str
+    Data: NotRequired[dict[str, str]]
+
+
+class IsCompleteResponse(TypedDict):
+    """What an isComplete handler returns to the Provider framework."""
+
+    IsComplete: bool
 
 
 def region() -> str:
@@ -69,7 +87,7 @@ def seconds(name: str, default: float) -> float:
         return default
 
 
-def deadline(context: Any, fallback: str, default: float) -> float:
+def deadline(context: object, fallback: str, default: float) -> float:
     """When this invocation must stop retrying (``time.monotonic()``): Lambda's remaining time less a margin for the
     work after the last retry (CERTFLEET_LAMBDA_MARGIN_SECONDS, default 15); without a Lambda context (tests, the
     rehearsal), the budget in environment variable ``fallback``, else ``default`` seconds."""
@@ -117,3 +135,30 @@ def der_pem(der: bytes, label: str) -> str:
 def sha256_hex(data: bytes) -> str:
     """Lowercase hex SHA-256."""
     return hashlib.sha256(data).hexdigest()
+
+
+def tagged(acm: Any, names: frozenset[str] = frozenset()) -> Iterator[tuple[str, dict[str, str]]]:
+    """Every certificate of every key type in the client's region, with its tags; with ``names``, only those whose
+    listed names include one of them (a FleetGroup region holds hundreds: one ListTags each would be slow)."""
+    for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)}):
+        for summary in page.get("CertificateSummaryList", []):
+            listed = [n for n in [summary.get("DomainName"), *summary.get("SubjectAlternativeNameSummaries", [])] if n]
+            if names and listed and names.isdisjoint(listed):
+                continue
+            arn = str(summary["CertificateArn"])
+            tags = {t["Key"]: t.get("Value", "") for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]}
+            yield arn, tags
+
+
+def try_delete(arn: str, acm: Any | None = None) -> bool:
+    """DeleteCertificate (with ``acm``, a client of the certificate's region); True when gone, False while in use."""
+    acm = acm or client("acm", arn.split(":")[3])
+    try:
+        acm.delete_certificate(CertificateArn=arn)
+    except ClientError as exc:
+        if code(exc) == "ResourceInUseException":
+            return False
+        if code(exc) != "ResourceNotFoundException":
+            raise RuntimeError(f"cannot delete ACM certificate {arn}: {describe(exc)}") from None
+    LOG.info("Delete %s: deleted", arn)
+    return True

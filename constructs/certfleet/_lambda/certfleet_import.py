@@ -1,4 +1,6 @@
-"""Custom::CertfleetCertificate: import a third-party certificate into ACM, re-import in place, adopt, delete."""
+"""Custom::CertfleetCertificate: import a third-party certificate into ACM, re-import in place, adopt, delete.
+
+The same provider serves Custom::CertfleetSweeper: its events go to certfleet_sweeper."""
 
 from __future__ import annotations
 
@@ -6,34 +8,83 @@ import datetime as dt
 import json
 import re
 import time
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
-from certfleet_common import LOG, backoff, client, code, deadline, describe, pem_der, region, seconds, sha256_hex
+if TYPE_CHECKING:  # checked as part of the certfleet package
+    from certfleet._lambda import certfleet_sweeper
+    from certfleet._lambda.certfleet_common import (
+        LOG,
+        IsCompleteResponse,
+        OnEventResponse,
+        backoff,
+        client,
+        code,
+        deadline,
+        describe,
+        pem_der,
+        region,
+        seconds,
+        sha256_hex,
+        tagged,
+        try_delete,
+    )
+    from certfleet._lambda.certfleet_contract import (
+        FLEET_TAG,
+        ID_TAG,
+        OWNER_TAG,
+        RETIRED_TAG,
+        SWEEPER_TYPE,
+        CertificateProperties,
+        CustomResourceEvent,
+        Tag,
+    )
+else:  # the Lambda asset's top level, as /var/task is
+    import certfleet_sweeper
+    from certfleet_common import (
+        LOG,
+        IsCompleteResponse,
+        OnEventResponse,
+        backoff,
+        client,
+        code,
+        deadline,
+        describe,
+        pem_der,
+        region,
+        seconds,
+        sha256_hex,
+        tagged,
+        try_delete,
+    )
+    from certfleet_contract import (
+        FLEET_TAG,
+        ID_TAG,
+        OWNER_TAG,
+        RETIRED_TAG,
+        SWEEPER_TYPE,
+        CertificateProperties,
+        CustomResourceEvent,
+        Tag,
+    )
 
-KEY_TYPES = ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]
+CertificateEvent = CustomResourceEvent[CertificateProperties]
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 _MATERIAL = ("CertificateChain", "KeyAlgorithm")
 """What ACM holds besides the leaf (its fingerprint). Not the key's secret or version: a leaf has one key, which ACM
 checked, so the same leaf with its key in another secret (a FleetGroup fleet that moved shards) imports nothing."""
-SWEEPER = "Custom::CertfleetSweeper"
-ID_TAG, FLEET_TAG, RETIRED_TAG = "certfleet:id", "certfleet:fleet", "certfleet:retired"
-OWNER_TAG = "certfleet:stack"
-"""Set when a resource adopts a certificate another resource imported (a FleetGroup reshard, a construct moved to a
-new logical id): ``<StackId>/<LogicalResourceId>`` of the adopter (a bare StackId: written by earlier certfleet)."""
 IDENTITY = (FLEET_TAG, ID_TAG)
 MAX_TAG_VALUE = 256
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 
 
-def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def on_event(event: CertificateEvent, context: object = None) -> OnEventResponse:
     """Create / Update / Delete one imported certificate; PhysicalResourceId is its ARN."""
+    if event.get("ResourceType") == SWEEPER_TYPE:
+        return certfleet_sweeper.on_event(cast("certfleet_sweeper.SweeperEvent", event), context)
     kind, props = event["RequestType"], event["ResourceProperties"]
     until = deadline(context, "CERTFLEET_IMPORT_RETRY_SECONDS", 120)
-    if event.get("ResourceType") == SWEEPER:
-        return _sweep(event, props)
     if kind == "Create":
         return _adopt_or_import(props, kind, event, until)
     if kind == "Update":
@@ -43,15 +94,15 @@ def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     raise ValueError(f"unknown RequestType {kind!r}")
 
 
-def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def is_complete(event: CertificateEvent, context: object = None) -> IsCompleteResponse:
     """Create/Update are complete at once; a Delete refused while in use is retried until its deadline."""
+    if event.get("ResourceType") == SWEEPER_TYPE:
+        return certfleet_sweeper.is_complete(cast("certfleet_sweeper.SweeperEvent", event), context)
     data = event.get("Data") or {}
-    if event.get("ResourceType") == SWEEPER:
-        return _sweep_again(event, data)
     if event["RequestType"] != "Delete" or data.get("DeletePending") != "true":
         return {"IsComplete": True}
     arn = event["PhysicalResourceId"]
-    if _try_delete(arn):
+    if try_delete(arn):
         return {"IsComplete": True}
     if time.time() < float(data["DeleteDeadline"]):
         LOG.info("Delete %s: still in use, waiting", arn)
@@ -65,8 +116,9 @@ def is_complete(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     )
 
 
-def _update(event: dict[str, Any], props: dict[str, Any], until: float) -> dict[str, Any]:
-    arn, old = event.get("PhysicalResourceId", ""), event.get("OldResourceProperties") or {}
+def _update(event: CertificateEvent, props: CertificateProperties, until: float) -> OnEventResponse:
+    arn = event.get("PhysicalResourceId", "")
+    old = event.get("OldResourceProperties") or cast("CertificateProperties", {})
     _refuse_identity_change(arn, props, old)
     if not _ACM_ARN.match(arn) or props["KeyAlgorithm"] != old.get("KeyAlgorithm"):
         return _adopt_or_import(props, "Update (new key type)", event, until)
@@ -91,13 +143,13 @@ def _update(event: dict[str, Any], props: dict[str, Any], until: float) -> dict[
     return _result(acm, arn, props, version)
 
 
-def _identity(tags: Any) -> dict[str, str]:
+def _identity(tags: list[Tag] | None) -> dict[str, str]:
     """The identity tags (fleet, id) among ``tags`` (the Tags property: a list of {Key, Value})."""
     found = {str(t.get("Key")): str(t.get("Value", "")) for t in tags or [] if isinstance(t, dict)}
     return {k: found.get(k, "") for k in IDENTITY}
 
 
-def _refuse_identity_change(arn: str, props: dict[str, Any], old: dict[str, Any]) -> None:
+def _refuse_identity_change(arn: str, props: CertificateProperties, old: CertificateProperties) -> None:
     """Fail an Update that renames the fleet (or the certificate's id) before touching anything: the importer's role
     only covers the new name, and ACM's tags are the certificate's identity. A rollback (ACM already carries the
     identity asked for) goes through."""
@@ -122,7 +174,7 @@ def _refuse_identity_change(arn: str, props: dict[str, Any], old: dict[str, Any]
     )
 
 
-def _owner_value(event: dict[str, Any]) -> str:
+def _owner_value(event: CertificateEvent) -> str:
     """This resource as the owner tag records it: ``<StackId>/<LogicalResourceId>``, hashed when over 256 chars."""
     stack_id, logical = str(event.get("StackId", "")), str(event.get("LogicalResourceId", ""))
     if not stack_id:
@@ -131,7 +183,7 @@ def _owner_value(event: dict[str, Any]) -> str:
     return value if len(value) <= MAX_TAG_VALUE else f"sha256:{sha256_hex(value.encode())}"
 
 
-def _adopt_or_import(props: dict[str, Any], why: str, event: dict[str, Any], until: float) -> dict[str, Any]:
+def _adopt_or_import(props: CertificateProperties, why: str, event: CertificateEvent, until: float) -> OnEventResponse:
     acm = client("acm")
     found = _find(acm, props)
     if found:
@@ -146,12 +198,12 @@ def _adopt_or_import(props: dict[str, Any], why: str, event: dict[str, Any], unt
     return _result(acm, arn, props, version)
 
 
-def _find(acm: Any, props: dict[str, Any]) -> tuple[str, dict[str, str]] | None:
+def _find(acm: Any, props: CertificateProperties) -> tuple[str, dict[str, str]] | None:
     """A certificate carrying every identity tag and the wanted fingerprint (a retried Create, a rollback, a
     certificate a FleetGroup reshard moves between stacks): a live one first, else a retired one."""
     wanted = {t["Key"]: t.get("Value", "") for t in props.get("Tags") or []}
     retired = None
-    for arn, tags in _tagged(acm, frozenset(props.get("Names") or ())):
+    for arn, tags in tagged(acm, frozenset(props.get("Names") or ())):
         if all(tags.get(k) == v for k, v in wanted.items()) and _fingerprint(acm, arn) == props["Fingerprint"]:
             if RETIRED_TAG not in tags:
                 return arn, tags
@@ -169,7 +221,7 @@ def _take_over(acm: Any, arn: str, tags: dict[str, str], owner: str) -> None:
         acm.add_tags_to_certificate(CertificateArn=arn, Tags=[{"Key": OWNER_TAG, "Value": owner}])
 
 
-def _import(props: dict[str, Any], key: str, arn: str | None, until: float) -> str:
+def _import(props: CertificateProperties, key: str, arn: str | None, until: float) -> str:
     """ImportCertificate (re-import when ``arn``), retried while throttled until ``until``; errors quote ACM, never
     the request. The retries of many concurrent handlers keep ACM's one import per second busy: full jitter, capped
     at a few import intervals (CERTFLEET_IMPORT_INTERVAL_SECONDS, 1 s: ACM's rate; benches scale it)."""
@@ -208,7 +260,7 @@ def _throttled(exc: ClientError) -> bool:
     return code(exc) in _THROTTLED or (code(exc) == "LimitExceededException" and "rate" in describe(exc).lower())
 
 
-def _read_key(props: dict[str, Any], until: float) -> tuple[str, str]:
+def _read_key(props: CertificateProperties, until: float) -> tuple[str, str]:
     """The PEM private key and the version read, waiting out replica lag; never logs or quotes the value."""
     secret_id, version = props["KeySecretId"], props.get("KeySecretVersionId", "")
     args = {"SecretId": secret_id, **({"VersionId": version} if version else {"VersionStage": "AWSCURRENT"})}
@@ -243,7 +295,7 @@ def _fingerprint(acm: Any, arn: str) -> str:
     return sha256_hex(pem_der(acm.get_certificate(CertificateArn=arn)["Certificate"]))
 
 
-def _result(acm: Any, arn: str, props: dict[str, Any], version: str) -> dict[str, Any]:
+def _result(acm: Any, arn: str, props: CertificateProperties, version: str) -> OnEventResponse:
     not_after = acm.describe_certificate(CertificateArn=arn)["Certificate"].get("NotAfter")
     return {"PhysicalResourceId": arn, "Data": {
         "CertificateArn": arn,
@@ -254,7 +306,7 @@ def _result(acm: Any, arn: str, props: dict[str, Any], version: str) -> dict[str
     }}
 
 
-def _delete(arn: str, props: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+def _delete(arn: str, props: CertificateProperties, event: CertificateEvent) -> OnEventResponse:
     if not _ACM_ARN.match(arn):
         LOG.info("Delete %s: not an ACM certificate ARN (the create failed), nothing to delete", arn)
         return {"PhysicalResourceId": arn}
@@ -265,7 +317,7 @@ def _delete(arn: str, props: dict[str, Any], event: dict[str, Any]) -> dict[str,
     if _adopted_by_another(owner, event):
         LOG.info("Delete %s: adopted by %s (moved there), left to it", arn, owner)
         return {"PhysicalResourceId": arn, "Data": {"MovedTo": owner}}
-    if _try_delete(arn):
+    if try_delete(arn):
         return {"PhysicalResourceId": arn}
     successor = _successor(arn, props)
     if successor or props.get("Group"):
@@ -280,19 +332,19 @@ def _delete(arn: str, props: dict[str, Any], event: dict[str, Any]) -> dict[str,
     }}
 
 
-def _successor(arn: str, props: dict[str, Any]) -> str | None:
+def _successor(arn: str, props: CertificateProperties) -> str | None:
     """Another certificate of the same resource (same certfleet:id): this Delete is a replacement's cleanup."""
     ident = {t["Key"]: t.get("Value", "") for t in props.get("Tags") or []}.get(ID_TAG)
     if not ident:
         return None
     acm = client("acm", arn.split(":")[3])
-    for other, tags in _tagged(acm):
+    for other, tags in tagged(acm):
         if other != arn and tags.get(ID_TAG) == ident and RETIRED_TAG not in tags:
             return other
     return None
 
 
-def _adopted_by_another(owner: str, event: dict[str, Any]) -> bool:
+def _adopted_by_another(owner: str, event: CertificateEvent) -> bool:
     """Whether the owner tag names another resource than the one this Delete is for (no tag: the importer owns it;
     a bare StackId, as older certfleet wrote it: any resource of that stack)."""
     stack_id = str(event.get("StackId", ""))
@@ -313,79 +365,8 @@ def _owner(arn: str) -> str:
     return next((str(t.get("Value", "")) for t in tags if t["Key"] == OWNER_TAG), "")
 
 
-def _tagged(acm: Any, names: frozenset[str] = frozenset()) -> Iterator[tuple[str, dict[str, str]]]:
-    """Every certificate of every key type in the client's region, with its tags; with ``names``, only those whose
-    listed names include one of them (a FleetGroup region holds hundreds: one ListTags each would be slow)."""
-    for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": KEY_TYPES}):
-        for summary in page.get("CertificateSummaryList", []):
-            listed = [n for n in [summary.get("DomainName"), *summary.get("SubjectAlternativeNameSummaries", [])] if n]
-            if names and listed and names.isdisjoint(listed):
-                continue
-            arn = str(summary["CertificateArn"])
-            tags = {t["Key"]: t.get("Value", "") for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]}
-            yield arn, tags
-
-
 def _retire(arn: str) -> None:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     client("acm", arn.split(":")[3]).add_tags_to_certificate(
         CertificateArn=arn, Tags=[{"Key": RETIRED_TAG, "Value": stamp}],
     )
-
-
-def _sweep(event: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
-    """Custom::CertfleetSweeper: delete the fleet's retired certificates once no service uses them."""
-    physical = f"certfleet-sweeper-{props.get('Fleet') or props.get('FleetPrefix', '')}"
-    if event["RequestType"] == "Delete":
-        return {"PhysicalResourceId": physical}
-    waiting = _sweep_regions(props)
-    timeout = float(props.get("WaitSeconds") or "600")
-    if waiting:
-        LOG.info("Sweep: %d retired certificates still in use: %s", len(waiting), ", ".join(waiting))
-    return {"PhysicalResourceId": physical, "Data": {  # a count: ARNs would outgrow CloudFormation's 4,096 bytes
-        "Waiting": str(len(waiting)), "SweepDeadline": str(time.time() + timeout),
-    }}
-
-
-def _sweep_again(event: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    if event["RequestType"] == "Delete" or str(data.get("Waiting") or "0") == "0":
-        return {"IsComplete": True}
-    waiting = _sweep_regions(event["ResourceProperties"])  # listed again by the retired tag: Data holds no ARNs
-    if not waiting:
-        return {"IsComplete": True}
-    if time.time() < float(data.get("SweepDeadline", "0")):
-        LOG.info("Sweep: %s still in use, waiting", ", ".join(waiting))
-        return {"IsComplete": False}
-    LOG.warning("Sweep: %s still in use; left retired for the next deploy to delete", ", ".join(waiting))
-    return {"IsComplete": True}
-
-
-def _sweep_regions(props: dict[str, Any]) -> list[str]:
-    """Delete every retired certificate of the fleet (or of every fleet whose name starts with ``FleetPrefix``: a
-    FleetGroup) that is released; the ARNs still in use."""
-    fleet, prefix, waiting = props.get("Fleet", ""), props.get("FleetPrefix", ""), []
-    for name in props.get("Regions") or []:
-        acm = client("acm", name)
-        for arn, tags in list(_tagged(acm)):
-            mine = tags.get(FLEET_TAG, "").startswith(prefix) if prefix else tags.get(FLEET_TAG) == fleet
-            if not mine or RETIRED_TAG not in tags:
-                continue
-            if _try_delete(arn):
-                LOG.info("Sweep: deleted retired %s", arn)
-            else:
-                waiting.append(arn)
-    return waiting
-
-
-def _try_delete(arn: str) -> bool:
-    """DeleteCertificate; True when gone, False while in use."""
-    acm = client("acm", arn.split(":")[3])
-    try:
-        acm.delete_certificate(CertificateArn=arn)
-    except ClientError as exc:
-        if code(exc) == "ResourceInUseException":
-            return False
-        if code(exc) != "ResourceNotFoundException":
-            raise RuntimeError(f"cannot delete ACM certificate {arn}: {describe(exc)}") from None
-    LOG.info("Delete %s: deleted", arn)
-    return True

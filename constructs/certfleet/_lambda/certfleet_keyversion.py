@@ -6,17 +6,23 @@ old resource, with its old version, without calling anything: the physical id ch
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from certfleet_common import LOG, client, code, describe, region
+if TYPE_CHECKING:  # checked as part of the certfleet package
+    from certfleet._lambda.certfleet_common import LOG, OnEventResponse, client, code, describe, region
+    from certfleet._lambda.certfleet_contract import KEY_VERSION_TYPE, CustomResourceEvent, KeyVersionProperties
+else:  # the Lambda asset's top level, as /var/task is
+    from certfleet_common import LOG, OnEventResponse, client, code, describe, region
+    from certfleet_contract import KEY_VERSION_TYPE, CustomResourceEvent, KeyVersionProperties
 
-RESOURCE_TYPE = "Custom::CertfleetKeyVersion"
+RESOURCE_TYPE = KEY_VERSION_TYPE
+KeyVersionEvent = CustomResourceEvent[KeyVersionProperties]
 PREFIX = "certfleet-key-version"
 
 
-def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def on_event(event: KeyVersionEvent, context: object = None) -> OnEventResponse:
     """Create/Update: AWSCURRENT's VersionId, resolved again only when the secret or the certificates changed.
     Delete: nothing (the secret is the user's)."""
     props = event["ResourceProperties"]

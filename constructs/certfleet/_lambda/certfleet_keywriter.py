@@ -7,23 +7,31 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
-import certfleet_keyversion
-from certfleet_common import LOG, client, code, der_pem, describe, region
+if TYPE_CHECKING:  # checked as part of the certfleet package
+    from certfleet._lambda import certfleet_keyversion
+    from certfleet._lambda.certfleet_common import LOG, OnEventResponse, client, code, der_pem, describe, region
+    from certfleet._lambda.certfleet_contract import KEY_VERSION_TYPE, CustomResourceEvent, SealedKeyProperties
+else:  # the Lambda asset's top level, as /var/task is
+    import certfleet_keyversion
+    from certfleet_common import LOG, OnEventResponse, client, code, der_pem, describe, region
+    from certfleet_contract import KEY_VERSION_TYPE, CustomResourceEvent, SealedKeyProperties
+
+SealedKeyEvent = CustomResourceEvent[SealedKeyProperties]
 
 _WRONG_KEY = {"InvalidCiphertextException", "AccessDeniedException", "IncorrectKeyException"}
 
 
-def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def on_event(event: SealedKeyEvent, context: object = None) -> OnEventResponse:
     """Create/Update: make the secret's AWSCURRENT the sealed key, return its VersionId. Delete: keep the secret.
 
     The version is named after the ciphertext (its ClientRequestToken), so a key deployed again (a revert) gets its
     old version back; Secrets Manager ignores that PutSecretValue, so AWSCURRENT is then moved explicitly."""
-    if event.get("ResourceType") == certfleet_keyversion.RESOURCE_TYPE:
-        return certfleet_keyversion.on_event(event, context)
+    if event.get("ResourceType") == KEY_VERSION_TYPE:
+        return certfleet_keyversion.on_event(cast("certfleet_keyversion.KeyVersionEvent", event), context)
     props = event["ResourceProperties"]
     secret_id = props["SecretId"]
     physical_id = f"{secret_id}#sealed-key"

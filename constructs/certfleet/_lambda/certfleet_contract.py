@@ -1,0 +1,143 @@
+"""The one contract between certfleet's constructs and its custom-resource handlers (standard library only).
+
+Shipped in the Lambda asset (imported there as ``certfleet_contract``) and imported by the constructs, the CLI,
+StrictAWS and the rehearsal as ``certfleet._lambda.certfleet_contract``: each resource type, property name, tag key
+and ACM key type is spelled here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Generic, Literal, NotRequired, TypedDict, TypeVar
+
+__all__ = [
+    "ACM_KEY_TYPES",
+    "CERTIFICATE_TYPE",
+    "DEFAULT_LIST_KEY_TYPES",
+    "EC_CURVES",
+    "EC_P256",
+    "EC_P384",
+    "EC_P521",
+    "FLEET_TAG",
+    "ID_TAG",
+    "KEY_VERSION_TYPE",
+    "MANAGED_BY",
+    "MANAGED_BY_TAG",
+    "OWNER_TAG",
+    "RETIRED_TAG",
+    "RSA_1024",
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "SEALED_KEY_TYPE",
+    "SWEEPER_TYPE",
+    "CertificateProperties",
+    "CustomResourceEvent",
+    "KeyVersionProperties",
+    "SealedKeyProperties",
+    "SweeperProperties",
+    "Tag",
+]
+
+CERTIFICATE_TYPE: Final = "Custom::CertfleetCertificate"
+"""An imported ACM certificate (certfleet_import)."""
+SWEEPER_TYPE: Final = "Custom::CertfleetSweeper"
+"""Deletes a fleet's (or a FleetGroup's) retired certificates once released (certfleet_sweeper)."""
+SEALED_KEY_TYPE: Final = "Custom::CertfleetSealedKey"
+"""Decrypts a sealed private key with KMS into Secrets Manager (certfleet_keywriter)."""
+KEY_VERSION_TYPE: Final = "Custom::CertfleetKeyVersion"
+"""Pins the AWSCURRENT version of a user's key secret (certfleet_keyversion, served by the key writer)."""
+
+MANAGED_BY_TAG: Final = "certfleet:managed-by"
+MANAGED_BY: Final = "certfleet"
+"""The value of MANAGED_BY_TAG on every certificate certfleet imports."""
+FLEET_TAG: Final = "certfleet:fleet"
+ID_TAG: Final = "certfleet:id"
+RETIRED_TAG: Final = "certfleet:retired"
+"""Set (to a UTC timestamp) on a certificate whose resource was deleted while it was still in use."""
+OWNER_TAG: Final = "certfleet:stack"
+"""Set by the importer on a certificate it adopts: ``<StackId>/<LogicalResourceId>`` of the adopting resource."""
+
+RSA_1024: Final = "RSA_1024"
+RSA_2048: Final = "RSA_2048"
+RSA_3072: Final = "RSA_3072"
+RSA_4096: Final = "RSA_4096"
+EC_P256: Final = "EC_prime256v1"
+EC_P384: Final = "EC_secp384r1"
+EC_P521: Final = "EC_secp521r1"
+ACM_KEY_TYPES: Final[tuple[str, ...]] = (RSA_1024, RSA_2048, RSA_3072, RSA_4096, EC_P256, EC_P384, EC_P521)
+"""Every key type ACM imports; ListCertificates must be asked for each."""
+EC_CURVES: Final[dict[str, str]] = {"secp256r1": EC_P256, "secp384r1": EC_P384, "secp521r1": EC_P521}
+"""ACM's key type of each elliptic curve it imports, by the curve's name in X.509 (and pyca/cryptography)."""
+DEFAULT_LIST_KEY_TYPES: Final[tuple[str, ...]] = (RSA_1024, RSA_2048)
+"""What ListCertificates returns when not asked for key types."""
+
+
+class Tag(TypedDict):
+    """One tag as CloudFormation and ACM spell it."""
+
+    Key: str
+    Value: str
+
+
+class CertificateProperties(TypedDict):
+    """ResourceProperties of CERTIFICATE_TYPE (all strings: CloudFormation passes strings)."""
+
+    ServiceToken: NotRequired[str]
+    Certificate: str
+    CertificateChain: NotRequired[str]
+    KeyAlgorithm: str
+    Fingerprint: str
+    KeySecretId: str
+    KeySecretVersionId: NotRequired[str]
+    Tags: list[Tag]
+    RemovalPolicy: NotRequired[Literal["retain", "destroy"]]
+    DeleteTimeoutSeconds: NotRequired[str]
+    Group: NotRequired[str]
+    Names: NotRequired[list[str]]
+
+
+class SweeperProperties(TypedDict):
+    """ResourceProperties of SWEEPER_TYPE: one fleet (Fleet) or every fleet named FleetPrefix... (a FleetGroup)."""
+
+    ServiceToken: NotRequired[str]
+    Fleet: NotRequired[str]
+    FleetPrefix: NotRequired[str]
+    Regions: list[str]
+    WaitSeconds: NotRequired[str]
+
+
+class SealedKeyProperties(TypedDict):
+    """ResourceProperties of SEALED_KEY_TYPE."""
+
+    ServiceToken: NotRequired[str]
+    SecretId: str
+    Ciphertext: str
+    KmsKeyId: str
+    EncryptionContext: NotRequired[dict[str, str]]
+
+
+class KeyVersionProperties(TypedDict):
+    """ResourceProperties of KEY_VERSION_TYPE."""
+
+    ServiceToken: NotRequired[str]
+    SecretId: str
+    Fingerprints: NotRequired[list[str]]
+
+
+P = TypeVar("P")
+
+
+class CustomResourceEvent(TypedDict, Generic[P]):
+    """What the Provider framework hands a handler (powertools' CloudFormationCustomResourceEvent, as a TypedDict),
+    ``P`` being the resource's properties."""
+
+    RequestType: Literal["Create", "Update", "Delete"]
+    ResourceType: NotRequired[str]
+    ResourceProperties: P
+    OldResourceProperties: NotRequired[P]
+    PhysicalResourceId: NotRequired[str]
+    StackId: NotRequired[str]
+    RequestId: NotRequired[str]
+    LogicalResourceId: NotRequired[str]
+    ServiceToken: NotRequired[str]
+    Data: NotRequired[dict[str, Any]]
