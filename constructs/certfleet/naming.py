@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from aws_cdk import Stage, Token
 from constructs import Construct
 
+from certfleet._lambda.certfleet_contract import FLEET_TAG
 from certfleet.rules import EDGE_REGION
 
 REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
@@ -31,7 +32,7 @@ def check_tag_name(owner: Construct, what: str, name: str, limit: int = 256) -> 
     if not _TAG_NAME.fullmatch(name) or len(name) > limit:
         raise ValueError(
             f"{owner.node.path}: {what} {name!r} must be 1-{limit} letters, digits, spaces and _.:=+@- (no '/', "
-            "'*', '?' or '$': it becomes the certfleet:fleet tag that the importer's IAM conditions match, and '/' "
+            f"'*', '?' or '$': it becomes the {FLEET_TAG} tag that the importer's IAM conditions match, and '/' "
             "separates a FleetGroup from its fleets); choose another",
         )
     return name

@@ -14,7 +14,17 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
-from certfleet._lambda.certfleet_contract import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, OWNER_TAG, RETIRED_TAG
+from certfleet._lambda.certfleet_contract import (
+    FLEET_TAG,
+    ID_TAG,
+    IMPORTER_IS_COMPLETE,
+    IMPORTER_ON_EVENT,
+    KEY_WRITER_ON_EVENT,
+    MANAGED_BY,
+    MANAGED_BY_TAG,
+    OWNER_TAG,
+    RETIRED_TAG,
+)
 
 IMPORTER_ID = "CertfleetImporter"
 KEY_WRITER_ID = "CertfleetKeyWriter"
@@ -228,13 +238,13 @@ class ImporterProvider(Construct):
         super().__init__(scope, id)
         self.log_group = _log_group(self)
         self.on_event = _function(
-            self, "OnEvent", "certfleet_import.on_event",
+            self, "OnEvent", IMPORTER_ON_EVENT,
             "certfleet: imports third-party certificates into ACM (re-imports in place on renewal)",
             # Lambda's maximum: a shard's concurrent imports share ACM's 1/s, and the handler retries while it has time
             Duration.minutes(15), log_group=self.log_group,
         )
         self.is_complete = _function(
-            self, "IsComplete", "certfleet_import.is_complete",
+            self, "IsComplete", IMPORTER_IS_COMPLETE,
             "certfleet: waits for a certificate still in use to be released before deleting it",
             Duration.minutes(2), log_group=self.log_group,
         )
@@ -393,7 +403,7 @@ class KeyWriterProvider(Construct):
         super().__init__(scope, id)
         self.log_group = _log_group(self)
         self.function = _function(
-            self, "OnEvent", "certfleet_keywriter.on_event",
+            self, "OnEvent", KEY_WRITER_ON_EVENT,
             "certfleet: decrypts a sealed private key with KMS and writes it to Secrets Manager",
             Duration.minutes(2), log_group=self.log_group,
         )

@@ -18,8 +18,12 @@ __all__ = [
     "EC_P384",
     "EC_P521",
     "FLEET_TAG",
+    "HANDLED_BY",
     "ID_TAG",
+    "IMPORTER_IS_COMPLETE",
+    "IMPORTER_ON_EVENT",
     "KEY_VERSION_TYPE",
+    "KEY_WRITER_ON_EVENT",
     "MANAGED_BY",
     "MANAGED_BY_TAG",
     "OWNER_TAG",
@@ -46,6 +50,17 @@ SEALED_KEY_TYPE: Final = "Custom::CertfleetSealedKey"
 """Decrypts a sealed private key with KMS into Secrets Manager (certfleet_keywriter)."""
 KEY_VERSION_TYPE: Final = "Custom::CertfleetKeyVersion"
 """Pins the AWSCURRENT version of a user's key secret (certfleet_keyversion, served by the key writer)."""
+
+IMPORTER_ON_EVENT: Final = "certfleet_import.on_event"
+"""Lambda handler of the importer's onEvent: CERTIFICATE_TYPE, and SWEEPER_TYPE (handed to certfleet_sweeper)."""
+IMPORTER_IS_COMPLETE: Final = "certfleet_import.is_complete"
+KEY_WRITER_ON_EVENT: Final = "certfleet_keywriter.on_event"
+"""Lambda handler of the key writer: SEALED_KEY_TYPE, and KEY_VERSION_TYPE (handed to certfleet_keyversion)."""
+HANDLED_BY: Final[dict[str, str]] = {
+    CERTIFICATE_TYPE: IMPORTER_ON_EVENT, SWEEPER_TYPE: IMPORTER_ON_EVENT,
+    SEALED_KEY_TYPE: KEY_WRITER_ON_EVENT, KEY_VERSION_TYPE: KEY_WRITER_ON_EVENT,
+}
+"""The onEvent handler of each resource type's provider."""
 
 MANAGED_BY_TAG: Final = "certfleet:managed-by"
 MANAGED_BY: Final = "certfleet"

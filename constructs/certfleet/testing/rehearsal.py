@@ -29,6 +29,7 @@ from typing import Any, Literal
 from certfleet._lambda.certfleet_contract import (
     ACM_KEY_TYPES,
     CERTIFICATE_TYPE,
+    HANDLED_BY,
     KEY_VERSION_TYPE,
     SEALED_KEY_TYPE,
     SWEEPER_TYPE,
@@ -69,8 +70,7 @@ __all__ = ["CERTIFICATE", "INVENTED", "MAX_PHYSICAL_ID_BYTES", "MAX_RESPONSE_BYT
 
 CERTIFICATE, SEALED_KEY, SWEEPER, KEY_VERSION = CERTIFICATE_TYPE, SEALED_KEY_TYPE, SWEEPER_TYPE, KEY_VERSION_TYPE
 NESTED_STACK = "AWS::CloudFormation::Stack"
-_HANDLERS = {CERTIFICATE: "certfleet_import", SEALED_KEY: "certfleet_keywriter", SWEEPER: "certfleet_import",
-             KEY_VERSION: "certfleet_keywriter"}
+_HANDLERS = {kind: handler.split(".")[0] for kind, handler in HANDLED_BY.items()}
 SECRET_POLICY = "AWS::SecretsManager::ResourcePolicy"  # noqa: S105 - a resource type
 _EMULATED = {"AWS::KMS::Key", "AWS::SecretsManager::Secret", SECRET_POLICY, NESTED_STACK, *_HANDLERS}
 #: The properties of each emulated resource that the rehearsal (or the handler it runs) reads.
