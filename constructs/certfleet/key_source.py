@@ -25,7 +25,7 @@ from certfleet.providers import KeyWriterProvider, acknowledge, wildcard_finding
 from certfleet.references import weak_reference
 
 PLACEHOLDER = "certfleet: the key writer replaces this value with the private key at deploy time"
-"""The resource that pins a user's secret's AWSCURRENT version (lambda/certfleet_keyversion.py, RESOURCE_TYPE)."""
+"""The resource that pins a user's secret's AWSCURRENT version (certfleet/_lambda/certfleet_keyversion.py)."""
 SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 """What Secrets Manager accepts as a secret name (CreateSecret)."""
 _KEEP = frozenset(string.ascii_letters + string.digits + "_.@-")

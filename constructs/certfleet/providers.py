@@ -41,7 +41,7 @@ OWN_CERTIFICATE_ACTIONS = [
 """What the importer may do to a certificate tagged as its fleet's, besides marking it (MARK_TAGS, UNMARK_TAGS)."""
 WAITER_ACTIONS = ["acm:DeleteCertificate", "acm:DescribeCertificate"]
 """What the delete waiter (isComplete) calls on its fleet's certificate: delete again, describe its users at the end."""
-_ASSET_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", ".*"]
+_ASSET_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", ".*", "__init__.py"]
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 """How long the importer's and key writer's logs (handlers, Provider framework, waiter) are kept."""
 

@@ -211,8 +211,8 @@ def test_sweeper_stack_runs_after_the_fleet_and_every_consumer(bundle: Certifica
 
 
 def test_the_sweeper_may_delete_only_retired_certificates_and_nothing_else(bundle: CertificateBundle) -> None:
-    """The sweeper lists certificates and their tags and deletes the retired ones (lambda/certfleet_import.py
-    _sweep, _sweep_again, _sweep_regions, _try_delete): it gets exactly that, the delete only with the
+    """The sweeper lists certificates and their tags and deletes the retired ones (certfleet_sweeper on_event,
+    is_complete, sweep; certfleet_common.try_delete): it gets exactly that, the delete only with the
     certfleet:retired tag present, never an import or a delete of a live certificate."""
     grants = sweeper_grants(_fleet(App(), bundle).sweeper_stack)
     actions = {a for s in grants for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}

@@ -1,10 +1,10 @@
 """Each certfleet role, evaluated as AWS would: it may call what its handler calls, on its own fleet only.
 
-What each role's handler calls (lambda/certfleet_import.py): the importer's onEvent lists certificates and their
-tags, reads its fingerprint (GetCertificate), imports with tags or re-imports, describes, adds the owner tag on
-adoption (_take_over) and the retired tag on a Delete still in use (_retire), removes the retired tag on adoption,
+What each role's handler calls (certfleet/_lambda): the importer's onEvent lists certificates and their tags,
+reads its fingerprint (GetCertificate), imports with tags or re-imports, describes, adds the owner tag on adoption
+(_take_over) and the retired tag on a Delete still in use (_retire), removes the retired tag on adoption,
 deletes, and reads its key. The delete waiter (is_complete) deletes again and describes the certificate's users.
-The sweeper (_sweep, _sweep_again) lists certificates and their tags in every region and deletes retired ones.
+The sweeper (certfleet_sweeper) lists certificates and their tags in every region and deletes retired ones.
 The Provider framework functions invoke one handler each (onEvent also starts the waiter).
 """
 
@@ -99,7 +99,7 @@ def _decide(iam: IamEvaluator, policies: list[dict[str, Any]], action: str, reso
 
 
 def test_the_tag_keys_in_the_policies_are_the_ones_the_handler_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The importer's tag statements name exactly the tags lambda/certfleet_import.py writes and removes."""
+    """The importer's tag statements name exactly the tags certfleet_import writes and removes."""
     monkeypatch.syspath_prepend(str(handler_code_dir()))  # as /var/task is in Lambda
     handler = importlib.import_module("certfleet_import")
     assert sorted(MARK_TAGS) == sorted([handler.OWNER_TAG, handler.RETIRED_TAG])

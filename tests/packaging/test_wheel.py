@@ -123,8 +123,9 @@ def _install_and_synthesize(package: Path, tmp_path: Path, leaf: object, pki: ob
                for a in manifest["artifacts"].values())
     assets = [p for p in (folder / "cdk.out").glob("asset.*") if (p / "certfleet_import.py").is_file()]
     assert assets, "the Lambda asset holds the handler"
-    assert {p.name for p in assets[0].iterdir()} == {"certfleet_import.py", "certfleet_keywriter.py",
-                                                    "certfleet_keyversion.py", "certfleet_common.py"}
+    assert {p.name for p in assets[0].iterdir()} == {
+        "certfleet_import.py", "certfleet_sweeper.py", "certfleet_keywriter.py", "certfleet_keyversion.py",
+        "certfleet_common.py", "certfleet_contract.py"}
     cli = subprocess.run([str(env_dir / "bin" / "certfleet"), "inspect", "cert.pem", "--json"], cwd=folder,
                          capture_output=True, text=True, env=env, check=False)
     assert cli.returncode == 0 and json.loads(cli.stdout)[0]["certificates"][0]["names"]
