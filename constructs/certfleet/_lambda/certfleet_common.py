@@ -19,6 +19,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:  # checked as part of the certfleet package
+    from mypy_boto3_acm import ACMClient
+
     from certfleet._lambda.certfleet_contract import ACM_KEY_TYPES
 else:  # the Lambda asset's top level, as /var/task is
     from certfleet_contract import ACM_KEY_TYPES
@@ -137,7 +139,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def tagged(acm: Any, names: frozenset[str] = frozenset()) -> Iterator[tuple[str, dict[str, str]]]:
+def tagged(acm: ACMClient, names: frozenset[str] = frozenset()) -> Iterator[tuple[str, dict[str, str]]]:
     """Every certificate of every key type in the client's region, with its tags; with ``names``, only those whose
     listed names include one of them (a FleetGroup region holds hundreds: one ListTags each would be slow)."""
     for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)}):
@@ -150,7 +152,7 @@ def tagged(acm: Any, names: frozenset[str] = frozenset()) -> Iterator[tuple[str,
             yield arn, tags
 
 
-def try_delete(arn: str, acm: Any | None = None) -> bool:
+def try_delete(arn: str, acm: ACMClient | None = None) -> bool:
     """DeleteCertificate (with ``acm``, a client of the certificate's region); True when gone, False while in use."""
     acm = acm or client("acm", arn.split(":")[3])
     try:

@@ -79,11 +79,11 @@ RSA_4096: Final = "RSA_4096"
 EC_P256: Final = "EC_prime256v1"
 EC_P384: Final = "EC_secp384r1"
 EC_P521: Final = "EC_secp521r1"
-ACM_KEY_TYPES: Final[tuple[str, ...]] = (RSA_1024, RSA_2048, RSA_3072, RSA_4096, EC_P256, EC_P384, EC_P521)
+ACM_KEY_TYPES: Final = (RSA_1024, RSA_2048, RSA_3072, RSA_4096, EC_P256, EC_P384, EC_P521)
 """Every key type ACM imports; ListCertificates must be asked for each."""
 EC_CURVES: Final[dict[str, str]] = {"secp256r1": EC_P256, "secp384r1": EC_P384, "secp521r1": EC_P521}
 """ACM's key type of each elliptic curve it imports, by the curve's name in X.509 (and pyca/cryptography)."""
-DEFAULT_LIST_KEY_TYPES: Final[tuple[str, ...]] = (RSA_1024, RSA_2048)
+DEFAULT_LIST_KEY_TYPES: Final = (RSA_1024, RSA_2048)
 """What ListCertificates returns when not asked for key types."""
 
 

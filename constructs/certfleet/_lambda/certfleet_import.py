@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:  # checked as part of the certfleet package
+    from mypy_boto3_acm import ACMClient
+
     from certfleet._lambda import certfleet_sweeper
     from certfleet._lambda.certfleet_common import (
         LOG,
@@ -122,7 +124,7 @@ def _update(event: CertificateEvent, props: CertificateProperties, until: float)
     _refuse_identity_change(arn, props, old)
     if not _ACM_ARN.match(arn) or props["KeyAlgorithm"] != old.get("KeyAlgorithm"):
         return _adopt_or_import(props, "Update (new key type)", event, until)
-    acm = client("acm")
+    acm: ACMClient = client("acm")
     try:
         held = _fingerprint(acm, arn)
     except ClientError as exc:
@@ -184,7 +186,7 @@ def _owner_value(event: CertificateEvent) -> str:
 
 
 def _adopt_or_import(props: CertificateProperties, why: str, event: CertificateEvent, until: float) -> OnEventResponse:
-    acm = client("acm")
+    acm: ACMClient = client("acm")
     found = _find(acm, props)
     if found:
         arn, tags = found
@@ -198,7 +200,7 @@ def _adopt_or_import(props: CertificateProperties, why: str, event: CertificateE
     return _result(acm, arn, props, version)
 
 
-def _find(acm: Any, props: CertificateProperties) -> tuple[str, dict[str, str]] | None:
+def _find(acm: ACMClient, props: CertificateProperties) -> tuple[str, dict[str, str]] | None:
     """A certificate carrying every identity tag and the wanted fingerprint (a retried Create, a rollback, a
     certificate a FleetGroup reshard moves between stacks): a live one first, else a retired one."""
     wanted = {t["Key"]: t.get("Value", "") for t in props.get("Tags") or []}
@@ -211,7 +213,7 @@ def _find(acm: Any, props: CertificateProperties) -> tuple[str, dict[str, str]] 
     return retired
 
 
-def _take_over(acm: Any, arn: str, tags: dict[str, str], owner: str) -> None:
+def _take_over(acm: ACMClient, arn: str, tags: dict[str, str], owner: str) -> None:
     """Make an adopted certificate this resource's: no longer retired, and owned by ``owner`` (so that the resource
     it moved away from, in another stack or the same one, leaves it in place when it is deleted)."""
     if RETIRED_TAG in tags:
@@ -232,7 +234,7 @@ def _import(props: CertificateProperties, key: str, arn: str | None, until: floa
         args["CertificateArn"] = arn
     else:
         args["Tags"] = props.get("Tags") or []
-    acm = client("acm", retry=False)
+    acm: ACMClient = client("acm", retry=False)
     interval = seconds("CERTFLEET_IMPORT_INTERVAL_SECONDS", 1.0)
     started = time.monotonic()
     try:
@@ -291,11 +293,11 @@ def _read_key(props: CertificateProperties, until: float) -> tuple[str, str]:
     return text, str(answer.get("VersionId", version))
 
 
-def _fingerprint(acm: Any, arn: str) -> str:
+def _fingerprint(acm: ACMClient, arn: str) -> str:
     return sha256_hex(pem_der(acm.get_certificate(CertificateArn=arn)["Certificate"]))
 
 
-def _result(acm: Any, arn: str, props: CertificateProperties, version: str) -> OnEventResponse:
+def _result(acm: ACMClient, arn: str, props: CertificateProperties, version: str) -> OnEventResponse:
     not_after = acm.describe_certificate(CertificateArn=arn)["Certificate"].get("NotAfter")
     return {"PhysicalResourceId": arn, "Data": {
         "CertificateArn": arn,
@@ -337,7 +339,7 @@ def _successor(arn: str, props: CertificateProperties) -> str | None:
     ident = {t["Key"]: t.get("Value", "") for t in props.get("Tags") or []}.get(ID_TAG)
     if not ident:
         return None
-    acm = client("acm", arn.split(":")[3])
+    acm: ACMClient = client("acm", arn.split(":")[3])
     for other, tags in tagged(acm):
         if other != arn and tags.get(ID_TAG) == ident and RETIRED_TAG not in tags:
             return other
@@ -355,7 +357,7 @@ def _adopted_by_another(owner: str, event: CertificateEvent) -> bool:
 
 def _owner(arn: str) -> str:
     """The resource that adopted ``arn`` last (its owner tag; empty: the resource that imported it)."""
-    acm = client("acm", arn.split(":")[3])
+    acm: ACMClient = client("acm", arn.split(":")[3])
     try:
         tags = acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]
     except ClientError as exc:

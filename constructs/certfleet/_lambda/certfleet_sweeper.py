@@ -8,6 +8,8 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # checked as part of the certfleet package
+    from mypy_boto3_acm import ACMClient
+
     from certfleet._lambda.certfleet_common import LOG, IsCompleteResponse, OnEventResponse, client, tagged, try_delete
     from certfleet._lambda.certfleet_contract import FLEET_TAG, RETIRED_TAG, CustomResourceEvent, SweeperProperties
 else:  # the Lambda asset's top level, as /var/task is
@@ -52,7 +54,7 @@ def sweep(props: SweeperProperties) -> list[str]:
     FleetGroup) that is released, with one ACM client per region; the ARNs still in use."""
     fleet, prefix, waiting = props.get("Fleet", ""), props.get("FleetPrefix", ""), []
     for name in props.get("Regions") or []:
-        acm = client("acm", name)
+        acm: ACMClient = client("acm", name)
         for arn, tags in list(tagged(acm)):
             mine = tags.get(FLEET_TAG, "").startswith(prefix) if prefix else tags.get(FLEET_TAG) == fleet
             if not mine or RETIRED_TAG not in tags:
