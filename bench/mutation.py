@@ -1,7 +1,7 @@
 """Mutation score of the handler tests: mutate the handler modules (_lambda) one change at a time, run the tests that
 execute the changed line, count the mutants they kill.
 
-    .venv/bin/python bench/mutation.py [--module import|keywriter|common]... [--limit N] [--every K] [--only ID...]
+    .venv/bin/python bench/mutation.py [--module import|sweeper|keywriter|...]... [--limit N] [--every K] [--only ID...]
                                        [--tests PATH...] [--json FILE]
 
 Dependency-free (ast): flips comparisons, negates if/while/ternary/comprehension conditions and each and/or operand,
@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA = ROOT / "constructs" / "certfleet" / "_lambda"
 MODULES = {"import": "certfleet_import.py", "keywriter": "certfleet_keywriter.py",
-           "keyversion": "certfleet_keyversion.py", "common": "certfleet_common.py"}
+           "keyversion": "certfleet_keyversion.py", "common": "certfleet_common.py", "sweeper": "certfleet_sweeper.py"}
 FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE, ast.LtE: ast.Gt,
     ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,

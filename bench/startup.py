@@ -40,7 +40,7 @@ def main() -> None:
         samples = [float(subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout)
                    for _ in range(RUNS)]
         print(f"import {module:20} {statistics.median(samples) * 1000:7.1f} ms (boto3 included, cold process)")
-    files = sorted(p for p in handlers.glob("*.py"))
+    files = sorted(p for p in handlers.glob("*.py") if p.name != "__init__.py")  # the asset excludes it
     total = sum(p.stat().st_size for p in files)
     print(f"Lambda asset          {total / 1024:7.1f} KiB in {len(files)} files: {', '.join(p.name for p in files)}")
 
