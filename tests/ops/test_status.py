@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from material_support import Run, cli
 from ops_support import REGIONS_17, RefusingAWS
 
+from certfleet._lambda.certfleet_contract import ACM_KEY_TYPES
 from certfleet.cli.status import _certificates, partition
-from certfleet.cli.status_model import ACM_KEY_TYPES, Certificate, Filters, RegionResult, sort_certificates
+from certfleet.cli.status_model import Certificate, Filters, RegionResult, sort_certificates
 from certfleet.material.demo import DemoPKI, Issued
 from certfleet.testing import MotoServer, free_port
 

@@ -7,7 +7,7 @@ and ACM key type is spelled here and nowhere else.
 
 from __future__ import annotations
 
-from typing import Any, Final, Generic, Literal, NotRequired, TypedDict, TypeVar
+from typing import Final, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 __all__ = [
     "ACM_KEY_TYPES",
@@ -155,4 +155,4 @@ class CustomResourceEvent(TypedDict, Generic[P]):
     RequestId: NotRequired[str]
     LogicalResourceId: NotRequired[str]
     ServiceToken: NotRequired[str]
-    Data: NotRequired[dict[str, Any]]
+    Data: NotRequired[dict[str, str]]

@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:  # checked as part of the certfleet package
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
     from certfleet._lambda import certfleet_keyversion
     from certfleet._lambda.certfleet_common import LOG, OnEventResponse, client, code, der_pem, describe, region
     from certfleet._lambda.certfleet_contract import KEY_VERSION_TYPE, CustomResourceEvent, SealedKeyProperties
@@ -63,7 +65,7 @@ def on_event(event: SealedKeyEvent, context: object = None) -> OnEventResponse:
     return {"PhysicalResourceId": physical_id, "Data": {"VersionId": version}}
 
 
-def _make_current(secrets: Any, secret_id: str, version: str) -> None:
+def _make_current(secrets: SecretsManagerClient, secret_id: str, version: str) -> None:
     """Move AWSCURRENT to ``version`` unless it is there already (a version written before, a revert: the write was
     ignored), so that readers of AWSCURRENT (EC2 instances) get the key of the deployed certificate."""
     try:
