@@ -17,7 +17,12 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from certfleet._lambda.certfleet_contract import KEY_VERSION_TYPE, SEALED_KEY_TYPE
+from certfleet._lambda.certfleet_contract import (
+    KEY_VERSION_TYPE,
+    SEALED_KEY_TYPE,
+    KeyVersionProperties,
+    SealedKeyProperties,
+)
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.material.findings import MaterialError
 from certfleet.material.sealed import SealedKey
@@ -251,7 +256,7 @@ class KeyVersionPin(Construct):
             self, "Resource",
             service_token=writer.service_token,
             resource_type=KEY_VERSION_TYPE,
-            properties={"SecretId": source.name_or_arn, "Fingerprints": []},
+            properties=KeyVersionProperties(SecretId=source.name_or_arn, Fingerprints=[]),
         )
 
     @classmethod
@@ -408,13 +413,13 @@ class SealedKeyStore(Construct):
             self, "Resource",
             service_token=writer.service_token,
             resource_type=SEALED_KEY_TYPE,
-            properties={
-                "Ciphertext": _b64(sealed.ciphertext),
-                "KmsKeyId": sealed.kms_key_arn,
-                "EncryptionContext": dict(sealed.encryption_context),
-                "SecretId": self.secret.secret_arn,
-                "SpkiSha256": sealed.spki_sha256,
-            },
+            properties=SealedKeyProperties(
+                Ciphertext=_b64(sealed.ciphertext),
+                KmsKeyId=sealed.kms_key_arn,
+                EncryptionContext=dict(sealed.encryption_context),
+                SecretId=self.secret.secret_arn,
+                SpkiSha256=sealed.spki_sha256,
+            ),
         )
 
     @property

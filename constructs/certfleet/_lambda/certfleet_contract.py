@@ -118,6 +118,7 @@ class SweeperProperties(TypedDict):
     Fleet: NotRequired[str]
     FleetPrefix: NotRequired[str]
     Regions: list[str]
+    Generation: NotRequired[str]
     WaitSeconds: NotRequired[str]
 
 
@@ -129,6 +130,7 @@ class SealedKeyProperties(TypedDict):
     Ciphertext: str
     KmsKeyId: str
     EncryptionContext: NotRequired[dict[str, str]]
+    SpkiSha256: NotRequired[str]
 
 
 class KeyVersionProperties(TypedDict):
