@@ -51,7 +51,8 @@ LOGS_KEY = ("demo logs, encrypted at rest by CloudWatch Logs; a customer KMS key
             "app's choice")
 # checkov's checks that do not fit the reference app's hello function, each with why (CKV_AWS_115/116/117).
 HELLO_SKIPS = (
-    ("CKV_AWS_115", "reserved concurrency would take from a new account's 10-execution pool; production apps size it"),
+    ("CKV_AWS_115", "any reservation fails to deploy where the account limit is 10 (new accounts); production apps "
+                    "size it"),
     ("CKV_AWS_116", "invoked synchronously (API Gateway, Transfer Family): a dead-letter queue gets only async events"),
     ("CKV_AWS_117", "reaches no VPC resource; a VPC would add ENIs and no isolation to a stateless hello function"),
 )
