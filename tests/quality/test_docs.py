@@ -202,6 +202,13 @@ def test_site_builds_with_strict_and_shows_every_public_object(tmp_path: Path) -
     assert (tmp_path / "site" / "facts" / "index.html").is_file()
 
 
+def test_public_surface_documents_every_keyword_with_its_default() -> None:
+    exposed = surface()
+    assert all(exposed.values()), f"a public module shows nothing: {exposed}"
+    found = [problem for objects in exposed.values() for problem in problems(objects)]
+    assert not found, f"{len(found)} documentation gaps in the public surface:\n" + "\n".join(sorted(found))
+
+
 # --- the gates can fail -----------------------------------------------------------------------------------------
 
 def _sample_source(*, complete: bool, unknown_parameter: bool = False) -> str:
