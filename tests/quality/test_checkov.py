@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -30,10 +29,9 @@ from certfleet.ec2 import CertificateFiles
 from certfleet.material.demo import DemoPKI
 from certfleet.reference import build
 from certfleet.sealing import SealingKey
-from certfleet.testing.synth import write_synth_only_sealed_key
+from certfleet.testing.synth import write_reference_app, write_synth_only_sealed_key
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = ("www.example.com", "example.com", "*.example.com")
 ACCOUNT = "123456789012"
 ENVIRONMENTS: dict[str, dict[str, str] | None] = {
     "demo": {"env": "demo"},
@@ -126,14 +124,7 @@ def scan(name: str, app: App, outdir: Path) -> Scan:
 def app_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder laid out like the repository's (cdk.json, demo material with the key sealed, reference/)."""
     folder = tmp_path_factory.mktemp("checkov-app")
-    shutil.copy(ROOT / "cdk.json", folder / "cdk.json")
-    shutil.copytree(ROOT / "reference", folder / "reference")
-    pki = DemoPKI.create(label="checkov")
-    leaf = pki.leaf(NAMES, days=200)
-    (folder / "demo").mkdir()
-    (folder / "demo" / "certificate.pem").write_bytes(leaf.pem())
-    (folder / "demo" / "chain.pem").write_bytes(pki.chain_pem())
-    write_synth_only_sealed_key(folder / "demo" / "private.key.sealed", leaf.key)
+    write_reference_app(folder, ROOT, label="checkov")
     return folder
 
 
