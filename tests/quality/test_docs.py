@@ -2,10 +2,10 @@
 
 The site (mkdocs.yml, docs/) is built into a temporary folder; a broken cross-reference or a griffe warning (a
 documented parameter that is not in the signature, say) fails the build. The public surface is what the API pages
-show: ``certfleet``'s ``__all__``, ``certfleet.ec2``, ``certfleet.monitoring`` and ``certfleet.testing``'s
-``__all__``. Each of its classes, functions, methods and properties has a docstring; each constructor keyword has
-an entry under ``Args:`` (Google style, in the class or ``__init__`` docstring), and a keyword that has a default
-says it as aws-cdk's ``@default`` does: ``Default: <value>`` (the word is matched in any case).
+show: the ``__all__`` of ``certfleet``, ``certfleet.ec2``, ``certfleet.monitoring`` and ``certfleet.testing``.
+Each of its classes, functions, methods and properties has a docstring; each constructor keyword has an entry
+under ``Args:`` (Google style, in the class or ``__init__`` docstring), and a keyword that has a default says it as
+aws-cdk's ``@default`` does: ``Default: <value>`` (the word is matched in any case).
 """
 
 from __future__ import annotations
