@@ -18,7 +18,7 @@ from aws_cdk import App, Duration, Environment, Stack
 from cryptography.hazmat.primitives import serialization
 from iam_support import SessionAuthorizer
 
-from certfleet import CertificateBundle, ImportedCertificate, KeySource
+from certfleet import CertificateBundle, CertificateFleet, ImportedCertificate, KeySource
 from certfleet.material.bundle import spki_sha256
 from certfleet.material.checks import key_algorithm
 from certfleet.material.demo import DemoPKI, Issued
@@ -156,6 +156,54 @@ def test_a_key_type_upgrade_rolled_back_adopts_its_retired_certificate_again(
     assert ("delete", ec_arn) in [(e.action, e.physical_id) for e in rollback]
     assert _listed(aws) == {rsa_arn}
     aws.release(rsa_arn)
+    rehearsal.destroy()
+
+
+def _fleet(out: Path, leaf: Issued, pki: DemoPKI, secret: str) -> Path:
+    """A one-region fleet (its stack, then its sweeper stack) whose key is ``secret``."""
+    app = App(outdir=str(out))
+    CertificateFleet(app, "Certificates", bundle=CertificateBundle.from_pem(leaf.pem().decode(),
+                                                                            pki.chain_pem().decode()),
+                     key=KeySource.secret(secret), account=ACCOUNT, regions=[REGION], edge=False)
+    app.synth()
+    return out
+
+
+def test_the_sweeper_waits_for_a_retired_certificate_still_in_use_then_deletes_it(
+    aws: StrictAWS, session_iam: SessionAuthorizer, pki: DemoPKI, ec_pki: DemoPKI, tmp_path: Path,
+) -> None:
+    """GIVEN a fleet's RSA certificate in use by a service outside the app WHEN an EC upgrade is deployed and the
+    service lets go only while the sweeper's waiter polls THEN the waiter (isComplete) deletes the retired certificate:
+    the deploy ends with only the EC certificate in ACM."""
+    secrets = _client(aws, "secretsmanager")
+    leaf, ec_leaf = pki.leaf(NAMES), ec_pki.leaf(NAMES, key_type="ec-p256")
+    secrets.create_secret(Name="web/rsa-key", SecretString=leaf.key_pem().decode())
+    secrets.create_secret(Name="web/ec-key", SecretString=ec_leaf.key_pem().decode())
+    rehearsal = Rehearsal(aws.url, poll_seconds=0.2)
+    rehearsal.deploy(_fleet(tmp_path / "rsa", leaf, pki, "web/rsa-key"))
+    rsa_arn = _only_certificate(rehearsal)
+    aws.mark_in_use(rsa_arn)
+    stop = threading.Event()
+    relist = ("certfleet_import.is_complete", "acm:ListCertificates")
+    relists_before = session_iam.allowed[relist]
+
+    def release_while_the_sweeper_waits() -> None:
+        while session_iam.allowed[relist] == relists_before:
+            if stop.wait(0.05):
+                return
+        aws.release(rsa_arn)
+
+    releaser = threading.Thread(target=release_while_the_sweeper_waits, daemon=True)
+    releaser.start()
+    try:
+        events = rehearsal.deploy(_fleet(tmp_path / "ec", ec_leaf, ec_pki, "web/ec-key"))
+    finally:
+        stop.set()
+        releaser.join(timeout=10)
+    assert ("retire", rsa_arn) in [(e.action, e.physical_id) for e in events]
+    ec_arn = _only_certificate(rehearsal)
+    assert _listed(aws) == {ec_arn}, "the retired RSA certificate was deleted by the sweeper's waiter"
+    assert session_iam.allowed[relist] > relists_before
     rehearsal.destroy()
 
 
