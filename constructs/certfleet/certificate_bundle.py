@@ -82,17 +82,17 @@ class CertificateBundle:
         now: dt.datetime | None = None,
         allow_expired: bool = False,
     ) -> CertificateBundle:
-        """Read a certificate (and chain) in any format, check it, and keep only the public parts; every error
-        finding raises ``CertificateBundleError``.
+        """Read a certificate (and chain) in any format, check it, and keep only the public parts.
+
+        Raises ``CertificateBundleError`` listing every error with its fix.
 
         Args:
             certificate: the file holding the leaf (PEM, DER, PKCS#7, PKCS#12 or a mixed bundle).
             chain: the file(s) holding the chain. Default: None, the chain found in ``certificate`` if any.
             password_env: the environment variable holding a PKCS#12 password. Default: None, no password.
             now: the time validity is checked at. Default: None, the current time.
-            allow_expired: keep an expired leaf (``bundle.expired``) for a break-glass deploy (see the README's
-                "Expiry monitoring"); the constructs still refuse it unless the deploy names its fingerprint.
-                Default: False.
+            allow_expired: keep an expired leaf (``bundle.expired``) for a break-glass deploy (the README's
+                "Expiry monitoring"). Default: False.
         """
         from certfleet.material.loader import password_from_env
 

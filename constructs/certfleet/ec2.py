@@ -1,25 +1,6 @@
-"""EC2 direct use (nginx, Apache, HAProxy...): no ACM, the certificate and key as files on the instance.
+"""The certificate, chain and key as files on EC2 instances (nginx, Apache, HAProxy...), for services without ACM.
 
-``CertificateFiles`` grants the instance role read of exactly the key's secret and renders the user data that
-writes, at boot::
-
-    <directory>/cert.pem        the certificate                 0644
-    <directory>/chain.pem       the intermediates (and root)    0644
-    <directory>/fullchain.pem   certificate + chain             0644   <- nginx ssl_certificate
-    <directory>/private.key     the private key                 0400   owned by ``owner``
-
-The certificate and chain are public and travel inside the user data. The key never does: the instance reads
-it from Secrets Manager at boot (the replica of its region, or the primary), under ``umask 077``, and keeps it
-only once its public half matches the certificate (the SHA-256 of the SubjectPublicKeyInfo, known at synth):
-that also waits out replica lag and a renewal whose new key has not been written yet. A renewal changes the
-certificate in the user data, so the instance is updated with it (for an Auto Scaling group, refresh it).
-
-A CA signs names that were never checked for shell or nginx: every value in the user data is one ``shlex.quote``d
-word (a name only in its escaped form, in a message), and ``nginx_server_block`` refuses, at synth, a name nginx
-would read as syntax or as a regex.
-
-The seed's nginx example gives the leaf as ``ssl_certificate`` and the chain as ``ssl_trusted_certificate``:
-nginx then sends no intermediate, and clients without it fail. ``ssl_certificate`` must be the full chain.
+How the key reaches the instance, and why names are quoted: docs/design/ec2.md.
 """
 
 from __future__ import annotations
@@ -55,14 +36,24 @@ MODERN_CIPHERS = ":".join([
     "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
 ])
 
+__all__ = ["MODERN_CIPHERS", "CertificateFiles"]
+
 
 class CertificateFiles(Construct):
     """The certificate, chain and key of a fleet (or of one ``ImportedCertificate``) as files on EC2 instances.
 
-    ``role`` (the instance role) may read exactly the key's secret, and ``kms:Decrypt`` through Secrets Manager
-    when that secret is encrypted with a customer-managed key. Add ``commands`` to the instance's user data
-    (``files.add_to(instance.user_data)``); the instance needs the AWS CLI, openssl and python3 (Amazon Linux
-    2023 has all three).
+    Add ``commands`` to the instance's user data (``files.add_to(instance.user_data)``); the instance needs the AWS
+    CLI, openssl and python3 (Amazon Linux 2023 has all three).
+
+    Args:
+        source: The fleet or the certificate whose files are written.
+        role: The instance role, allowed to read exactly the key's secret (and ``kms:Decrypt`` through Secrets
+            Manager when the secret has a customer-managed key).
+        directory: The absolute path the files are written to. Default: ``"/etc/ssl/certfleet"``.
+        owner: The user that owns the files (the key is ``0400``). Default: ``"root"``.
+        group: The group that owns the files. Default: ``"root"``.
+        attempts: How many times, 10 s apart, the instance tries to read a key that matches the certificate.
+            Default: 30.
     """
 
     def __init__(
@@ -102,18 +93,22 @@ class CertificateFiles(Construct):
 
     @property
     def certificate_path(self) -> str:
+        """The leaf certificate's path, ``<directory>/cert.pem``."""
         return f"{self.directory}/cert.pem"
 
     @property
     def chain_path(self) -> str:
+        """The chain's path, ``<directory>/chain.pem`` (intermediates and root)."""
         return f"{self.directory}/chain.pem"
 
     @property
     def fullchain_path(self) -> str:
+        """The certificate and chain's path, ``<directory>/fullchain.pem`` (nginx's ``ssl_certificate``)."""
         return f"{self.directory}/fullchain.pem"
 
     @property
     def key_path(self) -> str:
+        """The private key's path, ``<directory>/private.key`` (``0400``, owned by ``owner``)."""
         return f"{self.directory}/private.key"
 
     def add_to(self, user_data: ec2.UserData) -> None:
@@ -123,9 +118,11 @@ class CertificateFiles(Construct):
     def nginx_server_block(self, server_name: str | None = None, *, proxy_pass: str | None = None) -> str:
         """An nginx ``server`` block for these files: TLS 1.2 and 1.3 only, modern ciphers, the full chain sent.
 
-        ``server_name`` (space-separated) defaults to the certificate's DNS names. Every value is checked to be one
-        nginx reads as a single plain argument, and written in double quotes: a name that is not a host name (a
-        CA may sign anything) fails synth instead of becoming nginx syntax.
+        Args:
+            server_name: Space-separated host names; one that nginx would read as syntax fails synth.
+                Default: the certificate's DNS names.
+            proxy_pass: The URL requests are passed to (``http://``, ``https://`` or ``unix:/``).
+                Default: None (files served from ``/usr/share/nginx/html``).
         """
         if server_name is not None:
             names = server_name.split()

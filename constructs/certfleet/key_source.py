@@ -106,18 +106,15 @@ class KeySource:
     def secret(name_or_arn: str, *, version_id: str = "", encryption_key_arn: str = "") -> SecretKeySource:
         """A key that already lives in Secrets Manager, as PEM or JSON ``{"private_key": ...}``.
 
-        A secret of another account is read by its full ARN (Secrets Manager finds another account's secret only
-        by ARN). The owning account must allow the reader in the secret's resource policy and the key's policy
-        (``CertificateFleet.share_key_with`` does both for a sealed key).
+        Version pinning and cross-account reading: the README's "Rotating a key kept in your own secret" and
+        "Cross-account".
 
         Args:
             name_or_arn: The secret's name, or its ARN (the full ARN for a secret of another account).
-            version_id: The version every importer reads. Without it, the version that is AWSCURRENT when the
-                certificate is deployed is pinned then (see ``KeyVersionPin``): put a new key into the secret before
-                deploying its certificate; a rollback re-imports the old certificate with the old version.
-                Default: none (AWSCURRENT at deploy time, pinned).
-            encryption_key_arn: The ARN of the customer-managed KMS key that encrypts the secret: readers are then
-                allowed ``kms:Decrypt`` on it through Secrets Manager only. Default: none (aws/secretsmanager).
+            version_id: The version every importer reads. Default: none (AWSCURRENT's, pinned when the certificate
+                is deployed).
+            encryption_key_arn: The ARN of the customer-managed KMS key that encrypts the secret (readers may use it
+                through Secrets Manager only). Default: none (aws/secretsmanager).
         """
         if not name_or_arn:
             raise ValueError("KeySource.secret: give the secret's name or ARN, e.g. 'production/ssl/private-key'")
@@ -148,8 +145,7 @@ class KeySource:
             bundle: The certificate the key belongs to.
             secret_name: Where a sealed key is written. Default: the stack's ``certfleet/cert/<stack>/...``.
             replica_regions: Where a sealed key's secret is replicated. Default: nowhere.
-            group_namespace: The key namespace of the FleetGroup whose stack this is (IAM granted once for the
-                group's secrets, not per key). Default: none (this key alone).
+            group_namespace: The key namespace of the FleetGroup that owns this stack. Default: none (this key alone).
         """
         raise NotImplementedError
 

@@ -1,32 +1,6 @@
 """Expiry monitoring: an imported certificate never renews itself, so make its expiry impossible to miss.
 
-For each certificate, in the certificate's own region (where ACM publishes its metric and events):
-
-- a CloudWatch alarm on ``AWS/CertificateManager`` ``DaysToExpiry`` (minimum over a day) at or below ``days``.
-  Missing data keeps the alarm's state (``ignore``): a new certificate has no data point for up to a day, and
-  an alarm that treated that as breaching would page on every first deploy and key-type upgrade (a new ARN);
-  kept state stays INSUFFICIENT_DATA (no action) until ACM's first point. When the certificate expires, ACM
-  stops publishing, and the alarm, in ALARM since ``days`` days before, stays in ALARM. One daily point decides;
-- an EventBridge rule for ``ACM Certificate Approaching Expiration`` (sent daily from ``DaysBeforeExpiry`` days
-  before expiry, imported certificates included; ACM sends no "expired" event for them);
-- optionally the account's ``AWS::CertificateManager::Account`` ``DaysBeforeExpiry`` in that region.
-
-Both notify one SNS topic, wherever it is:
-
-- topic in the certificate's region: the alarm's action is the topic and the rule targets it directly;
-- topic in another region: neither works (CloudWatch alarm actions and EventBridge SNS targets must be in the
-  topic's region). The rule, and a second rule on the alarm's state change to ALARM, forward the events to a
-  certfleet event bus in the topic's region (EventBridge's cross-region event bus target), where one rule
-  delivers them to the topic. That keeps a single topic (one set of subscriptions, one on-call) for a fleet in
-  any number of regions, with no Lambda and no copy of the topic per region. The bus and its rule live in the
-  topic's own stack; its name is derived from the topic, so no stack reads another stack's outputs.
-
-The topic policy lets each service that publishes (``cloudwatch.amazonaws.com`` for an alarm in the topic's
-region, ``events.amazonaws.com`` for rules) do so when certfleet can add to it (a ``sns.Topic`` of this app), and
-an encrypted topic's KMS key policy lets the same services ``kms:Decrypt`` and ``kms:GenerateDataKey*`` (SNS's
-"event sources from AWS services and encrypted topics"). The AWS managed ``alias/aws/sns`` key cannot be shared
-that way: certfleet refuses it. An imported key, or an imported topic (``Topic.from_topic_arn``), keeps its
-policy: allow the services there yourself (a warning says what when certfleet knows the key).
+What each certificate gets, how one topic serves every region, and who may publish: docs/design/monitoring.md.
 """
 
 from __future__ import annotations
@@ -69,6 +43,8 @@ _ALLOWED_TOPICS: weakref.WeakKeyDictionary[Stage, set[tuple[str, str]]] = weakre
 # roots that already check that AWS::CertificateManager::Account is declared once per account and region
 _CHECKED_ROOTS: weakref.WeakSet[Stage] = weakref.WeakSet()
 
+__all__ = ["ExpiryMonitoring", "ExpiryRelay"]
+
 
 def validate_days(owner: str, days: int, days_before_expiry_event: int) -> None:
     """Fail synth on alarm / event thresholds that CloudWatch or ACM would refuse or that make no sense."""
@@ -83,9 +59,20 @@ def validate_days(owner: str, days: int, days_before_expiry_event: int) -> None:
 
 
 class ExpiryMonitoring(Construct):
-    """The alarm and the event rule of one certificate, in the certificate's stack. See the module docstring.
+    """The alarm and the event rule of one certificate, in the certificate's stack (docs/design/monitoring.md).
 
     Use ``CertificateFleet.add_expiry_monitoring`` or ``ImportedCertificate.add_expiry_monitoring``.
+
+    Args:
+        certificate_arn: The ARN of the certificate whose ACM expiry events are matched.
+        certificate_name: The certificate's name in alarm and rule descriptions.
+        metric: The certificate's ``DaysToExpiry`` metric, in its own region.
+        topic: The SNS topic alarms and expiry events go to, in the certificate's account, any region.
+        days: The alarm's threshold in days left. Default: 30.
+        days_before_expiry_event: The account's ``DaysBeforeExpiry`` in this region (1-45). Default: 45.
+        configure_account_expiry_events: Declare that per-account setting in this stack. Default: True.
+        relay_stacks: Finds a stack of the app in a given region to hold the relay when the topic's own stack is
+            not in the topic's region. Default: None (the topic's stack only).
     """
 
     def __init__(
@@ -166,7 +153,11 @@ class ExpiryMonitoring(Construct):
 
 
 class ExpiryRelay(Construct):
-    """In the topic's region: a certfleet event bus and the rule that delivers what arrives on it to the topic."""
+    """In the topic's region: a certfleet event bus and the rule that delivers what arrives on it to the topic.
+
+    Args:
+        topic: The SNS topic that forwarded expiry events and alarms are delivered to.
+    """
 
     def __init__(self, scope: Construct, id: str, *, topic: sns.ITopic) -> None:
         super().__init__(scope, id)
@@ -186,6 +177,7 @@ class ExpiryRelay(Construct):
 
     @classmethod
     def of(cls, stack: Stack, topic: sns.ITopic) -> ExpiryRelay:
+        """The relay of ``topic`` in ``stack``, created on first use (one per stack and topic)."""
         id = relay_id(topic)
         existing = stack.node.try_find_child(id)
         return existing if isinstance(existing, ExpiryRelay) else cls(stack, id, topic=topic)
@@ -222,11 +214,10 @@ def topic_in(stack: Stack, topic: sns.ITopic) -> sns.ITopic:
 
 
 def allow_publish(topic: sns.ITopic, *, publishers: tuple[str, ...] = (EVENTS_SERVICE, CLOUDWATCH_SERVICE)) -> None:
-    """Let each of ``publishers`` (service principals of the topic's account) publish to ``topic``, and use its key.
+    """Let each of ``publishers`` publish to ``topic`` and use its KMS key (a no-op for an imported topic).
 
-    Adds to the topic policy (a no-op for an imported topic) and, for an encrypted topic, to its key's policy.
-    Fails on the AWS managed ``alias/aws/sns`` key, whose policy no service outside SNS may use; warns on an
-    imported key, whose policy is not this app's to change.
+    Args:
+        publishers: Service principals of the topic's account. Default: EventBridge and CloudWatch.
     """
     stack = Stack.of(topic)
     root = topic.node.root
@@ -321,10 +312,8 @@ def _relay_host(
 def configure_account(scope: Construct, days_before_expiry: int) -> acm.CfnAccount | None:
     """The account's ``DaysBeforeExpiry`` in ``scope``'s region, declared once per account and region per app.
 
-    ``AWS::CertificateManager::Account`` is a singleton per account and region: a second declaration (another
-    fleet of this app with the same value) is skipped; a different value fails synth, and so does any other
-    declaration in the app (checked over the whole tree at synth). Another app that also declares it would fight
-    over the value: pass ``configure_account_expiry_events=False`` to all but one.
+    A second declaration with the same value is skipped; a different value, or another declaration in the app, fails
+    synth (``AWS::CertificateManager::Account`` is one setting per account and region).
     """
     stack = Stack.of(scope)
     root = scope.node.root

@@ -251,7 +251,6 @@ def test_nested_stages_are_read_and_stage_selects_one(capsys: pytest.CaptureFixt
     assert [c["fleet"] for c in doc["certificates"]] == ["prod-Certs"]
 
 
-NAMES = ("www.example.com", "example.com", "*.example.com")
 
 
 @pytest.fixture(scope="module")
@@ -260,17 +259,10 @@ def reference_assemblies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     from aws_cdk import App
 
     from certfleet.reference import build
-    from certfleet.testing.synth import write_synth_only_sealed_key
+    from certfleet.testing.synth import write_reference_app
 
     folder = tmp_path_factory.mktemp("map-app")
-    shutil.copy(ROOT / "cdk.json", folder / "cdk.json")
-    shutil.copytree(ROOT / "reference", folder / "reference")
-    pki = DemoPKI.create(label="map environments")
-    leaf = pki.leaf(NAMES, days=200)
-    (folder / "demo").mkdir()
-    (folder / "demo" / "certificate.pem").write_bytes(leaf.pem())
-    (folder / "demo" / "chain.pem").write_bytes(pki.chain_pem())
-    write_synth_only_sealed_key(folder / "demo" / "private.key.sealed", leaf.key)
+    write_reference_app(folder, ROOT, label="map environments")
     base = json.loads((folder / "cdk.json").read_text())["context"]
     found: dict[str, Path] = {}
     for name, context in (("demo", {"env": "demo"}), ("pipeline", {"pipeline": "true"})):

@@ -9,7 +9,6 @@ a one-line reason. The placement checks and CloudFormation Validate plugins run 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,9 @@ from certfleet.material.demo import DemoPKI
 from certfleet.providers import acknowledge
 from certfleet.reference import build
 from certfleet.sealing import SealingKey
-from certfleet.testing.synth import write_synth_only_sealed_key
+from certfleet.testing.synth import write_reference_app, write_synth_only_sealed_key
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = ("www.example.com", "example.com", "*.example.com")
 PACK = "AwsSolutions"
 ENVIRONMENTS = {
     "demo": {"env": "demo"},
@@ -46,14 +44,7 @@ def app_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder laid out like the repository's: cdk.json, demo material (the key sealed, never plain) and the
     committed reference material the other environments use."""
     folder = tmp_path_factory.mktemp("nag-app")
-    shutil.copy(ROOT / "cdk.json", folder / "cdk.json")
-    shutil.copytree(ROOT / "reference", folder / "reference")
-    pki = DemoPKI.create(label="cdk-nag")
-    leaf = pki.leaf(NAMES, days=200)
-    (folder / "demo").mkdir()
-    (folder / "demo" / "certificate.pem").write_bytes(leaf.pem())
-    (folder / "demo" / "chain.pem").write_bytes(pki.chain_pem())
-    write_synth_only_sealed_key(folder / "demo" / "private.key.sealed", leaf.key)
+    write_reference_app(folder, ROOT, label="cdk-nag")
     return folder
 
 

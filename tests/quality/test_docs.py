@@ -2,10 +2,10 @@
 
 The site (mkdocs.yml, docs/) is built into a temporary folder; a broken cross-reference or a griffe warning (a
 documented parameter that is not in the signature, say) fails the build. The public surface is what the API pages
-show: ``certfleet``'s ``__all__``, ``certfleet.ec2``, ``certfleet.monitoring`` and ``certfleet.testing``'s
-``__all__``. Each of its classes, functions, methods and properties has a docstring; each constructor keyword has
-an entry under ``Args:`` (Google style, in the class or ``__init__`` docstring), and a keyword that has a default
-says it as aws-cdk's ``@default`` does: ``Default: <value>`` (the word is matched in any case).
+show: the ``__all__`` of ``certfleet``, ``certfleet.ec2``, ``certfleet.monitoring`` and ``certfleet.testing``.
+Each of its classes, functions, methods and properties has a docstring; each constructor keyword has an entry
+under ``Args:`` (Google style, in the class or ``__init__`` docstring), and a keyword that has a default says it as
+aws-cdk's ``@default`` does: ``Default: <value>`` (the word is matched in any case).
 """
 
 from __future__ import annotations
@@ -200,6 +200,13 @@ def test_site_builds_with_strict_and_shows_every_public_object(tmp_path: Path) -
         missing += [f"{page}: {anchor}" for anchor in ids if f'id="{anchor}"' not in html]
     assert not missing, "objects of the public surface missing from their API page:\n" + "\n".join(missing)
     assert (tmp_path / "site" / "facts" / "index.html").is_file()
+
+
+def test_public_surface_documents_every_keyword_with_its_default() -> None:
+    exposed = surface()
+    assert all(exposed.values()), f"a public module shows nothing: {exposed}"
+    found = [problem for objects in exposed.values() for problem in problems(objects)]
+    assert not found, f"{len(found)} documentation gaps in the public surface:\n" + "\n".join(sorted(found))
 
 
 # --- the gates can fail -----------------------------------------------------------------------------------------

@@ -67,17 +67,21 @@ class PlacementChecks:
 
     @property
     def name(self) -> str:
+        """The plugin's name in the validation report, ``certfleet-placement``."""
         return PLUGIN_NAME
 
     @property
     def version(self) -> str:
+        """The plugin's version in the validation report."""
         return PLUGIN_VERSION
 
     @property
     def rule_ids(self) -> list[str]:
+        """Every finding code the checks can report: placement judgments, then template limits."""
         return [*RULE_IDS, *LIMIT_RULE_IDS]
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
+        """Check the synthesized stacks; any error finding fails the synth, warnings are only reported."""
         stacks = stack_templates(context)
         findings = check_templates(stacks) + check_limits(stacks)
         return PolicyValidationPluginReport(

@@ -22,7 +22,7 @@ from constructs import Construct
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.fleet import CertificateFleet
 from certfleet.key_source import KeySource
-from certfleet.providers import acknowledge, nag_reference
+from certfleet.providers import acknowledge, nag_reference, skip_checkov
 from certfleet.reference.architectures import ARCHITECTURES, AlertsStack
 
 CONTEXT_KEY = "certfleet"
@@ -54,6 +54,13 @@ PIPELINE_WILDCARDS: tuple[tuple[str, str], ...] = (
     (r"Resource::\*",
      "written by CDK Pipelines (DescribeStacks, ListBucket, StartBuild of its asset jobs, its replication keys)"),
 )
+# checkov's CKV_AWS_111 (write access on "*") on the policies CDK Pipelines writes, by their role's path in it.
+PIPELINE_WRITE_ON_ANY = {
+    "Assets/FileRole": "CDK Pipelines' asset jobs call codebuild:StartBuild/StopBuild on *, as CDK Pipelines writes it",
+    "Pipeline/Role": "CDK Pipelines' kms:Encrypt/ReEncrypt on * for its cross-region replication keys, whose key "
+                     "policies admit only the pipeline",
+}
+ARTIFACT_STORE = "a CodePipeline artifact store: only the pipeline's roles use it, and CloudTrail records their calls"
 
 
 @dataclass(frozen=True)
@@ -247,18 +254,35 @@ def _acknowledge_pipeline(code_pipeline: pipelines.CodePipeline) -> None:
     buckets = [pipeline.artifact_bucket] + [s.replication_bucket for s in pipeline.cross_region_support.values()]
     for bucket in buckets:
         if isinstance(bucket, s3.Bucket):
-            acknowledge(bucket, "AwsSolutions-S1", "a CodePipeline artifact store: only the pipeline's roles use it, "
-                        "and CloudTrail records their calls")
+            acknowledge(bucket, "AwsSolutions-S1", ARTIFACT_STORE)
+            skip_checkov(bucket, "CKV_AWS_18", ARTIFACT_STORE)
+            skip_checkov(bucket, "CKV_AWS_21", "CodePipeline writes each artifact under a new key per execution: "
+                         "versions would keep nothing more")
     here = {"{region}": re.escape(stack.region), "{account}": re.escape(stack.account)}
     patterns = [(re.compile(re.sub(r"\{region\}|\{account\}", lambda m: here[m.group(0)], p) + "$"), reason)
                 for p, reason in PIPELINE_WILDCARDS]
     for policy in code_pipeline.node.find_all():
         if not isinstance(policy, iam.CfnPolicy):
             continue
+        role = policy.node.path.removeprefix(code_pipeline.node.path + "/").removesuffix("/DefaultPolicy/Resource")
+        if role in PIPELINE_WRITE_ON_ANY and _writes_on_any(Stack.of(policy).resolve(policy.policy_document)):
+            skip_checkov(policy, "CKV_AWS_111", PIPELINE_WRITE_ON_ANY[role])
         for finding in _wildcards(Stack.of(policy).resolve(policy.policy_document)):
             reason = next((r for p, r in patterns if p.match(finding)), None)
             if reason is not None:
                 acknowledge(policy, f"AwsSolutions-IAM5[{finding}]", reason)
+
+
+def _writes_on_any(document: dict[str, Any]) -> bool:
+    """Whether an Allow of ``document`` grants a codebuild or kms write action on ``*`` (what CKV_AWS_111 flags)."""
+    for statement in document.get("Statement", []):
+        actions = statement.get("Action", [])
+        actions = actions if isinstance(actions, list) else [actions]
+        if statement.get("Effect") == "Allow" and statement.get("Resource") == "*" and any(
+                a.split(":")[0] in ("codebuild", "kms") and not a.split(":")[1].startswith(("Describe", "BatchGet"))
+                for a in actions):
+            return True
+    return False
 
 
 def _wildcards(document: dict[str, Any]) -> list[str]:

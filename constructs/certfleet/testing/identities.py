@@ -16,13 +16,20 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from certfleet.testing.assembly import StackArtifact
 from certfleet.testing.authorize import Principal, new_access_key_id
 from certfleet.testing.roles import Entry, role_arn, role_policy_documents, running_role
 
-if TYPE_CHECKING:
-    from certfleet.testing.rehearsal import Rehearsal, StackArtifact
+
+class Rehearsing(Protocol):
+    """What the identities need of the rehearsal that owns them."""
+
+    endpoint_url: str
+    warnings: list[str]
+
+    def resolve_for_iam(self, artifact: StackArtifact, value: Any) -> Any: ...
 
 __all__ = ["Identities"]
 
@@ -39,7 +46,7 @@ class _Sandbox:
 class Identities:
     """Principals of one rehearsal: ``for_handler`` names the access key a handler entry runs with."""
 
-    def __init__(self, rehearsal: Rehearsal) -> None:
+    def __init__(self, rehearsal: Rehearsing) -> None:
         self._rehearsal = rehearsal
         self._keys: dict[tuple[tuple[str, str, str], str], str] = {}
         self._registered: dict[str, Principal] = {}

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from certfleet.testing.assembly import RehearsalError, StackArtifact, _stack_id
+from certfleet.testing.assembly import Deployed, RehearsalError, ResourceKey, StackArtifact, StackKey, _stack_id
 from certfleet.testing.roles import role_arn
 
-if TYPE_CHECKING:
-    from certfleet.testing.rehearsal import Rehearsal
+
+class Deployments(Protocol):
+    """What the resolver reads of the rehearsal: what is deployed, each stack's outputs, each region's exports."""
+
+    resources: dict[ResourceKey, Deployed]
+    outputs: dict[StackKey, dict[str, Any]]
+    exports: dict[tuple[str, str, str], Any]
 
 INVENTED = "rehearsal-invented:"
 
@@ -17,7 +22,7 @@ INVENTED = "rehearsal-invented:"
 class _Resolver:
     """CloudFormation's intrinsic functions, as far as certfleet's resources and their outputs use them."""
 
-    def __init__(self, rehearsal: Rehearsal, artifact: StackArtifact) -> None:
+    def __init__(self, rehearsal: Deployments, artifact: StackArtifact) -> None:
         self.rehearsal = rehearsal
         self.artifact = artifact
 

@@ -87,7 +87,13 @@ __all__ = ["ACM_KEY_TYPES", "AWSRefusal", "Call", "StrictAWS"]
 
 @dataclass(frozen=True)
 class Call:
-    """One request seen by the proxy."""
+    """One request seen by the proxy.
+
+    Attributes:
+        service: The AWS service, as its signing name (``acm``, ``secretsmanager``, ``kms``...).
+        operation: The API operation (``ImportCertificate``...).
+        region: The region the request was signed for.
+    """
 
     service: str
     operation: str
@@ -97,12 +103,19 @@ class Call:
 class StrictAWS(SecretRules):
     """A strict proxy in front of ``upstream`` (a moto_server url). Start it, point ``AWS_ENDPOINT_URL`` at ``url``.
 
-    ``import_rate``: ImportCertificate requests allowed per second per region (None: no limit). AWS's is 1.
-    ``replica_lag``: seconds a new secret version takes to reach replica regions (0: instant, as moto).
-    ``list_page_size``: the most certificates one ListCertificates page holds (None: as moto, one page).
-    ``import_quota``: imports allowed per region over the proxy's life (None: no limit).
-    ``authorizer``: decides the IAM checks of registered principals' requests (None: ``default_authorizer``, read
-    when the proxy is made; with neither, registered principals' calls are recorded and pass).
+    What it refuses as AWS does: the README's "A local deploy rehearsal"; in full, the docstring of
+    ``certfleet.testing.strict``.
+
+    Args:
+        upstream: The moto_server url (``http://host:port``) requests are forwarded to.
+        host: The address the proxy listens on. Default: ``"127.0.0.1"``.
+        import_rate: ImportCertificate requests allowed per second per region (AWS's is 1). Default: 1.0;
+            None: no limit.
+        replica_lag: Seconds a new secret version takes to reach replica regions. Default: 0.0 (instant, as moto).
+        list_page_size: The most certificates one ListCertificates page holds. Default: None (one page, as moto).
+        import_quota: Imports allowed per region over the proxy's life. Default: None (no limit).
+        authorizer: Decides the IAM checks of registered principals' requests. Default: None
+            (``StrictAWS.default_authorizer`` when the proxy is made; with neither, their calls are recorded and pass).
     """
 
     default_authorizer: ClassVar[Authorizer | None] = None

@@ -34,7 +34,13 @@ _TAG_PUNCTUATION = frozenset("_.:/=+-@")
 
 
 class AWSRefusal(Exception):
-    """An error answered to the client in the JSON shape botocore parses: ``{"__type", "message"}``."""
+    """An error answered to the client in the JSON shape botocore parses: ``{"__type", "message"}``.
+
+    Args:
+        code: The AWS error code, sent as ``__type`` (``ValidationException``...).
+        message: The error message, as AWS words it.
+        status: The HTTP status of the answer. Default: 400.
+    """
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(f"{code}: {message}")

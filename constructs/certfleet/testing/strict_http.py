@@ -8,14 +8,19 @@ import re
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
 from certfleet.testing.authorize import Principal
 from certfleet.testing.strict_checks import AWSRefusal
 
-if TYPE_CHECKING:
-    from certfleet.testing.strict import StrictAWS
+
+class Proxy(Protocol):
+    """What the HTTP side needs of StrictAWS: register a role, and answer one request."""
+
+    def register(self, principal: Principal) -> None: ...
+
+    def handle(self, request: _Request) -> _Response: ...
 
 _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _ACCOUNT_PATH = re.compile(r"/_account/(\d{12})(?=/|\?|$)")
@@ -73,7 +78,7 @@ CONTROL = "/_strict/"
 """Paths StrictAWS answers itself: ``POST /_strict/principals`` (a :class:`Principal` as JSON) registers a role."""
 
 
-def _control(strict: StrictAWS, method: str, path: str, body: bytes) -> _Response:
+def _control(strict: Proxy, method: str, path: str, body: bytes) -> _Response:
     """The proxy's own endpoint: register a principal (the rehearsal does, for each role it runs a handler as)."""
     if method == "POST" and urlsplit(path).path == CONTROL + "principals":
         try:
@@ -106,7 +111,7 @@ def _identify(method: str, path: str, headers: dict[str, str], body: bytes) -> t
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # hundreds of concurrent handlers (a FleetGroup shard); the default backlog is 5
-    strict: StrictAWS
+    strict: Proxy
 
 
 class _Handler(BaseHTTPRequestHandler):

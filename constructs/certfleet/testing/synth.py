@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -32,4 +33,25 @@ def write_synth_only_sealed_key(
     )
     target = Path(path)
     target.write_text(sealed.to_json())
+    return target
+
+
+DEMO_NAMES = ("www.example.com", "example.com", "*.example.com")
+"""The names of the reference app's demo certificate."""
+
+
+def write_reference_app(folder: str | os.PathLike[str], root: str | os.PathLike[str], *, label: str = "test") -> Path:
+    """Lay ``folder`` out like the repository at ``root`` for a synth of the reference app: its cdk.json, the
+    committed reference/ material, and demo material (a fresh leaf for ``DEMO_NAMES``, its key sealed synth-only)."""
+    from certfleet.material.demo import DemoPKI
+
+    target, source = Path(folder), Path(root)
+    shutil.copy(source / "cdk.json", target / "cdk.json")
+    shutil.copytree(source / "reference", target / "reference")
+    pki = DemoPKI.create(label=label)
+    leaf = pki.leaf(DEMO_NAMES, days=200)
+    (target / "demo").mkdir()
+    (target / "demo" / "certificate.pem").write_bytes(leaf.pem())
+    (target / "demo" / "chain.pem").write_bytes(pki.chain_pem())
+    write_synth_only_sealed_key(target / "demo" / "private.key.sealed", leaf.key)
     return target
