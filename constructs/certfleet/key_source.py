@@ -24,9 +24,10 @@ from certfleet._lambda.certfleet_contract import (
     SealedKeyProperties,
 )
 from certfleet.certificate_bundle import CertificateBundle
+from certfleet.gates import acknowledge, wildcard_finding
 from certfleet.material.findings import MaterialError
 from certfleet.material.sealed import SealedKey
-from certfleet.providers import KeyWriterProvider, acknowledge, wildcard_finding
+from certfleet.providers import KeyWriterProvider
 from certfleet.references import weak_reference
 
 PLACEHOLDER = "certfleet: the key writer replaces this value with the private key at deploy time"

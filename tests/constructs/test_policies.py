@@ -13,7 +13,7 @@ from aws_cdk.assertions import Template
 from construct_support import ACCOUNT
 
 from certfleet import CertificateBundle, CertificateFleet, KeySource
-from certfleet.providers import skip_checkov
+from certfleet.gates import skip_checkov
 
 FUNCTION_SKIPS = {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"}
 

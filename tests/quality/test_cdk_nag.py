@@ -2,7 +2,7 @@
 
 Each environment (demo, dev, staging, prod, and the pipeline that deploys dev -> staging -> prod) is synthesized
 once with the cdk-nag 3 validation plugin. A finding fails the test, listed as ``rule at construct path``; the fix
-is in the code that makes the resource, or an acknowledgement right there (``certfleet.providers.acknowledge``) with
+is in the code that makes the resource, or an acknowledgement right there (``certfleet.gates.acknowledge``) with
 a one-line reason. The placement checks and CloudFormation Validate plugins run too and are not judged here.
 """
 
@@ -22,8 +22,8 @@ from constructs import IConstruct
 
 from certfleet import CertificateBundle, CertificateFleet, FleetGroup, KeySource
 from certfleet.ec2 import CertificateFiles
+from certfleet.gates import acknowledge
 from certfleet.material.demo import DemoPKI
-from certfleet.providers import acknowledge
 from certfleet.reference import build
 from certfleet.sealing import SealingKey
 from certfleet.testing.synth import write_reference_app, write_synth_only_sealed_key

@@ -3,7 +3,7 @@ expiry monitoring relayed to another region, certificate files for EC2 and a sea
 
 Gate: no failed check on any resource (certfleet's constructs, its stacks, the CDK Provider inside them, and the
 reference app's architectures and pipeline around them), and every skip (``Metadata.checkov.skip``, written with
-``certfleet.providers.skip_checkov``) carries a one-line reason. checkov runs from ``.venv-checkov`` (its pins fight
+``certfleet.gates.skip_checkov``) carries a one-line reason. checkov runs from ``.venv-checkov`` (its pins fight
 moto's and boto3's in .venv); missing, the test fails in CI (``CI`` set) and is skipped elsewhere.
 """
 

@@ -21,8 +21,8 @@ from constructs import Construct
 
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.fleet import CertificateFleet
+from certfleet.gates import acknowledge, nag_reference, skip_checkov
 from certfleet.key_source import KeySource
-from certfleet.providers import acknowledge, nag_reference, skip_checkov
 from certfleet.reference.architectures import ARCHITECTURES, AlertsStack
 
 CONTEXT_KEY = "certfleet"

@@ -32,7 +32,7 @@ from aws_cdk import aws_transfer as transfer
 from constructs import Construct
 
 from certfleet.fleet import CertificateFleet
-from certfleet.providers import acknowledge, skip_checkov
+from certfleet.gates import acknowledge, skip_checkov
 from certfleet.rules import Service
 
 ALB_POLICY = elbv2.SslPolicy.RECOMMENDED_TLS
