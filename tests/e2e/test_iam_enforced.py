@@ -245,11 +245,6 @@ def test_no_rehearsed_handler_call_was_refused(session_iam: SessionAuthorizer, e
 
 
 @pytest.mark.session_end
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 11 A (tag pol): granted, never called in the e2e suite: the delete waiter's acm:DeleteCertificate and "
-    "acm:DescribeCertificate (no e2e deletes a certificate in use without a successor), the sweeper waiter's "
-    "acm:ListCertificates/ListTagsForCertificate, the importer's secretsmanager:DescribeSecret (CDK grant_read) and "
-    "acm:RemoveTagsFromCertificate, the key writer's secretsmanager:UpdateSecret and UpdateSecretVersionStage"))
 def test_every_grant_is_used(session_iam: SessionAuthorizer, e2e_suite_ran: str) -> None:
     """GIVEN the whole e2e suite played with IAM enforced WHEN the session ends THEN every action granted to a
     handler's role (the runtime's log grants aside) was called by that handler somewhere in the suite."""

@@ -160,7 +160,10 @@ def test_a_certfleet_resource_on_an_invented_value_fails_the_run(aws: StrictAWS,
         Rehearsal(aws.url).deploy(assembly)
     assert aws.calls("acm") == 0 and aws.calls("secretsmanager") == 0
     with pytest.warns(RehearsalWarning, match="had to invent"), pytest.raises(RehearsalError, match="failed"):
-        Rehearsal(aws.url, invented="warn", environment={"CERTFLEET_SECRET_WAIT_SECONDS": "1"}).deploy(assembly)
+        # iam=False: this play fails on purpose on a made-up secret, and must not count as a refused handler call
+        # in the session's IAM verdict (test_iam_enforced's session-end checks)
+        Rehearsal(aws.url, invented="warn", iam=False,
+                  environment={"CERTFLEET_SECRET_WAIT_SECONDS": "1"}).deploy(assembly)
 
 
 # ------------------------------------------------------------------------- the Provider framework's response
