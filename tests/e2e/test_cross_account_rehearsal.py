@@ -37,7 +37,7 @@ PRIMARY, REPLICA = "us-east-1", "us-west-2"
 REMOTE = ("eu-west-1", "ap-northeast-1")
 REGIONS = (PRIMARY, REPLICA, *REMOTE)
 NAMES = ("www.example.com", "example.com")
-LAG = 12.0
+LAG_READS = 2  # reads of a new key version us-west-2 refuses before its replica has it
 """Seconds a new secret version takes to reach us-west-2: longer than the primary stack's deploy takes here (it is
 put right before the deploy, after the synth)."""
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": PRIMARY,
@@ -170,7 +170,7 @@ def test_create(story: Story) -> None:
 
 
 def test_key_rotation_under_replica_lag(story: Story) -> None:
-    """GIVEN the deployed fleet WHEN a new key is put into the secret (reaching us-west-2 12 s later) and the new
+    """GIVEN the deployed fleet WHEN a new key is put into the secret (us-west-2 refusing the first reads of it: replica lag) and the new
     certificate deployed THEN every region re-imports it into the same ARN with the new key's version; us-west-2
     waited for its replica (before: it read its replica's AWSCURRENT, the old key, and ACM refused the import)."""
     story.after("create")
@@ -178,7 +178,7 @@ def test_key_rotation_under_replica_lag(story: Story) -> None:
     story.outputs_before = copy.deepcopy(story.rehearsal.outputs)
     story.leaves.append(story.pki.leaf(NAMES, days=300))
     assembly = story.synth(story.leaves[1], "v2")
-    story.aws.replica_lag = LAG
+    story.aws.replica_lag_reads = LAG_READS
     version = story.put_key(story.leaves[1])
     reads = story.aws.calls("secretsmanager", "GetSecretValue", REPLICA)
     story.rehearsal.deploy(assembly)
@@ -253,7 +253,7 @@ def test_key_type_upgrade_retires_and_sweeps_in_the_second_account(story: Story)
     story.pki = ec
     story.leaves.append(ec.leaf(NAMES, key_type="ec-p256", days=200))
     assembly = story.synth(story.leaves[2], "v3")
-    story.aws.replica_lag = 0
+    story.aws.replica_lag_reads = 0
     version = story.put_key(story.leaves[2])
     in_use = story.arns["eu-west-1"]
     story.aws.mark_in_use(in_use)

@@ -251,17 +251,17 @@ def test_throttled_imports_succeed_after_retries(secret: Secret, pki: DemoPKI, a
 
 
 def test_replica_lag_is_waited_out(pki: DemoPKI, leaf: Issued, aws: StrictAWS) -> None:
-    """GIVEN a key written in us-east-1 a moment ago and replicated to eu-west-1 with a 1.5 s lag
-    WHEN the eu-west-1 importer reads that exact version THEN it retries until the replica has it, then imports."""
+    """GIVEN a key written in us-east-1 a moment ago and replicated to eu-west-1 with lag (two reads
+    refused) WHEN the eu-west-1 importer reads that exact version THEN it retries until the replica has it, then imports."""
     import certfleet_import
 
-    aws.replica_lag = 1.5
+    aws.replica_lag_reads = 2
     primary = Secret("us-east-1", replicas=(REGION,))
     version = primary.put(leaf.key_pem())
     resource = Resource(certfleet_import, "Custom::CertfleetCertificate")
     response = resource.create(certificate_props(leaf, pki, primary.arn_in(REGION), version))
     assert response["Data"]["KeyVersionId"] == version
-    assert aws.calls("secretsmanager", "GetSecretValue", REGION) > 1
+    assert aws.calls("secretsmanager", "GetSecretValue", REGION) == 3
 
 
 def test_replica_that_never_catches_up_fails_clearly(

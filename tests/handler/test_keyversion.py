@@ -98,7 +98,7 @@ def test_a_secret_without_awscurrent_says_put_the_key(pin: Resource) -> None:
 def test_rotation_under_replica_lag_then_rollback(
     pin: Resource, pki: DemoPKI, leaf: Issued, aws: StrictAWS, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """GIVEN a fleet in us-east-1 (primary) and eu-west-1 (a replica lagging 2 s) on the user's secret, deployed
+    """GIVEN a fleet in us-east-1 (primary) and eu-west-1 (a replica lagging: it refuses the first two reads of a new version) on the user's secret, deployed
     WHEN a new key is put, the pin resolves it once and both importers update with that version THEN eu-west-1 waits
     for the replica and imports the new certificate with the new key (it read AWSCURRENT before: the old key, refused);
     WHEN the stacks then roll back (CloudFormation restores the old pin and sends the importers their old properties)
@@ -125,7 +125,7 @@ def test_rotation_under_replica_lag_then_rollback(
     assert {r: i.data["KeyVersionId"] for r, i in importers.items()} == dict.fromkeys(importers, first_version)
     arns = {r: i.physical_id for r, i in importers.items()}
     renewed = pki.leaf(("www.example.com", "example.com"), days=150)
-    aws.replica_lag = 2.0
+    aws.replica_lag_reads = 2
     second_version = secret.put(renewed.key_pem())
     reads = aws.calls("secretsmanager", "GetSecretValue", REGION)
     after = deploy(renewed)

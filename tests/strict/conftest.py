@@ -19,6 +19,7 @@ def aws(moto_server: MotoServer, strict_aws: StrictAWS, monkeypatch: pytest.Monk
     strict_aws.reset()
     strict_aws.import_rate = None
     strict_aws.replica_lag = 0.0
+    strict_aws.replica_lag_reads = 0
     strict_aws.list_page_size = None
     strict_aws.import_quota = None
     for name, value in {

@@ -274,3 +274,27 @@ def test_moto_server_starts_and_stops_from_a_script() -> None:
         port = moto.port
     with pytest.raises(OSError):
         http.client.HTTPConnection("127.0.0.1", port, timeout=2).connect()
+
+
+def test_replica_lag_in_reads_refuses_the_newest_version_a_counted_number_of_times(
+    aws: StrictAWS, client: Client,
+) -> None:
+    """GIVEN replica lag of two reads WHEN a new version is put THEN the replica refuses the first two reads of it by
+    VersionId and answers AWSCURRENT with the previous version meanwhile, then has it; the primary has it at once;
+    an older version is there all along."""
+    aws.replica_lag_reads = 2
+    primary, replica = client("secretsmanager", "us-east-1"), client("secretsmanager", REGION)
+    created = primary.create_secret(Name="certfleet/lag-reads", SecretString="v1",
+                                    AddReplicaRegions=[{"Region": REGION}])
+    replica_arn = created["ARN"].replace(":us-east-1:", f":{REGION}:")
+    first = created["VersionId"]
+    refused("ResourceNotFoundException", replica.get_secret_value, SecretId=replica_arn)
+    refused("ResourceNotFoundException", replica.get_secret_value, SecretId=replica_arn, VersionId=first)
+    assert replica.get_secret_value(SecretId=replica_arn)["SecretString"] == "v1"
+    version = primary.put_secret_value(SecretId=created["ARN"], SecretString="v2")["VersionId"]
+    assert primary.get_secret_value(SecretId=created["ARN"], VersionId=version)["SecretString"] == "v2"
+    refused("ResourceNotFoundException", replica.get_secret_value, SecretId=replica_arn, VersionId=version)
+    assert replica.get_secret_value(SecretId=replica_arn)["SecretString"] == "v1"
+    assert replica.get_secret_value(SecretId=replica_arn, VersionId=first)["SecretString"] == "v1"
+    assert replica.get_secret_value(SecretId=replica_arn, VersionId=version)["SecretString"] == "v2"
+    assert replica.get_secret_value(SecretId=replica_arn)["SecretString"] == "v2"

@@ -26,7 +26,8 @@ and, as Secrets Manager and KMS do:
 It also behaves as ACM does where moto differs: ``ListCertificates`` without ``Includes.keyTypes`` lists only
 RSA_1024 and RSA_2048 certificates; it pages when ``list_page_size`` is set; a re-import keeps the
 certificate's tags; ``DescribeCertificate`` reports the ``InUseBy`` marks. With ``replica_lag`` seconds set,
-``GetSecretValue`` in a replica region does not see a secret version written less than that long ago.
+``GetSecretValue`` in a replica region does not see a secret version written less than that long ago; with
+``replica_lag_reads`` N set, it does not see the newest version for its first N reads there.
 ``PutSecretValue`` with a ``ClientRequestToken`` that already names a version is ignored, as Secrets Manager ignores
 it (moto does too): the proxy's replica-lag bookkeeping does not count it as a move of AWSCURRENT.
 
@@ -112,6 +113,8 @@ class StrictAWS(SecretRules):
         import_rate: ImportCertificate requests allowed per second per region (AWS's is 1). Default: 1.0;
             None: no limit.
         replica_lag: Seconds a new secret version takes to reach replica regions. Default: 0.0 (instant, as moto).
+        replica_lag_reads: Reads of the newest secret version a replica region refuses (or, for AWSCURRENT, answers
+            with the previous version) before it has it: lag counted in reads, not seconds. Default: 0.
         list_page_size: The most certificates one ListCertificates page holds. Default: None (one page, as moto).
         import_quota: Imports allowed per region over the proxy's life. Default: None (no limit).
         authorizer: Decides the IAM checks of registered principals' requests. Default: None
@@ -127,6 +130,7 @@ class StrictAWS(SecretRules):
         host: str = "127.0.0.1",
         import_rate: float | None = 1.0,
         replica_lag: float = 0.0,
+        replica_lag_reads: int = 0,
         list_page_size: int | None = None,
         import_quota: int | None = None,
         authorizer: Authorizer | None = None,
@@ -140,6 +144,7 @@ class StrictAWS(SecretRules):
         self.host = host
         self.import_rate = import_rate
         self.replica_lag = replica_lag
+        self.replica_lag_reads = replica_lag_reads
         self.list_page_size = list_page_size
         self.import_quota = import_quota
         self._lock = threading.RLock()

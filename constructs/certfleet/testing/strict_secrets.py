@@ -26,6 +26,7 @@ class _Secret:
     versions: dict[str, float] = field(default_factory=dict)
     current: list[tuple[float, str]] = field(default_factory=list)  # (when, version id) each time AWSCURRENT moved
     replicas: dict[str, float] = field(default_factory=dict)  # region -> when the replica was added
+    reads: dict[tuple[str, str], int] = field(default_factory=dict)  # (region, version or "") -> reads refused so far
 
 
 class SecretRules:
@@ -34,6 +35,7 @@ class SecretRules:
     _lock: threading.RLock
     _secrets: dict[str, _Secret]
     replica_lag: float
+    replica_lag_reads: int
 
     def _upstream_json(self, request: _Request, target: str, payload: dict[str, Any]) -> _Response:
         raise NotImplementedError  # StrictAWS's: a side call to moto
@@ -77,8 +79,7 @@ class SecretRules:
                     secret.replicas.setdefault(str(replica.get("Region", "")), now)
 
     def _secret_read(self, request: _Request) -> None:
-        lag = self.replica_lag
-        if lag <= 0:
+        if self.replica_lag <= 0 and self.replica_lag_reads <= 0:
             return
         params = request.json()
         secret_id = str(params.get("SecretId", ""))
@@ -87,12 +88,12 @@ class SecretRules:
             return
         now = time.monotonic()
         with self._lock:
-            if now - secret.replicas[request.region] < lag:
+            if not self._replicated(secret, request.region, "", secret.replicas[request.region], now):
                 raise AWSRefusal("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
             version = params.get("VersionId")
             if version:
                 written = secret.versions.get(str(version))
-                if written is not None and now - written < lag:
+                if written is not None and not self._replicated(secret, request.region, str(version), written, now):
                     raise AWSRefusal(
                         "ResourceNotFoundException",
                         f"Secrets Manager can't find the specified secret value for VersionId: {version}",
@@ -100,15 +101,30 @@ class SecretRules:
                 return
             if params.get("VersionStage", "AWSCURRENT") != "AWSCURRENT" or not secret.current:
                 return
-            if now - secret.current[-1][0] >= lag:
+            when, latest = secret.current[-1]
+            if self._replicated(secret, request.region, latest, when, now):
                 return
-            seen = [v for when, v in secret.current if now - when >= lag]
+            seen = [v for w, v in secret.current[:-1] if now - w >= self.replica_lag]
         if not seen:
             raise AWSRefusal(
                 "ResourceNotFoundException",
                 "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT",
             )
         request.body = json.dumps({"SecretId": secret_id, "VersionId": seen[-1]}).encode()  # the replica's view
+
+    def _replicated(self, secret: _Secret, region: str, version: str, since: float, now: float) -> bool:
+        """Whether ``region``'s replica has ``version`` ("" for the secret itself) yet: ``replica_lag`` seconds after
+        it was written and, for the newest version, once ``replica_lag_reads`` reads of it there were refused (a
+        count, so a test that a handler waits does not depend on how busy the machine is)."""
+        if now - since < self.replica_lag:
+            return False
+        if not version or self.replica_lag_reads <= 0 or any(w > since for w in secret.versions.values()):
+            return True
+        refused = secret.reads.get((region, version), 0)
+        if refused < self.replica_lag_reads:
+            secret.reads[(region, version)] = refused + 1
+            return False
+        return True
 
     def _find_secret(self, secret_id: str) -> _Secret | None:
         tail = secret_id.split(":secret:", 1)[1] if secret_id.startswith("arn:") else secret_id
