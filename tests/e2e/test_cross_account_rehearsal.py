@@ -170,9 +170,10 @@ def test_create(story: Story) -> None:
 
 
 def test_key_rotation_under_replica_lag(story: Story) -> None:
-    """GIVEN the deployed fleet WHEN a new key is put into the secret (us-west-2 refusing the first reads of it: replica lag) and the new
-    certificate deployed THEN every region re-imports it into the same ARN with the new key's version; us-west-2
-    waited for its replica (before: it read its replica's AWSCURRENT, the old key, and ACM refused the import)."""
+    """GIVEN the deployed fleet WHEN a new key is put into the secret (us-west-2 refusing the first reads of it:
+    replica lag) and the new certificate deployed THEN every region re-imports it into the same ARN with the new
+    key's version; us-west-2 waited for its replica (before: it read its replica's AWSCURRENT, the old key, and ACM
+    refused the import)."""
     story.after("create")
     story.before = copy.deepcopy(story.rehearsal.resources)
     story.outputs_before = copy.deepcopy(story.rehearsal.outputs)

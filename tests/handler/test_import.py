@@ -251,8 +251,8 @@ def test_throttled_imports_succeed_after_retries(secret: Secret, pki: DemoPKI, a
 
 
 def test_replica_lag_is_waited_out(pki: DemoPKI, leaf: Issued, aws: StrictAWS) -> None:
-    """GIVEN a key written in us-east-1 a moment ago and replicated to eu-west-1 with lag (two reads
-    refused) WHEN the eu-west-1 importer reads that exact version THEN it retries until the replica has it, then imports."""
+    """GIVEN a key written in us-east-1 a moment ago and replicated to eu-west-1 with lag (two reads refused) WHEN
+    the eu-west-1 importer reads that exact version THEN it retries until the replica has it, then imports."""
     import certfleet_import
 
     aws.replica_lag_reads = 2

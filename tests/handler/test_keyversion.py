@@ -98,11 +98,12 @@ def test_a_secret_without_awscurrent_says_put_the_key(pin: Resource) -> None:
 def test_rotation_under_replica_lag_then_rollback(
     pin: Resource, pki: DemoPKI, leaf: Issued, aws: StrictAWS, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """GIVEN a fleet in us-east-1 (primary) and eu-west-1 (a replica lagging: it refuses the first two reads of a new version) on the user's secret, deployed
-    WHEN a new key is put, the pin resolves it once and both importers update with that version THEN eu-west-1 waits
-    for the replica and imports the new certificate with the new key (it read AWSCURRENT before: the old key, refused);
-    WHEN the stacks then roll back (CloudFormation restores the old pin and sends the importers their old properties)
-    THEN both re-import the old certificate with the old key version, though AWSCURRENT holds the new key."""
+    """GIVEN a fleet in us-east-1 (primary) and eu-west-1 (a replica lagging: it refuses the first two reads of a
+    new version) on the user's secret, deployed WHEN a new key is put, the pin resolves it once and both importers
+    update with that version THEN eu-west-1 waits for the replica and imports the new certificate with the new key
+    (it read AWSCURRENT before: the old key, refused); WHEN the stacks then roll back (CloudFormation restores the
+    old pin and sends the importers their old properties) THEN both re-import the old certificate with the old key
+    version, though AWSCURRENT holds the new key."""
     import certfleet_import
 
     monkeypatch.setenv("AWS_REGION", PRIMARY)
