@@ -298,3 +298,57 @@ def test_replica_lag_in_reads_refuses_the_newest_version_a_counted_number_of_tim
     assert replica.get_secret_value(SecretId=replica_arn, VersionId=first)["SecretString"] == "v1"
     assert replica.get_secret_value(SecretId=replica_arn, VersionId=version)["SecretString"] == "v2"
     assert replica.get_secret_value(SecretId=replica_arn)["SecretString"] == "v2"
+
+
+# ---------------------------------------------------------------------------------------- i. version stages
+def test_get_secret_value_without_a_stage_answers_awscurrent_after_a_stage_move(client: Client) -> None:
+    """GIVEN a secret whose AWSCURRENT was moved back to its first version (UpdateSecretVersionStage) WHEN a plain
+    GetSecretValue names neither VersionId nor VersionStage THEN it answers AWSCURRENT's value, in the primary and in
+    a replica, as Secrets Manager does (moto answers the version written last)."""
+    primary, replica = client("secretsmanager", "us-east-1"), client("secretsmanager", REGION)
+    created = primary.create_secret(Name="certfleet/stages", SecretString="v1", AddReplicaRegions=[{"Region": REGION}])
+    first = created["VersionId"]
+    second = primary.put_secret_value(SecretId=created["ARN"], SecretString="v2")["VersionId"]
+    assert primary.get_secret_value(SecretId=created["ARN"])["SecretString"] == "v2"
+    primary.update_secret_version_stage(SecretId=created["ARN"], VersionStage="AWSCURRENT", MoveToVersionId=first,
+                                        RemoveFromVersionId=second)
+    answer = primary.get_secret_value(SecretId=created["ARN"])
+    assert (answer["SecretString"], answer["VersionId"]) == ("v1", first) and "AWSCURRENT" in answer["VersionStages"]
+    assert replica.get_secret_value(SecretId="certfleet/stages")["SecretString"] == "v1"
+    assert primary.get_secret_value(SecretId=created["ARN"], VersionStage="AWSPREVIOUS")["SecretString"] == "v2"
+    assert primary.get_secret_value(SecretId=created["ARN"], VersionId=second)["SecretString"] == "v2"
+
+
+def test_a_secret_without_a_value_still_answers_as_secrets_manager_does(client: Client) -> None:
+    """GIVEN a secret created with no value WHEN read without a stage THEN ResourceNotFoundException that names the
+    AWSCURRENT staging label (not "can't find the specified secret")."""
+    primary = client("secretsmanager", "us-east-1")
+    primary.create_secret(Name="certfleet/empty")
+    with pytest.raises(ClientError) as failure:
+        primary.get_secret_value(SecretId="certfleet/empty")
+    error = failure.value.response["Error"]
+    assert error["Code"] == "ResourceNotFoundException" and "staging label: AWSCURRENT" in error["Message"], error
+
+
+def test_replica_lag_holds_back_a_stage_move_as_it_holds_back_a_write(aws: StrictAWS, client: Client) -> None:
+    """GIVEN two versions, each read in the replica once it got there, and a replica lag of two reads WHEN AWSCURRENT
+    is moved back to the first version THEN the replica answers the second for two reads of AWSCURRENT, then the
+    first; the primary answers the first at once; reads by VersionId are not held back by the move."""
+    aws.replica_lag_reads = 2
+    primary, replica = client("secretsmanager", "us-east-1"), client("secretsmanager", REGION)
+    created = primary.create_secret(Name="certfleet/stage-lag", SecretString="v1",
+                                    AddReplicaRegions=[{"Region": REGION}])
+    replica_arn = created["ARN"].replace(":us-east-1:", f":{REGION}:")
+    first = created["VersionId"]
+    for _ in range(2):
+        refused("ResourceNotFoundException", replica.get_secret_value, SecretId=replica_arn)
+    assert replica.get_secret_value(SecretId=replica_arn)["SecretString"] == "v1"
+    second = primary.put_secret_value(SecretId=created["ARN"], SecretString="v2")["VersionId"]
+    seen = [replica.get_secret_value(SecretId=replica_arn)["SecretString"] for _ in range(3)]
+    assert seen == ["v1", "v1", "v2"]
+    primary.update_secret_version_stage(SecretId=created["ARN"], VersionStage="AWSCURRENT", MoveToVersionId=first,
+                                        RemoveFromVersionId=second)
+    assert primary.get_secret_value(SecretId=created["ARN"])["SecretString"] == "v1"
+    assert replica.get_secret_value(SecretId=replica_arn, VersionId=first)["SecretString"] == "v1"
+    seen = [replica.get_secret_value(SecretId=replica_arn)["SecretString"] for _ in range(4)]
+    assert seen == ["v2", "v2", "v1", "v1"]

@@ -29,7 +29,9 @@ certificate's tags; ``DescribeCertificate`` reports the ``InUseBy`` marks. With 
 ``GetSecretValue`` in a replica region does not see a secret version written less than that long ago; with
 ``replica_lag_reads`` N set, it does not see the newest version for its first N reads there.
 ``PutSecretValue`` with a ``ClientRequestToken`` that already names a version is ignored, as Secrets Manager ignores
-it (moto does too): the proxy's replica-lag bookkeeping does not count it as a move of AWSCURRENT.
+it (moto does too): the proxy's replica-lag bookkeeping does not count it as a move of AWSCURRENT; a move of
+AWSCURRENT by ``UpdateSecretVersionStage`` reaches replicas with the same lag as a write. ``GetSecretValue`` with
+neither ``VersionId`` nor ``VersionStage`` answers AWSCURRENT's version (moto answers the version written last).
 
 Every request is counted per (service, operation, region): ``strict.calls("acm", "ImportCertificate")``.
 IAM: a request signed with an access key id registered as a principal (``strict.register(principal)``, or a POST of
@@ -483,4 +485,5 @@ _RULES: dict[tuple[str, str], _Rule] = {
         "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext")},
     ("secretsmanager", "ReplicateSecretToRegions"): StrictAWS._secret_replicate,
     ("secretsmanager", "GetSecretValue"): StrictAWS._secret_read,
+    ("secretsmanager", "UpdateSecretVersionStage"): StrictAWS._secret_stage,
 }

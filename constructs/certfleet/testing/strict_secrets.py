@@ -26,7 +26,7 @@ class _Secret:
     versions: dict[str, float] = field(default_factory=dict)
     current: list[tuple[float, str]] = field(default_factory=list)  # (when, version id) each time AWSCURRENT moved
     replicas: dict[str, float] = field(default_factory=dict)  # region -> when the replica was added
-    reads: dict[tuple[str, str], int] = field(default_factory=dict)  # (region, version or "") -> reads refused so far
+    reads: dict[tuple[str, str, float], int] = field(default_factory=dict)  # (region, version, when) -> reads refused
 
 
 class SecretRules:
@@ -78,7 +78,40 @@ class SecretRules:
                 for replica in params.get("AddReplicaRegions") or []:
                     secret.replicas.setdefault(str(replica.get("Region", "")), now)
 
-    def _secret_read(self, request: _Request) -> None:
+    def _secret_stage(self, request: _Request) -> Callable[[_Response], _Response] | None:
+        """UpdateSecretVersionStage that moves AWSCURRENT: a move the replicas see late, as they see a write late."""
+        params = request.json()
+        moved = params.get("MoveToVersionId")
+        if params.get("VersionStage") != "AWSCURRENT" or not moved:
+            return None
+
+        def record(response: _Response) -> _Response:
+            secret = self._find_secret(str(params.get("SecretId", "")))
+            with self._lock:
+                if secret is not None and (not secret.current or secret.current[-1][1] != str(moved)):
+                    secret.current.append((time.monotonic(), str(moved)))
+            return response
+
+        return record
+
+    def _secret_read(self, request: _Request) -> Callable[[_Response], _Response] | None:
+        """A replica's view under lag; then, for a read that names no version nor stage, AWSCURRENT's version (moto
+        answers the version written last, even after UpdateSecretVersionStage moved AWSCURRENT elsewhere)."""
+        self._replica_view(request)
+        params = request.json()
+        if params.get("VersionId") or params.get("VersionStage"):
+            return None
+
+        def current(response: _Response) -> _Response:
+            if "AWSCURRENT" in (response.json().get("VersionStages") or []):
+                return response
+            return self._upstream_json(request, "secretsmanager.GetSecretValue",
+                                       {**params, "VersionStage": "AWSCURRENT"})
+
+        return current
+
+    def _replica_view(self, request: _Request) -> None:
+        """Refuse what ``request.region``'s replica does not have yet, or point the read at the version it has."""
         if self.replica_lag <= 0 and self.replica_lag_reads <= 0:
             return
         params = request.json()
@@ -113,16 +146,17 @@ class SecretRules:
         request.body = json.dumps({"SecretId": secret_id, "VersionId": seen[-1]}).encode()  # the replica's view
 
     def _replicated(self, secret: _Secret, region: str, version: str, since: float, now: float) -> bool:
-        """Whether ``region``'s replica has ``version`` ("" for the secret itself) yet: ``replica_lag`` seconds after
-        it was written and, for the newest version, once ``replica_lag_reads`` reads of it there were refused (a
-        count, so a test that a handler waits does not depend on how busy the machine is)."""
+        """Whether ``region``'s replica has ``version`` ("" for the secret itself) as written or made AWSCURRENT at
+        ``since`` yet: ``replica_lag`` seconds later and, for the newest such change, once ``replica_lag_reads`` reads
+        of it there were refused (a count, so a test that a handler waits does not depend on how busy the machine
+        is)."""
         if now - since < self.replica_lag:
             return False
         if not version or self.replica_lag_reads <= 0 or any(w > since for w in secret.versions.values()):
             return True
-        refused = secret.reads.get((region, version), 0)
+        refused = secret.reads.get((region, version, since), 0)
         if refused < self.replica_lag_reads:
-            secret.reads[(region, version)] = refused + 1
+            secret.reads[(region, version, since)] = refused + 1
             return False
         return True
 
