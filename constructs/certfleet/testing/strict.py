@@ -42,6 +42,8 @@ what was decided.
 Accounts: a request to ``strict.url_for(account)`` (the url with ``/_account/<12 digits>`` appended) is played in
 that account of moto (``x-moto-account-id``), so several accounts stay apart as they do in AWS; ``strict.url`` is
 moto's default account, 123456789012.
+Route 53 (TXT values, batch sizes, CREATE/DELETE against the current record sets, change ids and PENDING status,
+errors in Route 53's XML): see :mod:`certfleet.testing.strict_route53`.
 The proxy never logs request or response bodies (they carry private keys).
 """
 
@@ -82,7 +84,8 @@ from certfleet.testing.strict_checks import (
     _load_private_key,
     _spki,
 )
-from certfleet.testing.strict_http import _HOP_BY_HOP, _error, _Handler, _Request, _Response, _Server
+from certfleet.testing.strict_http import _HOP_BY_HOP, _Handler, _Request, _Response, _Server
+from certfleet.testing.strict_route53 import ROUTE53_RULES, Route53Rules
 from certfleet.testing.strict_secrets import SecretRules, _Secret
 
 __all__ = ["ACM_KEY_TYPES", "AWSRefusal", "Call", "StrictAWS"]
@@ -103,7 +106,7 @@ class Call:
     region: str
 
 
-class StrictAWS(SecretRules):
+class StrictAWS(SecretRules, Route53Rules):
     """A strict proxy in front of ``upstream`` (a moto_server url). Start it, point ``AWS_ENDPOINT_URL`` at ``url``.
 
     What it refuses as AWS does: the README's "A local deploy rehearsal"; in full, the docstring of
@@ -213,6 +216,7 @@ class StrictAWS(SecretRules):
             self._in_use.clear()
             self._names.clear()
             self._secrets.clear()
+        self._route53_reset()
         self.iam.reset()
 
     # --------------------------------------------------------------------------------------- test API
@@ -249,18 +253,19 @@ class StrictAWS(SecretRules):
     # ------------------------------------------------------------------------------------ the pipeline
     def handle(self, request: _Request) -> _Response:
         """Count, authorize, check, forward, adjust: the whole life of one request."""
+        self._route53_identify(request)
         with self._lock:
             self._calls[Call(request.service, request.operation, request.region)] += 1
         refused = self.iam.authorize(
             access_key_id(request.headers, parse_qs(urlsplit(request.path).query)),
             ApiCall(request.service, request.operation, request.region, request.account, request.json()))
         if refused is not None:
-            return _error(AWSRefusal(refused.code, refused.message, refused.status))
+            return self._answer_refusal(request, AWSRefusal(refused.code, refused.message, refused.status))
         rule = _RULES.get((request.service, request.operation))
         try:
             after = rule(self, request) if rule is not None else None
         except AWSRefusal as refusal:
-            return _error(refusal)
+            return self._answer_refusal(request, refusal)
         response = self.forward(request)
         return after(response) if after is not None and response.status < 300 else response
 
@@ -485,5 +490,6 @@ _RULES: dict[tuple[str, str], _Rule] = {
         "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext")},
     ("secretsmanager", "ReplicateSecretToRegions"): StrictAWS._secret_replicate,
     ("secretsmanager", "GetSecretValue"): StrictAWS._secret_read,
+    **ROUTE53_RULES,
     ("secretsmanager", "UpdateSecretVersionStage"): StrictAWS._secret_stage,
 }
