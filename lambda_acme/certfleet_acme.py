@@ -78,16 +78,20 @@ def _problem(error: BaseException) -> str:
 
 
 @contextmanager
-def _step(step: str, domains: Sequence[str], *, callback: bool = False) -> Iterator[None]:
+def _step(step: str, domains: Sequence[str], *, callback: bool = False,
+          let: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Turn a failure inside a step into an AcmeError that names the step and the domains.
 
-    With `callback`, any exception counts: the DNS callbacks are the caller's code (Route 53, a test DNS).
+    With `callback`, any exception counts: the DNS callbacks are the caller's code (Route 53, a test DNS). The `let`
+    exceptions pass through unchanged.
     """
     expected: tuple[type[BaseException], ...] = (
         (Exception,) if callback else (messages.Error, errors.Error, requests.RequestException, ValueError))
     try:
         yield
     except AcmeError:
+        raise
+    except let:
         raise
     except expected as error:
         names = ", ".join(domains) or "the account"
@@ -99,10 +103,14 @@ def _name(value: str, wildcard: bool | None) -> str:
 
 
 def _account_key(acme: client.ClientV2) -> JWK:
+    """The account key the client signs with."""
     key = acme.net.key
     if not isinstance(key, JWK):
         raise AcmeError("ACME client: open it with an account key (open_client)")
     return key
+
+
+client_key = _account_key
 
 
 def new_account_key() -> JWKEC:
@@ -119,12 +127,18 @@ def account_key_from_pem(pem: bytes) -> JWKEC:
 
 
 def account_key_pem(key: JWKEC) -> bytes:
-    """The account key as PKCS#8 PEM, to store in a secret (never to log)."""
+    """The account key as PKCS#8 PEM, to store in a secret (never to log).
+
+    josepy wraps the key (ComparableECKey, which forwards to it), so its type is judged on the serialized key.
+    """
     private = key.key
-    if not isinstance(private, ec.EllipticCurvePrivateKey):
+    if not hasattr(private, "private_numbers"):
         raise TypeError("an ACME account key is an EC private key")
-    return private.private_bytes(
+    pem: bytes = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    if not isinstance(serialization.load_pem_private_key(pem, password=None), ec.EllipticCurvePrivateKey):
+        raise TypeError("an ACME account key is an EC private key")
+    return pem
 
 
 def open_client(directory_url: str, account_key: JWKEC, *, timeout: int = 30) -> client.ClientV2:
@@ -155,6 +169,12 @@ def register(acme: client.ClientV2, *, contact: str | None = None, eab_key_id: s
         return acme.new_account(body)
 
 
+def check_key_type(key_type: str) -> None:
+    """Refuse a key type the renewer cannot generate, before any request to the CA."""
+    if key_type not in KEY_TYPES:
+        raise AcmeError(f"key type {key_type!r} is not one of {', '.join(KEY_TYPES)}")
+
+
 def generate_key(key_type: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
     """A fresh private key of `key_type` (one of KEY_TYPES)."""
     if key_type == "ec-p256":
@@ -166,11 +186,16 @@ def generate_key(key_type: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKe
     raise AcmeError(f"key type {key_type!r} is not one of {', '.join(KEY_TYPES)}")
 
 
-def dns01_records(orderr: messages.OrderResource, account_key: JWK) -> dict[str, list[str]]:
-    """TXT values to publish per `_acme-challenge` name (a wildcard and its base name share one name)."""
+def dns01_records(orderr: messages.OrderResource, account_key: JWK, *, include_valid: bool = False
+                  ) -> dict[str, list[str]]:
+    """TXT values to publish per `_acme-challenge` name (a wildcard and its base name share one name), sorted.
+
+    Authorizations already valid need no record, unless `include_valid` (to recompute, in a later invocation, what
+    was published before the CA validated it).
+    """
     records: dict[str, list[str]] = {}
     for authzr in orderr.authorizations:
-        if authzr.body.status == messages.STATUS_VALID:
+        if authzr.body.status == messages.STATUS_VALID and not include_valid:
             continue
         domain = authzr.body.identifier.value
         dns01 = [c.chall for c in authzr.body.challenges if isinstance(c.chall, challenges.DNS01)]
@@ -181,7 +206,7 @@ def dns01_records(orderr: messages.OrderResource, account_key: JWK) -> dict[str,
         value = chall.validation(account_key)
         if value not in values:
             values.append(value)
-    return records
+    return {name: sorted(values) for name, values in records.items()}  # the same text in every invocation
 
 
 def _split_chain(fullchain_pem: str) -> tuple[str, str]:
@@ -190,22 +215,91 @@ def _split_chain(fullchain_pem: str) -> tuple[str, str]:
     return pems[0], "".join(pems[1:])
 
 
+def order_names(domains: Sequence[str]) -> list[str]:
+    """The order's identifiers: lower case, no trailing dot, each once, in the given order."""
+    if not domains:
+        raise AcmeError("ACME order: no domain names given")
+    return list(dict.fromkeys(d.strip().lower().rstrip(".") for d in domains))
+
+
+def start_order(acme: client.ClientV2, domains: Sequence[str]) -> messages.OrderResource:
+    """Create an order for `domains`. The certificate's key does not exist yet: it is made at finalization
+    (finish_order), so a throwaway key's CSR only names the identifiers and is dropped."""
+    names = order_names(domains)
+    throwaway = generate_key("ec-p256").private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with _step("new order", names):
+        orderr = acme.new_order(acme_crypto.make_csr(throwaway, names))
+    placed: messages.OrderResource = orderr.update(csr_pem=None)
+    return placed
+
+
+def fetch_order(acme: client.ClientV2, url: str) -> messages.OrderResource:
+    """Re-fetch an order and its authorizations by URL (POST-as-GET): how an order crosses Lambda invocations."""
+    nonce_url = acme.directory["newNonce"]
+    with _step(f"order lookup {url}", ()):
+        body = messages.Order.from_json(acme.net.post(url, None, new_nonce_url=nonce_url).json())
+        authorizations = [
+            messages.AuthorizationResource(
+                body=messages.Authorization.from_json(acme.net.post(u, None, new_nonce_url=nonce_url).json()), uri=u)
+            for u in body.authorizations]
+    return messages.OrderResource(body=body, uri=url, authorizations=authorizations)
+
+
+def answer_dns01(acme: client.ClientV2, orderr: messages.OrderResource) -> None:
+    """Tell the CA the TXT records are in place: answer each pending dns-01 challenge of a pending authorization."""
+    net_key = _account_key(acme)
+    for authzr in orderr.authorizations:
+        if authzr.body.status != messages.STATUS_PENDING:
+            continue
+        domain = _name(authzr.body.identifier.value, authzr.body.wildcard)
+        for challb in authzr.body.challenges:
+            if isinstance(challb.chall, challenges.DNS01):
+                if challb.status == messages.STATUS_PENDING:
+                    with _step("answering the dns-01 challenge", [domain]):
+                        acme.answer_challenge(challb, challb.chall.response(net_key))
+                break
+
+
+def order_domains(orderr: messages.OrderResource) -> list[str]:
+    """The names an order was placed for."""
+    return [i.value for i in orderr.body.identifiers]
+
+
+def finish_order(acme: client.ClientV2, orderr: messages.OrderResource, key_type: str,
+                 deadline: datetime.datetime) -> Issued:
+    """Wait for validation, finalize with a FRESH `key_type` key, download the certificate and its chain.
+
+    `deadline` is naive local time, as the acme library compares it. errors.TimeoutError (validation still pending at
+    the deadline) passes through: the caller may come back later.
+    """
+    names = order_domains(orderr)
+    key = generate_key(key_type)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    if orderr.body.status not in (messages.STATUS_READY, messages.STATUS_VALID):
+        with _step("validation", names, let=(errors.TimeoutError,)):
+            orderr = acme.poll_authorizations(orderr, deadline)
+    with _step("finalization", names):
+        orderr = acme.finalize_order(orderr.update(csr_pem=acme_crypto.make_csr(key_pem, names)), deadline)
+    if not orderr.fullchain_pem:
+        raise AcmeError(f"ACME finalization for {', '.join(names)}: the CA returned no certificate")
+    certificate_pem, chain_pem = _split_chain(orderr.fullchain_pem)
+    leaf = x509.load_pem_x509_certificate(certificate_pem.encode())
+    return Issued(certificate_pem, chain_pem, key_pem, leaf.not_valid_before_utc, leaf.not_valid_after_utc)
+
+
 def order_certificate(acme: client.ClientV2, domains: Sequence[str], key_type: str, publish: Publish,
                       withdraw: Withdraw, *, timeout: float = 120.0) -> Issued:
     """Order a certificate for `domains` with a fresh `key_type` key, answering DNS-01 through the callbacks.
 
     Records are withdrawn whatever happens. Raises AcmeError naming the step and the domains.
     """
-    if not domains:
-        raise AcmeError("ACME order: no domain names given")
-    names = list(dict.fromkeys(d.strip().lower().rstrip(".") for d in domains))
+    names = order_names(domains)
     net_key = _account_key(acme)
-    key = generate_key(key_type)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    check_key_type(key_type)
     deadline = datetime.datetime.now() + datetime.timedelta(seconds=timeout)  # the acme library's naive local time
-    with _step("new order", names):
-        orderr = acme.new_order(acme_crypto.make_csr(key_pem, names))
+    orderr = start_order(acme, names)
     records = dns01_records(orderr, net_key)
     published: list[str] = []
     try:
@@ -213,26 +307,13 @@ def order_certificate(acme: client.ClientV2, domains: Sequence[str], key_type: s
             published.append(name)  # withdrawn even if publishing fails half-way
             with _step(f"publishing TXT {name}", names, callback=True):
                 publish(name, values)
-        for authzr in orderr.authorizations:
-            domain = _name(authzr.body.identifier.value, authzr.body.wildcard)
-            for challb in authzr.body.challenges:
-                if isinstance(challb.chall, challenges.DNS01) and authzr.body.status != messages.STATUS_VALID:
-                    with _step("answering the dns-01 challenge", [domain]):
-                        acme.answer_challenge(challb, challb.chall.response(net_key))
-                    break
+        answer_dns01(acme, orderr)
         with _step("validation", names):
-            orderr = acme.poll_authorizations(orderr, deadline)
-        with _step("finalization", names):
-            orderr = acme.finalize_order(orderr, deadline)
+            return finish_order(acme, orderr, key_type, deadline)
     finally:
         for name in published:
             with suppress(Exception):  # cleanup must not hide the real outcome; the record expires with the order
                 withdraw(name)
-    if not orderr.fullchain_pem:
-        raise AcmeError(f"ACME finalization for {', '.join(names)}: the CA returned no certificate")
-    certificate_pem, chain_pem = _split_chain(orderr.fullchain_pem)
-    leaf = x509.load_pem_x509_certificate(certificate_pem.encode())
-    return Issued(certificate_pem, chain_pem, key_pem, leaf.not_valid_before_utc, leaf.not_valid_after_utc)
 
 
 def ari_certificate_id(certificate: x509.Certificate) -> str:

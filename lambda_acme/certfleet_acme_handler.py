@@ -1,0 +1,570 @@
+"""Custom::CertfleetAcmeCertificate (the issuer: onEvent + isComplete) and the scheduled renewer (`renew`).
+
+The issuer orders at the first deploy; the renewer renews with no deploy and re-imports into the same ARN in every
+fleet region. Both store one issuance as one version of the material secret (JSON: certificate, chain, private_key,
+key_type, not_after) and never import or store material that fails `check_material`. No key in any log or answer.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+import certfleet_acme as ca
+import certfleet_acme_dns as r53
+from acme import client, errors, messages
+
+if TYPE_CHECKING:
+    from certfleet._lambda.certfleet_contract import (
+        ACM_KEY_TYPES,
+        FLEET_TAG,
+        ID_TAG,
+        MANAGED_BY,
+        MANAGED_BY_TAG,
+        RETIRED_TAG,
+    )
+else:
+    try:  # the ACME asset's top level, as /var/task is (the contract ships beside this module)
+        from certfleet_contract import ACM_KEY_TYPES, FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, RETIRED_TAG
+    except ImportError:  # the installed package, or a source checkout (tests)
+        from certfleet._lambda.certfleet_contract import (
+            ACM_KEY_TYPES,
+            FLEET_TAG,
+            ID_TAG,
+            MANAGED_BY,
+            MANAGED_BY_TAG,
+            RETIRED_TAG,
+        )
+
+LOG = logging.getLogger("certfleet")
+LOG.setLevel(logging.INFO)
+for _chatty in ("boto3", "botocore", "urllib3", "acme"):  # their DEBUG lines print request bodies: keys, EAB
+    logging.getLogger(_chatty).setLevel(logging.WARNING)
+RESOURCE_TYPE = "Custom::CertfleetAcmeCertificate"
+CURRENT = "AWSCURRENT"
+
+
+class HostedZone(TypedDict):
+    """A Route 53 hosted zone the challenge records go into."""
+
+    Id: str
+    Name: str
+
+
+class AcmeProperties(TypedDict):
+    """ResourceProperties of RESOURCE_TYPE (strings and lists: CloudFormation passes strings)."""
+
+    ServiceToken: NotRequired[str]
+    DirectoryUrl: str
+    Domains: list[str]
+    KeyType: str
+    HostedZones: list[HostedZone]
+    MaterialSecretId: str
+    AccountSecretId: str
+    Fleet: str
+    Contact: NotRequired[str]
+    EabKeyId: NotRequired[str]
+    EabHmacSecretId: NotRequired[str]
+
+
+class RenewerInput(AcmeProperties):
+    """The schedule's input: the issuer's properties, the fleet's regions and the certificate's certfleet:id tag."""
+
+    Regions: list[str]
+    CertificateId: str
+
+
+class Dns(Protocol):
+    """DNS-01 publishing: Route 53 in AWS (certfleet_acme_dns), a test DNS in tests."""
+
+    def publish(self, records: Mapping[str, Sequence[str]]) -> list[str]:
+        """UPSERT each TXT record set (name -> values); the ids of the changes made."""
+        ...
+
+    def insync(self, change_ids: Sequence[str]) -> bool:
+        """True when every change is live on the authoritative servers."""
+        ...
+
+    def withdraw(self, records: Mapping[str, Sequence[str]]) -> None:
+        """DELETE the TXT record sets published for the order."""
+        ...
+
+
+class Route53(Dns):
+    """Dns on Route 53 (certfleet_acme_dns) in the properties' hosted zones."""
+
+    def __init__(self, zones: Sequence[HostedZone]) -> None:
+        self.route53 = r53.Route53Dns([r53.HostedZone.from_property(cast(Mapping[str, str], z)) for z in zones])
+
+    def publish(self, records: Mapping[str, Sequence[str]]) -> list[str]:
+        return self.route53.publish_records(records)
+
+    def insync(self, change_ids: Sequence[str]) -> bool:
+        return self.route53.insync(change_ids)
+
+    def withdraw(self, records: Mapping[str, Sequence[str]]) -> None:
+        self.route53.withdraw_records(records)
+
+
+def route53_dns(props: AcmeProperties) -> Dns:
+    """Route 53, in the issuer's hosted zones."""
+    return Route53(props["HostedZones"])
+
+
+dns_for: Callable[[AcmeProperties], Dns] = route53_dns
+"""The DNS both entry points publish through (tests put a test DNS here)."""
+
+
+class MaterialError(ca.AcmeError):
+    """Issued material failed certfleet's own checks: nothing is stored or imported."""
+
+
+@dataclass(frozen=True)
+class Material:
+    """One version of the material secret; the key never prints."""
+
+    certificate: str
+    chain: str
+    private_key: str = field(repr=False)
+    key_type: str
+    version_id: str
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.certificate.encode())
+
+
+# --- clock, budget, clients ------------------------------------------------------------------------------------------
+
+def utcnow() -> datetime.datetime:
+    """Now, or CERTFLEET_NOW (ISO-8601) when set: the rehearsal advances the clock instead of waiting."""
+    told = os.environ.get("CERTFLEET_NOW")
+    if not told:
+        return ca.utcnow()
+    moment = datetime.datetime.fromisoformat(told)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def _seconds_left(context: object, default: float) -> float:
+    """Seconds this invocation may still spend: Lambda's remaining time less CERTFLEET_LAMBDA_MARGIN_SECONDS (15);
+    without a Lambda context, CERTFLEET_ACME_SECONDS (else `default`)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        return float(remaining()) / 1000 - float(os.environ.get("CERTFLEET_LAMBDA_MARGIN_SECONDS", "15"))
+    return float(os.environ.get("CERTFLEET_ACME_SECONDS", default))
+
+
+def _aws(service: str, region: str | None = None) -> Any:
+    make: Callable[..., Any] = boto3.client
+    place = region or os.environ.get("AWS_REGION") or os.environ["AWS_DEFAULT_REGION"]
+    return make(service, region_name=place, config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
+def _aws_problem(error: ClientError | BotoCoreError) -> str:
+    if isinstance(error, ClientError):
+        answer = error.response.get("Error", {})
+        return f"{answer.get('Code', '')}: {answer.get('Message', '')}"
+    return f"{type(error).__name__}: {error}"
+
+
+def fingerprint(certificate: x509.Certificate) -> str:
+    """Lowercase hex SHA-256 of the certificate's DER."""
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+# --- material checks -------------------------------------------------------------------------------------------------
+
+def key_type_of(key: Any) -> str:
+    """certfleet's spelling of a public or private key's type (rsa-2048, ec-p256, ...); '' when ACM cannot import it."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return f"rsa-{key.key_size}"
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return {"secp256r1": "ec-p256", "secp384r1": "ec-p384", "secp521r1": "ec-p521"}.get(key.curve.name, "")
+    return ""
+
+
+def covers(pattern: str, name: str) -> bool:
+    """Whether a certificate name covers `name` as ACM and RFC 6125 match: exactly, or a leading `*.` standing for
+    exactly one whole label (a declared wildcard needs the same wildcard)."""
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern == name:
+        return True
+    if not pattern.startswith("*.") or name.startswith("*."):
+        return False
+    label, _, rest = name.partition(".")
+    return bool(label) and rest == pattern[2:]
+
+
+def _spki(key: Any) -> bytes:
+    return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def check_material(certificate_pem: str, chain_pem: str, key_pem: str, *, domains: Sequence[str], key_type: str,
+                   now: datetime.datetime) -> None:
+    """Raise MaterialError listing every problem: names cover `domains`, the chain links, the key matches the leaf,
+    the key is of `key_type`, the leaf is valid now (as ACM requires at import)."""
+    problems: list[str] = []
+    try:
+        leaf = x509.load_pem_x509_certificate(certificate_pem.encode())
+        chain = x509.load_pem_x509_certificates(chain_pem.encode()) if chain_pem.strip() else []
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError) as error:
+        raise MaterialError(f"the issued material does not load ({type(error).__name__})") from None
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    uncovered = [d for d in domains if not any(covers(n, d) for n in names)]
+    if uncovered:
+        problems.append(f"the certificate's names ({', '.join(names) or 'none'}) do not cover {', '.join(uncovered)}")
+    for child, parent in zip([leaf, *chain], chain, strict=False):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature):
+            problems.append(f"the chain does not link: {parent.subject.rfc4514_string()} did not sign "
+                            f"{child.subject.rfc4514_string()}")
+            break
+    if any(c == leaf for c in chain):
+        problems.append("the chain contains the certificate itself")
+    if _spki(key.public_key()) != _spki(leaf.public_key()):
+        problems.append("the private key does not match the certificate")
+    if key_type_of(leaf.public_key()) != key_type:
+        problems.append(f"the key type is {key_type_of(leaf.public_key()) or 'not importable'}, not {key_type}")
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        problems.append(f"the certificate is not valid now ({leaf.not_valid_before_utc.isoformat()} to "
+                        f"{leaf.not_valid_after_utc.isoformat()})")
+    if problems:
+        raise MaterialError(f"ACME material for {', '.join(domains)} failed certfleet's checks: "
+                            + "; ".join(problems) + ". Nothing was stored or imported.")
+
+
+# --- secrets ---------------------------------------------------------------------------------------------------------
+
+def _secret_json(sm: Any, secret_id: str) -> tuple[dict[str, Any], str] | None:
+    """The AWSCURRENT JSON of a secret and its version id; None while it holds no JSON object yet."""
+    try:
+        answer = sm.get_secret_value(SecretId=secret_id, VersionStage=CURRENT)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+    try:
+        value = json.loads(answer.get("SecretString") or "null")
+    except json.JSONDecodeError:
+        return None
+    return (value, str(answer["VersionId"])) if isinstance(value, dict) else None
+
+
+def read_material(sm: Any, secret_id: str) -> Material | None:
+    """The material in use (AWSCURRENT), or None before the first issuance."""
+    found = _secret_json(sm, secret_id)
+    if found is None or not found[0].get("certificate"):
+        return None
+    value, version = found
+    return Material(str(value["certificate"]), str(value.get("chain", "")), str(value.get("private_key", "")),
+                    str(value.get("key_type", "")), version)
+
+
+def write_material(sm: Any, secret_id: str, issued: ca.Issued, key_type: str) -> Material:
+    """Check nothing, store `issued` as a new version (it becomes AWSCURRENT); the leaf's fingerprint is the request
+    token, so writing the same issuance again makes no second version."""
+    leaf = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
+    value = {"certificate": issued.certificate_pem, "chain": issued.chain_pem,
+             "private_key": issued.private_key_pem.decode(), "key_type": key_type,
+             "not_after": issued.not_after.isoformat().replace("+00:00", "Z")}
+    answer = sm.put_secret_value(SecretId=secret_id, SecretString=json.dumps(value),
+                                 ClientRequestToken=fingerprint(leaf)[:64])
+    return Material(issued.certificate_pem, issued.chain_pem, value["private_key"], key_type, str(answer["VersionId"]))
+
+
+# --- the ACME account ------------------------------------------------------------------------------------------------
+
+def account_client(props: AcmeProperties, sm: Any, *, register: bool) -> client.ClientV2:
+    """A client signing as the stored account; with `register`, the first call registers a new account key (EAB from
+    its secret when EabKeyId is set) and stores it in the account secret."""
+    stored = _secret_json(sm, props["AccountSecretId"])
+    if stored is not None and stored[0].get("key") and stored[0].get("url"):
+        acme = ca.open_client(props["DirectoryUrl"], ca.account_key_from_pem(str(stored[0]["key"]).encode()))
+        acme.net.account = messages.RegistrationResource(body=messages.Registration(), uri=str(stored[0]["url"]))
+        return acme
+    if not register:
+        raise ca.AcmeError(f"the ACME account secret {props['AccountSecretId']} holds no account yet: deploy the "
+                           "fleet first (its issuer registers the account)")
+    key = ca.new_account_key()
+    acme = ca.open_client(props["DirectoryUrl"], key)
+    hmac_key = None
+    if props.get("EabKeyId"):
+        if not props.get("EabHmacSecretId"):
+            raise ca.AcmeError("EabKeyId is set but EabHmacSecretId is not: give the secret holding the EAB HMAC key")
+        hmac_key = sm.get_secret_value(SecretId=props["EabHmacSecretId"])["SecretString"].strip()
+    account = ca.register(acme, contact=props.get("Contact") or None, eab_key_id=props.get("EabKeyId") or None,
+                          eab_hmac_key=hmac_key)
+    sm.put_secret_value(SecretId=props["AccountSecretId"], SecretString=json.dumps(
+        {"key": ca.account_key_pem(key).decode(), "url": account.uri}))
+    LOG.info("registered ACME account %s", account.uri)
+    return acme
+
+
+# --- ordering --------------------------------------------------------------------------------------------------------
+
+def fits(material: Material | None, domains: Sequence[str], key_type: str, now: datetime.datetime) -> bool:
+    """Whether stored material already serves: checks pass and a third of its lifetime is not yet spent."""
+    if material is None:
+        return False
+    try:
+        check_material(material.certificate, material.chain, material.private_key, domains=domains,
+                       key_type=key_type, now=now)
+    except MaterialError:
+        return False
+    return not ca.should_renew(material.certificate, now, None).renew
+
+
+def _publish(dns: Dns, records: Mapping[str, Sequence[str]], domains: Sequence[str]) -> list[str]:
+    try:
+        return dns.publish(records)
+    except Exception as error:  # the DNS is the caller's code (Route 53, a test DNS): name what failed
+        _withdraw(dns, records)
+        raise ca.AcmeError(f"publishing the dns-01 TXT records for {', '.join(domains)} failed: "
+                           f"{type(error).__name__}: {error}") from None
+
+
+def _withdraw(dns: Dns, records: Mapping[str, Sequence[str]]) -> None:
+    with suppress(Exception):  # must not hide the outcome; a leftover TXT record harms nothing and is overwritten
+        dns.withdraw(records)
+
+
+def _naive_deadline(seconds: float) -> datetime.datetime:
+    return datetime.datetime.now() + datetime.timedelta(seconds=max(seconds, 0))  # the acme library's local time
+
+
+def order_inline(acme: client.ClientV2, props: AcmeProperties, dns: Dns, seconds: float) -> ca.Issued:
+    """Order, publish, wait for INSYNC and validation, finalize a fresh key: all within `seconds` (the renewer)."""
+    until = time.monotonic() + seconds
+    domains = props["Domains"]
+    orderr = ca.start_order(acme, domains)
+    records = ca.dns01_records(orderr, ca.client_key(acme))
+    changes = _publish(dns, records, domains)
+    try:
+        while not dns.insync(changes):
+            if time.monotonic() >= until:
+                raise ca.AcmeError(f"the dns-01 TXT records for {', '.join(domains)} were not in sync before the "
+                                   "renewer's time ran out: the next run retries")
+            time.sleep(float(os.environ.get("CERTFLEET_INSYNC_POLL_SECONDS", "5")))
+        ca.answer_dns01(acme, orderr)
+        try:
+            return ca.finish_order(acme, orderr, props["KeyType"], _naive_deadline(until - time.monotonic()))
+        except errors.TimeoutError:
+            raise ca.AcmeError(f"ACME validation for {', '.join(domains)} was still pending when the renewer's time "
+                               "ran out: the next run retries") from None
+    finally:
+        _withdraw(dns, records)
+
+
+# --- the issuer: Custom::CertfleetAcmeCertificate --------------------------------------------------------------------
+
+class AcmeEvent(TypedDict):
+    """The Provider framework's event; isComplete also gets onEvent's PhysicalResourceId and Data."""
+
+    RequestType: str
+    ResourceProperties: AcmeProperties
+    LogicalResourceId: NotRequired[str]
+    OldResourceProperties: NotRequired[AcmeProperties]
+    PhysicalResourceId: NotRequired[str]
+    Data: NotRequired[dict[str, str]]
+
+
+def check_properties(props: AcmeProperties, what: str = RESOURCE_TYPE) -> None:
+    """Refuse properties the handlers cannot work with, saying which and what to give."""
+    missing = [k for k in ("DirectoryUrl", "KeyType", "MaterialSecretId", "AccountSecretId") if not props.get(k)]
+    if missing:
+        raise ca.AcmeError(f"{what}: {', '.join(missing)} missing: the construct sets them (a hand-written template "
+                           "must too)")
+    domains = props.get("Domains")
+    if not isinstance(domains, list) or not domains or not all(isinstance(d, str) and d for d in domains):
+        raise ca.AcmeError(f"{what}: Domains must be a non-empty list of domain names")
+    ca.check_key_type(props["KeyType"])
+
+
+def summary(material: Material) -> dict[str, str]:
+    """What the issuer returns: the version to import, its expiry and fingerprint (never key material)."""
+    leaf = material.leaf
+    return {"VersionId": material.version_id, "NotAfter": leaf.not_valid_after_utc.isoformat(),
+            "Fingerprint": fingerprint(leaf)}
+
+
+def on_event(event: AcmeEvent, context: object = None) -> dict[str, Any]:
+    """Create/Update: order unless AWSCURRENT material already fits (a retry or a no-change update orders nothing),
+    publish the TXT records and hand the order to isComplete. Delete: nothing (the secret is its own resource)."""
+    props = event["ResourceProperties"]
+    if event["RequestType"] == "Delete":
+        return {"PhysicalResourceId": event.get("PhysicalResourceId") or props.get("MaterialSecretId", "none")}
+    check_properties(props)
+    physical = props["MaterialSecretId"]
+    sm = _aws("secretsmanager")
+    old = event.get("OldResourceProperties")
+    new_ca = event["RequestType"] == "Update" and old is not None and old.get("DirectoryUrl") != props["DirectoryUrl"]
+    if not new_ca and fits(read_material(sm, physical), props["Domains"], props["KeyType"], utcnow()):
+        LOG.info("%s: the material in %s already fits: nothing ordered", event.get("LogicalResourceId"), physical)
+        return {"PhysicalResourceId": physical, "Data": {"OrderUrl": "", "ChangeIds": "", "Records": ""}}
+    acme = account_client(props, sm, register=True)
+    orderr = ca.start_order(acme, props["Domains"])
+    records = ca.dns01_records(orderr, ca.client_key(acme))
+    changes = _publish(dns_for(props), records, props["Domains"])
+    LOG.info("ordered %s for %s; %d TXT record sets published", orderr.uri, ", ".join(props["Domains"]), len(records))
+    return {"PhysicalResourceId": physical,
+            "Data": {"OrderUrl": str(orderr.uri), "ChangeIds": ",".join(changes), "Records": ",".join(records)}}
+
+
+def is_complete(event: AcmeEvent, context: object = None) -> dict[str, Any]:
+    """Wait for INSYNC, answer the challenges, wait for validation, finalize a fresh key, check, store, withdraw."""
+    if event["RequestType"] == "Delete":
+        return {"IsComplete": True}
+    props = event["ResourceProperties"]
+    data = event.get("Data") or {}
+    sm = _aws("secretsmanager")
+    if not data.get("OrderUrl"):
+        material = read_material(sm, props["MaterialSecretId"])
+        if material is None:
+            raise ca.AcmeError(f"{RESOURCE_TYPE}: {props['MaterialSecretId']} lost its material: deploy again")
+        return {"IsComplete": True, "Data": summary(material)}
+    dns = dns_for(props)
+    if not dns.insync([c for c in data.get("ChangeIds", "").split(",") if c]):
+        return {"IsComplete": False}
+    acme = account_client(props, sm, register=False)
+    orderr = ca.fetch_order(acme, data["OrderUrl"])
+    published = set(filter(None, data.get("Records", "").split(",")))
+    records = {n: v for n, v in ca.dns01_records(orderr, ca.client_key(acme), include_valid=True).items()
+               if n in published}
+    pending = False
+    try:
+        if orderr.body.status in (messages.STATUS_VALID, messages.STATUS_PROCESSING):
+            return _finished_earlier(props, sm, str(orderr.uri))
+        ca.answer_dns01(acme, orderr)
+        try:
+            issued = ca.finish_order(acme, orderr, props["KeyType"], _naive_deadline(_seconds_left(context, 60)))
+        except errors.TimeoutError:
+            pending = True
+            return {"IsComplete": False}
+        check_material(issued.certificate_pem, issued.chain_pem, issued.private_key_pem.decode(),
+                       domains=props["Domains"], key_type=props["KeyType"], now=ca.utcnow())
+        material = write_material(sm, props["MaterialSecretId"], issued, props["KeyType"])
+    finally:
+        if not pending:
+            _withdraw(dns, records)
+    LOG.info("issued %s for %s, version %s", fingerprint(material.leaf), ", ".join(props["Domains"]),
+             material.version_id)
+    return {"IsComplete": True, "Data": summary(material)}
+
+
+def _finished_earlier(props: AcmeProperties, sm: Any, order_url: str) -> dict[str, Any]:
+    """An order already finalized: done if an earlier invocation stored its material, else its key is gone."""
+    material = read_material(sm, props["MaterialSecretId"])
+    if fits(material, props["Domains"], props["KeyType"], utcnow()) and material is not None:
+        return {"IsComplete": True, "Data": summary(material)}
+    raise ca.AcmeError(f"ACME order {order_url} for {', '.join(props['Domains'])} was finalized by an invocation that "
+                       "did not finish: its key is gone. Retry the deployment (it orders anew).")
+
+
+# --- the renewer -----------------------------------------------------------------------------------------------------
+
+def renew(event: RenewerInput, context: object = None, *, now: datetime.datetime | None = None) -> dict[str, Any]:
+    """Renew when due (ARI window, else a third of the lifetime left), then make every region's certificate (same
+    ARN) hold AWSCURRENT. Not due and in sync: nothing written, nothing imported. Raises on any failure."""
+    check_properties(event, "the ACME renewer's input")
+    moment = now or utcnow()
+    sm = _aws("secretsmanager")
+    material = read_material(sm, event["MaterialSecretId"])
+    if material is None:
+        raise ca.AcmeError(f"the ACME renewer: {event['MaterialSecretId']} holds no certificate yet: deploy the "
+                           "fleet first")
+    if material.key_type and material.key_type != event["KeyType"]:
+        raise ca.AcmeError(f"the ACME renewer: the certificate's key type is {material.key_type}, the input asks "
+                           f"for {event['KeyType']}; ACM re-imports only the same key type: deploy the change")
+    acme: client.ClientV2 | None = None
+    unreachable: ca.AcmeError | None = None
+    window = None
+    try:
+        acme = account_client(event, sm, register=False)
+        window = ca.renewal_window(acme, material.certificate)
+    except ca.AcmeError as error:
+        unreachable = error
+        LOG.warning("ACME renewal information unavailable (%s): judging by the certificate's lifetime", error)
+    decision = ca.should_renew(material.certificate, moment, window)
+    renewed = False
+    if decision.renew:
+        if acme is None:  # the CA's directory did not answer (or no account): nothing to order with
+            raise unreachable or ca.AcmeError("the ACME renewer could not open the CA's directory")
+        LOG.info("renewing %s: %s", ", ".join(event["Domains"]), decision.reason)
+        issued = order_inline(acme, event, dns_for(event), _seconds_left(context, 600))
+        check_material(issued.certificate_pem, issued.chain_pem, issued.private_key_pem.decode(),
+                       domains=event["Domains"], key_type=event["KeyType"], now=ca.utcnow())
+        material = write_material(sm, event["MaterialSecretId"], issued, event["KeyType"])
+        renewed = True
+    imported = reimport(event, material)
+    return {"Renewed": renewed, "Reason": decision.reason, "Due": decision.due.isoformat(), **summary(material),
+            "Imported": imported}
+
+
+def find_certificate(acm: Any, event: RenewerInput) -> list[str]:
+    """ARNs of the fleet's certificate in the client's region: tagged with the fleet, the id and certfleet, not
+    retired (every key type: ListCertificates shows only RSA 1024/2048 unless asked)."""
+    wanted = {FLEET_TAG: event["Fleet"], ID_TAG: event["CertificateId"], MANAGED_BY_TAG: MANAGED_BY}
+    names = {d.lower() for d in event["Domains"]}
+    found: list[str] = []
+    for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)}):
+        for item in page.get("CertificateSummaryList", []):
+            listed = {str(n).lower() for n in [item.get("DomainName"), *item.get("SubjectAlternativeNameSummaries", [])]
+                      if n}
+            if listed and names.isdisjoint(listed):
+                continue
+            arn = str(item["CertificateArn"])
+            tags = {t["Key"]: t.get("Value", "") for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]}
+            if all(tags.get(k) == v for k, v in wanted.items()) and RETIRED_TAG not in tags:
+                found.append(arn)
+    return found
+
+
+def reimport(event: RenewerInput, material: Material) -> dict[str, str]:
+    """Re-import `material` into the fleet's certificate (same ARN) in every region whose ACM holds another leaf;
+    {region: ARN} of the imports made. Every region is tried; then one error names each that failed."""
+    leaf = fingerprint(material.leaf)
+    imported: dict[str, str] = {}
+    failed: list[str] = []
+    for region in event["Regions"]:
+        acm = _aws("acm", region)
+        try:
+            arns = find_certificate(acm, event)
+            if len(arns) != 1:
+                failed.append(f"{region}: {len(arns)} certificates tagged {FLEET_TAG}={event['Fleet']}, "
+                              f"{ID_TAG}={event['CertificateId']} (expected one: deploy the fleet)")
+                continue
+            held = acm.get_certificate(CertificateArn=arns[0])["Certificate"]
+            if fingerprint(x509.load_pem_x509_certificate(held.encode())) == leaf:
+                continue
+            extra = {"CertificateChain": material.chain.encode()} if material.chain.strip() else {}
+            acm.import_certificate(CertificateArn=arns[0], Certificate=material.certificate.encode(),
+                                   PrivateKey=material.private_key.encode(), **extra)
+            imported[region] = arns[0]
+            LOG.info("re-imported %s into %s", leaf, arns[0])
+        except (ClientError, BotoCoreError) as error:
+            failed.append(f"{region}: {_aws_problem(error)}")
+    if failed:
+        raise ca.AcmeError(f"the ACME renewer stored {leaf} ({material.version_id}) but could not import it "
+                           f"everywhere: {'; '.join(failed)}. The next run retries.")
+    return imported

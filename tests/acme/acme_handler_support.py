@@ -1,0 +1,105 @@
+"""Helpers for the ACME handler tests: a test DNS with Route 53's shape (publish, insync, withdraw) on challtestsrv,
+the issuer's secrets and properties, and the fleet's certificate imported per region as the importer does."""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from acme_support import ChallTestSrv
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+_HANDLER_TESTS = str(Path(__file__).resolve().parents[1] / "handler")
+if _HANDLER_TESTS not in sys.path:
+    sys.path.insert(0, _HANDLER_TESTS)
+
+from handler_support import REGION, boto  # noqa: E402 - needs tests/handler on sys.path
+
+FLEET = "Certs"
+CERT_ID = "Certs/Www"
+TAGS = [{"Key": "certfleet:managed-by", "Value": "certfleet"}, {"Key": "certfleet:fleet", "Value": FLEET},
+        {"Key": "certfleet:id", "Value": CERT_ID}]
+
+
+class ChallDns:
+    """The handlers' Dns on challtestsrv: each publish is one change, in sync after `lag` insync questions."""
+
+    def __init__(self, server: ChallTestSrv, lag: int = 1) -> None:
+        self.server = server
+        self.lag = lag
+        self.published: list[dict[str, list[str]]] = []
+        self.withdrawn: list[dict[str, list[str]]] = []
+        self.asked: collections.Counter[str] = collections.Counter()
+
+    def publish(self, records: Mapping[str, Sequence[str]]) -> list[str]:
+        self.published.append({name: list(values) for name, values in records.items()})
+        for name, values in records.items():
+            self.server.publish(name, list(values))
+        return [f"C{len(self.published)}"]
+
+    def insync(self, change_ids: Sequence[str]) -> bool:
+        for change in change_ids:
+            self.asked[change] += 1
+        return all(self.asked[change] > self.lag for change in change_ids)
+
+    def withdraw(self, records: Mapping[str, Sequence[str]]) -> None:
+        self.withdrawn.append({name: list(values) for name, values in records.items()})
+        for name in records:
+            self.server.withdraw(name)
+
+
+def new_secret(label: str, value: str | None = None) -> str:
+    """A secret in the test region, created empty (as the construct creates the account secret) or with `value`."""
+    extra = {"SecretString": value} if value is not None else {}
+    return str(boto("secretsmanager").create_secret(Name=f"certfleet/acme/test/{label}-{uuid.uuid4().hex[:8]}",
+                                                    **extra)["ARN"])
+
+
+def issuer_props(directory_url: str, domains: list[str], key_type: str = "ec-p256", **extra: str) -> dict[str, Any]:
+    """ResourceProperties of Custom::CertfleetAcmeCertificate with fresh material and account secrets."""
+    return {
+        "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:Certs-AcmeIssuer",
+        "DirectoryUrl": directory_url, "Domains": domains, "KeyType": key_type,
+        "HostedZones": [{"Id": "Z0TEST", "Name": "example.com."}],
+        "MaterialSecretId": new_secret("material"), "AccountSecretId": new_secret("account"),
+        "Fleet": FLEET, "Contact": "mailto:ops@example.com", **extra,
+    }
+
+
+def current(secret_id: str) -> tuple[dict[str, Any], str]:
+    """AWSCURRENT of a secret: its JSON and version id."""
+    answer = boto("secretsmanager").get_secret_value(SecretId=secret_id)
+    return json.loads(answer["SecretString"]), str(answer["VersionId"])
+
+
+def version_count(secret_id: str) -> int:
+    return len(boto("secretsmanager").list_secret_version_ids(SecretId=secret_id)["Versions"])
+
+
+def fingerprint_of(pem: str) -> str:
+    return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
+
+
+def import_in(regions: Sequence[str], material: dict[str, Any]) -> dict[str, str]:
+    """The fleet's certificate imported and tagged in each region, as the importer does at the first deploy."""
+    arns = {}
+    for region in regions:
+        arns[region] = str(boto("acm", region).import_certificate(
+            Certificate=material["certificate"].encode(), PrivateKey=material["private_key"].encode(),
+            CertificateChain=material["chain"].encode(), Tags=TAGS)["CertificateArn"])
+    return arns
+
+
+def held(arn: str) -> str:
+    """The SHA-256 fingerprint of the leaf ACM holds at `arn`."""
+    return fingerprint_of(boto("acm", arn.split(":")[3]).get_certificate(CertificateArn=arn)["Certificate"])
+
+
+__all__ = ["CERT_ID", "FLEET", "REGION", "TAGS", "ChallDns", "current", "fingerprint_of", "held", "import_in",
+           "issuer_props", "new_secret", "version_count"]

@@ -1,0 +1,297 @@
+"""lambda_acme/certfleet_acme_handler.py: the issuer (onEvent + isComplete) and the renewer, against pebble (DNS-01
+through challtestsrv) and moto_server behind StrictAWS."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from acme_handler_support import (
+    CERT_ID,
+    REGION,
+    ChallDns,
+    current,
+    fingerprint_of,
+    held,
+    import_in,
+    issuer_props,
+    new_secret,
+    version_count,
+)
+from acme_support import ChallTestSrv, Pebble
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from handler_support import LambdaContext, Resource, boto
+
+import certfleet_acme as ca
+import certfleet_acme_handler as handler
+from certfleet.material.demo import DemoPKI
+from certfleet.testing import MotoServer, StrictAWS
+
+OTHER_REGION = "us-east-1"
+RENEWER_SECONDS = 60.0
+"""The renewer's Lambda timeout in these tests (its remaining time bounds the inline order)."""
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, strict_aws: StrictAWS, monkeypatch: pytest.MonkeyPatch) -> StrictAWS:
+    """A clean AWS for one test (moto and the strict layer reset), the environment pointed at it."""
+    moto_server.reset()
+    strict_aws.reset()
+    strict_aws.import_rate = 1.0
+    strict_aws.list_page_size = None
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_ENDPOINT_URL": strict_aws.url, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "CERTFLEET_ACME_SECONDS": "30", "CERTFLEET_INSYNC_POLL_SECONDS": "0.05", "CERTFLEET_LAMBDA_MARGIN_SECONDS": "5",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("CERTFLEET_NOW", raising=False)
+    return strict_aws
+
+
+@pytest.fixture
+def dns(challtestsrv: ChallTestSrv, monkeypatch: pytest.MonkeyPatch) -> ChallDns:
+    """The test DNS both entry points publish through (Route 53's place)."""
+    test_dns = ChallDns(challtestsrv)
+    monkeypatch.setattr(handler, "dns_for", lambda props: test_dns)
+    return test_dns
+
+
+@pytest.fixture
+def issuer(aws: StrictAWS) -> Resource:
+    return Resource(handler, handler.RESOURCE_TYPE, "AcmeCert")
+
+
+def _key_body(pem: str) -> str:
+    return "".join(pem.strip().splitlines()[1:-1])
+
+
+def test_first_issuance_runs_through_on_event_and_is_complete(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource) -> None:
+    props = issuer_props(pebble.directory_url, ["shop.example.com", "*.shop.example.com"], "ec-p256")
+    answer = issuer.create(props)
+
+    material, version = current(props["MaterialSecretId"])
+    assert set(material) == {"certificate", "chain", "private_key", "key_type", "not_after"}
+    handler.check_material(material["certificate"], material["chain"], material["private_key"],
+                           domains=props["Domains"], key_type="ec-p256", now=ca.utcnow())
+    assert isinstance(serialization.load_pem_private_key(material["private_key"].encode(), None),
+                      ec.EllipticCurvePrivateKey)
+    assert answer["PhysicalResourceId"] == props["MaterialSecretId"]
+    assert answer["Data"]["VersionId"] == version
+    assert answer["Data"]["Fingerprint"] == fingerprint_of(material["certificate"])
+    assert dns.asked["C1"] == 2, "isComplete waited once for INSYNC"
+    assert dns.published == dns.withdrawn and list(dns.published[0]) == ["_acme-challenge.shop.example.com"]
+    account, _ = current(props["AccountSecretId"])
+    assert account["url"].startswith("https://") and "PRIVATE KEY" in account["key"]
+    assert _key_body(material["private_key"]) not in json.dumps(answer)
+
+
+def test_first_issuance_with_eab_reads_the_hmac_secret(
+        eab_pebble: Pebble, monkeypatch: pytest.MonkeyPatch, dns: ChallDns, issuer: Resource) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(eab_pebble.ca_bundle))
+    kid, hmac_key = next(iter(eab_pebble.eab_keys.items()))
+    props = issuer_props(eab_pebble.directory_url, ["eab.example.com"], "rsa-2048", EabKeyId=kid,
+                         EabHmacSecretId=new_secret("eab", hmac_key))
+    answer = issuer.create(props)
+    material, version = current(props["MaterialSecretId"])
+    assert (answer["Data"]["VersionId"], material["key_type"]) == (version, "rsa-2048")
+    assert x509.load_pem_x509_certificate(material["certificate"].encode()).public_key().key_size == 2048
+
+
+def test_eab_refused_by_the_ca_is_a_clear_error_and_stores_no_account(
+        eab_pebble: Pebble, monkeypatch: pytest.MonkeyPatch, dns: ChallDns, issuer: Resource) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(eab_pebble.ca_bundle))
+    kid, real_key = next(iter(eab_pebble.eab_keys.items()))
+    wrong = "B" * len(real_key)
+    props = issuer_props(eab_pebble.directory_url, ["eab.example.com"], EabKeyId=kid,
+                         EabHmacSecretId=new_secret("eab", wrong))
+    with pytest.raises(ca.AcmeError) as raised:
+        issuer.create(props)
+    message = str(raised.value)
+    assert message.startswith("ACME registration for the account failed: unauthorized")
+    assert wrong not in message and real_key not in message
+    assert version_count(props["MaterialSecretId"]) == version_count(props["AccountSecretId"]) == 0
+    assert dns.published == []
+
+
+def test_eab_required_and_not_configured_says_what_to_give(
+        eab_pebble: Pebble, monkeypatch: pytest.MonkeyPatch, dns: ChallDns, issuer: Resource) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(eab_pebble.ca_bundle))
+    with pytest.raises(ca.AcmeError, match="this CA requires External Account Binding"):
+        issuer.create(issuer_props(eab_pebble.directory_url, ["eab.example.com"]))
+
+
+def test_retry_and_no_change_update_order_nothing(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource) -> None:
+    props = issuer_props(pebble.directory_url, ["again.example.com"])
+    first = issuer.create(props)
+    retried = issuer.create(props)  # CloudFormation retried the Create
+    updated = issuer.update(dict(props))
+    assert len(dns.published) == 1
+    assert version_count(props["MaterialSecretId"]) == 1
+    assert first["Data"]["VersionId"] == retried["Data"]["VersionId"] == updated["Data"]["VersionId"]
+
+
+def test_update_with_a_new_domain_orders_again(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource) -> None:
+    props = issuer_props(pebble.directory_url, ["one.example.com"])
+    first = issuer.create(props)
+    updated = issuer.update({**props, "Domains": ["one.example.com", "two.example.com"]})
+    assert first["Data"]["VersionId"] != updated["Data"]["VersionId"]
+    material, _ = current(props["MaterialSecretId"])
+    handler.check_material(material["certificate"], material["chain"], material["private_key"],
+                           domains=["one.example.com", "two.example.com"], key_type="ec-p256", now=ca.utcnow())
+
+
+# --- the renewer -----------------------------------------------------------------------------------------------------
+
+def _deployed(directory_url: str, issuer: Resource) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """A first deploy: the issuer's material, imported in two regions. (renewer input, ARNs, material)."""
+    props = issuer_props(directory_url, ["www.example.com", "example.com"], "ec-p384")
+    issuer.create(props)
+    material, _ = current(props["MaterialSecretId"])
+    arns = import_in([REGION, OTHER_REGION], material)
+    return {**props, "Regions": [REGION, OTHER_REGION], "CertificateId": CERT_ID}, arns, material
+
+
+def _imports(aws: StrictAWS) -> dict[str, int]:
+    return {region: aws.calls("acm", "ImportCertificate", region) for region in (REGION, OTHER_REGION)}
+
+
+def _years_later(years: int) -> datetime.datetime:
+    return ca.utcnow() + datetime.timedelta(days=365 * years)
+
+
+def test_renewer_before_the_window_writes_and_imports_nothing(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
+    event, arns, material = _deployed(pebble.directory_url, issuer)
+    before = _imports(aws)
+    summary = handler.renew(event, LambdaContext(RENEWER_SECONDS), now=ca.utcnow() + datetime.timedelta(days=1))
+    assert summary["Renewed"] is False and summary["Imported"] == {}
+    assert summary["Reason"].startswith("a third of the lifetime will be left at")  # pebble 2.4 offers no ARI
+    assert _imports(aws) == before and version_count(event["MaterialSecretId"]) == 1
+    assert {held(arn) for arn in arns.values()} == {fingerprint_of(material["certificate"])}
+    assert len(dns.published) == 1
+
+
+def test_renewer_in_the_window_renews_and_reimports_the_same_arns(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
+    event, arns, old = _deployed(pebble.directory_url, issuer)
+    before = _imports(aws)
+    summary = handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(4))  # pebble: 5-year certificates
+
+    new, version = current(event["MaterialSecretId"])
+    assert summary["Renewed"] is True and summary["VersionId"] == version
+    assert version_count(event["MaterialSecretId"]) == 2
+    assert new["key_type"] == "ec-p384" and new["private_key"] != old["private_key"]
+    assert new["certificate"] != old["certificate"]
+    assert summary["Imported"] == arns
+    assert {r: n - before[r] for r, n in _imports(aws).items()} == {REGION: 1, OTHER_REGION: 1}
+    assert {held(arn) for arn in arns.values()} == {fingerprint_of(new["certificate"])}
+    assert _key_body(new["private_key"]) not in json.dumps(summary)
+
+    again = handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(1))  # the new one is not due
+    assert (again["Renewed"], again["Imported"], version_count(event["MaterialSecretId"])) == (False, {}, 2)
+
+
+def test_renewer_reimports_where_a_region_still_holds_the_old_leaf(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
+    """A run whose import failed in one region (the secret moved on) is finished by the next, not-due, run."""
+    event, arns, old = _deployed(pebble.directory_url, issuer)
+    handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(4))
+    aws.import_rate = 100.0  # the test's own re-import of the old leaf, just after the renewer's
+    chain = {"CertificateChain": old["chain"].encode()}
+    boto("acm", OTHER_REGION).import_certificate(
+        CertificateArn=arns[OTHER_REGION], Certificate=old["certificate"].encode(),
+        PrivateKey=old["private_key"].encode(), **chain)
+    summary = handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(1))
+    assert summary["Renewed"] is False and summary["Imported"] == {OTHER_REGION: arns[OTHER_REGION]}
+    assert held(arns[OTHER_REGION]) == fingerprint_of(current(event["MaterialSecretId"])[0]["certificate"])
+
+
+def test_ca_outage_raises_and_leaves_the_old_certificate_everywhere(
+        challtestsrv: ChallTestSrv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, dns: ChallDns,
+        issuer: Resource, aws: StrictAWS) -> None:
+    with Pebble(tmp_path / "pebble", challtestsrv.dns_address) as short_lived:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(short_lived.ca_bundle))
+        event, arns, old = _deployed(short_lived.directory_url, issuer)
+        _, version = current(event["MaterialSecretId"])
+    before = _imports(aws)
+    with pytest.raises(ca.AcmeError) as raised:
+        handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(4))
+    assert "cannot reach the CA" in str(raised.value) and short_lived.directory_url in str(raised.value)
+    assert current(event["MaterialSecretId"])[1] == version and version_count(event["MaterialSecretId"]) == 1
+    assert _imports(aws) == before
+    assert {held(arn) for arn in arns.values()} == {fingerprint_of(old["certificate"])}
+
+
+def test_material_failing_a_check_is_never_stored_or_imported(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, *, issuer: Resource, aws: StrictAWS,
+        monkeypatch: pytest.MonkeyPatch, ec_pki: DemoPKI) -> None:
+    """The CA hands back a chain whose intermediate did not sign the certificate."""
+    event, arns, old = _deployed(pebble.directory_url, issuer)
+    real_finish = ca.finish_order
+
+    def wrong_chain(*args: Any, **kwargs: Any) -> ca.Issued:
+        issued = real_finish(*args, **kwargs)
+        return ca.Issued(issued.certificate_pem, ec_pki.chain_pem().decode(), issued.private_key_pem,
+                         issued.not_before, issued.not_after)
+
+    monkeypatch.setattr(ca, "finish_order", wrong_chain)
+    before = _imports(aws)
+    with pytest.raises(handler.MaterialError) as raised:
+        handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(4))
+    assert "the chain does not link" in str(raised.value) and "Nothing was stored or imported" in str(raised.value)
+    assert version_count(event["MaterialSecretId"]) == 1 and _imports(aws) == before
+    assert {held(arn) for arn in arns.values()} == {fingerprint_of(old["certificate"])}
+    assert dns.published == dns.withdrawn
+
+
+def test_the_account_key_round_trips_through_its_secret_text() -> None:
+    key = ca.new_account_key()
+    assert ca.account_key_from_pem(ca.account_key_pem(key)) == key
+
+
+# --- material checks (no CA) -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("pattern", "name", "covered"), [
+    ("www.example.com", "WWW.example.com.", True),
+    ("*.example.com", "a.example.com", True),
+    ("*.example.com", "a.b.example.com", False),      # one label only
+    ("*.example.com", "example.com", False),          # not the base name
+    ("*.example.com", "*.example.com", True),
+    ("a.example.com", "*.example.com", False),        # a declared wildcard needs the wildcard
+])
+def test_names_cover_as_acm_matches(pattern: str, name: str, covered: bool) -> None:
+    assert handler.covers(pattern, name) is covered
+
+
+def test_check_material_lists_every_problem(ec_pki: DemoPKI) -> None:
+    leaf = ec_pki.leaf(("www.example.com",), key_type="ec-p256")
+    other = ec_pki.leaf(("www.example.com",), key_type="ec-p256")
+    good = (leaf.pem().decode(), ec_pki.chain_pem().decode(), leaf.key_pem().decode())
+    handler.check_material(*good, domains=["www.example.com"], key_type="ec-p256", now=ca.utcnow())
+    with pytest.raises(handler.MaterialError) as raised:
+        handler.check_material(leaf.pem().decode(), ec_pki.root.pem().decode(), other.key_pem().decode(),
+                               domains=["www.example.com", "api.example.com"], key_type="ec-p384", now=ca.utcnow())
+    message = str(raised.value)
+    for problem in ("do not cover api.example.com", "the chain does not link", "the private key does not match",
+                    "the key type is ec-p256, not ec-p384"):
+        assert problem in message
+    assert _key_body(other.key_pem().decode()) not in message
+
+
+def test_renewer_refuses_a_key_type_change_before_ordering(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
+    event, _, _ = _deployed(pebble.directory_url, issuer)
+    with pytest.raises(ca.AcmeError, match="ACM re-imports only the same key type"):
+        handler.renew({**event, "KeyType": "ec-p256"}, LambdaContext(RENEWER_SECONDS), now=_years_later(4))
+    assert len(dns.published) == 1
