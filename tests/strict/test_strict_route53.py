@@ -11,7 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from certfleet.testing import StrictAWS
-from certfleet.testing.strict_route53 import Route53Change, route53_operation, txt_strings
+from certfleet.testing.strict_http import _Request
+from certfleet.testing.strict_route53 import Route53Change, route53_operation, route53_params, txt_strings
 
 
 @pytest.fixture
@@ -161,3 +162,16 @@ def test_txt_strings_reads_route53s_format() -> None:
     assert txt_strings('"a b" "c\\"d" "\\344"') == ["a b", 'c"d', "\xe4"]
     assert txt_strings("plain") is None
     assert txt_strings('"open') is None
+
+
+def test_route53_params_names_what_an_iam_check_needs() -> None:
+    body = (b'<ChangeResourceRecordSetsRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><ChangeBatch>'
+            b"<Changes><Change><Action>UPSERT</Action><ResourceRecordSet><Name>_ACME-challenge.Example.com.</Name>"
+            b"<Type>TXT</Type><TTL>60</TTL><ResourceRecords><ResourceRecord><Value>\"v\"</Value></ResourceRecord>"
+            b"</ResourceRecords></ResourceRecordSet></Change></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>")
+    change = _Request("POST", "/2013-04-01/hostedzone/Z1/rrset/", {}, body, "route53", "ChangeResourceRecordSets",
+                      "us-east-1")
+    assert route53_params(change) == {"HostedZoneId": "Z1", "ChangeBatch": {"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": {"Name": "_acme-challenge.example.com", "Type": "TXT"}}]}}
+    get = _Request("GET", "/2013-04-01/change/C9", {}, b"", "route53", "GetChange", "us-east-1")
+    assert route53_params(get) == {"Id": "C9"}

@@ -21,7 +21,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
@@ -29,7 +29,8 @@ from xml.sax.saxutils import escape
 from certfleet.testing.strict_checks import AWSRefusal
 from certfleet.testing.strict_http import _error, _Request, _Response
 
-__all__ = ["ROUTE53_RULES", "RecordChange", "Route53Change", "Route53Rules", "route53_operation", "txt_strings"]
+__all__ = ["ROUTE53_RULES", "RecordChange", "Route53Change", "Route53Rules", "route53_operation", "route53_params",
+           "txt_strings"]
 
 NS = "{https://route53.amazonaws.com/doc/2013-04-01/}"
 MAX_TXT_STRING = 255
@@ -96,6 +97,26 @@ def route53_operation(method: str, path: str) -> str | None:
         if method == verb and pattern.fullmatch(bare):
             return operation
     return None
+
+
+def route53_params(request: _Request) -> dict[str, Any]:
+    """A Route 53 REST request's parameters as boto3 names them (what an IAM check needs), parsed from path and XML:
+    ``HostedZoneId``; ``Id`` of GetChange; ``ChangeBatch.Changes`` (Action, Name lower case without the final dot,
+    Type) of ChangeResourceRecordSets."""
+    parts = urlsplit(request.path).path.rstrip("/").split("/")
+    params: dict[str, Any] = {}
+    if "hostedzone" in parts and parts.index("hostedzone") + 1 < len(parts):
+        params["HostedZoneId"] = parts[parts.index("hostedzone") + 1]
+    if request.operation == "GetChange":
+        params["Id"] = parts[-1]
+    if request.operation == "ChangeResourceRecordSets":
+        try:
+            changes = _parse_changes(request.body)
+        except AWSRefusal:
+            changes = []
+        params["ChangeBatch"] = {"Changes": [
+            {"Action": c.action, "ResourceRecordSet": {"Name": c.name.rstrip("."), "Type": c.type}} for c in changes]}
+    return params
 
 
 def txt_strings(value: str) -> list[str] | None:
