@@ -41,6 +41,7 @@ from certfleet.testing.framework_host import (
     _Answer,
     _Run,
 )
+from certfleet.testing.resolver import Intrinsics
 
 MAX_RESPONSE_BYTES = 4_096
 MAX_PHYSICAL_ID_BYTES = 1_024
@@ -286,8 +287,9 @@ def _asset_dir(folder: Path, resource: dict[str, Any]) -> Path:
                          "synthesize the app again")
 
 
-class _TemplateValues:
-    """The few CloudFormation values a Provider's environment and waiter definition use, as ARNs."""
+class _TemplateValues(Intrinsics):
+    """The few CloudFormation values a Provider's environment and waiter definition use, as ARNs; any other one-key
+    map is an error."""
 
     def __init__(self, resources: dict[str, Any], account: str, region: str) -> None:
         self.resources = resources
@@ -314,26 +316,17 @@ class _TemplateValues:
             raise FrameworkError(f"{json.dumps(token, default=str)[:200]} names no Lambda function of the template")
         return logical_id
 
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self.resolve(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            (name, arg), = value.items()
-            if name == "Fn::Join":
-                separator, parts = arg
-                return str(separator).join(str(self.resolve(p)) for p in parts)
-            if name == "Fn::GetAtt":
-                target = arg if isinstance(arg, list) else str(arg).split(".", 1)
-                if target[1] == "Arn":
-                    return self._arn(str(target[0]))
-            if name == "Ref":
-                pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account, "AWS::Partition": "aws",
-                          "AWS::URLSuffix": "amazonaws.com"}
-                return pseudo[arg] if arg in pseudo else self._arn(str(arg))
-            raise FrameworkError(f"cannot resolve {json.dumps(value)[:200]} in a Provider's definition")
-        return {k: self.resolve(v) for k, v in value.items()}
+    def _Ref(self, name: str) -> Any:
+        pseudo = {"AWS::Region": self.region, "AWS::AccountId": self.account, "AWS::Partition": "aws",
+                  "AWS::URLSuffix": "amazonaws.com"}
+        return pseudo[name] if name in pseudo else self._arn(str(name))
+
+    def _fn_GetAtt(self, arg: Any) -> Any:
+        target = arg if isinstance(arg, list) else str(arg).split(".", 1)
+        return self._arn(str(target[0])) if target[1] == "Arn" else self._other("Fn::GetAtt", arg)
+
+    def _other(self, name: str, arg: Any) -> Any:
+        raise FrameworkError(f"cannot resolve {json.dumps({name: arg})[:200]} in a Provider's definition")
 
     def _arn(self, logical_id: str) -> str:
         resource = self.resources.get(logical_id) or {}

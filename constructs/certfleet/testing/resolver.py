@@ -19,24 +19,68 @@ class Deployments(Protocol):
 INVENTED = "rehearsal-invented:"
 
 
-class _Resolver:
-    """CloudFormation's intrinsic functions, as far as certfleet's resources and their outputs use them."""
-
-    def __init__(self, rehearsal: Deployments, artifact: StackArtifact) -> None:
-        self.rehearsal = rehearsal
-        self.artifact = artifact
+class Intrinsics:
+    """A walk over a CloudFormation value that replaces each intrinsic function by its value: ``Ref`` and ``Fn::X``
+    by the subclass's ``_Ref`` and ``_fn_X``; the string functions (Join, Select, Split, Sub, Base64) are shared here.
+    Any other one-key map goes to ``_other`` (default: walked as a map)."""
 
     def resolve(self, value: Any) -> Any:
+        """``value`` with every intrinsic function in it resolved."""
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (name, arg), = value.items()
-            handler = getattr(self, "_" + name.replace("Fn::", "fn_").replace("::", "_"), None)
-            if handler is not None:
-                return handler(arg)
+            intrinsic = name == "Ref" or name.startswith("Fn::")
+            handler = getattr(self, "_" + name.replace("Fn::", "fn_"), None) if intrinsic else None
+            return handler(arg) if handler is not None else self._other(name, arg)
         return {k: self.resolve(v) for k, v in value.items()}
+
+    def _other(self, name: str, arg: Any) -> Any:
+        return {name: self.resolve(arg)}
+
+    def _Ref(self, name: str) -> Any:
+        raise NotImplementedError
+
+    def _fn_GetAtt(self, arg: Any) -> Any:
+        raise NotImplementedError
+
+    def _fn_Join(self, arg: list[Any]) -> str:
+        separator, parts = arg
+        return str(separator).join(str(p) for p in self.resolve(parts))
+
+    def _fn_Select(self, arg: list[Any]) -> Any:
+        index, items = self.resolve(arg)
+        return items[int(index)]
+
+    def _fn_Split(self, arg: list[Any]) -> list[str]:
+        separator, text = self.resolve(arg)
+        return str(text).split(separator)
+
+    def _fn_Sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+        out = str(text)
+        for name, value in variables.items():
+            out = out.replace("${" + name + "}", str(value))
+        while "${" in out:
+            start = out.index("${")
+            end = out.index("}", start)
+            name = out[start + 2 : end]
+            value = self._fn_GetAtt(name) if "." in name else self._Ref(name)
+            out = out[:start] + str(value) + out[end + 1 :]
+        return out
+
+    def _fn_Base64(self, arg: Any) -> str:
+        return base64.b64encode(str(self.resolve(arg)).encode()).decode()
+
+
+class _Resolver(Intrinsics):
+    """CloudFormation's intrinsic functions, as far as certfleet's resources and their outputs use them."""
+
+    def __init__(self, rehearsal: Deployments, artifact: StackArtifact) -> None:
+        self.rehearsal = rehearsal
+        self.artifact = artifact
 
     def _invented(self, what: str) -> str:
         return f"{INVENTED}{self.artifact.stack_name}/{what}"
@@ -67,34 +111,6 @@ class _Resolver:
         if deployed is not None and attribute in deployed.data:
             return deployed.data[attribute]
         return self._invented(f"{logical_id}.{attribute}")
-
-    def _fn_Join(self, arg: list[Any]) -> str:
-        separator, parts = arg
-        return str(separator).join(str(p) for p in self.resolve(parts))
-
-    def _fn_Select(self, arg: list[Any]) -> Any:
-        index, items = self.resolve(arg)
-        return items[int(index)]
-
-    def _fn_Split(self, arg: list[Any]) -> list[str]:
-        separator, text = self.resolve(arg)
-        return str(text).split(separator)
-
-    def _fn_Sub(self, arg: Any) -> str:
-        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
-        out = str(text)
-        for name, value in variables.items():
-            out = out.replace("${" + name + "}", str(value))
-        while "${" in out:
-            start = out.index("${")
-            end = out.index("}", start)
-            name = out[start + 2 : end]
-            value = self._fn_GetAtt(name) if "." in name else self._Ref(name)
-            out = out[:start] + str(value) + out[end + 1 :]
-        return out
-
-    def _fn_Base64(self, arg: Any) -> str:
-        return base64.b64encode(str(self.resolve(arg)).encode()).decode()
 
     def _fn_GetStackOutput(self, arg: dict[str, Any]) -> Any:
         spec = self.resolve(arg)
