@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from handler_support import LambdaContext, Resource, boto
+from route53_bridge import Route53Bridge
 
 import certfleet_acme as ca
 import certfleet_acme_handler as handler
@@ -149,6 +152,86 @@ def test_update_with_a_new_domain_orders_again(
     material, _ = current(props["MaterialSecretId"])
     handler.check_material(material["certificate"], material["chain"], material["private_key"],
                            domains=["one.example.com", "two.example.com"], key_type="ec-p256", now=ca.utcnow())
+
+
+def test_is_complete_comes_back_while_validation_is_pending(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An isComplete out of time before the CA validated leaves the records up; the next one picks the order up."""
+    props = issuer_props(pebble.directory_url, ["pending.example.com"])
+    merged = issuer.on_event(issuer.event("Create", props))
+    monkeypatch.setenv("CERTFLEET_ACME_SECONDS", "0")
+    assert handler.is_complete(merged) == {"IsComplete": False}  # not in sync yet
+    assert handler.is_complete(merged) == {"IsComplete": False}  # in sync, answered, no time left to wait
+    assert dns.withdrawn == [] and version_count(props["MaterialSecretId"]) == 0
+    monkeypatch.setenv("CERTFLEET_ACME_SECONDS", "30")
+    done = handler.is_complete(merged)
+    assert done["IsComplete"] is True and done["Data"]["VersionId"] == current(props["MaterialSecretId"])[1]
+    assert dns.withdrawn == dns.published and len(dns.published) == 1
+
+
+def test_an_order_finalized_by_a_lost_invocation_is_a_clear_error_and_a_retry_orders_anew(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource) -> None:
+    props = issuer_props(pebble.directory_url, ["lost.example.com"])
+    merged = issuer.on_event(issuer.event("Create", props))
+    acme = handler.account_client(props, boto("secretsmanager"), register=False)
+    orderr = ca.fetch_order(acme, merged["Data"]["OrderUrl"])
+    ca.answer_dns01(acme, orderr)
+    ca.finish_order(acme, orderr, "ec-p256", datetime.datetime.now() + datetime.timedelta(seconds=30))
+    handler.is_complete(merged)  # not in sync yet
+    with pytest.raises(ca.AcmeError, match="was finalized by an invocation that did not finish: its key is gone"):
+        handler.is_complete(merged)
+    assert version_count(props["MaterialSecretId"]) == 0 and dns.withdrawn == dns.published
+    retried = issuer.create(props)
+    assert retried["Data"]["VersionId"] == current(props["MaterialSecretId"])[1]
+
+
+def test_delete_touches_nothing(pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource) -> None:
+    props = issuer_props(pebble.directory_url, ["gone.example.com"])
+    issuer.create(props)
+    answer = issuer.delete()
+    assert answer["PhysicalResourceId"] == props["MaterialSecretId"]
+    assert version_count(props["MaterialSecretId"]) == 1 and len(dns.published) == 1
+
+
+# --- Route 53 (certfleet_acme_dns) as the DNS, served to pebble by the bridge --------------------------------------
+
+@pytest.fixture
+def route53_zone(aws: StrictAWS, challtestsrv: ChallTestSrv,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A hosted zone example.com, served to pebble from what Route 53 holds once INSYNC (two PENDING reads first)."""
+    monkeypatch.setattr(aws, "route53_pending_reads", 2)
+    zone = boto("route53").create_hosted_zone(Name="example.com", CallerReference=str(uuid.uuid4()))["HostedZone"]
+    with Route53Bridge(aws, challtestsrv, [zone["Id"]]) as bridge:
+        yield {"Id": str(zone["Id"]), "Name": str(zone["Name"])}
+        assert bridge.served == {}, "every challenge record was withdrawn"
+
+
+def _txt_sets(zone_id: str) -> list[str]:
+    sets = boto("route53").list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    return [s["Name"] for s in sets if s["Type"] == "TXT"]
+
+
+def test_issuer_publishes_in_route53_and_waits_for_insync(
+        pebble: Pebble, trust_pebble: Path, route53_zone: dict[str, str], issuer: Resource, aws: StrictAWS) -> None:
+    props = {**issuer_props(pebble.directory_url, ["r53.example.com", "*.r53.example.com"]),
+             "HostedZones": [route53_zone]}
+    answer = issuer.create(props)
+    assert answer["Data"]["VersionId"] == current(props["MaterialSecretId"])[1]
+    assert aws.calls("route53", "GetChange") == 3, "isComplete came back until Route 53 said INSYNC"
+    assert _txt_sets(route53_zone["Id"]) == []
+
+
+def test_renewer_publishes_in_route53_inline(
+        pebble: Pebble, trust_pebble: Path, route53_zone: dict[str, str], issuer: Resource, aws: StrictAWS) -> None:
+    props = {**issuer_props(pebble.directory_url, ["www.example.com"]), "HostedZones": [route53_zone]}
+    issuer.create(props)
+    material, _ = current(props["MaterialSecretId"])
+    arns = import_in([REGION], material)
+    event = {**props, "Regions": [REGION], "CertificateId": CERT_ID}
+    summary = handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(4))
+    assert summary["Renewed"] is True and summary["Imported"] == arns
+    assert held(arns[REGION]) == fingerprint_of(current(props["MaterialSecretId"])[0]["certificate"])
+    assert _txt_sets(route53_zone["Id"]) == []
 
 
 # --- the renewer -----------------------------------------------------------------------------------------------------
