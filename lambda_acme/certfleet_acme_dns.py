@@ -193,15 +193,18 @@ class Route53Dns:
         """Remove these values (unquoted, as published) from their names' TXT sets; the change ids.
 
         A set holding only these values is deleted; other values in it (another order's) are kept; a set already
-        gone is fine. A DELETE must match the set exactly, so a mismatch re-reads the set and retries once.
+        gone is fine. A DELETE must match the set exactly: it is first tried as written (this instance's memory, else
+        these values with this TTL), and only a mismatch reads the set (ListResourceRecordSets) and retries once.
         """
         change_ids = []
         for name, values in records.items():
             fqdn = _fqdn(name)
+            quoted = tuple(dict.fromkeys(quote_txt(v) for v in values))
             written = self.written.get(fqdn)
             zone = written.zone if written else zone_for(fqdn, self.zones)
-            ours = {quote_txt(v) for v in values}
-            current = written if written and set(written.values) == ours else None
+            ours = set(quoted)
+            current: _Written | None = written if written and set(written.values) == ours \
+                else _Written(zone, self.ttl, quoted)
             for attempt in range(2):
                 if current is None:
                     current = self._read(zone, fqdn)

@@ -193,13 +193,17 @@ def test_withdraw_deletes_only_its_own_values_and_tolerates_a_record_already_gon
     ours.publish_records({name: ["mine"]})
     theirs.publish_records({name: ["mine", "another order's"]})  # a concurrent order UPSERTed both values
 
-    ours.withdraw_records({name: ["mine"]})
+    reads = r53.aws.calls("route53", "ListResourceRecordSets")
+    ours.withdraw_records({name: ["mine"]})  # the DELETE as written no longer matches: read, keep theirs
+    assert r53.aws.calls("route53", "ListResourceRecordSets") == reads + 1
     assert r53.txt_sets(zone) == {name: ['"another order\'s"']}
     theirs.withdraw_records({name: ["another order's"]})
     assert r53.txt_sets(zone) == {}
     ours.withdraw_records({name: ["mine"]})  # already gone: nothing to do, no error
     r53.dns([zone]).publish_records({name: ["left over"]})
+    reads = r53.aws.calls("route53", "ListResourceRecordSets")
     r53.dns([zone]).withdraw_records({name: ["left over"]})  # a later invocation that remembers nothing
+    assert r53.aws.calls("route53", "ListResourceRecordSets") == reads, "an exact DELETE needs no read"
     assert r53.txt_sets(zone) == {}
 
 
