@@ -85,7 +85,7 @@ from certfleet.testing.strict_checks import (
     _spki,
 )
 from certfleet.testing.strict_http import _HOP_BY_HOP, _Handler, _Request, _Response, _Server
-from certfleet.testing.strict_route53 import ROUTE53_RULES, Route53Rules
+from certfleet.testing.strict_route53 import ROUTE53_RULES, Route53Rules, route53_params
 from certfleet.testing.strict_secrets import SecretRules, _Secret
 
 __all__ = ["ACM_KEY_TYPES", "AWSRefusal", "Call", "StrictAWS"]
@@ -258,7 +258,8 @@ class StrictAWS(SecretRules, Route53Rules):
             self._calls[Call(request.service, request.operation, request.region)] += 1
         refused = self.iam.authorize(
             access_key_id(request.headers, parse_qs(urlsplit(request.path).query)),
-            ApiCall(request.service, request.operation, request.region, request.account, request.json()))
+            ApiCall(request.service, request.operation, request.region, request.account,
+                    route53_params(request) if request.service == "route53" else request.json()))
         if refused is not None:
             return self._answer_refusal(request, AWSRefusal(refused.code, refused.message, refused.status))
         rule = _RULES.get((request.service, request.operation))
