@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from aws_cdk import ArnFormat, CfnResource, Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -89,15 +90,19 @@ def _lambda_role(scope: Construct, id: str, log_group: logs.ILogGroup, descripti
 
 
 def _skip_function_checks(function: lambda_.Function, *, framework: bool = False) -> None:
+    resource = function.node.default_child  # looked up once, not by skip_checkov for every check
+    target = resource if isinstance(resource, CfnResource) else function
     for check, comment in _FUNCTION_SKIPS.items():
-        skip_checkov(function, check, comment)
+        skip_checkov(target, check, comment)
     if framework:
-        skip_checkov(function, "CKV_AWS_173", PLAIN_ENVIRONMENT)
+        skip_checkov(target, "CKV_AWS_173", PLAIN_ENVIRONMENT)
 
 
 def _function(
     scope: Construct, id: str, handler: str, description: str, timeout: Duration, *, log_group: logs.ILogGroup,
-) -> lambda_.Function:
+) -> tuple[lambda_.Function, iam.Role]:
+    """A certfleet handler function and its execution role (kept: reading ``function.role`` is a jsii round trip)."""
+    role = _lambda_role(scope, f"{id}Role", log_group, f"certfleet: runs {handler}")
     function = lambda_.Function(
         scope, id,
         runtime=lambda_.Runtime.PYTHON_3_14,
@@ -106,11 +111,11 @@ def _function(
         timeout=timeout,
         memory_size=256,
         description=description,
-        role=_lambda_role(scope, f"{id}Role", log_group, f"certfleet: runs {handler}"),
+        role=role,
         log_group=log_group,
     )
     _skip_function_checks(function)
-    return function
+    return function, role
 
 
 def _invoke(role: iam.Role, function: lambda_.IFunction) -> None:
@@ -147,17 +152,19 @@ def _provider(
         **options,
     )
     _invoke(on_event_role, on_event)
-    framework = [provider.node.find_child("framework-onEvent")]
+    node = provider.node  # each ``.node`` is a jsii round trip
+    framework = [node.find_child("framework-onEvent")]
     if is_complete is not None and waiter_role is not None:
         _invoke(waiter_role, is_complete)
-        framework += [provider.node.find_child(n) for n in ("framework-isComplete", "framework-onTimeout")]
-        waiter = provider.node.find_child("waiter-state-machine")
-        state_machine = waiter.node.default_child
+        waiting = [node.find_child(n) for n in ("framework-isComplete", "framework-onTimeout")]
+        framework += waiting
+        waiter = node.find_child("waiter-state-machine")
+        waiter_node = waiter.node
+        state_machine = waiter_node.default_child
         if isinstance(state_machine, CfnResource):
             on_event_role.add_to_principal_policy(iam.PolicyStatement(
                 actions=["states:StartExecution"], resources=[state_machine.ref]))
-        for name in ("framework-isComplete", "framework-onTimeout"):
-            fn = provider.node.find_child(name)
+        for fn in waiting:
             if isinstance(fn, lambda_.Function):
                 acknowledge(waiter, wildcard_finding(waiter, f"{fn.function_arn}:*"),
                             "the Provider's waiter invokes its own framework function and its versions (<fn>:*)")
@@ -165,9 +172,10 @@ def _provider(
                     "Step Functions log delivery (logs:CreateLogDelivery and friends) has no resource-level permission")
         acknowledge(waiter, "AwsSolutions-SF2",
                     "the CDK Provider's waiter has no X-Ray option; every run is logged (level ALL) instead")
-        waiter_policy = waiter.node.try_find_child("Role")
-        if waiter_policy is not None and waiter_policy.node.try_find_child("DefaultPolicy") is not None:
-            skip_checkov(waiter_policy.node.find_child("DefaultPolicy"), "CKV_AWS_111",
+        waiter_role_construct = waiter_node.try_find_child("Role")
+        waiter_policy = waiter_role_construct.node.try_find_child("DefaultPolicy") if waiter_role_construct else None
+        if waiter_policy is not None:
+            skip_checkov(waiter_policy, "CKV_AWS_111",
                          "Step Functions log delivery (logs:CreateLogDelivery and friends) has no resource-level "
                          "permission: AWS documents Resource '*' for it")
     for fn in framework:  # each still depends on its role, DefaultPolicy included (through the closed wrapper)
@@ -177,13 +185,21 @@ def _provider(
 
 
 _P = TypeVar("_P", bound=Construct)
+_SINGLETONS: WeakKeyDictionary[Stack, dict[str, Construct]] = WeakKeyDictionary()
+"""Each stack's singletons by id, found without a jsii round trip after the first lookup."""
 
 
 def _stack_singleton(cls: type[_P], scope: Construct, id: str) -> _P:
     """The construct ``id`` of ``scope``'s stack, created on first use: one per stack."""
-    stack = Stack.of(scope)
+    stack = scope if isinstance(scope, Stack) else Stack.of(scope)
+    known = _SINGLETONS.setdefault(stack, {})
+    found = known.get(id)
+    if isinstance(found, cls):
+        return found
     existing = stack.node.try_find_child(id)
-    return existing if isinstance(existing, cls) else cls(stack, id)
+    made = existing if isinstance(existing, cls) else cls(stack, id)
+    known[id] = made
+    return made
 
 
 class ImporterProvider(Construct):
@@ -194,14 +210,15 @@ class ImporterProvider(Construct):
 
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
+        self._stack = scope if isinstance(scope, Stack) else Stack.of(scope)
         self.log_group = _log_group(self)
-        self.on_event = _function(
+        self.on_event, on_event_role = _function(
             self, "OnEvent", IMPORTER_ON_EVENT,
             "certfleet: imports third-party certificates into ACM (re-imports in place on renewal)",
             # Lambda's maximum: a shard's concurrent imports share ACM's 1/s, and the handler retries while it has time
             Duration.minutes(15), log_group=self.log_group,
         )
-        self.is_complete = _function(
+        self.is_complete, is_complete_role = _function(
             self, "IsComplete", IMPORTER_IS_COMPLETE,
             "certfleet: waits for a certificate still in use to be released before deleting it",
             Duration.minutes(2), log_group=self.log_group,
@@ -211,6 +228,10 @@ class ImporterProvider(Construct):
             query_interval=Duration.seconds(30),
             total_timeout=Duration.minutes(30),
         )
+        self._on_event_role, self._is_complete_role = on_event_role, is_complete_role
+        self._service_token = self._stack_region = ""
+        self._arns: dict[str, str] = {}
+        self._findings: dict[str, str] = {}
         self._fleets: set[str] = set()
         self._swept: set[str] = set()
         self._namespaces: set[str] = set()
@@ -223,12 +244,14 @@ class ImporterProvider(Construct):
 
     @property
     def service_token(self) -> str:
-        return self.provider.service_token
+        if not self._service_token:
+            self._service_token = self.provider.service_token
+        return self._service_token
 
     @property
     def roles(self) -> list[iam.IRole]:
         """The roles that read private keys: onEvent's alone (the delete waiter never imports)."""
-        return [r for r in (self.on_event.role,) if r is not None]
+        return [self._on_event_role]
 
     def allow_fleet(self, fleet: str) -> None:
         """Let the importer create certificates tagged for ``fleet`` and touch only those afterwards.
@@ -242,9 +265,9 @@ class ImporterProvider(Construct):
         self._fleets.add(fleet)
         sid = _sid(fleet, 50, "Fleet")
         own = _tag_conditions("ResourceTag", fleet)
-        certificates = _certificates(self)
-        self._list(self.on_event, Stack.of(self).region)
-        self._allow(self.on_event, iam.PolicyStatement(
+        certificates = self._certificates()
+        self._list(self.on_event, self._region)
+        self._allow(self.on_event, dict(
             sid=f"ImportNewOnlyTagged{sid}",
             actions=["acm:ImportCertificate", "acm:AddTagsToCertificate"],
             resources=["*"],
@@ -255,7 +278,7 @@ class ImporterProvider(Construct):
             },
         ), "acm:ListCertificates has no resource-level permission, nor a first import (no ARN yet): it needs "
            "certfleet's request tags")
-        self._allow(self.on_event, iam.PolicyStatement(
+        self._allow(self.on_event, dict(
             sid=f"ReimportDeleteOnlyOwn{sid}", actions=OWN_CERTIFICATE_ACTIONS, resources=[certificates],
             conditions=own,
         ))
@@ -263,7 +286,7 @@ class ImporterProvider(Construct):
                                             certificates, own))
         self._allow(self.on_event, _marking(f"UnretireOnlyOwn{sid}", "acm:RemoveTagsFromCertificate", UNMARK_TAGS,
                                             certificates, own))
-        self._allow(self.is_complete, iam.PolicyStatement(
+        self._allow(self.is_complete, dict(
             sid=f"WaitDeleteOnlyOwn{sid}", actions=WAITER_ACTIONS, resources=[certificates], conditions=own,
         ))
 
@@ -285,10 +308,10 @@ class ImporterProvider(Construct):
         own = _tag_conditions("ResourceTag", fleet)
         for function in (self.on_event, self.is_complete):
             self._list(function, "*")
-            self._allow(function, iam.PolicyStatement(
+            self._allow(function, dict(
                 sid=f"SweepOnlyOwnRetired{_sid(fleet, 60, 'Fleet')}",
                 actions=["acm:DeleteCertificate"],
-                resources=[_certificates(self, "*")],
+                resources=[self._certificates("*")],
                 conditions={**own, "Null": {f"aws:ResourceTag/{RETIRED_TAG}": "false"}},
             ))
 
@@ -299,16 +322,16 @@ class ImporterProvider(Construct):
         if namespace in self._namespaces:
             return
         self._namespaces.add(namespace)
-        stack = Stack.of(self)
+        stack = self._stack
         sid = _sid(_owner_of(namespace), 50, "Group")
         secrets = key_namespace_arn(stack, namespace)
-        self._allow(self.on_event, iam.PolicyStatement(
+        self._allow(self.on_event, dict(
             sid=f"ReadOnlyKeysOf{sid}", actions=["secretsmanager:GetSecretValue"], resources=[secrets],
         ), f"the private keys of this FleetGroup's fleets: secrets named {namespace}*, read only")
-        self._allow(self.on_event, iam.PolicyStatement(
+        self._allow(self.on_event, dict(
             sid=f"DecryptOnlyKeysOf{sid}", actions=["kms:Decrypt"],
             resources=[stack.format_arn(service="kms", resource="key", resource_name="*")],
-            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"},
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self._region}.amazonaws.com"},
                         "StringLike": {"kms:EncryptionContext:SecretARN": secrets}},
         ), "kms:Decrypt through Secrets Manager only, for the group's key secrets only (kms:ViaService and the "
            "SecretARN encryption context)")
@@ -316,40 +339,51 @@ class ImporterProvider(Construct):
     def _list(self, function: lambda_.Function, region: str) -> None:
         """Let ``function`` list the certificates of ``region`` (``*``: every region) and read their tags: how the
         importer finds a certificate to adopt and the sweeper finds retired ones."""
-        key = f"{function.node.id}:{region}"
+        key = f"{id(function)}:{region}"
         if key in self._listing:
             return
         self._listing.add(key)
-        self._allow(function, iam.PolicyStatement(
+        self._allow(function, dict(
             sid="ListCertificates", actions=["acm:ListCertificates"], resources=["*"],
         ), "acm:ListCertificates has no resource-level permission")
-        self._allow(function, iam.PolicyStatement(
+        self._allow(function, dict(
             sid="ReadCertificateTags" + ("EveryRegion" if region == "*" else ""),
-            actions=["acm:ListTagsForCertificate"], resources=[_certificates(self, region)],
+            actions=["acm:ListTagsForCertificate"], resources=[self._certificates(region)],
         ))
 
-    def _allow(self, function: lambda_.Function, statement: iam.PolicyStatement,
+    def _allow(self, function: lambda_.Function, statement: dict[str, Any],
                reason: str = "ACM chooses certificate ARNs: writes need certfleet's managed-by and fleet tags "
                              "(aws:ResourceTag); tag reads are how handlers find them") -> None:
-        """Add ``statement`` to ``function``'s role, and acknowledge cdk-nag's finding for each wildcard resource."""
-        function.add_to_role_policy(statement)
-        role = function.role
-        if role is None:  # pragma: no cover - a Function always has a role unless one was imported; ours never is
-            raise RuntimeError(f"{function.node.path}: the function has no role")
-        for resource in statement.resources:
+        """Add ``statement`` (PolicyStatement's arguments: its resources are not read back from jsii) to
+        ``function``'s role, and acknowledge cdk-nag's finding for each wildcard resource."""
+        role = self._on_event_role if function is self.on_event else self._is_complete_role
+        role.add_to_principal_policy(iam.PolicyStatement(**statement))
+        for resource in statement["resources"]:
             if "*" in resource:
-                acknowledge(role, wildcard_finding(role, resource), reason)
+                finding = self._findings.get(resource)
+                if finding is None:
+                    finding = self._findings[resource] = wildcard_finding(role, resource)
+                acknowledge(role, finding, reason)
 
+    @property
+    def _region(self) -> str:
+        if not self._stack_region:
+            self._stack_region = self._stack.region
+        return self._stack_region
 
-def _certificates(scope: Construct, region: str | None = None) -> str:
-    """Every ACM certificate of ``scope``'s account in ``region`` (default: the stack's; ``*``: every region)."""
-    return Stack.of(scope).format_arn(service="acm", region=region, resource="certificate", resource_name="*")
+    def _certificates(self, region: str | None = None) -> str:
+        """Every ACM certificate of this stack's account in ``region`` (default: the stack's; ``*``: every region)."""
+        key = region or ""
+        if key not in self._arns:
+            self._arns[key] = self._stack.format_arn(service="acm", region=region or None, resource="certificate",
+                                                     resource_name="*")
+        return self._arns[key]
 
 
 def _marking(sid: str, action: str, keys: list[str], certificates: str,
-             own: dict[str, dict[str, str]]) -> iam.PolicyStatement:
+             own: dict[str, dict[str, str]]) -> dict[str, Any]:
     """``action`` (add or remove tags) on the fleet's own certificates, for the tag ``keys`` only."""
-    return iam.PolicyStatement(sid=sid, actions=[action], resources=[certificates], conditions={
+    return dict(sid=sid, actions=[action], resources=[certificates], conditions={
         **own, "ForAllValues:StringEquals": {"aws:TagKeys": keys}, "Null": {"aws:TagKeys": "false"},
     })
 
@@ -360,12 +394,13 @@ class KeyWriterProvider(Construct):
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
         self.log_group = _log_group(self)
-        self.function = _function(
+        self.function, self._role = _function(
             self, "OnEvent", KEY_WRITER_ON_EVENT,
             "certfleet: decrypts a sealed private key with KMS and writes it to Secrets Manager",
             Duration.minutes(2), log_group=self.log_group,
         )
         self.provider = _provider(self, self.log_group, self.function)
+        self._service_token = ""
         self._groups: dict[str, _GroupKeys] = {}
 
     @classmethod
@@ -375,7 +410,9 @@ class KeyWriterProvider(Construct):
 
     @property
     def service_token(self) -> str:
-        return self.provider.service_token
+        if not self._service_token:
+            self._service_token = self.provider.service_token
+        return self._service_token
 
     def allow_group_key(self, namespace: str, kms_key_arn: str, encryption_context: dict[str, str]) -> None:
         """Let the writer decrypt one more sealed key of a FleetGroup and fill the key secrets of its ``namespace``:
@@ -407,26 +444,25 @@ class KeyWriterProvider(Construct):
                      "secretsmanager:UpdateSecretVersionStage"],  # a reverted key is made AWSCURRENT again
             resources=[secrets],
         ))
+        keys = stack.format_arn(service="kms", resource="key", resource_name="*")
         through_secrets_manager = iam.PolicyStatement(
             sid=f"EncryptOnlyKeysOf{sid}", actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resources=[stack.format_arn(service="kms", resource="key", resource_name="*")],
+            resources=[keys],
             conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"},
                         "StringLike": {"kms:EncryptionContext:SecretARN": secrets}},
         )
         self.role.add_to_principal_policy(through_secrets_manager)
         acknowledge(self.role, wildcard_finding(self.role, secrets),
                     f"the private keys of this FleetGroup's fleets: secrets named {namespace}*")
-        acknowledge(self.role, wildcard_finding(self.role, through_secrets_manager.resources[0]),
+        acknowledge(self.role, wildcard_finding(self.role, keys),
                     "KMS through Secrets Manager only, for the group's key secrets only (kms:ViaService and the "
                     "SecretARN encryption context)")
         return _GroupKeys(decrypt)
 
     @property
     def role(self) -> iam.IRole:
-        role = self.function.role
-        if role is None:  # a Function always has a role unless one was imported; ours never is
-            raise RuntimeError(f"{self.node.path}: the key writer function has no role")
-        return role
+        """The key writer function's execution role."""
+        return self._role
 
 
 def _tag_conditions(kind: str, fleet: str) -> dict[str, dict[str, str]]:
