@@ -7,10 +7,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from certfleet.testing import StrictAWS
+from certfleet.testing.authorize import ALLOWED, Check, Principal, new_access_key_id
 from certfleet.testing.strict_http import _Request
 from certfleet.testing.strict_route53 import Route53Change, route53_operation, route53_params, txt_strings
 
@@ -175,3 +178,25 @@ def test_route53_params_names_what_an_iam_check_needs() -> None:
         {"Action": "UPSERT", "ResourceRecordSet": {"Name": "_acme-challenge.example.com", "Type": "TXT"}}]}}
     get = _Request("GET", "/2013-04-01/change/C9", {}, b"", "route53", "GetChange", "us-east-1")
     assert route53_params(get) == {"Id": "C9"}
+
+
+def test_a_role_refused_by_iam_gets_route53s_xml_error_naming_the_action(
+        route53: Any, zone: str, aws: StrictAWS, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[Check] = []
+
+    class DenyChanges:
+        def decide(self, check: Check) -> str:
+            asked.append(check)
+            return "ImplicitlyDenied" if check.action == "route53:ChangeResourceRecordSets" else ALLOWED
+
+    monkeypatch.setattr(aws.iam, "authorizer", DenyChanges())
+    principal = Principal(new_access_key_id(), "arn:aws:iam::123456789012:role/probe", "123456789012", (), "probe")
+    aws.register(principal)
+    role = boto3.client("route53", region_name="us-east-1", endpoint_url=aws.url,
+                        aws_access_key_id=principal.access_key_id, aws_secret_access_key="x",
+                        config=Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(ClientError) as caught:
+        _change(role, zone, ("UPSERT", _txt("_acme-challenge.example.com.", ['"v"'])))
+    assert caught.value.response["Error"]["Code"] == "AccessDenied"
+    assert "route53:ChangeResourceRecordSets" in caught.value.response["Error"]["Message"]
+    assert [c.action for c in asked] == ["route53:ChangeResourceRecordSets"]

@@ -258,8 +258,9 @@ class Route53Rules:
         """A refusal in the protocol the client parses: Route 53's XML error, else the JSON one."""
         if request.service != "route53":
             return _error(refusal)
+        code = "AccessDenied" if refusal.code == "AccessDeniedException" else refusal.code  # Route 53's spelling
         body = (f'<?xml version="1.0"?>\n<ErrorResponse xmlns="{NS[1:-1]}"><Error><Type>Sender</Type>'
-                f"<Code>{escape(refusal.code)}</Code><Message>{escape(refusal.message)}</Message></Error>"
+                f"<Code>{escape(code)}</Code><Message>{escape(refusal.message)}</Message></Error>"
                 f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
         return _Response(refusal.status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", str(uuid.uuid4()))],
                          body)
