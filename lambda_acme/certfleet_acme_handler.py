@@ -30,26 +30,12 @@ import certfleet_acme_dns as r53
 from acme import client, errors, messages
 
 if TYPE_CHECKING:
-    from certfleet._lambda.certfleet_contract import (
-        ACM_KEY_TYPES,
-        FLEET_TAG,
-        ID_TAG,
-        MANAGED_BY,
-        MANAGED_BY_TAG,
-        RETIRED_TAG,
-    )
+    from certfleet._lambda import certfleet_contract as contract
 else:
     try:  # the ACME asset's top level, as /var/task is (the contract ships beside this module)
-        from certfleet_contract import ACM_KEY_TYPES, FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, RETIRED_TAG
+        import certfleet_contract as contract
     except ImportError:  # the installed package, or a source checkout (tests)
-        from certfleet._lambda.certfleet_contract import (
-            ACM_KEY_TYPES,
-            FLEET_TAG,
-            ID_TAG,
-            MANAGED_BY,
-            MANAGED_BY_TAG,
-            RETIRED_TAG,
-        )
+        from certfleet._lambda import certfleet_contract as contract
 
 LOG = logging.getLogger("certfleet")
 LOG.setLevel(logging.INFO)
@@ -90,40 +76,21 @@ class RenewerInput(AcmeProperties):
 
 
 class Dns(Protocol):
-    """DNS-01 publishing: Route 53 in AWS (certfleet_acme_dns), a test DNS in tests."""
+    """DNS-01 publishing, as certfleet_acme_dns.Route53Dns does it (tests plug in a test DNS)."""
 
-    def publish(self, records: Mapping[str, Sequence[str]]) -> list[str]:
+    def publish_records(self, records: Mapping[str, Sequence[str]]) -> list[str]:
         """UPSERT each TXT record set (name -> values); the ids of the changes made."""
-        ...
 
     def insync(self, change_ids: Sequence[str]) -> bool:
         """True when every change is live on the authoritative servers."""
-        ...
 
-    def withdraw(self, records: Mapping[str, Sequence[str]]) -> None:
-        """DELETE the TXT record sets published for the order."""
-        ...
-
-
-class Route53(Dns):
-    """Dns on Route 53 (certfleet_acme_dns) in the properties' hosted zones."""
-
-    def __init__(self, zones: Sequence[HostedZone]) -> None:
-        self.route53 = r53.Route53Dns([r53.HostedZone.from_property(cast(Mapping[str, str], z)) for z in zones])
-
-    def publish(self, records: Mapping[str, Sequence[str]]) -> list[str]:
-        return self.route53.publish_records(records)
-
-    def insync(self, change_ids: Sequence[str]) -> bool:
-        return self.route53.insync(change_ids)
-
-    def withdraw(self, records: Mapping[str, Sequence[str]]) -> None:
-        self.route53.withdraw_records(records)
+    def withdraw_records(self, records: Mapping[str, Sequence[str]]) -> object:
+        """Remove the values published for the order."""
 
 
 def route53_dns(props: AcmeProperties) -> Dns:
     """Route 53, in the issuer's hosted zones."""
-    return Route53(props["HostedZones"])
+    return r53.Route53Dns([r53.HostedZone.from_property(cast(Mapping[str, str], z)) for z in props["HostedZones"]])
 
 
 dns_for: Callable[[AcmeProperties], Dns] = route53_dns
@@ -282,8 +249,8 @@ def read_material(sm: Any, secret_id: str) -> Material | None:
 
 
 def write_material(sm: Any, secret_id: str, issued: ca.Issued, key_type: str) -> Material:
-    """Check nothing, store `issued` as a new version (it becomes AWSCURRENT); the leaf's fingerprint is the request
-    token, so writing the same issuance again makes no second version."""
+    """Store checked material as a new version (it becomes AWSCURRENT); the leaf's fingerprint is the request token,
+    so writing the same issuance again makes no second version."""
     leaf = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
     value = {"certificate": issued.certificate_pem, "chain": issued.chain_pem,
              "private_key": issued.private_key_pem.decode(), "key_type": key_type,
@@ -337,7 +304,7 @@ def fits(material: Material | None, domains: Sequence[str], key_type: str, now: 
 
 def _publish(dns: Dns, records: Mapping[str, Sequence[str]], domains: Sequence[str]) -> list[str]:
     try:
-        return dns.publish(records)
+        return dns.publish_records(records)
     except Exception as error:  # the DNS is the caller's code (Route 53, a test DNS): name what failed
         _withdraw(dns, records)
         raise ca.AcmeError(f"publishing the dns-01 TXT records for {', '.join(domains)} failed: "
@@ -346,7 +313,7 @@ def _publish(dns: Dns, records: Mapping[str, Sequence[str]], domains: Sequence[s
 
 def _withdraw(dns: Dns, records: Mapping[str, Sequence[str]]) -> None:
     with suppress(Exception):  # must not hide the outcome; a leftover TXT record harms nothing and is overwritten
-        dns.withdraw(records)
+        dns.withdraw_records(records)
 
 
 def _naive_deadline(seconds: float) -> datetime.datetime:
@@ -524,10 +491,11 @@ def renew(event: RenewerInput, context: object = None, *, now: datetime.datetime
 def find_certificate(acm: Any, event: RenewerInput) -> list[str]:
     """ARNs of the fleet's certificate in the client's region: tagged with the fleet, the id and certfleet, not
     retired (every key type: ListCertificates shows only RSA 1024/2048 unless asked)."""
-    wanted = {FLEET_TAG: event["Fleet"], ID_TAG: event["CertificateId"], MANAGED_BY_TAG: MANAGED_BY}
+    wanted = {contract.FLEET_TAG: event["Fleet"], contract.ID_TAG: event["CertificateId"],
+              contract.MANAGED_BY_TAG: contract.MANAGED_BY}
     names = {d.lower() for d in event["Domains"]}
     found: list[str] = []
-    for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)}):
+    for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": list(contract.ACM_KEY_TYPES)}):
         for item in page.get("CertificateSummaryList", []):
             listed = {str(n).lower() for n in [item.get("DomainName"), *item.get("SubjectAlternativeNameSummaries", [])]
                       if n}
@@ -535,7 +503,7 @@ def find_certificate(acm: Any, event: RenewerInput) -> list[str]:
                 continue
             arn = str(item["CertificateArn"])
             tags = {t["Key"]: t.get("Value", "") for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]}
-            if all(tags.get(k) == v for k, v in wanted.items()) and RETIRED_TAG not in tags:
+            if all(tags.get(k) == v for k, v in wanted.items()) and contract.RETIRED_TAG not in tags:
                 found.append(arn)
     return found
 
@@ -551,8 +519,8 @@ def reimport(event: RenewerInput, material: Material) -> dict[str, str]:
         try:
             arns = find_certificate(acm, event)
             if len(arns) != 1:
-                failed.append(f"{region}: {len(arns)} certificates tagged {FLEET_TAG}={event['Fleet']}, "
-                              f"{ID_TAG}={event['CertificateId']} (expected one: deploy the fleet)")
+                failed.append(f"{region}: {len(arns)} certificates tagged {contract.FLEET_TAG}={event['Fleet']}, "
+                              f"{contract.ID_TAG}={event['CertificateId']} (expected one: deploy the fleet)")
                 continue
             held = acm.get_certificate(CertificateArn=arns[0])["Certificate"]
             if fingerprint(x509.load_pem_x509_certificate(held.encode())) == leaf:

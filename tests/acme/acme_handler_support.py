@@ -28,7 +28,8 @@ TAGS = [{"Key": "certfleet:managed-by", "Value": "certfleet"}, {"Key": "certflee
 
 
 class ChallDns:
-    """The handlers' Dns on challtestsrv: each publish is one change, in sync after `lag` insync questions."""
+    """The handlers' Dns (Route53Dns's shape) on challtestsrv: each publish is one change, in sync after `lag`
+    insync questions."""
 
     def __init__(self, server: ChallTestSrv, lag: int = 1) -> None:
         self.server = server
@@ -37,7 +38,7 @@ class ChallDns:
         self.withdrawn: list[dict[str, list[str]]] = []
         self.asked: collections.Counter[str] = collections.Counter()
 
-    def publish(self, records: Mapping[str, Sequence[str]]) -> list[str]:
+    def publish_records(self, records: Mapping[str, Sequence[str]]) -> list[str]:
         self.published.append({name: list(values) for name, values in records.items()})
         for name, values in records.items():
             self.server.publish(name, list(values))
@@ -48,7 +49,7 @@ class ChallDns:
             self.asked[change] += 1
         return all(self.asked[change] > self.lag for change in change_ids)
 
-    def withdraw(self, records: Mapping[str, Sequence[str]]) -> None:
+    def withdraw_records(self, records: Mapping[str, Sequence[str]]) -> None:
         self.withdrawn.append({name: list(values) for name, values in records.items()})
         for name in records:
             self.server.withdraw(name)

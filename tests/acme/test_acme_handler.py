@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from acme_handler_support import (
@@ -26,7 +26,7 @@ from acme_handler_support import (
 from acme_support import ChallTestSrv, Pebble
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from handler_support import LambdaContext, Resource, boto
 from route53_bridge import Route53Bridge
 
@@ -72,6 +72,15 @@ def issuer(aws: StrictAWS) -> Resource:
     return Resource(handler, handler.RESOURCE_TYPE, "AcmeCert")
 
 
+def _renew(event: dict[str, Any], *, now: datetime.datetime) -> dict[str, Any]:
+    """The renewer as its schedule runs it, with RENEWER_SECONDS of Lambda time and the clock at `now`."""
+    return handler.renew(cast("handler.RenewerInput", event), LambdaContext(RENEWER_SECONDS), now=now)
+
+
+def _is_complete(merged: dict[str, Any]) -> dict[str, Any]:
+    return handler.is_complete(cast("handler.AcmeEvent", merged))
+
+
 def _key_body(pem: str) -> str:
     return "".join(pem.strip().splitlines()[1:-1])
 
@@ -106,7 +115,8 @@ def test_first_issuance_with_eab_reads_the_hmac_secret(
     answer = issuer.create(props)
     material, version = current(props["MaterialSecretId"])
     assert (answer["Data"]["VersionId"], material["key_type"]) == (version, "rsa-2048")
-    assert x509.load_pem_x509_certificate(material["certificate"].encode()).public_key().key_size == 2048
+    public = x509.load_pem_x509_certificate(material["certificate"].encode()).public_key()
+    assert isinstance(public, rsa.RSAPublicKey) and public.key_size == 2048
 
 
 def test_eab_refused_by_the_ca_is_a_clear_error_and_stores_no_account(
@@ -160,11 +170,11 @@ def test_is_complete_comes_back_while_validation_is_pending(
     props = issuer_props(pebble.directory_url, ["pending.example.com"])
     merged = issuer.on_event(issuer.event("Create", props))
     monkeypatch.setenv("CERTFLEET_ACME_SECONDS", "0")
-    assert handler.is_complete(merged) == {"IsComplete": False}  # not in sync yet
-    assert handler.is_complete(merged) == {"IsComplete": False}  # in sync, answered, no time left to wait
+    assert _is_complete(merged) == {"IsComplete": False}  # not in sync yet
+    assert _is_complete(merged) == {"IsComplete": False}  # in sync, answered, no time left to wait
     assert dns.withdrawn == [] and version_count(props["MaterialSecretId"]) == 0
     monkeypatch.setenv("CERTFLEET_ACME_SECONDS", "30")
-    done = handler.is_complete(merged)
+    done = _is_complete(merged)
     assert done["IsComplete"] is True and done["Data"]["VersionId"] == current(props["MaterialSecretId"])[1]
     assert dns.withdrawn == dns.published and len(dns.published) == 1
 
@@ -173,13 +183,13 @@ def test_an_order_finalized_by_a_lost_invocation_is_a_clear_error_and_a_retry_or
         pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource) -> None:
     props = issuer_props(pebble.directory_url, ["lost.example.com"])
     merged = issuer.on_event(issuer.event("Create", props))
-    acme = handler.account_client(props, boto("secretsmanager"), register=False)
+    acme = handler.account_client(cast("handler.AcmeProperties", props), boto("secretsmanager"), register=False)
     orderr = ca.fetch_order(acme, merged["Data"]["OrderUrl"])
     ca.answer_dns01(acme, orderr)
     ca.finish_order(acme, orderr, "ec-p256", datetime.datetime.now() + datetime.timedelta(seconds=30))
-    handler.is_complete(merged)  # not in sync yet
+    _is_complete(merged)  # not in sync yet
     with pytest.raises(ca.AcmeError, match="was finalized by an invocation that did not finish: its key is gone"):
-        handler.is_complete(merged)
+        _is_complete(merged)
     assert version_count(props["MaterialSecretId"]) == 0 and dns.withdrawn == dns.published
     retried = issuer.create(props)
     assert retried["Data"]["VersionId"] == current(props["MaterialSecretId"])[1]
@@ -228,7 +238,7 @@ def test_renewer_publishes_in_route53_inline(
     material, _ = current(props["MaterialSecretId"])
     arns = import_in([REGION], material)
     event = {**props, "Regions": [REGION], "CertificateId": CERT_ID}
-    summary = handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(4))
+    summary = _renew(event, now=_years_later(4))
     assert summary["Renewed"] is True and summary["Imported"] == arns
     assert held(arns[REGION]) == fingerprint_of(current(props["MaterialSecretId"])[0]["certificate"])
     assert _txt_sets(route53_zone["Id"]) == []
@@ -257,7 +267,7 @@ def test_renewer_before_the_window_writes_and_imports_nothing(
         pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
     event, arns, material = _deployed(pebble.directory_url, issuer)
     before = _imports(aws)
-    summary = handler.renew(event, LambdaContext(RENEWER_SECONDS), now=ca.utcnow() + datetime.timedelta(days=1))
+    summary = _renew(event, now=ca.utcnow() + datetime.timedelta(days=1))
     assert summary["Renewed"] is False and summary["Imported"] == {}
     assert summary["Reason"].startswith("a third of the lifetime will be left at")  # pebble 2.4 offers no ARI
     assert _imports(aws) == before and version_count(event["MaterialSecretId"]) == 1
@@ -269,7 +279,7 @@ def test_renewer_in_the_window_renews_and_reimports_the_same_arns(
         pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
     event, arns, old = _deployed(pebble.directory_url, issuer)
     before = _imports(aws)
-    summary = handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(4))  # pebble: 5-year certificates
+    summary = _renew(event, now=_years_later(4))  # pebble: 5-year certificates
 
     new, version = current(event["MaterialSecretId"])
     assert summary["Renewed"] is True and summary["VersionId"] == version
@@ -281,7 +291,7 @@ def test_renewer_in_the_window_renews_and_reimports_the_same_arns(
     assert {held(arn) for arn in arns.values()} == {fingerprint_of(new["certificate"])}
     assert _key_body(new["private_key"]) not in json.dumps(summary)
 
-    again = handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(1))  # the new one is not due
+    again = _renew(event, now=_years_later(1))  # the new one is not due
     assert (again["Renewed"], again["Imported"], version_count(event["MaterialSecretId"])) == (False, {}, 2)
 
 
@@ -289,13 +299,13 @@ def test_renewer_reimports_where_a_region_still_holds_the_old_leaf(
         pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
     """A run whose import failed in one region (the secret moved on) is finished by the next, not-due, run."""
     event, arns, old = _deployed(pebble.directory_url, issuer)
-    handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(4))
+    _renew(event, now=_years_later(4))
     aws.import_rate = 100.0  # the test's own re-import of the old leaf, just after the renewer's
     chain = {"CertificateChain": old["chain"].encode()}
     boto("acm", OTHER_REGION).import_certificate(
         CertificateArn=arns[OTHER_REGION], Certificate=old["certificate"].encode(),
         PrivateKey=old["private_key"].encode(), **chain)
-    summary = handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(1))
+    summary = _renew(event, now=_years_later(1))
     assert summary["Renewed"] is False and summary["Imported"] == {OTHER_REGION: arns[OTHER_REGION]}
     assert held(arns[OTHER_REGION]) == fingerprint_of(current(event["MaterialSecretId"])[0]["certificate"])
 
@@ -309,7 +319,7 @@ def test_ca_outage_raises_and_leaves_the_old_certificate_everywhere(
         _, version = current(event["MaterialSecretId"])
     before = _imports(aws)
     with pytest.raises(ca.AcmeError) as raised:
-        handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(4))
+        _renew(event, now=_years_later(4))
     assert "cannot reach the CA" in str(raised.value) and short_lived.directory_url in str(raised.value)
     assert current(event["MaterialSecretId"])[1] == version and version_count(event["MaterialSecretId"]) == 1
     assert _imports(aws) == before
@@ -331,7 +341,7 @@ def test_material_failing_a_check_is_never_stored_or_imported(
     monkeypatch.setattr(ca, "finish_order", wrong_chain)
     before = _imports(aws)
     with pytest.raises(handler.MaterialError) as raised:
-        handler.renew(event, LambdaContext(RENEWER_SECONDS), now=_years_later(4))
+        _renew(event, now=_years_later(4))
     assert "the chain does not link" in str(raised.value) and "Nothing was stored or imported" in str(raised.value)
     assert version_count(event["MaterialSecretId"]) == 1 and _imports(aws) == before
     assert {held(arn) for arn in arns.values()} == {fingerprint_of(old["certificate"])}
@@ -376,5 +386,5 @@ def test_renewer_refuses_a_key_type_change_before_ordering(
         pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
     event, _, _ = _deployed(pebble.directory_url, issuer)
     with pytest.raises(ca.AcmeError, match="ACM re-imports only the same key type"):
-        handler.renew({**event, "KeyType": "ec-p256"}, LambdaContext(RENEWER_SECONDS), now=_years_later(4))
+        _renew({**event, "KeyType": "ec-p256"}, now=_years_later(4))
     assert len(dns.published) == 1
