@@ -16,40 +16,24 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # before jsii starts
+
 import boto3
 from aws_cdk import App
-from cryptography.hazmat.primitives import serialization
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "iam"))
+sys.path[:0] = [str(ROOT / "tests" / "iam"), str(ROOT / "tests" / "e2e")]
 
 from iam_support import SessionAuthorizer  # noqa: E402 - tests/iam on sys.path
+from sealing_support import OFFLINE_AWS_ENV, seal_with_kms  # noqa: E402 - tests/e2e on sys.path: the test's setup
 
 from certfleet import CertificateBundle, CertificateFleet, KeySource  # noqa: E402
-from certfleet.material.bundle import spki_sha256  # noqa: E402
-from certfleet.material.checks import key_algorithm  # noqa: E402
 from certfleet.material.demo import DemoPKI, Issued  # noqa: E402
-from certfleet.material.sealed import SealedKey, encryption_context  # noqa: E402
 from certfleet.testing import MotoServer, StrictAWS  # noqa: E402
 from certfleet.testing.rehearsal import Rehearsal  # noqa: E402
 
 ACCOUNT, HOME = "123456789012", "us-east-1"
 ALL_REGIONS = ["eu-west-1", "ap-northeast-1", "us-west-2", "eu-central-1", "sa-east-1"]
-
-
-def _sealed(url: str, leaf: Issued, folder: Path) -> Path:
-    kms = boto3.client("kms", endpoint_url=url, region_name=HOME)
-    key = kms.create_key(Description="certfleet sealing (bench)")["KeyMetadata"]["Arn"]
-    der = leaf.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-    context = encryption_context("www.example.com")
-    blob = kms.encrypt(KeyId=key, Plaintext=der, EncryptionContext=context)["CiphertextBlob"]
-    public = leaf.key.public_key()
-    path = folder / "www.sealed"
-    path.write_text(SealedKey(kms_key_arn=key, region=HOME, encryption_context=context,
-                              spki_sha256=spki_sha256(public), key_algorithm=key_algorithm(public),
-                              ciphertext=bytes(blob)).to_json(), encoding="utf-8")
-    return path
 
 
 def _synth(out: Path, pki: DemoPKI, leaf: Issued, sealed: Path, regions: list[str]) -> Path:
@@ -87,10 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--regions", type=int, default=2, help="regional copies besides us-east-1 (default 2)")
     args = parser.parse_args()
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": HOME, "AWS_CONFIG_FILE": "/nonexistent",
-                       "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-                       "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
+    os.environ.update({**OFFLINE_AWS_ENV, "AWS_DEFAULT_REGION": HOME})
     regions = ALL_REGIONS[: max(1, min(args.regions, len(ALL_REGIONS)))]
     pki = DemoPKI.create("rsa-2048", label="bench iam")
     with MotoServer() as moto, tempfile.TemporaryDirectory() as tmp:
@@ -99,7 +80,9 @@ def main() -> None:
             folder = Path(tmp) / f"v{days}"
             folder.mkdir()
             leaf = pki.leaf(("www.example.com",), days=days)
-            versions.append(_synth(folder / "out", pki, leaf, _sealed(moto.url, leaf, folder), regions))
+            kms = boto3.client("kms", endpoint_url=moto.url, region_name=HOME)
+            sealed = seal_with_kms(kms, leaf, folder / "www.sealed", why="bench")
+            versions.append(_synth(folder / "out", pki, leaf, sealed, regions))
         off, _ = run(moto, versions, enforce=False)
         on, judge = run(moto, versions, enforce=True)
     print(f"fleet: us-east-1 + {', '.join(regions)}; deploy, renew, destroy")

@@ -16,23 +16,18 @@ import pytest
 from aws_cdk import App, Environment, Stack
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from cryptography.hazmat.primitives import serialization
 from iam_support import SessionAuthorizer
+from sealing_support import OFFLINE_AWS_ENV, seal_with_kms
 
 from certfleet import CertificateBundle, ImportedCertificate, KeySource
-from certfleet.material.bundle import spki_sha256
-from certfleet.material.checks import key_algorithm
 from certfleet.material.demo import DemoPKI, Issued
-from certfleet.material.sealed import SealedKey, encryption_context
 from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.authorize import Principal, new_access_key_id
 from certfleet.testing.rehearsal import Rehearsal, RehearsalError
 
 ACCOUNT, OTHER, REGION = "123456789012", "210987654321", "eu-west-1"
 SECRET = "prod/ssl/private-key"
-ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-       "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-       "CERTFLEET_SECRET_WAIT_SECONDS": "5"}
+ENV = {**OFFLINE_AWS_ENV, "AWS_DEFAULT_REGION": REGION, "CERTFLEET_SECRET_WAIT_SECONDS": "5"}
 Client = Callable[..., Any]
 
 
@@ -195,22 +190,6 @@ def test_a_rehearsed_handler_runs_as_its_role_and_is_refused_what_the_role_lacks
         Rehearsal(aws.url).deploy(out)
 
 
-def _sealed(aws: StrictAWS, leaf: Issued, folder: Path) -> Path:
-    """The key sealed with moto's KMS for www.example.com, as ``certfleet seal`` writes it."""
-    kms = _client(aws, "kms")
-    kms_key = kms.create_key(Description="certfleet sealing (iam)")["KeyMetadata"]["Arn"]
-    der = leaf.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-    context = encryption_context("www.example.com")
-    blob = kms.encrypt(KeyId=kms_key, Plaintext=der, EncryptionContext=context)["CiphertextBlob"]
-    public = leaf.key.public_key()
-    path = folder / "www.sealed"
-    path.write_text(SealedKey(kms_key_arn=kms_key, region=REGION, encryption_context=context,
-                              spki_sha256=spki_sha256(public), key_algorithm=key_algorithm(public),
-                              ciphertext=bytes(blob)).to_json(), encoding="utf-8")
-    return path
-
-
 def test_the_rehearsal_creates_keys_with_the_templates_key_policy(
     aws: StrictAWS, judge: SessionAuthorizer, pki: DemoPKI, leaf: Issued, tmp_path: Path,
 ) -> None:
@@ -218,10 +197,11 @@ def test_the_rehearsal_creates_keys_with_the_templates_key_policy(
     the template's KeyPolicy with the importer's role ARN (as the rehearsal registered it: the importer reads the
     secret through that key policy), and the key writer's write through Secrets Manager (kms:GenerateDataKey) is
     allowed."""
+    sealed = seal_with_kms(_client(aws, "kms"), leaf, tmp_path / "www.sealed", why="iam")
     app = App(outdir=str(tmp_path / "out"))
     stack = Stack(app, "Web", stack_name="Web", env=Environment(account=ACCOUNT, region=REGION))
     ImportedCertificate(stack, "Cert", bundle=CertificateBundle.from_pem(leaf.pem().decode(), pki.chain_pem().decode()),
-                        key=KeySource.sealed(_sealed(aws, leaf, tmp_path)))
+                        key=KeySource.sealed(sealed))
     app.synth()
     rehearsal = Rehearsal(aws.url)
     rehearsal.deploy(tmp_path / "out")
