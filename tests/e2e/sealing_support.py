@@ -17,10 +17,11 @@ OFFLINE_AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "tes
 """Credentials that reach nothing real and no profile: what a client of moto_server or StrictAWS runs with."""
 
 
-def seal_with_kms(kms: Any, leaf: Issued, path: Path, *, name: str = "www.example.com", why: str = "test") -> Path:
-    """``leaf``'s key encrypted under a new key of ``kms`` (a boto3 KMS client) for certificate ``name``, written to
-    ``path`` as a sealed-key file of the client's region; ``why`` goes into the KMS key's description."""
-    kms_key = kms.create_key(Description=f"certfleet sealing ({why})")["KeyMetadata"]["Arn"]
+def seal_with_kms(kms: Any, leaf: Issued, path: Path, *, name: str = "www.example.com", why: str = "test",
+                  kms_key: str | None = None) -> Path:
+    """``leaf``'s key encrypted with ``kms`` (a boto3 KMS client) under ``kms_key`` (default: a new key described
+    with ``why``) for certificate ``name``, written to ``path`` as a sealed-key file of the client's region."""
+    kms_key = kms_key or kms.create_key(Description=f"certfleet sealing ({why})")["KeyMetadata"]["Arn"]
     der = leaf.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                  serialization.NoEncryption())
     context = encryption_context(name)
