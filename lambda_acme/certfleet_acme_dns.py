@@ -137,12 +137,14 @@ class Route53Dns:
     # ------------------------------------------------------------------------------------------ publish
     def publish_records(self, records: Mapping[str, Sequence[str]]) -> list[str]:
         """UPSERT each name's values as one TXT record set, one ChangeResourceRecordSets per zone; the change ids."""
-        batches: dict[HostedZone, list[tuple[str, tuple[str, ...]]]] = {}
+        merged: dict[str, dict[str, None]] = {}  # one record set per name, however the name was spelled
         for name, values in records.items():
             if not values:
                 raise DnsError(f"no TXT value to publish for {_fqdn(name)}")
-            quoted = tuple(dict.fromkeys(quote_txt(v) for v in values))
-            batches.setdefault(zone_for(name, self.zones), []).append((_fqdn(name), quoted))
+            merged.setdefault(_fqdn(name), {}).update(dict.fromkeys(quote_txt(v) for v in values))
+        batches: dict[HostedZone, list[tuple[str, tuple[str, ...]]]] = {}
+        for fqdn, quoted in merged.items():
+            batches.setdefault(zone_for(fqdn, self.zones), []).append((fqdn, tuple(quoted)))
         change_ids = []
         for zone, sets in batches.items():
             changes = [{"Action": "UPSERT", "ResourceRecordSet": self._record_set(name, values)}

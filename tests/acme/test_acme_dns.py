@@ -165,13 +165,14 @@ def test_publish_writes_one_change_per_zone_and_waits_until_insync(r53: Route53E
     dns = r53.dns([parent, team])
 
     change_ids = dns.publish_records({"_acme-challenge.a.example.com": ["x"], "_acme-challenge.b.example.com": ["y"],
-                                      "_acme-challenge.c.team.example.com": ["z", "z"]})
+                                      "_acme-challenge.c.team.example.com": ["z", "z"],
+                                      "_ACME-challenge.C.team.example.com.": ["w"]})
 
     assert len(change_ids) == 2 and r53.aws.calls("route53", "ChangeResourceRecordSets") == 2
     assert not dns.insync(change_ids)
     dns.wait_insync(change_ids, until=r53.clock() + 30)
     assert dns.insync(change_ids)
-    assert r53.txt_sets(team) == {"_acme-challenge.c.team.example.com.": ['"z"']}
+    assert r53.txt_sets(team) == {"_acme-challenge.c.team.example.com.": ['"z"', '"w"']}
     assert sorted(r53.txt_sets(parent)) == ["_acme-challenge.a.example.com.", "_acme-challenge.b.example.com."]
 
 
