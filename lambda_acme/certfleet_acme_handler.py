@@ -85,7 +85,8 @@ class Dns(Protocol):
         """True when every change is live on the authoritative servers."""
 
     def withdraw_records(self, records: Mapping[str, Sequence[str]]) -> object:
-        """Remove the values published for the order."""
+        """Remove these values from their names' TXT sets; values never published (or already gone) are no error,
+        so isComplete withdraws what the order's challenges call for without remembering what onEvent published."""
 
 
 def route53_dns(props: AcmeProperties) -> Dns:
@@ -263,16 +264,16 @@ def write_material(sm: Any, secret_id: str, issued: ca.Issued, key_type: str) ->
 # --- the ACME account ------------------------------------------------------------------------------------------------
 
 def account_client(props: AcmeProperties, sm: Any, *, register: bool) -> client.ClientV2:
-    """A client signing as the stored account; with `register`, the first call registers a new account key (EAB from
-    its secret when EabKeyId is set) and stores it in the account secret."""
+    """A client signing as the stored account of this directory; with `register`, the first call (or the first with a
+    new DirectoryUrl) registers a new account key (EAB from its secret when EabKeyId is set) and stores it."""
     stored = _secret_json(sm, props["AccountSecretId"])
-    if stored is not None and stored[0].get("key") and stored[0].get("url"):
+    if stored is not None and stored[0].get("key") and stored[0].get("directory") == props["DirectoryUrl"]:
         acme = ca.open_client(props["DirectoryUrl"], ca.account_key_from_pem(str(stored[0]["key"]).encode()))
         acme.net.account = messages.RegistrationResource(body=messages.Registration(), uri=str(stored[0]["url"]))
         return acme
     if not register:
-        raise ca.AcmeError(f"the ACME account secret {props['AccountSecretId']} holds no account yet: deploy the "
-                           "fleet first (its issuer registers the account)")
+        raise ca.AcmeError(f"the ACME account secret {props['AccountSecretId']} holds no account at "
+                           f"{props['DirectoryUrl']}: deploy the fleet first (its issuer registers the account)")
     key = ca.new_account_key()
     acme = ca.open_client(props["DirectoryUrl"], key)
     hmac_key = None
@@ -283,7 +284,7 @@ def account_client(props: AcmeProperties, sm: Any, *, register: bool) -> client.
     account = ca.register(acme, contact=props.get("Contact") or None, eab_key_id=props.get("EabKeyId") or None,
                           eab_hmac_key=hmac_key)
     sm.put_secret_value(SecretId=props["AccountSecretId"], SecretString=json.dumps(
-        {"key": ca.account_key_pem(key).decode(), "url": account.uri}))
+        {"key": ca.account_key_pem(key).decode(), "url": account.uri, "directory": props["DirectoryUrl"]}))
     LOG.info("registered ACME account %s", account.uri)
     return acme
 
@@ -388,14 +389,14 @@ def on_event(event: AcmeEvent, context: object = None) -> dict[str, Any]:
     new_ca = event["RequestType"] == "Update" and old is not None and old.get("DirectoryUrl") != props["DirectoryUrl"]
     if not new_ca and fits(read_material(sm, physical), props["Domains"], props["KeyType"], utcnow()):
         LOG.info("%s: the material in %s already fits: nothing ordered", event.get("LogicalResourceId"), physical)
-        return {"PhysicalResourceId": physical, "Data": {"OrderUrl": "", "ChangeIds": "", "Records": ""}}
+        return {"PhysicalResourceId": physical, "Data": {"OrderUrl": "", "ChangeIds": ""}}
     acme = account_client(props, sm, register=True)
     orderr = ca.start_order(acme, props["Domains"])
     records = ca.dns01_records(orderr, ca.client_key(acme))
     changes = _publish(dns_for(props), records, props["Domains"])
     LOG.info("ordered %s for %s; %d TXT record sets published", orderr.uri, ", ".join(props["Domains"]), len(records))
     return {"PhysicalResourceId": physical,
-            "Data": {"OrderUrl": str(orderr.uri), "ChangeIds": ",".join(changes), "Records": ",".join(records)}}
+            "Data": {"OrderUrl": str(orderr.uri), "ChangeIds": ",".join(changes)}}
 
 
 def is_complete(event: AcmeEvent, context: object = None) -> dict[str, Any]:
@@ -415,9 +416,7 @@ def is_complete(event: AcmeEvent, context: object = None) -> dict[str, Any]:
         return {"IsComplete": False}
     acme = account_client(props, sm, register=False)
     orderr = ca.fetch_order(acme, data["OrderUrl"])
-    published = set(filter(None, data.get("Records", "").split(",")))
-    records = {n: v for n, v in ca.dns01_records(orderr, ca.client_key(acme), include_valid=True).items()
-               if n in published}
+    records = ca.dns01_records(orderr, ca.client_key(acme), include_valid=True)  # withdrawing more is harmless
     pending = False
     try:
         if orderr.body.status in (messages.STATUS_VALID, messages.STATUS_PROCESSING):

@@ -164,6 +164,25 @@ def test_update_with_a_new_domain_orders_again(
                            domains=["one.example.com", "two.example.com"], key_type="ec-p256", now=ca.utcnow())
 
 
+def test_a_new_directory_registers_a_new_account_and_orders_again(
+        pebble: Pebble, eab_pebble: Pebble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, dns: ChallDns,
+        issuer: Resource) -> None:
+    """Moving to another CA (here: one requiring EAB) is an update: its own account, a new order, a new version."""
+    both = tmp_path / "both-cas.pem"
+    both.write_bytes(pebble.ca_bundle.read_bytes() + eab_pebble.ca_bundle.read_bytes())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(both))
+    props = issuer_props(pebble.directory_url, ["move.example.com"])
+    first = issuer.create(props)
+    first_account, _ = current(props["AccountSecretId"])
+    kid, hmac_key = next(iter(eab_pebble.eab_keys.items()))
+    moved = {**props, "DirectoryUrl": eab_pebble.directory_url, "EabKeyId": kid,
+             "EabHmacSecretId": new_secret("eab", hmac_key)}
+    second = issuer.update(moved)
+    account, _ = current(props["AccountSecretId"])
+    assert account["directory"] == eab_pebble.directory_url and account["key"] != first_account["key"]
+    assert first["Data"]["VersionId"] != second["Data"]["VersionId"] and len(dns.published) == 2
+
+
 def test_is_complete_comes_back_while_validation_is_pending(
         pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, monkeypatch: pytest.MonkeyPatch) -> None:
     """An isComplete out of time before the CA validated leaves the records up; the next one picks the order up."""
