@@ -131,13 +131,18 @@ def _blob(params: dict[str, Any], name: str, field_name: str, limit: int) -> byt
     return data
 
 
-def _load_leaf(data: bytes) -> x509.Certificate:
+def _pem_certificates(data: bytes, what: str, hint: str = "") -> list[x509.Certificate]:
+    """The PEM certificates of ``data`` (``what``: the field, for the refusal); ACM refuses DER or garbage."""
     if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise AWSRefusal("ValidationException", "The certificate is not PEM-encoded. Upload a PEM-encoded certificate.")
+        raise AWSRefusal("ValidationException", f"The {what} is not PEM-encoded.{hint}")
     try:
-        certificates = x509.load_pem_x509_certificates(data)
+        return x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise AWSRefusal("ValidationException", "The certificate is not valid.") from None
+        raise AWSRefusal("ValidationException", f"The {what} is not valid.") from None
+
+
+def _load_leaf(data: bytes) -> x509.Certificate:
+    certificates = _pem_certificates(data, "certificate", " Upload a PEM-encoded certificate.")
     if len(certificates) != 1:
         raise AWSRefusal(
             "ValidationException",
@@ -184,12 +189,7 @@ def _spki(public_key: PublicKeyTypes) -> bytes:
 
 
 def _check_chain(leaf: x509.Certificate, data: bytes) -> None:
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise AWSRefusal("ValidationException", "The certificate chain is not PEM-encoded.")
-    try:
-        chain = x509.load_pem_x509_certificates(data)
-    except ValueError:
-        raise AWSRefusal("ValidationException", "The certificate chain is not valid.") from None
+    chain = _pem_certificates(data, "certificate chain")
     for member in chain:
         if member == leaf:
             raise AWSRefusal(
