@@ -8,7 +8,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import jsii
-from aws_cdk import Aspects, CfnResource, CustomResource, Duration, Environment, IAspect, RemovalPolicy, Stack
+from aws_cdk import (
+    CfnResource,
+    Duration,
+    Environment,
+    IResolveContext,
+    IStringProducer,
+    Lazy,
+    RemovalPolicy,
+    Stack,
+)
 from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
@@ -154,13 +163,12 @@ class FleetGroup(Construct):
         self.key_namespace = key_namespace("group", self.prefix)
         """Where the group's key secrets live, ``certfleet/group/<prefix>/<fleet>/<shard>/<name>/key``."""
         self._fleets: dict[str, CertificateFleet] = {}
-        self.sweeper_stack, sweeper = sweeper_stack(
+        self.sweeper_stack, _ = sweeper_stack(
             self, "sweeper", stack_name=f"{self.prefix}-sweeper", account=account, regions=self.regions,
             description=f"certfleet: deletes retired certificates of FleetGroup {self.group_name}",
             termination_protection=termination_protection, fleets=f"{self.group_name}/*",
-            selector={"FleetPrefix": f"{self.group_name}/"}, generation="",
+            fleet_prefix=f"{self.group_name}/", generation=Lazy.uncached_string(_Generation(self)),
         )
-        Aspects.of(self.sweeper_stack).add(_Generation(self, sweeper))
         self.layout = ShardLayout(self, ShardLimits(max_resources, max_outputs, max_template_bytes))
         """Where the group's fleets are: the shards of each region."""
         PlacementChecks.enable(self)
@@ -385,16 +393,12 @@ def _cfn_resources(scope: IConstruct) -> int:
     return sum(1 for c in scope.node.find_all() if isinstance(c, CfnResource))
 
 
-@jsii.implements(IAspect)
+@jsii.implements(IStringProducer)
 class _Generation:
-    """Sets the sweeper's generation at synth, once every fleet has been added."""
+    """The sweeper's generation, computed at synth once every fleet has been added."""
 
-    def __init__(self, group: FleetGroup, sweeper: CustomResource) -> None:
+    def __init__(self, group: FleetGroup) -> None:
         self._group = group
-        self._sweeper = sweeper
 
-    def visit(self, node: IConstruct) -> None:
-        if node is self._sweeper:
-            child = self._sweeper.node.default_child
-            if isinstance(child, CfnResource):
-                child.add_property_override("Generation", self._group.generation())
+    def produce(self, context: IResolveContext) -> str:
+        return self._group.generation()

@@ -17,7 +17,14 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.interfaces import aws_certificatemanager as acm_refs
 from constructs import Construct
 
-from certfleet._lambda.certfleet_contract import CERTIFICATE_TYPE, FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG
+from certfleet._lambda.certfleet_contract import (
+    CERTIFICATE_TYPE,
+    FLEET_TAG,
+    ID_TAG,
+    MANAGED_BY,
+    MANAGED_BY_TAG,
+    Tag,
+)
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.key_source import KeyBinding, KeySource, secret_resource_arn
 from certfleet.providers import ImporterProvider
@@ -122,9 +129,9 @@ class ImportedCertificate(CertificateBase):
             provider.allow_group(group)
         else:
             provider.allow_fleet(self.fleet_name)
-        if binding.group_namespace:
-            provider.allow_key_namespace(binding.group_namespace)
-        for role in provider.roles if not binding.group_namespace else ():
+        if binding.key_namespace:
+            provider.allow_key_namespace(binding.key_namespace)
+        for role in provider.roles if not binding.key_namespace else ():
             iam.Grant.add_to_principal(  # GetSecretValue only: the importer never describes the secret
                 grantee=role, actions=["secretsmanager:GetSecretValue"],
                 resource_arns=[secret_resource_arn(stack, binding.id_for_handler, binding.region or stack.region)],
@@ -140,21 +147,19 @@ class ImportedCertificate(CertificateBase):
                     }},
                 )
         timeout = delete_timeout.to_seconds() if delete_timeout is not None else DEFAULT_DELETE_TIMEOUT_SECONDS
+        properties = source.resource_properties(binding)
+        properties["Tags"] = [
+            Tag(Key=MANAGED_BY_TAG, Value=MANAGED_BY),
+            Tag(Key=FLEET_TAG, Value=self.fleet_name),
+            Tag(Key=ID_TAG, Value=_tag_value(tag_id or self.node.path)),
+        ]
+        properties["RemovalPolicy"] = "retain" if removal_policy is RemovalPolicy.RETAIN else "destroy"
+        properties["DeleteTimeoutSeconds"] = str(int(timeout))
+        if group:
+            properties["Group"] = group
+            properties["Names"] = list(source.names)
         self._resource = CustomResource(
-            self, "Resource",
-            service_token=service_token,
-            resource_type=CERTIFICATE_TYPE,
-            properties={
-                **source.resource_properties(binding),
-                "Tags": [
-                    {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY},
-                    {"Key": FLEET_TAG, "Value": self.fleet_name},
-                    {"Key": ID_TAG, "Value": _tag_value(tag_id or self.node.path)},
-                ],
-                "RemovalPolicy": "retain" if removal_policy is RemovalPolicy.RETAIN else "destroy",
-                "DeleteTimeoutSeconds": str(int(timeout)),
-                **({"Group": group, "Names": list(source.names)} if group else {}),
-            },
+            self, "Resource", service_token=service_token, resource_type=CERTIFICATE_TYPE, properties=properties,
         )
         self._certificate_arn = self._resource.ref
         source.warn(self)

@@ -11,7 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from aws_cdk import ArnFormat, CfnResource, CustomResource, RemovalPolicy, SecretValue, Stack, Token
+import jsii
+from aws_cdk import (
+    ArnFormat,
+    CustomResource,
+    IListProducer,
+    IResolveContext,
+    Lazy,
+    RemovalPolicy,
+    SecretValue,
+    Stack,
+    Token,
+)
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -83,8 +94,8 @@ class KeyBinding:
     """The customer-managed KMS key of the secret read (empty: aws/secretsmanager, or not known)."""
     region: str = ""
     """The region of the secret read (empty: the reading stack's own)."""
-    group_namespace: str = ""
-    """The key namespace of the FleetGroup whose readers are granted all of it at once (empty: this secret alone)."""
+    key_namespace: str = ""
+    """The key namespace whose readers are granted all of it at once, a FleetGroup's (empty: this secret alone)."""
 
     @property
     def id_for_handler(self) -> str:
@@ -137,7 +148,7 @@ class KeySource:
 
     def bind(
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
-        replica_regions: Sequence[str] = (), group_namespace: str = "",
+        replica_regions: Sequence[str] = (), key_namespace: str = "",
     ) -> KeyBinding:
         """Make the key available to importers in ``scope``'s stack (and replicated to ``replica_regions``).
 
@@ -146,7 +157,8 @@ class KeySource:
             bundle: The certificate the key belongs to.
             secret_name: Where a sealed key is written. Default: the stack's ``certfleet/cert/<stack>/...``.
             replica_regions: Where a sealed key's secret is replicated. Default: nowhere.
-            group_namespace: The key namespace of the FleetGroup that owns this stack. Default: none (this key alone).
+            key_namespace: The key namespace granted at once to the stack's readers (a FleetGroup's). Default: none
+                (this key alone).
         """
         raise NotImplementedError
 
@@ -183,7 +195,7 @@ class SecretKeySource(KeySource):
 
     def bind(
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
-        replica_regions: Sequence[str] = (), group_namespace: str = "",
+        replica_regions: Sequence[str] = (), key_namespace: str = "",
     ) -> KeyBinding:
         """The secret in ``scope``'s stack; without an explicit ``version_id``, AWSCURRENT's version is pinned there
         by a :class:`KeyVersionPin` (once per stack and secret), so that every region reads the same version."""
@@ -253,7 +265,8 @@ class KeyVersionPin(Construct):
             self, "Resource",
             service_token=writer.service_token,
             resource_type=KEY_VERSION_TYPE,
-            properties=KeyVersionProperties(SecretId=source.name_or_arn, Fingerprints=[]),
+            properties=KeyVersionProperties(SecretId=source.name_or_arn,
+                                            Fingerprints=Lazy.uncached_list(_Fingerprints(self._fingerprints))),
         )
 
     @classmethod
@@ -267,14 +280,27 @@ class KeyVersionPin(Construct):
         """Count a certificate that uses this key: a change of any of them resolves the version again."""
         if fingerprint not in self._fingerprints:
             self._fingerprints.append(fingerprint)
-            cfn = self.resource.node.default_child
-            if isinstance(cfn, CfnResource):
-                cfn.add_property_override("Fingerprints", sorted(self._fingerprints))
 
     @property
     def version_id(self) -> str:
         """The pinned VersionId (a deploy-time value of this stack)."""
         return self.resource.get_att_string("VersionId")
+
+
+@jsii.implements(IListProducer)
+class _Fingerprints:
+    """A key version pin's certificates, sorted, as they stand at synth."""
+
+    def __init__(self, fingerprints: list[str]) -> None:
+        self._fingerprints = fingerprints
+
+    def produce(self, context: IResolveContext) -> list[str]:
+        return sorted(self._fingerprints)
+
+
+def _own_secret_name(stack: Stack, key_name: str) -> str:
+    """The default secret of a sealed key named ``key_name`` in ``stack``: ``certfleet/cert/<stack>/<name>/key``."""
+    return key_secret_name(key_namespace("cert", stack.stack_name), key_name)
 
 
 def _import_secret(stack: Stack, name_or_arn: str) -> secretsmanager.ISecret:
@@ -311,10 +337,10 @@ class SealedKeySource(KeySource):
 
     def bind(
         self, scope: Construct, bundle: CertificateBundle, *, secret_name: str = "",
-        replica_regions: Sequence[str] = (), group_namespace: str = "",
+        replica_regions: Sequence[str] = (), key_namespace: str = "",
     ) -> KeyBinding:
         stack = Stack.of(scope)
-        name = secret_name or key_secret_name(key_namespace("cert", stack.stack_name), self.sealed_key.name)
+        name = secret_name or _own_secret_name(stack, self.sealed_key.name)
         store_id = "CertfleetKey" + hashlib.sha256(self.sealed_key.name.encode()).hexdigest()[:8]
         store = stack.node.try_find_child(store_id)
         if isinstance(store, SealedKeyStore) and store.secret_name != name:  # another fleet's key of that name
@@ -327,9 +353,8 @@ class SealedKeySource(KeySource):
             )
         if not isinstance(store, SealedKeyStore):
             store = SealedKeyStore(stack, store_id, sealed=self.sealed_key, secret_name=name,
-                                   replica_regions=tuple(replica_regions), group_namespace=group_namespace)
-        return KeyBinding(store.secret, store.version_id, store.secret_name, store,
-                          group_namespace=group_namespace)
+                                   replica_regions=tuple(replica_regions), key_namespace=key_namespace)
+        return KeyBinding(store.secret, store.version_id, store.secret_name, store, key_namespace=key_namespace)
 
     def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         if primary.store is None:
@@ -337,7 +362,7 @@ class SealedKeySource(KeySource):
         stack = Stack.of(scope)
         version = weak_reference(primary.store, "KeyVersion", primary.version_id, scope)
         return KeyBinding(_import_secret(stack, primary.secret_name), version, primary.secret_name, primary.store,
-                          secret_id=primary.secret_name, group_namespace=primary.group_namespace)
+                          secret_id=primary.secret_name, key_namespace=primary.key_namespace)
 
     def bind_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         store = primary.store
@@ -360,7 +385,7 @@ class SealedKeyStore(Construct):
 
     def __init__(
         self, scope: Construct, id: str, *, sealed: SealedKey, secret_name: str, replica_regions: tuple[str, ...] = (),
-        group_namespace: str = "",
+        key_namespace: str = "",
     ) -> None:
         super().__init__(scope, id)
         name = sealed.name
@@ -384,8 +409,8 @@ class SealedKeyStore(Construct):
         acknowledge(self.secret, "AwsSolutions-SMG4",
                     "a TLS private key rotates with its certificate (a new sealed key, deployed), never on a schedule")
         writer = KeyWriterProvider.of(self)
-        if group_namespace:
-            writer.allow_group_key(group_namespace, sealed.kms_key_arn, dict(sealed.encryption_context))
+        if key_namespace:
+            writer.allow_group_key(key_namespace, sealed.kms_key_arn, dict(sealed.encryption_context))
         else:
             writer.role.add_to_principal_policy(iam.PolicyStatement(
                 sid="DecryptOnlyThisSealedKey" + "".join(ch for ch in name.title() if ch.isalnum())[:40],

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aws_cdk import CustomResource, Environment, Stack
 from constructs import Construct
 
-from certfleet._lambda.certfleet_contract import SWEEPER_TYPE
+from certfleet._lambda.certfleet_contract import SWEEPER_TYPE, SweeperProperties
 from certfleet.key_source import key_namespace, key_secret_name
 from certfleet.naming import check_tag_name, require_stage, stage_scoped
 from certfleet.providers import ImporterProvider
@@ -129,7 +128,7 @@ class StackPerRegion(FleetLayout):
                 description=f"certfleet: deletes retired certificates of fleet {plan.fleet_name}"
                             + ("" if own else f" in account {account}"),
                 termination_protection=self.termination_protection,
-                fleets=plan.fleet_name, selector={"Fleet": plan.fleet_name},
+                fleets=plan.fleet_name, fleet=plan.fleet_name,
                 generation="/".join(plan.source.generation),
             )
             for fleet_stack in stacks.values():
@@ -141,18 +140,23 @@ class StackPerRegion(FleetLayout):
 
 def sweeper_stack(
     scope: Construct, id: str, *, stack_name: str, account: str, regions: Sequence[str], description: str,
-    termination_protection: bool, fleets: str, selector: Mapping[str, Any], generation: str,
+    termination_protection: bool, fleets: str, fleet: str = "", fleet_prefix: str = "", generation: str,
 ) -> tuple[Stack, CustomResource]:
     """A last stack that deletes the retired certificates of ``fleets`` (a fleet tag, or ``<group>/*``) in
-    ``regions`` of ``account`` once their consumers have moved on (see the README's "Key-type upgrades")."""
+    ``regions`` of ``account`` once their consumers have moved on (see the README's "Key-type upgrades"): those of
+    fleet ``fleet``, or of every fleet whose name starts with ``fleet_prefix`` (a FleetGroup's)."""
     stack = Stack(scope, id, stack_name=stack_name, env=Environment(account=account, region=regions[0]),
                   description=description, termination_protection=termination_protection)
     provider = ImporterProvider.of(stack)
     provider.allow_sweep(fleets)
+    properties = (SweeperProperties(FleetPrefix=fleet_prefix, Regions=list(regions)) if fleet_prefix
+                  else SweeperProperties(Fleet=fleet, Regions=list(regions)))
+    properties["Generation"] = generation
+    properties["WaitSeconds"] = "600"
     sweeper = CustomResource(
         stack, "Sweeper",
         service_token=provider.service_token,
         resource_type=SWEEPER_TYPE,
-        properties={**selector, "Regions": list(regions), "Generation": generation, "WaitSeconds": "600"},
+        properties=properties,
     )
     return stack, sweeper

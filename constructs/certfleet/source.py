@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from aws_cdk import Annotations
 from constructs import Construct
 
+from certfleet._lambda.certfleet_contract import CertificateProperties
 from certfleet.certificate_bundle import ALLOW_EXPIRED_CONTEXT, CertificateBundle
 from certfleet.key_source import KeyBinding, KeySource, SealedKeySource
 
@@ -79,8 +79,9 @@ class CertificateSource:
         """The key as a stack of another account reads it (the primary, by full ARN)."""
         raise NotImplementedError
 
-    def resource_properties(self, binding: KeyBinding) -> dict[str, Any]:
-        """The importer's properties for one region: the certificate and where to read its key."""
+    def resource_properties(self, binding: KeyBinding) -> CertificateProperties:
+        """The importer's properties for one region: the certificate and where to read its key (ImportedCertificate
+        adds the tags and policies)."""
         raise NotImplementedError
 
     def template_bytes(self, primary: bool) -> int:
@@ -130,7 +131,7 @@ class ImportedSource(CertificateSource):
         key_namespace: str = "",
     ) -> KeyBinding:
         return self.key.bind(scope, self.bundle, secret_name=secret_name, replica_regions=replica_regions,
-                             group_namespace=key_namespace)
+                             key_namespace=key_namespace)
 
     def bind_key_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         return self.key.bind_replica(scope, primary)
@@ -138,16 +139,16 @@ class ImportedSource(CertificateSource):
     def bind_key_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         return self.key.bind_remote(scope, primary)
 
-    def resource_properties(self, binding: KeyBinding) -> dict[str, Any]:
+    def resource_properties(self, binding: KeyBinding) -> CertificateProperties:
         bundle = self.bundle
-        return {
-            "Certificate": bundle.certificate_pem,
-            "CertificateChain": bundle.chain_pem,
-            "Fingerprint": bundle.fingerprint,
-            "KeyAlgorithm": bundle.key_algorithm,
-            "KeySecretId": binding.id_for_handler,
-            "KeySecretVersionId": binding.version_id,
-        }
+        return CertificateProperties(
+            Certificate=bundle.certificate_pem,
+            CertificateChain=bundle.chain_pem,
+            Fingerprint=bundle.fingerprint,
+            KeyAlgorithm=bundle.key_algorithm,
+            KeySecretId=binding.id_for_handler,
+            KeySecretVersionId=binding.version_id,
+        )
 
     def template_bytes(self, primary: bool) -> int:
         bundle = self.bundle

@@ -95,7 +95,8 @@ class Tag(TypedDict):
 
 
 class CertificateProperties(TypedDict):
-    """ResourceProperties of CERTIFICATE_TYPE (all strings: CloudFormation passes strings)."""
+    """ResourceProperties of CERTIFICATE_TYPE (all strings: CloudFormation passes strings). The certificate's source
+    fills the material and the key's secret, ImportedCertificate the rest."""
 
     ServiceToken: NotRequired[str]
     Certificate: str
@@ -104,7 +105,7 @@ class CertificateProperties(TypedDict):
     Fingerprint: str
     KeySecretId: str
     KeySecretVersionId: NotRequired[str]
-    Tags: list[Tag]
+    Tags: NotRequired[list[Tag]]
     RemovalPolicy: NotRequired[Literal["retain", "destroy"]]
     DeleteTimeoutSeconds: NotRequired[str]
     Group: NotRequired[str]

@@ -73,9 +73,6 @@ else:  # the Lambda asset's top level, as /var/task is
 
 CertificateEvent = CustomResourceEvent[CertificateProperties]
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
-_MATERIAL = ("CertificateChain", "KeyAlgorithm")
-"""What ACM holds besides the leaf (its fingerprint). Not the key's secret or version: a leaf has one key, which ACM
-checked, so the same leaf with its key in another secret (a FleetGroup fleet that moved shards) imports nothing."""
 IDENTITY = (FLEET_TAG, ID_TAG)
 MAX_TAG_VALUE = 256
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
@@ -85,7 +82,8 @@ def on_event(event: CertificateEvent, context: object = None) -> OnEventResponse
     """Create / Update / Delete one imported certificate; PhysicalResourceId is its ARN."""
     if event.get("ResourceType") == SWEEPER_TYPE:
         return certfleet_sweeper.on_event(cast("certfleet_sweeper.SweeperEvent", event), context)
-    kind, props = event["RequestType"], event["ResourceProperties"]
+    kind = event["RequestType"]
+    props: CertificateProperties = event["ResourceProperties"]
     until = deadline(context, "CERTFLEET_IMPORT_RETRY_SECONDS", 120)
     if kind == "Create":
         return _adopt_or_import(props, kind, event, until)
@@ -120,7 +118,7 @@ def is_complete(event: CertificateEvent, context: object = None) -> IsCompleteRe
 
 def _update(event: CertificateEvent, props: CertificateProperties, until: float) -> OnEventResponse:
     arn = event.get("PhysicalResourceId", "")
-    old = event.get("OldResourceProperties") or cast("CertificateProperties", {})
+    old: CertificateProperties = event.get("OldResourceProperties") or cast("CertificateProperties", {})
     _refuse_identity_change(arn, props, old)
     if not _ACM_ARN.match(arn) or props["KeyAlgorithm"] != old.get("KeyAlgorithm"):
         return _adopt_or_import(props, "Update (new key type)", event, until)
@@ -131,7 +129,10 @@ def _update(event: CertificateEvent, props: CertificateProperties, until: float)
         if code(exc) != "ResourceNotFoundException":
             raise
         return _adopt_or_import(props, "Update (certificate gone)", event, until)
-    if held == props["Fingerprint"] and all(props.get(k, "") == old.get(k, "") for k in _MATERIAL):
+    # what ACM holds: the leaf (its fingerprint), the chain and the key type (compared above); not the key's secret
+    # or version: a leaf has one key, which ACM checked, so the same leaf with its key in another secret (a FleetGroup
+    # fleet that moved shards) imports nothing
+    if held == props["Fingerprint"] and props.get("CertificateChain", "") == old.get("CertificateChain", ""):
         LOG.info("Update %s: already holds %s, nothing imported", arn, held)
         return _result(acm, arn, props, props.get("KeySecretVersionId", ""))
     key, version = _read_key(props, until)

@@ -25,7 +25,7 @@ PREFIX = "certfleet-key-version"
 def on_event(event: KeyVersionEvent, context: object = None) -> OnEventResponse:
     """Create/Update: AWSCURRENT's VersionId, resolved again only when the secret or the certificates changed.
     Delete: nothing (the secret is the user's)."""
-    props = event["ResourceProperties"]
+    props: KeyVersionProperties = event["ResourceProperties"]
     secret_id = props["SecretId"]
     pin = _pin(secret_id, props.get("Fingerprints") or [])
     held = str(event.get("PhysicalResourceId") or "")

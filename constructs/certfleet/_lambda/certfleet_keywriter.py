@@ -34,7 +34,7 @@ def on_event(event: SealedKeyEvent, context: object = None) -> OnEventResponse:
     old version back; Secrets Manager ignores that PutSecretValue, so AWSCURRENT is then moved explicitly."""
     if event.get("ResourceType") == KEY_VERSION_TYPE:
         return certfleet_keyversion.on_event(cast("certfleet_keyversion.KeyVersionEvent", event), context)
-    props = event["ResourceProperties"]
+    props: SealedKeyProperties = event["ResourceProperties"]
     secret_id = props["SecretId"]
     physical_id = f"{secret_id}#sealed-key"
     if event["RequestType"] == "Delete":

@@ -21,7 +21,7 @@ SweeperEvent = CustomResourceEvent[SweeperProperties]
 
 def on_event(event: SweeperEvent, context: object = None) -> OnEventResponse:
     """Create/Update: delete the released retired certificates, count the rest. Delete: nothing."""
-    props = event["ResourceProperties"]
+    props: SweeperProperties = event["ResourceProperties"]
     physical = f"certfleet-sweeper-{props.get('Fleet') or props.get('FleetPrefix', '')}"
     if event["RequestType"] == "Delete":
         return {"PhysicalResourceId": physical}

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 
+from certfleet._lambda.certfleet_contract import CertificateProperties
 from certfleet.checks.assembly import StackTemplate
 from certfleet.checks.template import (
     CERTFLEET_TYPE,
@@ -113,9 +114,9 @@ class Resolver:
             return ResolvedCertificate(region=st.region, label=f"ACM certificate {shown}", stack=st.stack_name)
         if resource.get("Type") != CERTFLEET_TYPE:
             return None
-        props = properties(resource)
-        pem = props.get("Certificate")
-        algorithm = props.get("KeyAlgorithm")
+        props = cast(CertificateProperties, properties(resource))  # its values may be tokens: checked below
+        pem: object = props.get("Certificate")
+        algorithm: object = props.get("KeyAlgorithm")
         cert = self._parse(pem) if is_literal(pem) else None
         if cert is not None:
             algorithm = key_algorithm(cert.public_key())
