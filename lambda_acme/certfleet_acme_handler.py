@@ -29,13 +29,10 @@ import certfleet_acme as ca
 import certfleet_acme_dns as r53
 from acme import client, errors, messages
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # checked as part of the certfleet package
     from certfleet._lambda import certfleet_contract as contract
-else:
-    try:  # the ACME asset's top level, as /var/task is (the contract ships beside this module)
-        import certfleet_contract as contract
-    except ImportError:  # the installed package, or a source checkout (tests)
-        from certfleet._lambda import certfleet_contract as contract
+else:  # the ACME asset's top level, as /var/task is: the asset ships the contract beside this module
+    import certfleet_contract as contract
 
 LOG = logging.getLogger("certfleet")
 LOG.setLevel(logging.INFO)

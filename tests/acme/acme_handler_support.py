@@ -15,9 +15,10 @@ from acme_support import ChallTestSrv
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-_HANDLER_TESTS = str(Path(__file__).resolve().parents[1] / "handler")
-if _HANDLER_TESTS not in sys.path:
-    sys.path.insert(0, _HANDLER_TESTS)
+_ROOT = Path(__file__).resolve().parents[2]
+for _folder in (_ROOT / "tests" / "handler", _ROOT / "constructs" / "certfleet" / "_lambda"):
+    if str(_folder) not in sys.path:  # handler_support; certfleet_contract, at the top level as the ACME asset has it
+        sys.path.insert(0, str(_folder))
 
 from handler_support import REGION, boto  # noqa: E402 - needs tests/handler on sys.path
 

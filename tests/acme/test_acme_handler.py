@@ -345,6 +345,17 @@ def test_ca_outage_raises_and_leaves_the_old_certificate_everywhere(
     assert {held(arn) for arn in arns.values()} == {fingerprint_of(old["certificate"])}
 
 
+def test_renewer_out_of_time_waiting_for_dns_raises_and_withdraws(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
+    """The inline order is bounded by the Lambda's remaining time (here 1 s after the 5 s margin)."""
+    event, arns, old = _deployed(pebble.directory_url, issuer)
+    dns.lag = 10**6  # never in sync
+    with pytest.raises(ca.AcmeError, match="were not in sync before the renewer's time ran out: the next run retries"):
+        handler.renew(cast("handler.RenewerInput", event), LambdaContext(6.0), now=_years_later(4))
+    assert len(dns.published) == len(dns.withdrawn) == 2 and version_count(event["MaterialSecretId"]) == 1
+    assert {held(arn) for arn in arns.values()} == {fingerprint_of(old["certificate"])}
+
+
 def test_material_failing_a_check_is_never_stored_or_imported(
         pebble: Pebble, trust_pebble: Path, dns: ChallDns, *, issuer: Resource, aws: StrictAWS,
         monkeypatch: pytest.MonkeyPatch, ec_pki: DemoPKI) -> None:
