@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
@@ -29,16 +30,14 @@ from certfleet.gates import acknowledge, skip_checkov, wildcard_finding
 
 IMPORTER_ID = "CertfleetImporter"
 KEY_WRITER_ID = "CertfleetKeyWriter"
-"""Set by the importer on a replaced certificate still in use; the sweeper deletes only certificates that have it."""
 IMPORT_TAGS = [MANAGED_BY_TAG, FLEET_TAG, ID_TAG]
 """The tags the importer puts on a certificate it imports, and the only ones it may put on one."""
 MARK_TAGS = [OWNER_TAG, RETIRED_TAG]
 """The tags the importer adds to its own fleet's certificates afterwards (_take_over, _retire)."""
 UNMARK_TAGS = [RETIRED_TAG]
 """The tags the importer removes from its own fleet's certificates (an adopted certificate is no longer retired)."""
-OWN_CERTIFICATE_ACTIONS = [
-    "acm:ImportCertificate", "acm:DeleteCertificate", "acm:DescribeCertificate", "acm:GetCertificate",
-]
+OWN_CERTIFICATE_ACTIONS = ["acm:ImportCertificate", "acm:DeleteCertificate", "acm:DescribeCertificate",
+                           "acm:GetCertificate"]
 """What the importer may do to a certificate tagged as its fleet's, besides marking it (MARK_TAGS, UNMARK_TAGS)."""
 WAITER_ACTIONS = ["acm:DeleteCertificate", "acm:DescribeCertificate"]
 """What the delete waiter (isComplete) calls on its fleet's certificate: delete again, describe its users at the end."""
@@ -81,10 +80,16 @@ def _log_group(scope: Construct) -> logs.LogGroup:
     return group
 
 
+@cache
+def _lambda_principal() -> iam.ServicePrincipal:
+    """Lambda's service principal, made once (a principal holds no state; each role gets its assume-role policy)."""
+    return iam.ServicePrincipal("lambda.amazonaws.com")
+
+
 def _lambda_role(scope: Construct, id: str, log_group: logs.ILogGroup, description: str) -> iam.Role:
     """A Lambda execution role that may write to ``log_group`` only (no AWSLambdaBasicExecutionRole, which lets a
     function create and write any log group of the account)."""
-    role = iam.Role(scope, id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description)
+    role = iam.Role(scope, id, assumed_by=_lambda_principal(), description=description)
     log_group.grant_write(role)
     return role
 
@@ -121,8 +126,8 @@ def _function(
 def _invoke(role: iam.Role, function: lambda_.IFunction) -> None:
     """What the Provider framework calls on a certfleet handler: Invoke on its unqualified ARN, and GetFunction
     while it waits for a new function to become active (outbound.js waitUntilFunctionActiveV2)."""
-    role.add_to_principal_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction", "lambda:GetFunction"],
-                                                     resources=[function.function_arn]))
+    role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction", "lambda:GetFunction"],
+                                           resources=[function.function_arn]))
 
 
 def _provider(
@@ -162,7 +167,7 @@ def _provider(
         waiter_node = waiter.node
         state_machine = waiter_node.default_child
         if isinstance(state_machine, CfnResource):
-            on_event_role.add_to_principal_policy(iam.PolicyStatement(
+            on_event_role.add_to_policy(iam.PolicyStatement(
                 actions=["states:StartExecution"], resources=[state_machine.ref]))
         for fn in waiting:
             if isinstance(fn, lambda_.Function):
@@ -192,14 +197,11 @@ _SINGLETONS: WeakKeyDictionary[Stack, dict[str, Construct]] = WeakKeyDictionary(
 def _stack_singleton(cls: type[_P], scope: Construct, id: str) -> _P:
     """The construct ``id`` of ``scope``'s stack, created on first use: one per stack."""
     stack = scope if isinstance(scope, Stack) else Stack.of(scope)
-    known = _SINGLETONS.setdefault(stack, {})
-    found = known.get(id)
-    if isinstance(found, cls):
-        return found
-    existing = stack.node.try_find_child(id)
-    made = existing if isinstance(existing, cls) else cls(stack, id)
-    known[id] = made
-    return made
+    found = _SINGLETONS.setdefault(stack, {}).get(id)
+    if not isinstance(found, cls):
+        existing = stack.node.try_find_child(id)
+        found = _SINGLETONS[stack][id] = existing if isinstance(existing, cls) else cls(stack, id)
+    return found
 
 
 class ImporterProvider(Construct):
@@ -212,23 +214,19 @@ class ImporterProvider(Construct):
         super().__init__(scope, id)
         self._stack = scope if isinstance(scope, Stack) else Stack.of(scope)
         self.log_group = _log_group(self)
-        self.on_event, on_event_role = _function(
+        self.on_event, self._on_event_role = _function(
             self, "OnEvent", IMPORTER_ON_EVENT,
             "certfleet: imports third-party certificates into ACM (re-imports in place on renewal)",
             # Lambda's maximum: a shard's concurrent imports share ACM's 1/s, and the handler retries while it has time
             Duration.minutes(15), log_group=self.log_group,
         )
-        self.is_complete, is_complete_role = _function(
+        self.is_complete, self._is_complete_role = _function(
             self, "IsComplete", IMPORTER_IS_COMPLETE,
             "certfleet: waits for a certificate still in use to be released before deleting it",
             Duration.minutes(2), log_group=self.log_group,
         )
-        self.provider = _provider(
-            self, self.log_group, self.on_event, self.is_complete,
-            query_interval=Duration.seconds(30),
-            total_timeout=Duration.minutes(30),
-        )
-        self._on_event_role, self._is_complete_role = on_event_role, is_complete_role
+        self.provider = _provider(self, self.log_group, self.on_event, self.is_complete,
+                                  query_interval=Duration.seconds(30), total_timeout=Duration.minutes(30))
         self._service_token = self._stack_region = ""
         self._arns: dict[str, str] = {}
         self._findings: dict[str, str] = {}
@@ -357,13 +355,12 @@ class ImporterProvider(Construct):
         """Add ``statement`` (PolicyStatement's arguments: its resources are not read back from jsii) to
         ``function``'s role, and acknowledge cdk-nag's finding for each wildcard resource."""
         role = self._on_event_role if function is self.on_event else self._is_complete_role
-        role.add_to_principal_policy(iam.PolicyStatement(**statement))
+        role.add_to_policy(iam.PolicyStatement(**statement))
         for resource in statement["resources"]:
             if "*" in resource:
-                finding = self._findings.get(resource)
-                if finding is None:
-                    finding = self._findings[resource] = wildcard_finding(role, resource)
-                acknowledge(role, finding, reason)
+                if resource not in self._findings:
+                    self._findings[resource] = wildcard_finding(role, resource)
+                acknowledge(role, self._findings[resource], reason)
 
     @property
     def _region(self) -> str:
@@ -436,8 +433,8 @@ class KeyWriterProvider(Construct):
         secrets = key_namespace_arn(stack, namespace)
         decrypt = iam.PolicyStatement(sid=f"DecryptOnlySealedKeysOf{sid}", actions=["kms:Decrypt"],
                                       resources=[first_kms_key])
-        self.role.add_to_principal_policy(decrypt)
-        self.role.add_to_principal_policy(iam.PolicyStatement(
+        self._role.add_to_policy(decrypt)
+        self._role.add_to_policy(iam.PolicyStatement(
             sid=f"WriteOnlyKeysOf{sid}",
             actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
                      "secretsmanager:PutSecretValue",
@@ -451,7 +448,7 @@ class KeyWriterProvider(Construct):
             conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"},
                         "StringLike": {"kms:EncryptionContext:SecretARN": secrets}},
         )
-        self.role.add_to_principal_policy(through_secrets_manager)
+        self._role.add_to_policy(through_secrets_manager)
         acknowledge(self.role, wildcard_finding(self.role, secrets),
                     f"the private keys of this FleetGroup's fleets: secrets named {namespace}*")
         acknowledge(self.role, wildcard_finding(self.role, keys),
