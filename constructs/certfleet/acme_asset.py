@@ -29,6 +29,8 @@ ACME_PINS: tuple[str, ...] = (
 )
 """The whole dependency closure, pinned and installed with --no-deps: the same pins always give the same files."""
 HANDLER = "certfleet_acme.py"
+CONTRACT = Path(__file__).resolve().parent / "_lambda" / "certfleet_contract.py"
+"""The one contract (resource types, tag keys, ACM key types), shipped at the asset's top level as the importer's."""
 _COMPLETE = ".certfleet-complete"
 
 
@@ -44,13 +46,21 @@ def cache_root() -> Path:
     return Path(base) / "certfleet"
 
 
-def handler_source() -> Path:
-    """lambda_acme/certfleet_acme.py: inside the wheel (certfleet/_lambda_acme) or in a source checkout."""
+def handler_folder() -> Path:
+    """lambda_acme/: inside the wheel (certfleet/_lambda_acme) or in a source checkout."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / "_lambda_acme" / HANDLER, here.parent.parent / "lambda_acme" / HANDLER):
-        if candidate.is_file():
+    for candidate in (here / "_lambda_acme", here.parent.parent / "lambda_acme"):
+        if (candidate / HANDLER).is_file():
             return candidate
     raise AcmeAssetError(f"certfleet's ACME renewer code ({HANDLER}) is missing: reinstall certfleet")
+
+
+def handler_sources() -> dict[str, bytes]:
+    """The renewer's own modules (every lambda_acme/*.py) and the contract it shares with the constructs, by name."""
+    folder = handler_folder()
+    sources = {path.name: path.read_bytes() for path in sorted(folder.glob("*.py")) if path.name != "__init__.py"}
+    sources[CONTRACT.name] = CONTRACT.read_bytes()
+    return sources
 
 
 def _digest(pins: Sequence[str], *extra: bytes) -> str:
@@ -104,22 +114,24 @@ def _build_once(final: Path, fill: Callable[[Path], None]) -> Path:
 
 
 def acme_asset_dir(pins: Sequence[str] = ACME_PINS, *, root: Path | None = None) -> Path:
-    """The folder to ship as the renewer's code: the pinned wheels installed for Lambda plus certfleet_acme.py.
+    """The folder to ship as the renewer's code: the pinned wheels installed for Lambda plus handler_sources().
 
     Dependencies are cached per pin set (acme-deps-<hash>), the asset per pin set and handler source
     (acme-asset-<hash>), so a handler edit re-copies without the registry. Console scripts (bin/, whose shebang
     names this machine's Python) are left out: the asset's files depend on the pins only.
     """
     base = root or cache_root()
-    handler = handler_source().read_bytes()
+    sources = handler_sources()
     deps = _build_once(base / f"acme-deps-{_digest(pins)}", lambda staging: _install(pins, staging))
 
     def assemble(staging: Path) -> None:
         skip = shutil.ignore_patterns(_COMPLETE, "__pycache__", "bin")
         shutil.copytree(deps, staging, dirs_exist_ok=True, ignore=skip)
-        (staging / HANDLER).write_bytes(handler)
+        for name, text in sources.items():
+            (staging / name).write_bytes(text)
 
-    return _build_once(base / f"acme-asset-{_digest(pins, handler)}", assemble)
+    blobs = [name.encode() + b"\0" + text for name, text in sorted(sources.items())]
+    return _build_once(base / f"acme-asset-{_digest(pins, *blobs)}", assemble)
 
 
 def acme_code(pins: Sequence[str] = ACME_PINS, *, root: Path | None = None) -> lambda_.Code:

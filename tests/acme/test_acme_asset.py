@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -52,7 +53,11 @@ def test_second_build_is_offline_and_yields_the_same_asset_hash(built: Path, mon
     folder = acme_asset_dir(root=built)
     for package in ("acme", "josepy", "cryptography", "OpenSSL", "requests"):
         assert (folder / package / "__init__.py").is_file(), package
-    assert (folder / "certfleet_acme.py").read_bytes() == acme_asset.handler_source().read_bytes()
+    sources = acme_asset.handler_sources()
+    assert {"certfleet_acme.py", "certfleet_acme_dns.py", "certfleet_acme_handler.py", "certfleet_contract.py"} <= set(
+        sources)
+    for name, text in sources.items():
+        assert (folder / name).read_bytes() == text, name
     assert not list(folder.rglob("*.pyc"))
     assert (folder / "cryptography" / "hazmat" / "bindings" / "_rust.abi3.so").is_file()
 
@@ -86,8 +91,9 @@ def _lambda_python() -> str | None:
     return None
 
 
-def test_asset_imports_the_client_on_the_lambda_python_with_nothing_but_itself(built: Path) -> None:
-    """Self-contained: certfleet_acme and acme import from the asset alone on Python 3.12 (-S -I: no site-packages)."""
+def test_asset_imports_the_client_on_the_lambda_python_with_nothing_but_itself(built: Path, tmp_path: Path) -> None:
+    """Self-contained: the renewer's modules, the contract and acme import on Python 3.12 from the asset and what the
+    Lambda runtime provides (boto3, botocore and their pure-Python needs), nothing else (-S -I: no site-packages)."""
     python = _lambda_python()
     if python is None:
         message = f"python{acme_asset.LAMBDA_PYTHON} not on PATH: the asset's cp312 wheels cannot be loaded"
@@ -95,7 +101,16 @@ def test_asset_imports_the_client_on_the_lambda_python_with_nothing_but_itself(b
             pytest.fail(message)
         pytest.skip(message)
     folder = acme_asset_dir(root=built)
-    code = f"import sys; sys.path.insert(0, {str(folder)!r}); import certfleet_acme, acme; print(acme.__file__)"
+    runtime = tmp_path / "lambda-runtime"  # what the Lambda runtime itself provides: boto3 and what it needs
+    runtime.mkdir()
+    for name in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six"):
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin, name
+        origin = Path(spec.origin)
+        target = origin.parent if origin.name == "__init__.py" else origin
+        (runtime / target.name).symlink_to(target)
+    code = (f"import sys; sys.path[:0] = [{str(folder)!r}, {str(runtime)!r}]; "
+            "import certfleet_acme_handler, certfleet_acme_dns, certfleet_contract, acme; print(acme.__file__)")
     result = subprocess.run([python, "-B", "-S", "-I", "-c", code], capture_output=True, text=True, timeout=60,
                             check=False)
     assert result.returncode == 0, result.stderr[-1500:]
