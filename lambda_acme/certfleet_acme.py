@@ -102,15 +102,12 @@ def _name(value: str, wildcard: bool | None) -> str:
     return f"*.{value}" if wildcard else value
 
 
-def _account_key(acme: client.ClientV2) -> JWK:
+def client_key(acme: client.ClientV2) -> JWK:
     """The account key the client signs with."""
     key = acme.net.key
     if not isinstance(key, JWK):
         raise AcmeError("ACME client: open it with an account key (open_client)")
     return key
-
-
-client_key = _account_key
 
 
 def new_account_key() -> JWKEC:
@@ -157,7 +154,7 @@ def register(acme: client.ClientV2, *, contact: str | None = None, eab_key_id: s
     if eab_key_id is None and acme.external_account_required():
         raise AcmeError("ACME registration: this CA requires External Account Binding: give the EAB key id and "
                         "HMAC key from your CA account")
-    net_key = _account_key(acme)
+    net_key = client_key(acme)
     with _step("registration", ()):
         binding = None
         if eab_key_id is not None and eab_hmac_key is not None:
@@ -248,7 +245,7 @@ def fetch_order(acme: client.ClientV2, url: str) -> messages.OrderResource:
 
 def answer_dns01(acme: client.ClientV2, orderr: messages.OrderResource) -> None:
     """Tell the CA the TXT records are in place: answer each pending dns-01 challenge of a pending authorization."""
-    net_key = _account_key(acme)
+    net_key = client_key(acme)
     for authzr in orderr.authorizations:
         if authzr.body.status != messages.STATUS_PENDING:
             continue
@@ -296,7 +293,7 @@ def order_certificate(acme: client.ClientV2, domains: Sequence[str], key_type: s
     Records are withdrawn whatever happens. Raises AcmeError naming the step and the domains.
     """
     names = order_names(domains)
-    net_key = _account_key(acme)
+    net_key = client_key(acme)
     check_key_type(key_type)
     deadline = datetime.datetime.now() + datetime.timedelta(seconds=timeout)  # the acme library's naive local time
     orderr = start_order(acme, names)
@@ -333,7 +330,7 @@ def renewal_window(acme: client.ClientV2, certificate_pem: str
     if not base:
         return None
     certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
-    names = _certificate_names(certificate)
+    names = certificate_names(certificate)
     with _step("renewal information", names):
         response = acme.net.get(f"{str(base).rstrip('/')}/{ari_certificate_id(certificate)}",
                                 content_type="application/json")
@@ -344,7 +341,8 @@ def renewal_window(acme: client.ClientV2, certificate_pem: str
     return start, end
 
 
-def _certificate_names(certificate: x509.Certificate) -> list[str]:
+def certificate_names(certificate: x509.Certificate) -> list[str]:
+    """The certificate's DNS names (subjectAltName)."""
     try:
         return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
             x509.DNSName)
@@ -372,4 +370,3 @@ def should_renew(certificate_pem: str, now: datetime.datetime,
     if now >= due:
         return Decision(True, f"a third of the lifetime is left (since {due.isoformat()})", due)
     return Decision(False, f"a third of the lifetime will be left at {due.isoformat()}", due)
-

@@ -289,8 +289,9 @@ def account_client(props: AcmeProperties, sm: Any, *, register: bool) -> client.
 # --- ordering --------------------------------------------------------------------------------------------------------
 
 def fits(material: Material | None, domains: Sequence[str], key_type: str, now: datetime.datetime) -> bool:
-    """Whether stored material already serves: checks pass and a third of its lifetime is not yet spent."""
-    if material is None:
+    """Whether stored material already serves: ordered for exactly `domains` (a name removed orders again), checks
+    pass, and a third of its lifetime is not yet spent."""
+    if material is None or set(ca.certificate_names(material.leaf)) != set(ca.order_names(domains)):
         return False
     try:
         check_material(material.certificate, material.chain, material.private_key, domains=domains,

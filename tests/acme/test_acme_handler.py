@@ -16,6 +16,7 @@ from acme_handler_support import (
     REGION,
     ChallDns,
     current,
+    drain,
     fingerprint_of,
     held,
     import_in,
@@ -23,7 +24,7 @@ from acme_handler_support import (
     new_secret,
     version_count,
 )
-from acme_support import ChallTestSrv, Pebble
+from acme_support import ChallTestSrv, Pebble, new_eab_key
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -38,6 +39,29 @@ from certfleet.testing import MotoServer, StrictAWS
 OTHER_REGION = "us-east-1"
 RENEWER_SECONDS = 60.0
 """The renewer's Lambda timeout in these tests (its remaining time bounds the inline order)."""
+
+
+@pytest.fixture(scope="module")
+def challtestsrv(pebble_tools: None) -> Iterator[ChallTestSrv]:
+    """This module's own DNS and CAs, their output drained (see acme_handler_support.drain)."""
+    with ChallTestSrv() as server:
+        drain(server)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pebble(challtestsrv: ChallTestSrv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    with Pebble(tmp_path_factory.mktemp("pebble"), challtestsrv.dns_address) as ca_server:
+        drain(ca_server)
+        yield ca_server
+
+
+@pytest.fixture(scope="module")
+def eab_pebble(challtestsrv: ChallTestSrv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    keys = {"kid-1": new_eab_key()}
+    with Pebble(tmp_path_factory.mktemp("pebble-eab"), challtestsrv.dns_address, eab_keys=keys) as ca_server:
+        drain(ca_server)
+        yield ca_server
 
 
 @pytest.fixture
@@ -151,6 +175,16 @@ def test_retry_and_no_change_update_order_nothing(
     assert len(dns.published) == 1
     assert version_count(props["MaterialSecretId"]) == 1
     assert first["Data"]["VersionId"] == retried["Data"]["VersionId"] == updated["Data"]["VersionId"]
+
+
+def test_update_without_a_domain_orders_again(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource) -> None:
+    props = issuer_props(pebble.directory_url, ["keep.example.com", "drop.example.com"])
+    first = issuer.create(props)
+    updated = issuer.update({**props, "Domains": ["keep.example.com"]})
+    assert first["Data"]["VersionId"] != updated["Data"]["VersionId"] and len(dns.published) == 2
+    leaf = x509.load_pem_x509_certificate(current(props["MaterialSecretId"])[0]["certificate"].encode())
+    assert ca.certificate_names(leaf) == ["keep.example.com"]
 
 
 def test_update_with_a_new_domain_orders_again(
