@@ -23,6 +23,7 @@ from certfleet._lambda.certfleet_contract import (
     ID_TAG,
     MANAGED_BY,
     MANAGED_BY_TAG,
+    CertificateProperties,
     Tag,
 )
 from certfleet.certificate_bundle import CertificateBundle
@@ -147,7 +148,7 @@ class ImportedCertificate(CertificateBase):
                     }},
                 )
         timeout = delete_timeout.to_seconds() if delete_timeout is not None else DEFAULT_DELETE_TIMEOUT_SECONDS
-        properties = source.resource_properties(binding)
+        properties: CertificateProperties = source.resource_properties(binding)
         properties["Tags"] = [
             Tag(Key=MANAGED_BY_TAG, Value=MANAGED_BY),
             Tag(Key=FLEET_TAG, Value=self.fleet_name),
