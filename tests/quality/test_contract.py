@@ -281,7 +281,8 @@ def property_copies(root: Path) -> list[str]:
         where = path.relative_to(root)
         for scope, typed, data in _scopes(tree):
             for node in _own_nodes(scope):
-                copies += [f"{where}:{node.lineno}: {name!r}" for name in _copies_at(node, own, typed, data)]
+                line = getattr(node, "lineno", 0)
+                copies += [f"{where}:{line}: {name!r}" for name in _copies_at(node, own, typed, data)]
     return sorted(set(copies), key=lambda line: (line.split(":")[0], int(line.split(":")[1])))
 
 
@@ -301,7 +302,7 @@ def _copies_at(node: ast.AST, own: frozenset[str], typed: set[str], data: set[An
             found += named(first, own)
         elif method == "get" and isinstance(node.func.value, ast.Name) and f"properties:{node.func.value.id}" in typed \
                 and isinstance(first, ast.Constant) and first.value not in PROPERTY_NAMES:
-            found.append(f"{first.value} (no such property: mypy lets .get() through)")
+            found.append(f"{first.value!s} (no such property: mypy lets .get() through)")
         elif method == "add_property_override":
             found += named(first, PROPERTY_NAMES)
         elif method == "add_override" and isinstance(first, ast.Constant) and isinstance(first.value, str):
