@@ -485,13 +485,13 @@ def renew(event: RenewerInput, context: object = None, *, now: datetime.datetime
             "Imported": imported}
 
 
-def find_certificate(acm: Any, event: RenewerInput) -> list[str]:
-    """ARNs of the fleet's certificate in the client's region: tagged with the fleet, the id and certfleet, not
+def find_certificate(acm: Any, event: RenewerInput) -> list[dict[str, Any]]:
+    """Summaries of the fleet's certificate in the client's region: tagged with the fleet, the id and certfleet, not
     retired (every key type: ListCertificates shows only RSA 1024/2048 unless asked)."""
     wanted = {contract.FLEET_TAG: event["Fleet"], contract.ID_TAG: event["CertificateId"],
               contract.MANAGED_BY_TAG: contract.MANAGED_BY}
     names = {d.lower() for d in event["Domains"]}
-    found: list[str] = []
+    found: list[dict[str, Any]] = []
     for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": list(contract.ACM_KEY_TYPES)}):
         for item in page.get("CertificateSummaryList", []):
             listed = {str(n).lower() for n in [item.get("DomainName"), *item.get("SubjectAlternativeNameSummaries", [])]
@@ -501,35 +501,42 @@ def find_certificate(acm: Any, event: RenewerInput) -> list[str]:
             arn = str(item["CertificateArn"])
             tags = {t["Key"]: t.get("Value", "") for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]}
             if all(tags.get(k) == v for k, v in wanted.items()) and contract.RETIRED_TAG not in tags:
-                found.append(arn)
+                found.append(item)
     return found
+
+
+def _holds(summary: dict[str, Any], leaf: x509.Certificate) -> bool:
+    """Whether ACM's certificate is `leaf`, judged by its validity period as ListCertificates reports it (each
+    issuance has its own, to the second; no acm:GetCertificate needed)."""
+    period = (summary.get("NotBefore"), summary.get("NotAfter"))
+    return period == (leaf.not_valid_before_utc, leaf.not_valid_after_utc)
 
 
 def reimport(event: RenewerInput, material: Material) -> dict[str, str]:
     """Re-import `material` into the fleet's certificate (same ARN) in every region whose ACM holds another leaf;
     {region: ARN} of the imports made. Every region is tried; then one error names each that failed."""
-    leaf = fingerprint(material.leaf)
+    leaf = material.leaf
     imported: dict[str, str] = {}
     failed: list[str] = []
     for region in event["Regions"]:
         acm = _aws("acm", region)
         try:
-            arns = find_certificate(acm, event)
-            if len(arns) != 1:
-                failed.append(f"{region}: {len(arns)} certificates tagged {contract.FLEET_TAG}={event['Fleet']}, "
+            found = find_certificate(acm, event)
+            if len(found) != 1:
+                failed.append(f"{region}: {len(found)} certificates tagged {contract.FLEET_TAG}={event['Fleet']}, "
                               f"{contract.ID_TAG}={event['CertificateId']} (expected one: deploy the fleet)")
                 continue
-            held = acm.get_certificate(CertificateArn=arns[0])["Certificate"]
-            if fingerprint(x509.load_pem_x509_certificate(held.encode())) == leaf:
+            if _holds(found[0], leaf):
                 continue
+            arn = str(found[0]["CertificateArn"])
             extra = {"CertificateChain": material.chain.encode()} if material.chain.strip() else {}
-            acm.import_certificate(CertificateArn=arns[0], Certificate=material.certificate.encode(),
+            acm.import_certificate(CertificateArn=arn, Certificate=material.certificate.encode(),
                                    PrivateKey=material.private_key.encode(), **extra)
-            imported[region] = arns[0]
-            LOG.info("re-imported %s into %s", leaf, arns[0])
+            imported[region] = arn
+            LOG.info("re-imported %s into %s", fingerprint(leaf), arn)
         except (ClientError, BotoCoreError) as error:
             failed.append(f"{region}: {_aws_problem(error)}")
     if failed:
-        raise ca.AcmeError(f"the ACME renewer stored {leaf} ({material.version_id}) but could not import it "
-                           f"everywhere: {'; '.join(failed)}. The next run retries.")
+        raise ca.AcmeError(f"the ACME renewer stored {fingerprint(leaf)} ({material.version_id}) but could not "
+                           f"import it everywhere: {'; '.join(failed)}. The next run retries.")
     return imported

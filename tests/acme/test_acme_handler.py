@@ -363,6 +363,17 @@ def test_renewer_reimports_where_a_region_still_holds_the_old_leaf(
     assert held(arns[OTHER_REGION]) == fingerprint_of(current(event["MaterialSecretId"])[0]["certificate"])
 
 
+def test_a_region_without_the_certificate_fails_the_run_after_every_other_region_is_done(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
+    event, arns, _ = _deployed(pebble.directory_url, issuer)
+    with pytest.raises(ca.AcmeError) as raised:
+        _renew({**event, "Regions": ["ap-northeast-1", REGION, OTHER_REGION]}, now=_years_later(4))
+    assert "could not import it everywhere: ap-northeast-1: 0 certificates tagged certfleet:fleet=Certs" in str(
+        raised.value)
+    new, _ = current(event["MaterialSecretId"])
+    assert {held(arn) for arn in arns.values()} == {fingerprint_of(new["certificate"])}
+
+
 def test_ca_outage_raises_and_leaves_the_old_certificate_everywhere(
         challtestsrv: ChallTestSrv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, dns: ChallDns,
         issuer: Resource, aws: StrictAWS) -> None:
