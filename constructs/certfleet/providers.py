@@ -42,6 +42,7 @@ OWN_CERTIFICATE_ACTIONS = ["acm:ImportCertificate", "acm:DeleteCertificate", "ac
 WAITER_ACTIONS = ["acm:DeleteCertificate", "acm:DescribeCertificate"]
 """What the delete waiter (isComplete) calls on its fleet's certificate: delete again, describe its users at the end."""
 _ASSET_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", ".*", "__init__.py"]
+_PYTHON = lambda_.Runtime.PYTHON_3_14
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 """How long the importer's and key writer's logs (handlers, Provider framework, waiter) are kept."""
 
@@ -70,8 +71,7 @@ PLAIN_ENVIRONMENT = (
 LOGS_WITHOUT_CMK = (
     "log lines carry no key material (leak-scanned in tests); no customer key is opened to CloudWatch Logs for them"
 )
-_FUNCTION_SKIPS = {"CKV_AWS_115": NO_RESERVED_CONCURRENCY, "CKV_AWS_116": NO_DEAD_LETTER_QUEUE,
-                   "CKV_AWS_117": NO_VPC}
+_FUNCTION_SKIPS = {"CKV_AWS_115": NO_RESERVED_CONCURRENCY, "CKV_AWS_116": NO_DEAD_LETTER_QUEUE, "CKV_AWS_117": NO_VPC}
 
 
 def _log_group(scope: Construct) -> logs.LogGroup:
@@ -84,6 +84,10 @@ def _log_group(scope: Construct) -> logs.LogGroup:
 def _lambda_principal() -> iam.ServicePrincipal:
     """Lambda's service principal, made once (a principal holds no state; each role gets its assume-role policy)."""
     return iam.ServicePrincipal("lambda.amazonaws.com")
+
+
+_minutes, _seconds = cache(Duration.minutes), cache(Duration.seconds)
+"""Durations made once per value (immutable): each ``Duration.minutes(...)`` is a jsii round trip."""
 
 
 def _lambda_role(scope: Construct, id: str, log_group: logs.ILogGroup, description: str) -> iam.Role:
@@ -109,15 +113,8 @@ def _function(
     """A certfleet handler function and its execution role (kept: reading ``function.role`` is a jsii round trip)."""
     role = _lambda_role(scope, f"{id}Role", log_group, f"certfleet: runs {handler}")
     function = lambda_.Function(
-        scope, id,
-        runtime=lambda_.Runtime.PYTHON_3_14,
-        handler=handler,
-        code=lambda_.Code.from_asset(str(handler_code_dir()), exclude=_ASSET_EXCLUDES),
-        timeout=timeout,
-        memory_size=256,
-        description=description,
-        role=role,
-        log_group=log_group,
+        scope, id, runtime=_PYTHON, handler=handler, timeout=timeout, memory_size=256, description=description,
+        code=lambda_.Code.from_asset(str(handler_code_dir()), exclude=_ASSET_EXCLUDES), role=role, log_group=log_group,
     )
     _skip_function_checks(function)
     return function, role
@@ -218,15 +215,15 @@ class ImporterProvider(Construct):
             self, "OnEvent", IMPORTER_ON_EVENT,
             "certfleet: imports third-party certificates into ACM (re-imports in place on renewal)",
             # Lambda's maximum: a shard's concurrent imports share ACM's 1/s, and the handler retries while it has time
-            Duration.minutes(15), log_group=self.log_group,
+            _minutes(15), log_group=self.log_group,
         )
         self.is_complete, self._is_complete_role = _function(
             self, "IsComplete", IMPORTER_IS_COMPLETE,
             "certfleet: waits for a certificate still in use to be released before deleting it",
-            Duration.minutes(2), log_group=self.log_group,
+            _minutes(2), log_group=self.log_group,
         )
         self.provider = _provider(self, self.log_group, self.on_event, self.is_complete,
-                                  query_interval=Duration.seconds(30), total_timeout=Duration.minutes(30))
+                                  query_interval=_seconds(30), total_timeout=_minutes(30))
         self._service_token = self._stack_region = ""
         self._arns: dict[str, str] = {}
         self._findings: dict[str, str] = {}
@@ -394,7 +391,7 @@ class KeyWriterProvider(Construct):
         self.function, self._role = _function(
             self, "OnEvent", KEY_WRITER_ON_EVENT,
             "certfleet: decrypts a sealed private key with KMS and writes it to Secrets Manager",
-            Duration.minutes(2), log_group=self.log_group,
+            _minutes(2), log_group=self.log_group,
         )
         self.provider = _provider(self, self.log_group, self.function)
         self._service_token = ""
