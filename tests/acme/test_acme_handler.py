@@ -166,6 +166,20 @@ def test_eab_required_and_not_configured_says_what_to_give(
         issuer.create(issuer_props(eab_pebble.directory_url, ["eab.example.com"]))
 
 
+def test_a_failing_withdrawal_is_logged_and_the_issuance_stands(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, *, issuer: Resource, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def refuse(records: object) -> None:
+        raise RuntimeError("AccessDenied: route53:ListResourceRecordSets")
+
+    monkeypatch.setattr(dns, "withdraw_records", refuse)
+    props = issuer_props(pebble.directory_url, ["leftover.example.com"])
+    answer = issuer.create(props)
+    assert answer["Data"]["VersionId"] == current(props["MaterialSecretId"])[1]
+    assert ("could not withdraw the dns-01 TXT records _acme-challenge.leftover.example.com: RuntimeError: "
+            "AccessDenied: route53:ListResourceRecordSets") in caplog.text
+
+
 def test_retry_and_no_change_update_order_nothing(
         pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource) -> None:
     props = issuer_props(pebble.directory_url, ["again.example.com"])
