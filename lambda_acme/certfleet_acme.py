@@ -1,8 +1,11 @@
-"""The ACME client the renewer Lambda runs: register (EAB optional), order with DNS-01, finalize a fresh key, ARI.
+"""The ACME client the renewer Lambda runs: register (EAB optional), order with DNS-01, finalize a fresh key, ARI,
+and the checks issued material must pass before it is stored or imported.
 
-Built on certbot's `acme` library. DNS is a pair of callbacks (`publish(name, values)`, `withdraw(name)`) so Route 53,
-or a test DNS, plugs in. Unlike the importer, this module ships in its own asset built from wheels (acme_asset.py),
-so it may use `acme`, `josepy` and `cryptography`. Nothing here logs or raises key material.
+Built on certbot's `acme` library. `order_certificate` runs a whole order with a pair of DNS callbacks
+(`publish(name, values)`, `withdraw(name)`); `start_order`, `fetch_order`, `answer_dns01` and `finish_order` are its
+steps, for a custom resource that spreads an order over several invocations (certfleet_acme_handler). Unlike the
+importer, this module ships in its own asset built from wheels (acme_asset.py), so it may use `acme`, `josepy` and
+`cryptography`. Nothing here logs or raises key material.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import datetime
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from josepy import b64
@@ -37,6 +42,10 @@ def utcnow() -> datetime.datetime:
 
 class AcmeError(Exception):
     """An ACME step failed: the message names the step and the domains, and says what the CA answered."""
+
+
+class MaterialError(AcmeError):
+    """Issued material failed certfleet's own checks: nothing is stored or imported."""
 
 
 @dataclass(frozen=True)
@@ -370,3 +379,66 @@ def should_renew(certificate_pem: str, now: datetime.datetime,
     if now >= due:
         return Decision(True, f"a third of the lifetime is left (since {due.isoformat()})", due)
     return Decision(False, f"a third of the lifetime will be left at {due.isoformat()}", due)
+
+
+# --- checks on issued material (the renewer never stores or imports what fails them) ------------------------------
+
+def key_type_of(key: Any) -> str:
+    """certfleet's spelling of a public or private key's type (rsa-2048, ec-p256, ...); '' when ACM cannot import it."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return f"rsa-{key.key_size}"
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return {"secp256r1": "ec-p256", "secp384r1": "ec-p384", "secp521r1": "ec-p521"}.get(key.curve.name, "")
+    return ""
+
+
+def covers(pattern: str, name: str) -> bool:
+    """Whether a certificate name covers `name` as ACM and RFC 6125 match: exactly, or a leading `*.` standing for
+    exactly one whole label (a declared wildcard needs the same wildcard)."""
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern == name:
+        return True
+    if not pattern.startswith("*.") or name.startswith("*."):
+        return False
+    label, _, rest = name.partition(".")
+    return bool(label) and rest == pattern[2:]
+
+
+def _spki(key: Any) -> bytes:
+    return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def check_material(certificate_pem: str, chain_pem: str, key_pem: str, *, domains: Sequence[str], key_type: str,
+                   now: datetime.datetime) -> None:
+    """Raise MaterialError listing every problem: names cover `domains`, the chain links, the key matches the leaf,
+    the key is of `key_type`, the leaf is valid now (as ACM requires at import)."""
+    problems: list[str] = []
+    try:
+        leaf = x509.load_pem_x509_certificate(certificate_pem.encode())
+        chain = x509.load_pem_x509_certificates(chain_pem.encode()) if chain_pem.strip() else []
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError) as error:
+        raise MaterialError(f"the issued material does not load ({type(error).__name__})") from None
+    names = certificate_names(leaf)
+    uncovered = [d for d in domains if not any(covers(n, d) for n in names)]
+    if uncovered:
+        problems.append(f"the certificate's names ({', '.join(names) or 'none'}) do not cover {', '.join(uncovered)}")
+    for child, parent in zip([leaf, *chain], chain, strict=False):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature):
+            problems.append(f"the chain does not link: {parent.subject.rfc4514_string()} did not sign "
+                            f"{child.subject.rfc4514_string()}")
+            break
+    if any(c == leaf for c in chain):
+        problems.append("the chain contains the certificate itself")
+    if _spki(key.public_key()) != _spki(leaf.public_key()):
+        problems.append("the private key does not match the certificate")
+    if key_type_of(leaf.public_key()) != key_type:
+        problems.append(f"the key type is {key_type_of(leaf.public_key()) or 'not importable'}, not {key_type}")
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        problems.append(f"the certificate is not valid now ({leaf.not_valid_before_utc.isoformat()} to "
+                        f"{leaf.not_valid_after_utc.isoformat()})")
+    if problems:
+        raise MaterialError(f"ACME material for {', '.join(domains)} failed certfleet's checks: "
+                            + "; ".join(problems) + ". Nothing was stored or imported.")

@@ -2,7 +2,8 @@
 
 The issuer orders at the first deploy; the renewer renews with no deploy and re-imports into the same ARN in every
 fleet region. Both store one issuance as one version of the material secret (JSON: certificate, chain, private_key,
-key_type, not_after) and never import or store material that fails `check_material`. No key in any log or answer.
+key_type, not_after) and never store or import material that fails `certfleet_acme.check_material`. No key in any
+log or answer.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes
 
 import certfleet_acme as ca
 import certfleet_acme_dns as r53
@@ -94,10 +93,6 @@ dns_for: Callable[[AcmeProperties], Dns] = route53_dns
 """The DNS both entry points publish through (tests put a test DNS here)."""
 
 
-class MaterialError(ca.AcmeError):
-    """Issued material failed certfleet's own checks: nothing is stored or imported."""
-
-
 @dataclass(frozen=True)
 class Material:
     """One version of the material secret; the key never prints."""
@@ -149,73 +144,6 @@ def _aws_problem(error: ClientError | BotoCoreError) -> str:
 def fingerprint(certificate: x509.Certificate) -> str:
     """Lowercase hex SHA-256 of the certificate's DER."""
     return certificate.fingerprint(hashes.SHA256()).hex()
-
-
-# --- material checks -------------------------------------------------------------------------------------------------
-
-def key_type_of(key: Any) -> str:
-    """certfleet's spelling of a public or private key's type (rsa-2048, ec-p256, ...); '' when ACM cannot import it."""
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        return f"rsa-{key.key_size}"
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        return {"secp256r1": "ec-p256", "secp384r1": "ec-p384", "secp521r1": "ec-p521"}.get(key.curve.name, "")
-    return ""
-
-
-def covers(pattern: str, name: str) -> bool:
-    """Whether a certificate name covers `name` as ACM and RFC 6125 match: exactly, or a leading `*.` standing for
-    exactly one whole label (a declared wildcard needs the same wildcard)."""
-    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
-    if pattern == name:
-        return True
-    if not pattern.startswith("*.") or name.startswith("*."):
-        return False
-    label, _, rest = name.partition(".")
-    return bool(label) and rest == pattern[2:]
-
-
-def _spki(key: Any) -> bytes:
-    return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
-
-
-def check_material(certificate_pem: str, chain_pem: str, key_pem: str, *, domains: Sequence[str], key_type: str,
-                   now: datetime.datetime) -> None:
-    """Raise MaterialError listing every problem: names cover `domains`, the chain links, the key matches the leaf,
-    the key is of `key_type`, the leaf is valid now (as ACM requires at import)."""
-    problems: list[str] = []
-    try:
-        leaf = x509.load_pem_x509_certificate(certificate_pem.encode())
-        chain = x509.load_pem_x509_certificates(chain_pem.encode()) if chain_pem.strip() else []
-        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
-    except (ValueError, TypeError) as error:
-        raise MaterialError(f"the issued material does not load ({type(error).__name__})") from None
-    try:
-        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.DNSName)
-    except x509.ExtensionNotFound:
-        names = []
-    uncovered = [d for d in domains if not any(covers(n, d) for n in names)]
-    if uncovered:
-        problems.append(f"the certificate's names ({', '.join(names) or 'none'}) do not cover {', '.join(uncovered)}")
-    for child, parent in zip([leaf, *chain], chain, strict=False):
-        try:
-            child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
-            problems.append(f"the chain does not link: {parent.subject.rfc4514_string()} did not sign "
-                            f"{child.subject.rfc4514_string()}")
-            break
-    if any(c == leaf for c in chain):
-        problems.append("the chain contains the certificate itself")
-    if _spki(key.public_key()) != _spki(leaf.public_key()):
-        problems.append("the private key does not match the certificate")
-    if key_type_of(leaf.public_key()) != key_type:
-        problems.append(f"the key type is {key_type_of(leaf.public_key()) or 'not importable'}, not {key_type}")
-    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
-        problems.append(f"the certificate is not valid now ({leaf.not_valid_before_utc.isoformat()} to "
-                        f"{leaf.not_valid_after_utc.isoformat()})")
-    if problems:
-        raise MaterialError(f"ACME material for {', '.join(domains)} failed certfleet's checks: "
-                            + "; ".join(problems) + ". Nothing was stored or imported.")
 
 
 # --- secrets ---------------------------------------------------------------------------------------------------------
@@ -293,9 +221,9 @@ def fits(material: Material | None, domains: Sequence[str], key_type: str, now: 
     if material is None or set(ca.certificate_names(material.leaf)) != set(ca.order_names(domains)):
         return False
     try:
-        check_material(material.certificate, material.chain, material.private_key, domains=domains,
+        ca.check_material(material.certificate, material.chain, material.private_key, domains=domains,
                        key_type=key_type, now=now)
-    except MaterialError:
+    except ca.MaterialError:
         return False
     return not ca.should_renew(material.certificate, now, None).renew
 
@@ -429,7 +357,7 @@ def is_complete(event: AcmeEvent, context: object = None) -> dict[str, Any]:
         except errors.TimeoutError:
             pending = True
             return {"IsComplete": False}
-        check_material(issued.certificate_pem, issued.chain_pem, issued.private_key_pem.decode(),
+        ca.check_material(issued.certificate_pem, issued.chain_pem, issued.private_key_pem.decode(),
                        domains=props["Domains"], key_type=props["KeyType"], now=ca.utcnow())
         material = write_material(sm, props["MaterialSecretId"], issued, props["KeyType"])
     finally:
@@ -480,7 +408,7 @@ def renew(event: RenewerInput, context: object = None, *, now: datetime.datetime
             raise unreachable or ca.AcmeError("the ACME renewer could not open the CA's directory")
         LOG.info("renewing %s: %s", ", ".join(event["Domains"]), decision.reason)
         issued = order_inline(acme, event, dns_for(event), _seconds_left(context, 600))
-        check_material(issued.certificate_pem, issued.chain_pem, issued.private_key_pem.decode(),
+        ca.check_material(issued.certificate_pem, issued.chain_pem, issued.private_key_pem.decode(),
                        domains=event["Domains"], key_type=event["KeyType"], now=ca.utcnow())
         material = write_material(sm, event["MaterialSecretId"], issued, event["KeyType"])
         renewed = True

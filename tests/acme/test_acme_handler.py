@@ -116,7 +116,7 @@ def test_first_issuance_runs_through_on_event_and_is_complete(
 
     material, version = current(props["MaterialSecretId"])
     assert set(material) == {"certificate", "chain", "private_key", "key_type", "not_after"}
-    handler.check_material(material["certificate"], material["chain"], material["private_key"],
+    ca.check_material(material["certificate"], material["chain"], material["private_key"],
                            domains=props["Domains"], key_type="ec-p256", now=ca.utcnow())
     assert isinstance(serialization.load_pem_private_key(material["private_key"].encode(), None),
                       ec.EllipticCurvePrivateKey)
@@ -208,7 +208,7 @@ def test_update_with_a_new_domain_orders_again(
     updated = issuer.update({**props, "Domains": ["one.example.com", "two.example.com"]})
     assert first["Data"]["VersionId"] != updated["Data"]["VersionId"]
     material, _ = current(props["MaterialSecretId"])
-    handler.check_material(material["certificate"], material["chain"], material["private_key"],
+    ca.check_material(material["certificate"], material["chain"], material["private_key"],
                            domains=["one.example.com", "two.example.com"], key_type="ec-p256", now=ca.utcnow())
 
 
@@ -429,7 +429,7 @@ def test_material_failing_a_check_is_never_stored_or_imported(
 
     monkeypatch.setattr(ca, "finish_order", wrong_chain)
     before = _imports(aws)
-    with pytest.raises(handler.MaterialError) as raised:
+    with pytest.raises(ca.MaterialError) as raised:
         _renew(event, now=_years_later(4))
     assert "the chain does not link" in str(raised.value) and "Nothing was stored or imported" in str(raised.value)
     assert version_count(event["MaterialSecretId"]) == 1 and _imports(aws) == before
@@ -453,16 +453,16 @@ def test_the_account_key_round_trips_through_its_secret_text() -> None:
     ("a.example.com", "*.example.com", False),        # a declared wildcard needs the wildcard
 ])
 def test_names_cover_as_acm_matches(pattern: str, name: str, covered: bool) -> None:
-    assert handler.covers(pattern, name) is covered
+    assert ca.covers(pattern, name) is covered
 
 
 def test_check_material_lists_every_problem(ec_pki: DemoPKI) -> None:
     leaf = ec_pki.leaf(("www.example.com",), key_type="ec-p256")
     other = ec_pki.leaf(("www.example.com",), key_type="ec-p256")
     good = (leaf.pem().decode(), ec_pki.chain_pem().decode(), leaf.key_pem().decode())
-    handler.check_material(*good, domains=["www.example.com"], key_type="ec-p256", now=ca.utcnow())
-    with pytest.raises(handler.MaterialError) as raised:
-        handler.check_material(leaf.pem().decode(), ec_pki.root.pem().decode(), other.key_pem().decode(),
+    ca.check_material(*good, domains=["www.example.com"], key_type="ec-p256", now=ca.utcnow())
+    with pytest.raises(ca.MaterialError) as raised:
+        ca.check_material(leaf.pem().decode(), ec_pki.root.pem().decode(), other.key_pem().decode(),
                                domains=["www.example.com", "api.example.com"], key_type="ec-p384", now=ca.utcnow())
     message = str(raised.value)
     for problem in ("do not cover api.example.com", "the chain does not link", "the private key does not match",
