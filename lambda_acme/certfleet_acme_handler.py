@@ -179,7 +179,7 @@ def write_material(sm: Any, secret_id: str, issued: ca.Issued, key_type: str) ->
     leaf = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
     value = {"certificate": issued.certificate_pem, "chain": issued.chain_pem,
              "private_key": issued.private_key_pem.decode(), "key_type": key_type,
-             "not_after": issued.not_after.isoformat().replace("+00:00", "Z")}
+             "not_after": issued.not_after.isoformat()}  # +00:00: fromisoformat reads it on every Python
     answer = sm.put_secret_value(SecretId=secret_id, SecretString=json.dumps(value),
                                  ClientRequestToken=fingerprint(leaf)[:64])
     return Material(issued.certificate_pem, issued.chain_pem, value["private_key"], key_type, str(answer["VersionId"]))

@@ -116,6 +116,8 @@ def test_first_issuance_runs_through_on_event_and_is_complete(
 
     material, version = current(props["MaterialSecretId"])
     assert set(material) == {"certificate", "chain", "private_key", "key_type", "not_after"}
+    leaf = x509.load_pem_x509_certificate(material["certificate"].encode())
+    assert datetime.datetime.fromisoformat(material["not_after"]) == leaf.not_valid_after_utc
     ca.check_material(material["certificate"], material["chain"], material["private_key"],
                            domains=props["Domains"], key_type="ec-p256", now=ca.utcnow())
     assert isinstance(serialization.load_pem_private_key(material["private_key"].encode(), None),
