@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -236,8 +236,64 @@ def _kms(principal: Principal, call: ApiCall, facts: Facts) -> list[Check]:
     return [Check(principal, action, arn, _account_of(arn, account), context, policy)]
 
 
+# -------------------------------------------------------------------------------------------------- Route 53
+_ROUTE53_ZONE_OPERATIONS = {"ChangeResourceRecordSets", "ListResourceRecordSets", "GetHostedZone"}
+_PLAIN_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def normalized_record_name(name: str) -> str:
+    """``name`` as Route 53 puts it in ``route53:ChangeResourceRecordSetsNormalizedRecordNames``: lower case, no final
+    dot, every character but a-z, 0-9, ``-``, ``_`` and ``.`` as a backslash and three octal digits (``*`` is
+    ``\\052``); an escape already in the request is read first, so it is not escaped twice."""
+    decoded: list[str] = []
+    position = 0
+    while position < len(name):
+        octal = name[position + 1:position + 4]
+        if name[position] == "\\" and len(octal) == 3 and all(c in "01234567" for c in octal):
+            decoded.append(chr(int(octal, 8)))
+            position += 4
+        else:
+            decoded.append(name[position])
+            position += 1
+    text = "".join(decoded).lower()
+    text = text[:-1] if text.endswith(".") else text
+    return "".join(c if c in _PLAIN_NAME_CHARACTERS else f"\\{ord(c):03o}" for c in text)
+
+
+def _route53(principal: Principal, call: ApiCall, facts: Facts) -> list[Check]:
+    """Route 53 is global: its ARNs name neither region nor account (``arn:aws:route53:::hostedzone/Z123``). A change
+    batch's names, types and actions are multi-valued condition keys, one value per distinct entry."""
+    operation, params = call.operation, call.params
+    action = f"route53:{operation}"
+    zone = str(params.get("HostedZoneId") or "").rsplit("/", 1)[-1]
+    if operation in _ROUTE53_ZONE_OPERATIONS and zone:
+        context: Context = {}
+        if operation == "ChangeResourceRecordSets":
+            batch = params.get("ChangeBatch")
+            changes = [c for c in (batch.get("Changes") or [] if isinstance(batch, dict) else [])
+                       if isinstance(c, dict)]
+            sets: list[dict[str, Any]] = [c["ResourceRecordSet"] if isinstance(c.get("ResourceRecordSet"), dict)
+                                          else {} for c in changes]
+            context = {
+                "route53:ChangeResourceRecordSetsNormalizedRecordNames": _distinct(
+                    normalized_record_name(str(s.get("Name") or "")) for s in sets),
+                "route53:ChangeResourceRecordSetsRecordTypes": _distinct(str(s.get("Type") or "") for s in sets),
+                "route53:ChangeResourceRecordSetsActions": _distinct(str(c.get("Action") or "") for c in changes),
+            }
+        return [Check(principal, action, f"arn:aws:route53:::hostedzone/{zone}", call.account, context)]
+    change = str(params.get("Id") or "").rsplit("/", 1)[-1]
+    if operation == "GetChange" and change:
+        return [Check(principal, action, f"arn:aws:route53:::change/{change}", call.account)]
+    return [Check(principal, action, "*", call.account)]
+
+
+def _distinct(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
 _Translate = Callable[[Principal, ApiCall, Facts], list[Check]]
-_TRANSLATIONS: dict[str, _Translate] = {"acm": _acm, "secretsmanager": _secrets_manager, "kms": _kms}
+_TRANSLATIONS: dict[str, _Translate] = {"acm": _acm, "secretsmanager": _secrets_manager, "kms": _kms,
+                                        "route53": _route53}
 
 
 def _account_of(arn: str, default: str) -> str:
