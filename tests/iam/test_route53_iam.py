@@ -195,6 +195,20 @@ def test_a_wildcard_name_is_judged_in_its_octal_form(aws: StrictAWS, zone: str) 
     _denied(role, zone, ("UPSERT", _txt("_acme-challenge.example.com.")))
 
 
+def test_the_null_guard_lets_every_real_batch_through(aws: StrictAWS, zone: str) -> None:
+    """GIVEN the renewer's policy with a Null guard on the three keys (README: ForAllValues alone is true when a key
+    is missing) WHEN the role changes its records THEN the keys are present on each batch and it is allowed, while the
+    guard leaves the refusals as they were"""
+    policy = renewer_policy(zone)
+    policy["Statement"][0]["Condition"]["Null"] = {NAMES_KEY: "false", TYPES_KEY: "false", ACTIONS_KEY: "false"}
+    principal = Principal(new_access_key_id(), f"arn:aws:iam::{ACCOUNT}:role/guarded", ACCOUNT, (policy,), "probe")
+    aws.register(principal)
+    role = _client(aws, principal)
+    _change(role, zone, ("UPSERT", _txt("_acme-challenge.example.com.")))
+    _change(role, zone, ("DELETE", _txt("_acme-challenge.example.com.")))
+    _denied(role, zone, ("UPSERT", _a("_acme-challenge.example.com.")))
+
+
 def test_normalized_record_names_follow_route53s_rules() -> None:
     """Lower case, no final dot, characters beyond a-z 0-9 - _ . as a backslash and three octal digits (Route 53
     Developer Guide, 'Normalizing the Route 53 condition key values')."""
