@@ -1,9 +1,9 @@
 """Route 53 IAM through StrictAWS: the ACME renewer's policy (its zone only, its ``_acme-challenge`` TXT names only,
 UPSERT and DELETE only) judged on each request a plain boto3 client signed as that role makes, as AWS judges it.
 
-Every refusal test first makes the allowed change in the same test: StrictAWS without the Route 53 translation checks
-each call on ``*`` with no condition keys, which refuses the allowed change too (so the test fails), and a translation
-that kept the zone but lost the condition keys would let the forbidden change through (so the test fails)."""
+Each refusal test fails without the Route 53 translation (checked by removing it): a call judged on ``*`` with no
+condition keys is allowed, since iam-simulate matches a request resource ``*`` with the policy's zone ARN and
+ForAllValues holds for a missing key. Each also makes the allowed change first, as a positive control."""
 
 from __future__ import annotations
 
