@@ -17,13 +17,10 @@ import boto3
 import pytest
 from aws_cdk import App, CfnOutput, Environment, NestedStack, Stack, Stage
 from aws_cdk import aws_ssm as ssm
-from cryptography.hazmat.primitives import serialization
+from sealing_support import seal_with_kms
 
 from certfleet import CertificateBundle, ImportedCertificate, KeySource
-from certfleet.material.bundle import spki_sha256
-from certfleet.material.checks import key_algorithm
 from certfleet.material.demo import DemoPKI, Issued
-from certfleet.material.sealed import SealedKey, encryption_context
 from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.rehearsal import CERTIFICATE, Rehearsal, RehearsalError, RehearsalWarning
 
@@ -243,17 +240,7 @@ def test_physical_id_rules_are_cloudformations(monkeypatch: pytest.MonkeyPatch, 
 # ------------------------------------------------------------------------------- destroy in dependency order
 def _sealed(aws: StrictAWS, leaf: Issued, folder: Path) -> Path:
     kms = boto3.client("kms", endpoint_url=aws.url, region_name=REGION)
-    kms_key = kms.create_key(Description="certfleet sealing (rehearsal model)")["KeyMetadata"]["Arn"]
-    der = leaf.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-    context = encryption_context("www.example.com")
-    blob = kms.encrypt(KeyId=kms_key, Plaintext=der, EncryptionContext=context)["CiphertextBlob"]
-    public = leaf.key.public_key()
-    sealed = SealedKey(kms_key_arn=kms_key, region=REGION, encryption_context=context, spki_sha256=spki_sha256(public),
-                       key_algorithm=key_algorithm(public), ciphertext=bytes(blob))
-    path = folder / "www.sealed"
-    path.write_text(sealed.to_json(), encoding="utf-8")
-    return path
+    return seal_with_kms(kms, leaf, folder / "www.sealed", why="rehearsal model")
 
 
 def test_destroy_follows_dependencies_not_template_order(aws: StrictAWS, pki: DemoPKI, tmp_path: Path) -> None:

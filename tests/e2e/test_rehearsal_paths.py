@@ -17,12 +17,11 @@ import pytest
 from aws_cdk import App, Duration, Environment, Stack
 from cryptography.hazmat.primitives import serialization
 from iam_support import SessionAuthorizer
+from sealing_support import seal_with_kms
 
 from certfleet import CertificateBundle, CertificateFleet, ImportedCertificate, KeySource
 from certfleet.material.bundle import spki_sha256
-from certfleet.material.checks import key_algorithm
 from certfleet.material.demo import DemoPKI, Issued
-from certfleet.material.sealed import SealedKey, encryption_context
 from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.rehearsal import Rehearsal, RehearsalError
 
@@ -209,15 +208,7 @@ def test_the_sweeper_waits_for_a_retired_certificate_still_in_use_then_deletes_i
 
 def _sealed(aws: StrictAWS, kms_key: str, leaf: Issued, path: Path) -> KeySource:
     """``leaf``'s key sealed with moto's KMS for www.example.com, as ``certfleet seal`` writes it."""
-    der = leaf.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-    context = encryption_context("www.example.com")
-    blob = _client(aws, "kms").encrypt(KeyId=kms_key, Plaintext=der, EncryptionContext=context)["CiphertextBlob"]
-    public = leaf.key.public_key()
-    path.write_text(SealedKey(kms_key_arn=kms_key, region=REGION, encryption_context=context,
-                              spki_sha256=spki_sha256(public), key_algorithm=key_algorithm(public),
-                              ciphertext=bytes(blob)).to_json(), encoding="utf-8")
-    return KeySource.sealed(path)
+    return KeySource.sealed(seal_with_kms(_client(aws, "kms"), leaf, path, kms_key=kms_key))
 
 
 def _current(aws: StrictAWS, secret: str) -> str:

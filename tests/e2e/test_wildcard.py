@@ -12,14 +12,11 @@ from unittest import mock
 import boto3
 import pytest
 from aws_cdk import App
-from cryptography.hazmat.primitives import serialization
+from sealing_support import seal_with_kms
 
 from certfleet import CertificateBundle, CertificateFleet, FleetGroup, KeySource
 from certfleet.key_source import KeySource as KeySourceType
-from certfleet.material.bundle import spki_sha256
-from certfleet.material.checks import key_algorithm
 from certfleet.material.demo import DemoPKI, Issued
-from certfleet.material.sealed import SealedKey, encryption_context
 from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.rehearsal import Rehearsal
 
@@ -51,17 +48,8 @@ def sealed_key(aws: StrictAWS, leaf: Issued, folder: Path) -> KeySourceType:
     """The key sealed with moto's KMS, as ``certfleet seal --name wildcard.example.com`` writes it (the sealed-key
     name refuses '*': material/sealed.py)."""
     kms = boto3.client("kms", endpoint_url=aws.url, region_name="us-east-1")
-    kms_key = kms.create_key(Description="certfleet sealing (wildcard e2e)")["KeyMetadata"]["Arn"]
-    der = leaf.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-    context = encryption_context("wildcard.example.com")
-    blob = kms.encrypt(KeyId=kms_key, Plaintext=der, EncryptionContext=context)["CiphertextBlob"]
-    public = leaf.key.public_key()
-    sealed = SealedKey(kms_key_arn=kms_key, region="us-east-1", encryption_context=context,
-                       spki_sha256=spki_sha256(public), key_algorithm=key_algorithm(public), ciphertext=bytes(blob))
-    path = folder / "wildcard.key.sealed"
-    path.write_text(sealed.to_json(), encoding="utf-8")
-    return KeySource.sealed(path)
+    return KeySource.sealed(seal_with_kms(kms, leaf, folder / "wildcard.key.sealed", name="wildcard.example.com",
+                                          why="wildcard e2e"))
 
 
 def secret_key(aws: StrictAWS, leaf: Issued, folder: Path) -> KeySourceType:
