@@ -19,7 +19,8 @@ import pytest
 from certfleet.material.demo import Issued
 from certfleet.material.keys import write_secret_file
 from certfleet.testing import StrictAWS
-from certfleet.testing.strict import AWSRefusal, _error, _Request, _Response
+from certfleet.testing.strict import AWSRefusal
+from certfleet.testing.strict_http import _error, _Request, _Response
 
 #: The 17 regions every AWS account has without opting in: the seed's loop, and the acceptance's "17 regions".
 REGIONS_17 = (
