@@ -6,13 +6,12 @@ from __future__ import annotations
 import collections
 import json
 import sys
-import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from acme_support import ChallTestSrv, Pebble
+from acme_support import ChallTestSrv
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
@@ -27,15 +26,6 @@ FLEET = "Certs"
 CERT_ID = "Certs/Www"
 TAGS = [{"Key": "certfleet:managed-by", "Value": "certfleet"}, {"Key": "certfleet:fleet", "Value": FLEET},
         {"Key": "certfleet:id", "Value": CERT_ID}]
-
-
-def drain(server: Pebble | ChallTestSrv) -> None:
-    """Read a started server's output as it comes. acme_support pipes it and never reads it: after some 250 requests
-    the pipe is full, pebble blocks on its next log line and every client times out."""
-    stream = server._process.stdout if server._process else None  # the fix belongs in acme_support
-    if stream is not None:
-        threading.Thread(target=lambda: collections.deque(iter(lambda: stream.read(4096), b""), maxlen=0),
-                         daemon=True).start()
 
 
 class ChallDns:
@@ -113,5 +103,5 @@ def held(arn: str) -> str:
     return fingerprint_of(boto("acm", arn.split(":")[3]).get_certificate(CertificateArn=arn)["Certificate"])
 
 
-__all__ = ["CERT_ID", "FLEET", "REGION", "TAGS", "ChallDns", "current", "drain", "fingerprint_of", "held",
+__all__ = ["CERT_ID", "FLEET", "REGION", "TAGS", "ChallDns", "current", "fingerprint_of", "held",
            "import_in", "issuer_props", "new_secret", "version_count"]

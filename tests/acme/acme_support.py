@@ -6,6 +6,7 @@ Nothing is committed: pebble's HTTPS certificate is made at start-up by a throwa
 from __future__ import annotations
 
 import base64
+import collections
 import datetime
 import ipaddress
 import json
@@ -15,6 +16,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -42,13 +44,27 @@ def missing_tools() -> list[str]:
     return [tool for tool in (PEBBLE, CHALLTESTSRV) if shutil.which(tool) is None]
 
 
-def _wait(check: str, probe: object, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def _run(command: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+         ) -> tuple[subprocess.Popen[bytes], collections.deque[bytes]]:
+    """Start a server with its output read as it comes (a pipe nobody reads fills after some 250 requests and
+    blocks the server on its next log line); the last 64 KiB are kept for error messages."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+    tail: collections.deque[bytes] = collections.deque(maxlen=16)
+    stream = process.stdout
+    if stream is not None:
+        threading.Thread(target=lambda: tail.extend(iter(lambda: stream.read(4096), b"")), daemon=True).start()
+    return process, tail
+
+
+def _wait(check: str, probe: object, process: subprocess.Popen[bytes], tail: collections.deque[bytes],
+          timeout: float = 20.0) -> None:
     """Poll `probe()` until it returns without raising; fail with the process's output if it exits or times out."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            process.wait()
+            output = b"".join(tail).decode(errors="replace")
             raise RuntimeError(f"{check} exited with {process.returncode} before answering:\n{output[-2000:]}")
         try:
             probe()  # type: ignore[operator]
@@ -135,11 +151,10 @@ class ChallTestSrv:
         self._post("/clear-txt", {"host": f"{name.rstrip('.')}."})
 
     def start(self) -> ChallTestSrv:
-        self._process = subprocess.Popen(
+        self._process, tail = _run(
             [CHALLTESTSRV, "-dns01", self.dns_address, "-management", f"{HOST}:{self.management_port}",
-             "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv6", ""],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        _wait(CHALLTESTSRV, lambda: self.withdraw("probe.invalid"), self._process)
+             "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv6", ""])
+        _wait(CHALLTESTSRV, lambda: self.withdraw("probe.invalid"), self._process, tail)
         return self
 
     def stop(self) -> None:
@@ -197,10 +212,9 @@ class Pebble:
         config_path = self.folder / "pebble-config.json"
         config_path.write_text(json.dumps(config))
         env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
-        self._process = subprocess.Popen(
-            [PEBBLE, "-config", str(config_path), "-dnsserver", self.dns_address],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=self.folder)
-        _wait(PEBBLE, lambda: self.get_json(self.directory_url), self._process)
+        self._process, tail = _run([PEBBLE, "-config", str(config_path), "-dnsserver", self.dns_address],
+                                   env=env, cwd=self.folder)
+        _wait(PEBBLE, lambda: self.get_json(self.directory_url), self._process, tail)
         return self
 
     def stop(self) -> None:

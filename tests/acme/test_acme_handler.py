@@ -16,7 +16,6 @@ from acme_handler_support import (
     REGION,
     ChallDns,
     current,
-    drain,
     fingerprint_of,
     held,
     import_in,
@@ -43,16 +42,14 @@ RENEWER_SECONDS = 60.0
 
 @pytest.fixture(scope="module")
 def challtestsrv(pebble_tools: None) -> Iterator[ChallTestSrv]:
-    """This module's own DNS and CAs, their output drained (see acme_handler_support.drain)."""
+    """This module's own DNS and CAs."""
     with ChallTestSrv() as server:
-        drain(server)
         yield server
 
 
 @pytest.fixture(scope="module")
 def pebble(challtestsrv: ChallTestSrv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     with Pebble(tmp_path_factory.mktemp("pebble"), challtestsrv.dns_address) as ca_server:
-        drain(ca_server)
         yield ca_server
 
 
@@ -60,7 +57,6 @@ def pebble(challtestsrv: ChallTestSrv, tmp_path_factory: pytest.TempPathFactory)
 def eab_pebble(challtestsrv: ChallTestSrv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     keys = {"kid-1": new_eab_key()}
     with Pebble(tmp_path_factory.mktemp("pebble-eab"), challtestsrv.dns_address, eab_keys=keys) as ca_server:
-        drain(ca_server)
         yield ca_server
 
 

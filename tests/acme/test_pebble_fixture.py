@@ -31,3 +31,18 @@ def test_missing_pebble_fails_in_ci_and_skips_elsewhere(ci: bool) -> None:
         assert result.returncode == 1 and "1 error" in result.stdout, result.stdout[-800:]
     else:
         assert result.returncode == 0 and "1 skipped" in result.stdout, result.stdout[-800:]
+
+
+def test_pebble_still_answers_after_more_log_lines_than_a_pipe_holds(
+    pebble_tools: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN a pebble of its own WHEN 400 accounts register (each a few log lines: more than a 64 KiB pipe holds)
+    THEN it still answers: its output is read as it comes (unread, pebble blocked after ~250 and clients timed out)."""
+    from acme_support import ChallTestSrv, Pebble
+
+    import certfleet_acme as ca
+
+    with ChallTestSrv() as dns, Pebble(tmp_path / "pebble", dns.dns_address) as server:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_bundle))
+        for _ in range(400):
+            ca.register(ca.open_client(server.directory_url, ca.new_account_key(), timeout=10))
