@@ -10,6 +10,12 @@ from __future__ import annotations
 from typing import Final, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 __all__ = [
+    "ACME_CERTIFICATE_TYPE",
+    "ACME_ISSUER_IS_COMPLETE",
+    "ACME_ISSUER_ON_EVENT",
+    "ACME_KEY_TYPES",
+    "ACME_RENEWER",
+    "ACME_SOURCE",
     "ACM_KEY_TYPES",
     "CERTIFICATE_TYPE",
     "DEFAULT_LIST_KEY_TYPES",
@@ -33,11 +39,16 @@ __all__ = [
     "RSA_3072",
     "RSA_4096",
     "SEALED_KEY_TYPE",
+    "SOURCE_TAG",
     "SWEEPER_TYPE",
+    "AcmeCertificateProperties",
+    "AcmeMaterial",
+    "AcmeRenewInput",
     "CertificateProperties",
     "CustomResourceEvent",
     "KeyVersionProperties",
     "SealedKeyProperties",
+    "HostedZone",
     "SweeperProperties",
     "Tag",
 ]
@@ -50,12 +61,19 @@ SEALED_KEY_TYPE: Final = "Custom::CertfleetSealedKey"
 """Decrypts a sealed private key with KMS into Secrets Manager (certfleet_keywriter)."""
 KEY_VERSION_TYPE: Final = "Custom::CertfleetKeyVersion"
 """Pins the AWSCURRENT version of a user's key secret (certfleet_keyversion, served by the key writer)."""
+ACME_CERTIFICATE_TYPE: Final = "Custom::CertfleetAcmeCertificate"
+"""Orders a certificate over ACME into the fleet's material secret (lambda_acme/certfleet_acme_handler, the issuer)."""
 
 IMPORTER_ON_EVENT: Final = "certfleet_import.on_event"
 """Lambda handler of the importer's onEvent: CERTIFICATE_TYPE, and SWEEPER_TYPE (handed to certfleet_sweeper)."""
 IMPORTER_IS_COMPLETE: Final = "certfleet_import.is_complete"
 KEY_WRITER_ON_EVENT: Final = "certfleet_keywriter.on_event"
 """Lambda handler of the key writer: SEALED_KEY_TYPE, and KEY_VERSION_TYPE (handed to certfleet_keyversion)."""
+ACME_ISSUER_ON_EVENT: Final = "certfleet_acme_handler.on_event"
+"""Lambda handler of the ACME issuer's onEvent (ACME_CERTIFICATE_TYPE; the ACME asset, not the import asset)."""
+ACME_ISSUER_IS_COMPLETE: Final = "certfleet_acme_handler.is_complete"
+ACME_RENEWER: Final = "certfleet_acme_handler.renew"
+"""Lambda handler of the scheduled ACME renewer (its input: AcmeRenewInput)."""
 HANDLED_BY: Final[dict[str, str]] = {
     CERTIFICATE_TYPE: IMPORTER_ON_EVENT, SWEEPER_TYPE: IMPORTER_ON_EVENT,
     SEALED_KEY_TYPE: KEY_WRITER_ON_EVENT, KEY_VERSION_TYPE: KEY_WRITER_ON_EVENT,
@@ -69,6 +87,9 @@ FLEET_TAG: Final = "certfleet:fleet"
 ID_TAG: Final = "certfleet:id"
 RETIRED_TAG: Final = "certfleet:retired"
 """Set (to a UTC timestamp) on a certificate whose resource was deleted while it was still in use."""
+SOURCE_TAG: Final = "certfleet:source"
+"""Set to ACME_SOURCE on a certificate ordered over ACME (absent: imported from files)."""
+ACME_SOURCE: Final = "acme"
 OWNER_TAG: Final = "certfleet:stack"
 """Set by the importer on a certificate it adopts: ``<StackId>/<LogicalResourceId>`` of the adopting resource."""
 
@@ -85,6 +106,10 @@ EC_CURVES: Final[dict[str, str]] = {"secp256r1": EC_P256, "secp384r1": EC_P384, 
 """ACM's key type of each elliptic curve it imports, by the curve's name in X.509 (and pyca/cryptography)."""
 DEFAULT_LIST_KEY_TYPES: Final = (RSA_1024, RSA_2048)
 """What ListCertificates returns when not asked for key types."""
+ACME_KEY_TYPES: Final[dict[str, str]] = {
+    "ec-p256": EC_P256, "ec-p384": EC_P384, "rsa-2048": RSA_2048, "rsa-3072": RSA_3072, "rsa-4096": RSA_4096,
+}
+"""ACM's key type of each key type an ACME source may order (certfleet keygen's names)."""
 
 
 class Tag(TypedDict):
@@ -96,13 +121,15 @@ class Tag(TypedDict):
 
 class CertificateProperties(TypedDict):
     """ResourceProperties of CERTIFICATE_TYPE (all strings: CloudFormation passes strings). The certificate's source
-    fills the material and the key's secret, ImportedCertificate the rest."""
+    fills the material and the key's secret, ImportedCertificate the rest. Without ``Certificate`` (an ACME source),
+    the key's secret holds AcmeMaterial: certificate, chain and key are read from it, and ``Fingerprint`` is the
+    material's."""
 
     ServiceToken: NotRequired[str]
-    Certificate: str
+    Certificate: NotRequired[str]
     CertificateChain: NotRequired[str]
     KeyAlgorithm: str
-    Fingerprint: str
+    Fingerprint: NotRequired[str]
     KeySecretId: str
     KeySecretVersionId: NotRequired[str]
     Tags: NotRequired[list[Tag]]
@@ -140,6 +167,46 @@ class KeyVersionProperties(TypedDict):
     ServiceToken: NotRequired[str]
     SecretId: str
     Fingerprints: NotRequired[list[str]]
+
+
+class HostedZone(TypedDict):
+    """A Route 53 hosted zone that the dns-01 challenge records of some domains go into."""
+
+    Id: str
+    Name: str
+
+
+class AcmeCertificateProperties(TypedDict):
+    """ResourceProperties of ACME_CERTIFICATE_TYPE (strings and lists: CloudFormation passes strings)."""
+
+    ServiceToken: NotRequired[str]
+    DirectoryUrl: str
+    Domains: list[str]
+    KeyType: str
+    HostedZones: list[HostedZone]
+    MaterialSecretId: str
+    AccountSecretId: str
+    Fleet: str
+    Contact: NotRequired[str]
+    EabKeyId: NotRequired[str]
+    EabHmacSecretId: NotRequired[str]
+
+
+class AcmeRenewInput(AcmeCertificateProperties):
+    """The renewer's schedule input: the issuer's properties, the fleet's regions and the certificate's ID_TAG."""
+
+    Regions: list[str]
+    CertificateId: str
+
+
+class AcmeMaterial(TypedDict):
+    """One version of an ACME source's material secret (JSON): one issuance, never split across versions."""
+
+    certificate: str
+    chain: str
+    private_key: str
+    key_type: str
+    not_after: str
 
 
 P = TypeVar("P")
