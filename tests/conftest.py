@@ -17,10 +17,11 @@ from certfleet.testing import MotoServer, StrictAWS
 from certfleet.testing.leaks import find_leaks
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-_IAM = str(Path(__file__).with_name("iam"))
-if _IAM not in sys.path:
-    sys.path.insert(0, _IAM)
+for _folder in (str(Path(__file__).with_name("iam")), str(Path(__file__).with_name("acme"))):
+    if _folder not in sys.path:  # iam_support; acme_support (the pebble fixtures below serve every test folder)
+        sys.path.insert(0, _folder)
 
+from acme_support import ChallTestSrv, Pebble, missing_tools, new_eab_key  # noqa: E402 - needs tests/acme on sys.path
 from iam_support import SessionAuthorizer  # noqa: E402 - needs tests/iam on sys.path
 
 SESSION_IAM = SessionAuthorizer()
@@ -123,6 +124,47 @@ def ec_pki() -> DemoPKI:
 def leaf(pki: DemoPKI) -> Issued:
     """The seed's case: RSA 2048, SANs www.example.com and example.com."""
     return pki.leaf(("www.example.com", "example.com"))
+
+
+@pytest.fixture(scope="session")
+def pebble_tools() -> None:
+    """Fail in CI, skip elsewhere, when Debian's pebble is not installed (scripts/setup.sh installs it)."""
+    missing = missing_tools()
+    if not missing:
+        return
+    message = f"{', '.join(missing)} not on PATH: apt-get install pebble (scripts/setup.sh does it as root)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def challtestsrv(pebble_tools: None) -> Iterator[ChallTestSrv]:
+    """The session's test DNS (pebble-challtestsrv, DNS-01 only), shared by every pebble below."""
+    with ChallTestSrv() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pebble(challtestsrv: ChallTestSrv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    """A pebble CA without External Account Binding, validating DNS-01 against `challtestsrv`."""
+    with Pebble(tmp_path_factory.mktemp("pebble"), challtestsrv.dns_address) as ca:
+        yield ca
+
+
+@pytest.fixture(scope="session")
+def eab_pebble(challtestsrv: ChallTestSrv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    """A pebble CA requiring External Account Binding: its one key id is "kid-1" (key in `eab_pebble.eab_keys`)."""
+    keys = {"kid-1": new_eab_key()}
+    with Pebble(tmp_path_factory.mktemp("pebble-eab"), challtestsrv.dns_address, eab_keys=keys) as ca:
+        yield ca
+
+
+@pytest.fixture
+def trust_pebble(pebble: Pebble, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point requests (the acme library's HTTP) at the test CA bundle, as the Lambda would use the system store."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pebble.ca_bundle))
+    return pebble.ca_bundle
 
 
 class _LeakWatch(logging.Handler):
