@@ -3,9 +3,11 @@ dependency order, nested stacks' templates, and the Provider framework's respons
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -187,6 +189,46 @@ def _nested_template(parent: StackArtifact, logical_id: str, resource: dict[str,
     return template
 
 
+def code_folder(folder: Path, resource: dict[str, Any], holding: str) -> Path | None:
+    """A Lambda function's code folder in the assembly ``folder`` that holds the file ``holding``: its
+    aws:asset:path metadata, else the file asset whose object key is its Code.S3Key; None when neither holds it."""
+    path = str((resource.get("Metadata") or {}).get("aws:asset:path") or "")
+    if path and (folder / path / holding).is_file():
+        return folder / path
+    key = str(((resource.get("Properties") or {}).get("Code") or {}).get("S3Key", ""))
+    digest = key.rsplit("/", 1)[-1].removesuffix(".zip")
+    for manifest in folder.glob("*.assets.json"):
+        for asset_id, asset in json.loads(manifest.read_text()).get("files", {}).items():
+            objects = {str(d.get("objectKey", "")) for d in asset.get("destinations", {}).values()}
+            if asset_id == digest or key in objects:
+                candidate = folder / str(asset["source"]["path"])
+                if (candidate / holding).is_file():
+                    return candidate
+    return None
+
+
+def load_handler(module: str, asset: Path | None, folders: tuple[Path, ...]) -> Any:
+    """Handler module ``module`` as Lambda would load it from ``asset`` (the function's code in the assembly), run on
+    this Python: imported from the first of ``folders`` that holds it (certfleet's handler sources; their
+    dependencies are this Python's, not the asset's wheels, which are built for Lambda's), after checking that the
+    asset ships the same source. A mismatch is a stale assembly."""
+    found = next((f for f in folders if (f / f"{module}.py").is_file()), None)
+    if found is None:
+        raise RehearsalError(f"handler module {module} is in none of {', '.join(map(str, folders))}: the rehearsal "
+                             "plays only certfleet's own handlers")
+    shipped = asset / f"{module}.py" if asset is not None else None
+    if shipped is not None and shipped.read_bytes() != (found / f"{module}.py").read_bytes():
+        raise RehearsalError(f"the assembly's {shipped} differs from this certfleet's {found / f'{module}.py'}: "
+                             "synthesize the app again")
+    if str(found) not in sys.path:
+        sys.path.insert(0, str(found))
+    loaded = importlib.import_module(module)
+    source = Path(str(getattr(loaded, "__file__", "") or ""))
+    if source.is_file() and source.read_bytes() != (found / f"{module}.py").read_bytes():
+        raise RehearsalError(f"{module} was already imported from {source}, which differs from {found}")
+    return loaded
+
+
 def _resource_order(resources: dict[str, Any]) -> list[str]:
     """Logical ids with every resource after those it references or depends on."""
     order: list[str] = []
@@ -224,6 +266,15 @@ def _resource_order(resources: dict[str, Any]) -> list[str]:
     for logical_id in resources:
         visit(logical_id, frozenset())
     return order
+
+
+def _acme_handler_dir() -> Path:
+    """lambda_acme/ (the ACME issuer's and renewer's handler sources): in the wheel, or in a source checkout."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_lambda_acme", package.parent.parent / "lambda_acme"):
+        if (candidate / "certfleet_acme_handler.py").is_file():
+            return candidate
+    raise RehearsalError("certfleet's ACME handler code is missing: reinstall certfleet")
 
 
 def _default_handler_dir() -> Path:

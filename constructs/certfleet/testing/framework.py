@@ -22,7 +22,7 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +32,7 @@ __all__ = [
     "ProviderFunctions", "StateMachine", "cloudformation_outcome", "find_provider",
 ]
 
+from certfleet.testing.assembly import code_folder
 from certfleet.testing.framework_host import (
     FrameworkError,
     FrameworkFunction,
@@ -90,6 +91,8 @@ class ProviderFunctions:
     handlers: dict[str, str]
     """User function ARN (as the framework's environment names it) → its Handler (``module.function``)."""
     waiter: StateMachine | None
+    code: dict[str, Path | None] = field(default_factory=dict)
+    """User function ARN → its code folder in the assembly (None: not found there)."""
 
     def framework(self, *, time_scale: float = 1.0, poll_seconds: float | None = None,
                   host: FrameworkHost | None = None) -> ProviderFramework:
@@ -239,11 +242,13 @@ def find_provider(
     if on_event.entry != "onEvent":
         raise FrameworkError(f"{logical_id} runs {on_event.entry}, not the Provider framework's onEvent")
     handlers: dict[str, str] = {}
+    code: dict[str, Path | None] = {}
     for name in (ON_EVENT_ARN, IS_COMPLETE_ARN):
         arn = on_event.environment.get(name)
         if arn:
             user = resources[resolver.function_id(arn)]
             handlers[arn] = str(user.get("Properties", {}).get("Handler", ""))
+            code[arn] = code_folder(folder, user, handlers[arn].rpartition(".")[0] + ".py")
     waiter = None
     machine_arn = on_event.environment.get(WAITER_ARN)
     if machine_arn:
@@ -256,7 +261,7 @@ def find_provider(
             if state.get("Type") == "Task" and resource:
                 tasks[resource] = _framework_function(folder, resolver, resolver.function_id(resource))
         waiter = StateMachine(machine_arn, definition, tasks)
-    return ProviderFunctions(logical_id, on_event, handlers, waiter)
+    return ProviderFunctions(logical_id, on_event, handlers, waiter, code)
 
 
 def _framework_function(folder: Path, resolver: _TemplateValues, logical_id: str) -> FrameworkFunction:
@@ -270,21 +275,13 @@ def _framework_function(folder: Path, resolver: _TemplateValues, logical_id: str
 
 
 def _asset_dir(folder: Path, resource: dict[str, Any]) -> Path:
-    """The function's code folder in the assembly: its aws:asset:path metadata, else the asset of its S3Key."""
-    path = str((resource.get("Metadata") or {}).get("aws:asset:path") or "")
-    if path and (folder / path / "framework.js").is_file():
-        return folder / path
-    key = str(((resource.get("Properties") or {}).get("Code") or {}).get("S3Key", ""))
-    digest = key.rsplit("/", 1)[-1].removesuffix(".zip")
-    for manifest in folder.glob("*.assets.json"):
-        for asset_id, asset in json.loads(manifest.read_text()).get("files", {}).items():
-            objects = {str(d.get("objectKey", "")) for d in asset.get("destinations", {}).values()}
-            if asset_id == digest or key in objects:
-                candidate = folder / str(asset["source"]["path"])
-                if (candidate / "framework.js").is_file():
-                    return candidate
-    raise FrameworkError(f"the Provider framework's code ({key or 'no S3Key'}) is not in the assembly {folder}: "
-                         "synthesize the app again")
+    """The framework function's code folder in the assembly (its aws:asset:path metadata, else its S3Key's asset)."""
+    found = code_folder(folder, resource, "framework.js")
+    if found is None:
+        key = str(((resource.get("Properties") or {}).get("Code") or {}).get("S3Key", ""))
+        raise FrameworkError(f"the Provider framework's code ({key or 'no S3Key'}) is not in the assembly {folder}: "
+                             "synthesize the app again")
+    return found
 
 
 class _TemplateValues(Intrinsics):

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from certfleet.testing.assembly import StackArtifact
 from certfleet.testing.authorize import Principal, new_access_key_id
-from certfleet.testing.roles import Entry, role_arn, role_policy_documents, running_role
+from certfleet.testing.roles import Entry, RoleRef, function_role, role_arn, role_policy_documents, running_role
 
 
 class Rehearsing(Protocol):
@@ -69,6 +69,20 @@ class Identities:
                 self._rehearsal.warnings.append(message)
                 warnings.warn(message, UserWarning, stacklevel=3)
             return None
+        return self._key(artifact, found)
+
+    def for_function(self, artifact: StackArtifact, function: str) -> str | None:
+        """The access key id of the role Lambda function ``function`` (a logical id: a schedule's target) runs as,
+        registered with its current policies; None, with a warning, when the template names no role of its own."""
+        found = function_role(artifact.template, function)
+        if found is None:
+            message = f"{artifact.where}/{function}: the template names no role of the stack for it: run unchecked"
+            self._rehearsal.warnings.append(message)
+            warnings.warn(message, UserWarning, stacklevel=3)
+            return None
+        return self._key(artifact, found)
+
+    def _key(self, artifact: StackArtifact, found: RoleRef) -> str:
         resource = artifact.template["Resources"][found.role]
         try:
             documents = role_policy_documents(artifact.template, found.role)

@@ -12,12 +12,12 @@ Needs boto3, ``node`` and the npm packages of certfleet's package.json (``npm ci
 
 from __future__ import annotations
 
+import datetime
+import functools
 import hashlib
-import importlib
 import json
 import os
 import re
-import sys
 import threading
 import uuid
 import warnings
@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 from certfleet._lambda.certfleet_contract import (
     ACM_KEY_TYPES,
+    ACME_CERTIFICATE_TYPE,
+    ACME_ISSUER_ON_EVENT,
     CERTIFICATE_TYPE,
     HANDLED_BY,
     KEY_VERSION_TYPE,
@@ -44,12 +46,27 @@ from certfleet.testing.assembly import (
     ResourceKey,
     StackArtifact,
     StackKey,
+    _acme_handler_dir,
     _default_handler_dir,
     _dependency_order,
     _nested_template,
     _resource_order,
     _stack_id,
+    code_folder,
     load_assembly,
+    load_handler,
+)
+from certfleet.testing.emulated import (
+    KMS_KEY,
+    SCHEDULE,
+    SECRET,
+    SECRET_POLICY,
+    ScheduleRun,
+    kms_key,
+    run_schedule,
+    schedule,
+    secret,
+    secret_policy,
 )
 from certfleet.testing.framework import (
     FrameworkError,
@@ -64,21 +81,23 @@ from certfleet.testing.identities import Identities
 from certfleet.testing.resolver import INVENTED, _IamResolver, _Resolver
 from certfleet.testing.roles import Entry
 
-__all__ = ["CERTIFICATE", "INVENTED", "MAX_PHYSICAL_ID_BYTES", "MAX_RESPONSE_BYTES", "SEALED_KEY", "SWEEPER",
-           "Deployed", "Event", "Rehearsal", "RehearsalError", "RehearsalWarning", "ResourceKey", "StackArtifact",
-           "StackKey", "load_assembly"]
+__all__ = ["ACME_CERTIFICATE", "CERTIFICATE", "INVENTED", "MAX_PHYSICAL_ID_BYTES", "MAX_RESPONSE_BYTES",
+           "SCHEDULE", "SEALED_KEY", "SWEEPER", "Deployed", "Event", "Rehearsal", "RehearsalError",
+           "RehearsalWarning", "ResourceKey", "ScheduleRun", "StackArtifact", "StackKey", "load_assembly"]
 
 CERTIFICATE, SEALED_KEY, SWEEPER, KEY_VERSION = CERTIFICATE_TYPE, SEALED_KEY_TYPE, SWEEPER_TYPE, KEY_VERSION_TYPE
+ACME_CERTIFICATE = ACME_CERTIFICATE_TYPE
 NESTED_STACK = "AWS::CloudFormation::Stack"
-_HANDLERS = {kind: handler.split(".")[0] for kind, handler in HANDLED_BY.items()}
-SECRET_POLICY = "AWS::SecretsManager::ResourcePolicy"  # noqa: S105 - a resource type
-_EMULATED = {"AWS::KMS::Key", "AWS::SecretsManager::Secret", SECRET_POLICY, NESTED_STACK, *_HANDLERS}
+_HANDLERS = {kind: handler.split(".")[0]
+             for kind, handler in {**HANDLED_BY, ACME_CERTIFICATE: ACME_ISSUER_ON_EVENT}.items()}
+_EMULATED = {KMS_KEY, SECRET, SECRET_POLICY, SCHEDULE, NESTED_STACK, *_HANDLERS}
 #: The properties of each emulated resource that the rehearsal (or the handler it runs) reads.
 _READ = {
-    "AWS::KMS::Key": ("Description",),
-    "AWS::SecretsManager::Secret": ("Name", "SecretString", "KmsKeyId", "ReplicaRegions", "Tags", "Description"),
+    KMS_KEY: ("Description",),
+    SECRET: ("Name", "SecretString", "KmsKeyId", "ReplicaRegions", "Tags", "Description"),
     SECRET_POLICY: ("SecretId",),
 }
+
 _INVENTED_NAME = re.compile(re.escape(INVENTED) + r"([^\s\"',]+)")
 _ENV_LOCK = threading.Lock()
 
@@ -116,6 +135,7 @@ class Rehearsal:
         self.framework_host = framework_host
         self.extra_env = dict(environment or {})
         self.handler_dir = Path(handler_dir) if handler_dir else _default_handler_dir()
+        self._folders = (self.handler_dir, _acme_handler_dir())  # where handler modules are loaded from
         self.after_stack = after_stack
         self.invented = invented
         self.isolate_accounts = isolate_accounts
@@ -179,14 +199,10 @@ class Rehearsal:
                     arn = summary["CertificateArn"]
                     detail = acm.describe_certificate(CertificateArn=arn)["Certificate"]
                     tags = {t["Key"]: t["Value"] for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]}
-                    rows.append({
-                        "arn": arn,
-                        "domain": detail.get("DomainName"),
-                        "names": detail.get("SubjectAlternativeNames", []),
-                        "not_after": detail["NotAfter"].isoformat() if detail.get("NotAfter") else None,
-                        "key_algorithm": detail.get("KeyAlgorithm"),
-                        "tags": tags,
-                    })
+                    rows.append({"arn": arn, "domain": detail.get("DomainName"),
+                                 "names": detail.get("SubjectAlternativeNames", []),
+                                 "not_after": detail["NotAfter"].isoformat() if detail.get("NotAfter") else None,
+                                 "key_algorithm": detail.get("KeyAlgorithm"), "tags": tags})
             report[region] = rows
         return report
 
@@ -194,6 +210,37 @@ class Rehearsal:
         """``value`` (a policy document) resolved in ``artifact`` as IAM reads it: roles by their ARNs, resources
         the rehearsal does not model by ARNs that match nothing real."""
         return _IamResolver(self, artifact).resolve(value)
+
+    def _raw_for_iam(self, artifact: StackArtifact, logical_id: str, name: str) -> Any:
+        """Property ``name`` of a resource as written in the template, resolved as IAM reads it (a policy)."""
+        raw = (artifact.template["Resources"][logical_id].get("Properties") or {}).get(name)
+        return self.resolve_for_iam(artifact, raw) if raw else None
+
+    def run_schedules(self, now: datetime.datetime) -> list[ScheduleRun]:
+        """Run every deployed, enabled ``AWS::Scheduler::Schedule`` once, as if its time had come at ``now``: its
+        target function's Handler with the Target's Input, as the function's role, in the stack's region and account,
+        with CERTFLEET_NOW=now (certfleet's handlers read it as the clock). No CloudFormation event: each run's result
+        or error is returned."""
+        runs = []
+        for key, deployed in list(self.resources.items()):
+            if deployed.type == SCHEDULE and deployed.properties.get("State", "ENABLED") == "ENABLED":
+                artifact = self._stacks[key[:3]]
+                call = functools.partial(self._call_function, artifact, now=now)
+                runs.append(run_schedule(artifact, key[3], deployed, call))
+        return runs
+
+    def _call_function(self, artifact: StackArtifact, function: str, handler: str, payload: Any, *,
+                       now: datetime.datetime) -> Any:
+        """Lambda's Python runtime for one of the stack's functions (a schedule's target), as its role."""
+        resource = artifact.template["Resources"][function]
+        module_name, _, entry = handler.rpartition(".")
+        module = load_handler(module_name, code_folder(artifact.folder, resource, f"{module_name}.py"), self._folders)
+        variables = ((resource.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+        role = self.identities.for_function(artifact, function) if self.identities is not None else None
+        told = {**{k: str(v) for k, v in _Resolver(self, artifact).resolve(variables).items()},
+                "CERTFLEET_NOW": now.isoformat()}
+        with self._environment(artifact.region, artifact.account, role, told):
+            return getattr(module, entry)(payload, None)
 
     def certificate_arns(self) -> dict[ResourceKey, str]:
         """(account, region, stack name, logical id) → ARN of every certfleet certificate deployed now."""
@@ -243,15 +290,22 @@ class Rehearsal:
         self._check_invented(artifact, logical_id, kind, props)
         if kind in _HANDLERS:
             deployed = self._custom(artifact, logical_id, kind, props, old)
-        elif kind == "AWS::KMS::Key":
-            deployed = self._kms_key(artifact, logical_id, props, old)
+        elif kind == KMS_KEY:
+            deployed = kms_key(self._client("kms", artifact.region, artifact.account), props, old,
+                               self._raw_for_iam(artifact, logical_id, "KeyPolicy"))
         elif kind == SECRET_POLICY:
-            self._secret_policy(artifact, logical_id, props)
-            self.resources[key] = Deployed(kind, f"{props.get('SecretId')}#policy", props, {}, True,
-                                           artifact.region, artifact.account)
+            secret_id = str(props.get("SecretId", ""))
+            region = secret_id.split(":")[3] if secret_id.startswith("arn:") else artifact.region
+            secret_policy(self._client("secretsmanager", region, artifact.account), f"{artifact.where}/{logical_id}",
+                          props, self._raw_for_iam(artifact, logical_id, "ResourcePolicy"))
+            self.resources[key] = Deployed(kind, f"{secret_id}#policy", props, {}, True, artifact.region,
+                                           artifact.account)
             return []
+        elif kind == SCHEDULE:
+            deployed = schedule(artifact, logical_id, props, old)
         else:
-            deployed = self._secret(artifact, props, old)
+            deployed = secret(self._client("secretsmanager", artifact.region, artifact.account), artifact.where,
+                              props, old)
         deployed.retain = resource.get("DeletionPolicy") == "Retain"
         deployed.region = artifact.region
         deployed.account = artifact.account
@@ -385,7 +439,7 @@ class Rehearsal:
 
         def invoke(arn: str, payload: dict[str, Any]) -> Any:
             module_name, _, function = provider.handlers[arn].rpartition(".")
-            module = self._handler_module(module_name)
+            module = load_handler(module_name, provider.code.get(arn), self._folders)
             role = None
             if self.identities is not None and function in ("on_event", "is_complete"):
                 entry: Entry = "on_event" if function == "on_event" else "is_complete"
@@ -395,63 +449,7 @@ class Rehearsal:
 
         return invoke
 
-    def _kms_key(self, artifact: StackArtifact, logical_id: str, props: dict[str, Any],
-                 old: Deployed | None) -> Deployed:
-        """Create the key with the template's KeyPolicy (resolved as IAM reads it); an update puts the new policy."""
-        kms = self._client("kms", artifact.region, artifact.account)
-        raw = (artifact.template["Resources"][logical_id].get("Properties") or {}).get("KeyPolicy")
-        policy = json.dumps(_IamResolver(self, artifact).resolve(raw)) if raw else None
-        if old is not None:
-            if policy:
-                kms.put_key_policy(KeyId=old.physical_id, PolicyName="default", Policy=policy)
-            return Deployed(old.type, old.physical_id, props, old.data)
-        meta = kms.create_key(Description=str(props.get("Description", "certfleet rehearsal")),
-                              **({"Policy": policy} if policy else {}))["KeyMetadata"]
-        return Deployed("AWS::KMS::Key", meta["KeyId"], props, {"Arn": meta["Arn"], "KeyId": meta["KeyId"]})
-
-    def _secret_policy(self, artifact: StackArtifact, logical_id: str, props: dict[str, Any]) -> None:
-        """Put an ``AWS::SecretsManager::ResourcePolicy`` on its secret (principals resolved as IAM reads them)."""
-        raw = (artifact.template["Resources"][logical_id].get("Properties") or {}).get("ResourcePolicy")
-        policy = _IamResolver(self, artifact).resolve(raw)
-        secret_id = str(props.get("SecretId", ""))
-        sm = self._client("secretsmanager", secret_id.split(":")[3] if secret_id.startswith("arn:")
-                          else artifact.region, artifact.account)
-        try:
-            sm.put_resource_policy(SecretId=secret_id, ResourcePolicy=json.dumps(policy))
-        except Exception as exc:  # botocore's ClientError: what CloudFormation would report for the resource
-            raise RehearsalError(f"{artifact.where}/{logical_id}: {SECRET_POLICY} on {secret_id!r} failed: {exc}") \
-                from None
-
-    def _secret(self, artifact: StackArtifact, props: dict[str, Any], old: Deployed | None) -> Deployed:
-        """Create the secret; an update with the same Name keeps it (CloudFormation updates in place), a new Name
-        replaces it (a new secret; the old one goes to the cleanup phase)."""
-        if old is not None and old.properties.get("Name") == props.get("Name"):
-            return Deployed(old.type, old.physical_id, props, old.data)
-        sm = self._client("secretsmanager", artifact.region, artifact.account)
-        request: dict[str, Any] = {"Name": props.get("Name") or f"rehearsal-{uuid.uuid4().hex[:8]}"}
-        for name in ("SecretString", "Description", "Tags"):
-            if name in props:
-                request[name] = props[name]
-        if props.get("KmsKeyId"):
-            request["KmsKeyId"] = props["KmsKeyId"]
-        if props.get("ReplicaRegions"):
-            request["AddReplicaRegions"] = [{"Region": r["Region"]} for r in props["ReplicaRegions"]]
-        try:
-            arn = sm.create_secret(**request)["ARN"]
-        except sm.exceptions.ResourceExistsException:  # a retained secret from an earlier rehearsal
-            arn = sm.describe_secret(SecretId=request["Name"])["ARN"]
-        except Exception as exc:  # botocore's ClientError: what CloudFormation would report for the resource
-            raise RehearsalError(f"{artifact.where}: AWS::SecretsManager::Secret {request['Name']!r} failed: {exc}") \
-                from None
-        return Deployed("AWS::SecretsManager::Secret", arn, props, {"Id": arn, "Arn": arn})
-
     # -- plumbing ------------------------------------------------------------------------------------------
-
-    def _handler_module(self, name: str) -> Any:
-        folder = str(self.handler_dir)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-        return importlib.import_module(name)
 
     def _endpoint(self, account: str) -> str:
         if self.isolate_accounts and re.fullmatch(r"\d{12}", account or ""):
@@ -459,10 +457,12 @@ class Rehearsal:
         return self.endpoint_url
 
     @contextmanager
-    def _environment(self, region: str, account: str = "", role: str | None = None) -> Iterator[None]:
-        """The handler's environment, as Lambda sets it; with ``role`` (an access key id), that role's credentials,
-        boto3 session and handler client cache."""
+    def _environment(self, region: str, account: str = "", role: str | None = None,
+                     variables: dict[str, str] | None = None) -> Iterator[None]:
+        """The handler's environment, as Lambda sets it (plus ``variables``); with ``role`` (an access key id), that
+        role's credentials, boto3 session and handler client cache."""
         values = {
+            **(variables or {}),
             "AWS_REGION": region, "AWS_DEFAULT_REGION": region, "AWS_ENDPOINT_URL": self._endpoint(account),
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),

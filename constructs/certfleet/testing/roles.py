@@ -11,7 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Entry", "RoleRef", "role_arn", "role_policy_documents", "running_role"]
+__all__ = ["Entry", "RoleRef", "function_role", "function_target", "role_arn", "role_policy_documents",
+           "running_role"]
 
 Entry = Literal["on_event", "is_complete"]
 _FRAMEWORK_VARIABLE = {"on_event": "USER_ON_EVENT_FUNCTION_ARN", "is_complete": "USER_IS_COMPLETE_FUNCTION_ARN"}
@@ -28,7 +29,7 @@ class RoleRef:
     handler: str
 
 
-def _target(value: Any) -> str | None:
+def function_target(value: Any) -> str | None:
     """The logical id a ``Fn::GetAtt [X, Arn]`` or ``Ref X`` points to."""
     if isinstance(value, dict) and len(value) == 1:
         (name, arg), = value.items()
@@ -43,22 +44,29 @@ def running_role(template: dict[str, Any], resource_id: str, entry: Entry, handl
     """The role ``entry`` of custom resource ``resource_id`` runs as: through the ServiceToken's Provider framework
     function, or (a token from elsewhere) the stack's one function whose Handler is ``<handler_module>.<entry>``."""
     resources: dict[str, Any] = template.get("Resources", {})
-    token = _target((resources.get(resource_id, {}).get("Properties") or {}).get("ServiceToken"))
+    token = function_target((resources.get(resource_id, {}).get("Properties") or {}).get("ServiceToken"))
     function = None
     framework = resources.get(token or "", {})
     if framework.get("Type") == _FUNCTION:
         variables = ((framework.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
-        function = _target(variables.get(_FRAMEWORK_VARIABLE[entry])) if variables else (
+        function = function_target(variables.get(_FRAMEWORK_VARIABLE[entry])) if variables else (
             token if entry == "on_event" else None)
     if function is None or resources.get(function, {}).get("Type") != _FUNCTION:
         wanted = f"{handler_module}.{entry}"
         found = [k for k, v in resources.items()
                  if v.get("Type") == _FUNCTION and (v.get("Properties") or {}).get("Handler") == wanted]
         function = found[0] if len(found) == 1 else None
-    if function is None:
+    return None if function is None else function_role(template, function)
+
+
+def function_role(template: dict[str, Any], function: str) -> RoleRef | None:
+    """The role Lambda function ``function`` (a logical id) runs as, and its Handler; None when the template does not
+    name a role of its own (a Role from elsewhere)."""
+    resources: dict[str, Any] = template.get("Resources", {})
+    if resources.get(function, {}).get("Type") != _FUNCTION:
         return None
     props = resources[function].get("Properties") or {}
-    role = _target(props.get("Role"))
+    role = function_target(props.get("Role"))
     if role is None or resources.get(role, {}).get("Type") != _ROLE:
         return None
     return RoleRef(role, function, str(props.get("Handler", "")))
