@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import random
@@ -12,7 +14,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NotRequired, TypedDict, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -21,9 +23,9 @@ from botocore.exceptions import ClientError
 if TYPE_CHECKING:  # checked as part of the certfleet package
     from mypy_boto3_acm import ACMClient
 
-    from certfleet._lambda.certfleet_contract import ACM_KEY_TYPES
+    from certfleet._lambda.certfleet_contract import ACM_KEY_TYPES, EC_P256, EC_P384, EC_P521, AcmeMaterial
 else:  # the Lambda asset's top level, as /var/task is
-    from certfleet_contract import ACM_KEY_TYPES
+    from certfleet_contract import ACM_KEY_TYPES, EC_P256, EC_P384, EC_P521, AcmeMaterial
 
 T = TypeVar("T")
 LOG = logging.getLogger("certfleet")
@@ -132,6 +134,116 @@ def der_pem(der: bytes, label: str) -> str:
     """PEM text for ``der`` under ``label``, 64-column lines, as OpenSSL writes it."""
     body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
     return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"
+
+
+def key_in(text: str, where: str) -> str:
+    """The PEM private key a key secret's value holds: plain PEM, or JSON with a "private_key" field; ValueError naming
+    ``where`` (the secret and version) and what is wrong, never the value."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ValueError(f"{where} starts like JSON but is not valid JSON") from None
+        key = data.get("private_key") if isinstance(data, dict) else None
+        if not isinstance(key, str):
+            raise ValueError(f'{where} is JSON without a "private_key" string field')
+        text = key
+    if "-----BEGIN" not in text:
+        raise ValueError(f'{where} holds neither a PEM private key nor JSON {{"private_key": PEM}}')
+    return text
+
+
+def material_in(text: str, where: str) -> tuple[str, str, str]:
+    """Certificate, chain and private key (PEM) of one version of an ACME source's material secret (AcmeMaterial
+    JSON); ValueError naming ``where`` and what is missing, never a value."""
+    try:
+        value = json.loads(text) if text.lstrip().startswith("{") else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} is not certificate material (JSON with certificate, chain and private_key): a "
+                         "resource without a Certificate property reads its certificate from its key's secret, as an "
+                         "ACME source's issuer writes it; give the certificate, or the ACME source's material secret")
+    material = cast("AcmeMaterial", value)
+    certificate, chain, key = material.get("certificate"), material.get("chain", ""), material.get("private_key")
+    problems = [f'no "{name}" {kind}' for name, kind, good in (
+        ("certificate", "PEM certificate", isinstance(certificate, str) and "-----BEGIN CERTIFICATE" in certificate),
+        ("private_key", "PEM private key", isinstance(key, str) and "-----BEGIN" in key),
+        ("chain", "string", isinstance(chain, str))) if not good]
+    if problems:
+        raise ValueError(f"{where} holds JSON with {', '.join(problems)}: it must be certificate material "
+                         "(certificate, chain, private_key as the ACME issuer writes them)")
+    return certificate, chain, key
+
+
+class LeafFacts(NamedTuple):
+    """What the importer needs to know of a certificate, read from its DER without a crypto library."""
+
+    not_before: dt.datetime
+    not_after: dt.datetime
+    key_type: str
+    """ACM's name of the key type (``RSA_2048``, ``EC_prime256v1``...); ``""`` for a key ACM does not import."""
+
+
+_RSA = bytes.fromhex("2a864886f70d010101")  # 1.2.840.113549.1.1.1 rsaEncryption
+_EC = bytes.fromhex("2a8648ce3d0201")  # 1.2.840.10045.2.1 id-ecPublicKey
+_CURVES = {bytes.fromhex("2a8648ce3d030107"): EC_P256, bytes.fromhex("2b81040022"): EC_P384,
+           bytes.fromhex("2b81040023"): EC_P521}  # prime256v1, secp384r1, secp521r1
+_BIT_STRING, _OID, _UTC_TIME, _GENERALIZED_TIME, _VERSION = 0x03, 0x06, 0x17, 0x18, 0xA0
+
+
+def _element(der: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, start, end) of the DER element at ``at`` (single-byte tags: all X.509 needs here)."""
+    tag, length, at = der[at], der[at + 1], at + 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, at = int.from_bytes(der[at:at + count], "big"), at + count
+    if at + length > len(der):
+        raise ValueError("truncated DER")
+    return tag, at, at + length
+
+
+def _elements(der: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    found = []
+    while start < end:
+        found.append(_element(der, start))
+        start = found[-1][2]
+    return found
+
+
+def _time(der: bytes, element: tuple[int, int, int]) -> dt.datetime:
+    tag, start, end = element
+    text = der[start:end].decode("ascii")
+    if tag == _UTC_TIME:  # YYMMDDHHMMSSZ, 1950-2049 (RFC 5280 4.1.2.5.1)
+        text = ("19" if int(text[:2]) >= 50 else "20") + text
+    elif tag != _GENERALIZED_TIME:
+        raise ValueError("not a time")
+    return dt.datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=dt.UTC)
+
+
+def leaf_facts(der: bytes) -> LeafFacts:
+    """Validity and ACM key type of an X.509 certificate (DER); ValueError when it is not one."""
+    try:
+        _, start, end = _element(der, 0)
+        _, start, end = _element(der, start)  # tbsCertificate
+        fields = _elements(der, start, end)
+        fields = fields[1:] if fields[0][0] == _VERSION else fields
+        validity, spki = fields[3], fields[5]  # after serialNumber, signature, issuer; then subject
+        not_before, not_after = (_time(der, e) for e in _elements(der, validity[1], validity[2]))
+        algorithm, key = _elements(der, spki[1], spki[2])
+        oid, *parameters = _elements(der, algorithm[1], algorithm[2])
+        kind = der[oid[1]:oid[2]]
+        key_type = ""
+        if kind == _EC and parameters and parameters[0][0] == _OID:
+            key_type = _CURVES.get(der[parameters[0][1]:parameters[0][2]], "")
+        elif kind == _RSA and key[0] == _BIT_STRING:
+            _, start, end = _element(der, key[1] + 1)  # RSAPublicKey, after the unused-bits byte
+            modulus = _elements(der, start, end)[0]
+            bits = int.from_bytes(der[modulus[1]:modulus[2]], "big").bit_length()
+            key_type = f"RSA_{bits}" if f"RSA_{bits}" in ACM_KEY_TYPES else ""
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"not an X.509 certificate ({exc})") from None
+    return LeafFacts(not_before, not_after, key_type)
 
 
 def sha256_hex(data: bytes) -> str:

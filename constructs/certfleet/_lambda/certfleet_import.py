@@ -1,13 +1,15 @@
 """Custom::CertfleetCertificate: import a third-party certificate into ACM, re-import in place, adopt, delete.
 
+Without a Certificate property (material mode: an ACME source), the key's secret holds the certificate, chain and key
+as JSON (AcmeMaterial), and the newest of its pinned and AWSCURRENT versions is imported.
 The same provider serves Custom::CertfleetSweeper: its events go to certfleet_sweeper."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import time
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
@@ -19,12 +21,16 @@ if TYPE_CHECKING:  # checked as part of the certfleet package
     from certfleet._lambda.certfleet_common import (
         LOG,
         IsCompleteResponse,
+        LeafFacts,
         OnEventResponse,
         backoff,
         client,
         code,
         deadline,
         describe,
+        key_in,
+        leaf_facts,
+        material_in,
         pem_der,
         region,
         seconds,
@@ -47,12 +53,16 @@ else:  # the Lambda asset's top level, as /var/task is
     from certfleet_common import (
         LOG,
         IsCompleteResponse,
+        LeafFacts,
         OnEventResponse,
         backoff,
         client,
         code,
         deadline,
         describe,
+        key_in,
+        leaf_facts,
+        material_in,
         pem_der,
         region,
         seconds,
@@ -76,6 +86,19 @@ _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-
 IDENTITY = (FLEET_TAG, ID_TAG)
 MAX_TAG_VALUE = 256
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+CURRENT = "AWSCURRENT"
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """What one import sends: certificate and chain (PEM), the leaf's fingerprint, the key secret's version (``""``:
+    AWSCURRENT) and, once read, the key (never printed)."""
+
+    certificate: str
+    chain: str
+    fingerprint: str
+    version: str
+    key: str = field(default="", repr=False)
 
 
 def on_event(event: CertificateEvent, context: object = None) -> OnEventResponse:
@@ -86,7 +109,7 @@ def on_event(event: CertificateEvent, context: object = None) -> OnEventResponse
     props: CertificateProperties = event["ResourceProperties"]
     until = deadline(context, "CERTFLEET_IMPORT_RETRY_SECONDS", 120)
     if kind == "Create":
-        return _adopt_or_import(props, kind, event, until)
+        return _adopt_or_import(props, _wanted(props, until), kind, event, until)
     if kind == "Update":
         return _update(event, props, until)
     if kind == "Delete":
@@ -120,30 +143,32 @@ def _update(event: CertificateEvent, props: CertificateProperties, until: float)
     arn = event.get("PhysicalResourceId", "")
     old: CertificateProperties = event.get("OldResourceProperties") or cast("CertificateProperties", {})
     _refuse_identity_change(arn, props, old)
+    leaf = _wanted(props, until)
     if not _ACM_ARN.match(arn) or props["KeyAlgorithm"] != old.get("KeyAlgorithm"):
-        return _adopt_or_import(props, "Update (new key type)", event, until)
+        return _adopt_or_import(props, leaf, "Update (new key type)", event, until)
     acm: ACMClient = client("acm")
     try:
         held = _fingerprint(acm, arn)
     except ClientError as exc:
         if code(exc) != "ResourceNotFoundException":
             raise
-        return _adopt_or_import(props, "Update (certificate gone)", event, until)
+        return _adopt_or_import(props, leaf, "Update (certificate gone)", event, until)
     # what ACM holds: the leaf (its fingerprint), the chain and the key type (compared above); not the key's secret
     # or version: a leaf has one key, which ACM checked, so the same leaf with its key in another secret (a FleetGroup
-    # fleet that moved shards) imports nothing
-    if held == props["Fingerprint"] and props.get("CertificateChain", "") == old.get("CertificateChain", ""):
+    # fleet that moved shards) imports nothing. Material mode: the chain comes with the leaf, from the same version
+    same_chain = _material_mode(props) or props.get("CertificateChain", "") == old.get("CertificateChain", "")
+    if held == leaf.fingerprint and same_chain:
         LOG.info("Update %s: already holds %s, nothing imported", arn, held)
-        return _result(acm, arn, props, props.get("KeySecretVersionId", ""))
-    key, version = _read_key(props, until)
+        return _result(acm, arn, props, leaf)
+    leaf = _keyed(props, leaf, until)
     try:
-        _import(props, key, arn, until)
+        _import(props, leaf, arn, until)
     except ClientError as exc:
         if code(exc) != "ResourceNotFoundException":
             raise
-        return _adopt_or_import(props, "Update (certificate gone)", event, until)
-    LOG.info("Update %s: re-imported %s, key %s version %s", arn, props["Fingerprint"], props["KeySecretId"], version)
-    return _result(acm, arn, props, version)
+        return _adopt_or_import(props, leaf, "Update (certificate gone)", event, until)
+    LOG.info("Update %s: re-imported %s, key %s version %s", arn, leaf.fingerprint, props["KeySecretId"], leaf.version)
+    return _result(acm, arn, props, leaf)
 
 
 def _identity(tags: list[Tag] | None) -> dict[str, str]:
@@ -186,28 +211,30 @@ def _owner_value(event: CertificateEvent) -> str:
     return value if len(value) <= MAX_TAG_VALUE else f"sha256:{sha256_hex(value.encode())}"
 
 
-def _adopt_or_import(props: CertificateProperties, why: str, event: CertificateEvent, until: float) -> OnEventResponse:
+def _adopt_or_import(
+    props: CertificateProperties, leaf: Leaf, why: str, event: CertificateEvent, until: float,
+) -> OnEventResponse:
     acm: ACMClient = client("acm")
-    found = _find(acm, props)
+    found = _find(acm, props, leaf.fingerprint)
     if found:
         arn, tags = found
         _take_over(acm, arn, tags, _owner_value(event))
         LOG.info("%s: adopted %s (already imported with these tags and fingerprint), key %s version %s", why, arn,
-                 props["KeySecretId"], props.get("KeySecretVersionId") or "AWSCURRENT")
-        return _result(acm, arn, props, props.get("KeySecretVersionId", ""))
-    key, version = _read_key(props, until)
-    arn = _import(props, key, None, until)
-    LOG.info("%s: imported %s, key %s version %s", why, arn, props["KeySecretId"], version)
-    return _result(acm, arn, props, version)
+                 props["KeySecretId"], leaf.version or CURRENT)
+        return _result(acm, arn, props, leaf)
+    leaf = _keyed(props, leaf, until)
+    arn = _import(props, leaf, None, until)
+    LOG.info("%s: imported %s, key %s version %s", why, arn, props["KeySecretId"], leaf.version)
+    return _result(acm, arn, props, leaf)
 
 
-def _find(acm: ACMClient, props: CertificateProperties) -> tuple[str, dict[str, str]] | None:
+def _find(acm: ACMClient, props: CertificateProperties, fingerprint: str) -> tuple[str, dict[str, str]] | None:
     """A certificate carrying every identity tag and the wanted fingerprint (a retried Create, a rollback, a
     certificate a FleetGroup reshard moves between stacks): a live one first, else a retired one."""
     wanted = {t["Key"]: t.get("Value", "") for t in props.get("Tags") or []}
     retired = None
     for arn, tags in tagged(acm, frozenset(props.get("Names") or ())):
-        if all(tags.get(k) == v for k, v in wanted.items()) and _fingerprint(acm, arn) == props["Fingerprint"]:
+        if all(tags.get(k) == v for k, v in wanted.items()) and _fingerprint(acm, arn) == fingerprint:
             if RETIRED_TAG not in tags:
                 return arn, tags
             retired = retired or (arn, tags)
@@ -224,13 +251,13 @@ def _take_over(acm: ACMClient, arn: str, tags: dict[str, str], owner: str) -> No
         acm.add_tags_to_certificate(CertificateArn=arn, Tags=[{"Key": OWNER_TAG, "Value": owner}])
 
 
-def _import(props: CertificateProperties, key: str, arn: str | None, until: float) -> str:
+def _import(props: CertificateProperties, leaf: Leaf, arn: str | None, until: float) -> str:
     """ImportCertificate (re-import when ``arn``), retried while throttled until ``until``; errors quote ACM, never
     the request. The retries of many concurrent handlers keep ACM's one import per second busy: full jitter, capped
     at a few import intervals (CERTFLEET_IMPORT_INTERVAL_SECONDS, 1 s: ACM's rate; benches scale it)."""
-    args: dict[str, Any] = {"Certificate": props["Certificate"].encode(), "PrivateKey": key.encode()}
-    if props.get("CertificateChain"):
-        args["CertificateChain"] = props["CertificateChain"].encode()
+    args: dict[str, Any] = {"Certificate": leaf.certificate.encode(), "PrivateKey": leaf.key.encode()}
+    if leaf.chain.strip():
+        args["CertificateChain"] = leaf.chain.encode()
     if arn:
         args["CertificateArn"] = arn
     else:
@@ -251,10 +278,10 @@ def _import(props: CertificateProperties, key: str, arn: str | None, until: floa
                 "per second fits in the importer's timeout; deploy again (imported certificates are adopted), or "
                 "deploy fewer stacks of this region in parallel",
             ) from None
-        hint = (f" (secret {props['KeySecretId']} version {props.get('KeySecretVersionId') or 'AWSCURRENT'} must "
-                "hold this certificate's unencrypted private key)") if "key" in describe(exc).lower() else ""
+        hint = (f" (secret {props['KeySecretId']} version {leaf.version or CURRENT} must hold this certificate's "
+                "unencrypted private key)") if "key" in describe(exc).lower() else ""
         raise RuntimeError(
-            f"ACM refused to import certificate {props['Fingerprint'][:16]}... into {arn or 'a new certificate'} "
+            f"ACM refused to import certificate {leaf.fingerprint[:16]}... into {arn or 'a new certificate'} "
             f"in {region()}: {describe(exc)}{hint}",
         ) from None
 
@@ -263,49 +290,118 @@ def _throttled(exc: ClientError) -> bool:
     return code(exc) in _THROTTLED or (code(exc) == "LimitExceededException" and "rate" in describe(exc).lower())
 
 
-def _read_key(props: CertificateProperties, until: float) -> tuple[str, str]:
-    """The PEM private key and the version read, waiting out replica lag; never logs or quotes the value."""
-    secret_id, version = props["KeySecretId"], props.get("KeySecretVersionId", "")
-    args = {"SecretId": secret_id, **({"VersionId": version} if version else {"VersionStage": "AWSCURRENT"})}
+def _material_mode(props: CertificateProperties) -> bool:
+    """No Certificate property: the key's secret holds the material (an ACME source)."""
+    return not props.get("Certificate")
+
+
+def _wanted(props: CertificateProperties, until: float) -> Leaf:
+    """The certificate this resource asks for: its properties' (the key read only when imported), or in material mode
+    the newest material of the key's secret, key included."""
+    certificate = props.get("Certificate")
+    if not certificate:
+        return _material(props, until)
+    fingerprint = props.get("Fingerprint") or sha256_hex(pem_der(certificate))
+    return Leaf(certificate, props.get("CertificateChain", ""), fingerprint, props.get("KeySecretVersionId", ""))
+
+
+def _keyed(props: CertificateProperties, leaf: Leaf, until: float) -> Leaf:
+    """``leaf`` with its key, read from the pinned version when not read yet."""
+    if leaf.key:
+        return leaf
+    key, version = _read_key(props, until)
+    return replace(leaf, key=key, version=version)
+
+
+def _secret_text(props: CertificateProperties, version: str, until: float, *, wait: bool = True) -> tuple[str, str]:
+    """The text of the key's secret at ``version`` (``""``: AWSCURRENT) and the version read, waiting out replica lag
+    (``wait``; else one read); never logs or quotes the value. A missing one raises ClientError when not ``wait``."""
+    secret_id = props["KeySecretId"]
+    args = {"SecretId": secret_id, **({"VersionId": version} if version else {"VersionStage": CURRENT})}
     home = secret_id.split(":")[3] if secret_id.startswith("arn:") else region()  # another account: the primary
     secrets = client("secretsmanager", home)
     budget = seconds("CERTFLEET_SECRET_WAIT_SECONDS", 120)
     try:
         answer = backoff(lambda: secrets.get_secret_value(**args), lambda e: code(e) == "ResourceNotFoundException",
-                         min(until, time.monotonic() + budget), f"GetSecretValue {secret_id} {version or 'AWSCURRENT'}")
+                         min(until, time.monotonic() + budget) if wait else 0.0,
+                         f"GetSecretValue {secret_id} {version or CURRENT}")
     except ClientError as exc:
+        if not wait and code(exc) == "ResourceNotFoundException":
+            raise
+        what = "the private key" if props.get("Certificate") else "the certificate material"
         raise RuntimeError(
-            f"cannot read the private key from secret {secret_id} version {version or 'AWSCURRENT'} in {home} "
+            f"cannot read {what} from secret {secret_id} version {version or CURRENT} in {home} "
             f"within {budget:.0f} s: {describe(exc)} (a replica may still be catching up; check its replication "
             "status and that this function may read the secret)",
         ) from None
     text = answer.get("SecretString") or bytes(answer.get("SecretBinary") or b"").decode("utf-8", "replace")
-    where = f"secret {secret_id} version {answer.get('VersionId')}"
-    if text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise ValueError(f"{where} starts like JSON but is not valid JSON") from None
-        text = data.get("private_key") if isinstance(data, dict) else None
-        if not isinstance(text, str):
-            raise ValueError(f'{where} is JSON without a "private_key" string field')
-    if "-----BEGIN" not in text:
-        raise ValueError(f'{where} holds neither a PEM private key nor JSON {{"private_key": PEM}}')
     return text, str(answer.get("VersionId", version))
+
+
+def _read_key(props: CertificateProperties, until: float) -> tuple[str, str]:
+    """The PEM private key at the pinned version (plain PEM, or JSON with "private_key") and the version read."""
+    text, version = _secret_text(props, props.get("KeySecretVersionId", ""), until)
+    return key_in(text, f"secret {props['KeySecretId']} version {version}"), version
+
+
+def _material(props: CertificateProperties, until: float) -> Leaf:
+    """Material mode: the material at the pinned version (waiting out replica lag) or at AWSCURRENT, whichever
+    certificate ends later. The scheduled renewer moves AWSCURRENT (and ACM) ahead of CloudFormation's pin, so a stack
+    update must not import the pinned one back; AWSCURRENT that is not such material (a replica still holding the
+    placeholder, another key type) is passed over, logged."""
+    pinned = props.get("KeySecretVersionId", "")
+    leaf, facts = _parse_material(props, *_secret_text(props, pinned, until))
+    if not pinned:
+        return leaf
+    try:
+        text, version = _secret_text(props, "", until, wait=False)
+    except ClientError:  # a lagging replica without AWSCURRENT yet: the pinned version it does have
+        return leaf
+    if version == leaf.version:
+        return leaf
+    try:
+        current, current_facts = _parse_material(props, text, version)
+    except ValueError as exc:
+        LOG.info("Material %s: AWSCURRENT not used: %s", props["KeySecretId"], exc)
+        return leaf
+    if current_facts.not_after <= facts.not_after:
+        return leaf
+    LOG.info("Material %s: AWSCURRENT %s (not after %s) is newer than the pinned %s (not after %s): imported instead",
+             props["KeySecretId"], version, current_facts.not_after.isoformat(), pinned, facts.not_after.isoformat())
+    return current
+
+
+def _parse_material(props: CertificateProperties, text: str, version: str) -> tuple[Leaf, LeafFacts]:
+    """One version's AcmeMaterial as a Leaf (key included) with its certificate's facts; ValueError naming the secret
+    and what is wrong (never a value) when it is not material for this resource's key type."""
+    where = f"secret {props['KeySecretId']} version {version}"
+    certificate, chain, key = material_in(text, where)
+    try:
+        der = pem_der(certificate)
+        facts = leaf_facts(der)
+    except ValueError as exc:
+        raise ValueError(f'{where}: its "certificate" is not a PEM X.509 certificate ({exc})') from None
+    if facts.key_type != props["KeyAlgorithm"]:
+        raise ValueError(
+            f"{where} holds a certificate of key type {facts.key_type or 'none ACM imports'}, but this resource's "
+            f"KeyAlgorithm is {props['KeyAlgorithm']}: ACM keeps one key type per certificate. Deploy the fleet with "
+            "the key type its ACME source orders (the issuer writes a new version when the key type changes).",
+        )
+    return Leaf(certificate, chain, sha256_hex(der), version, key), facts
 
 
 def _fingerprint(acm: ACMClient, arn: str) -> str:
     return sha256_hex(pem_der(acm.get_certificate(CertificateArn=arn)["Certificate"]))
 
 
-def _result(acm: ACMClient, arn: str, props: CertificateProperties, version: str) -> OnEventResponse:
+def _result(acm: ACMClient, arn: str, props: CertificateProperties, leaf: Leaf) -> OnEventResponse:
     not_after = acm.describe_certificate(CertificateArn=arn)["Certificate"].get("NotAfter")
     return {"PhysicalResourceId": arn, "Data": {
         "CertificateArn": arn,
         "NotAfter": not_after.astimezone(dt.UTC).isoformat() if not_after else "",
         "KeyAlgorithm": props["KeyAlgorithm"],
-        "KeyVersionId": version,
-        "Fingerprint": props["Fingerprint"],
+        "KeyVersionId": leaf.version,
+        "Fingerprint": leaf.fingerprint,
     }}
 
 
