@@ -111,19 +111,8 @@ def seal(args: argparse.Namespace) -> int:
     if len(der) > KMS_PLAINTEXT_LIMIT:
         raise MaterialError(error("key-too-large", f"the key is {len(der)} bytes; KMS encrypts at most 4096",
                                   "use RSA 4096 or smaller", args.key))
-    region = args.region or _arn_region(args.kms_key)
-    with aws_errors("KMS Encrypt"):
-        kms = _session(args, region).client("kms", endpoint_url=args.endpoint_url)
-        response = kms.encrypt(KeyId=args.kms_key, Plaintext=der, EncryptionContext=context)
-    key_arn = str(response["KeyId"])
-    sealed = SealedKey(
-        kms_key_arn=key_arn,
-        region=_arn_region(key_arn) or str(kms.meta.region_name),
-        encryption_context=context,
-        spki_sha256=spki_sha256(key.public_key()),
-        key_algorithm=key_algorithm(key.public_key()),
-        ciphertext=bytes(response["CiphertextBlob"]),
-    )
+    sealed = kms_seal(args, key, context)
+    key_arn = sealed.kms_key_arn
     write_outputs([Output(target, sealed.to_json().encode("utf-8"))], replace=args.force,
                   fix="pass --force to replace it")
     out(f"sealed the {sealed.key_algorithm} key for {args.name!r} with {key_arn}")
@@ -134,7 +123,30 @@ def seal(args: argparse.Namespace) -> int:
     return 0
 
 
-def _arn_region(value: str) -> str | None:
+def kms_seal(args: argparse.Namespace, key: Any, context: dict[str, str]) -> SealedKey:
+    """Encrypt ``key`` (DER PKCS#8) with KMS ``Encrypt`` under ``args.kms_key`` bound to ``context``: the sealed key.
+
+    The region is ``args.region``, else the key ARN's, else the profile's. The caller checked the size limit.
+    """
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption(),
+    )
+    region = args.region or arn_region(args.kms_key)
+    with aws_errors("KMS Encrypt"):
+        kms = _session(args, region).client("kms", endpoint_url=args.endpoint_url)
+        response = kms.encrypt(KeyId=args.kms_key, Plaintext=der, EncryptionContext=context)
+    key_arn = str(response["KeyId"])
+    return SealedKey(
+        kms_key_arn=key_arn,
+        region=arn_region(key_arn) or str(kms.meta.region_name),
+        encryption_context=context,
+        spki_sha256=spki_sha256(key.public_key()),
+        key_algorithm=key_algorithm(key.public_key()),
+        ciphertext=bytes(response["CiphertextBlob"]),
+    )
+
+
+def arn_region(value: str) -> str | None:
     parts = value.split(":")
     return parts[3] if value.startswith("arn:") and len(parts) > 4 and parts[3] else None
 
@@ -223,7 +235,7 @@ def _refuse_other_kms_key(args: argparse.Namespace, session: Any, current: dict[
 
 def _key_arn(session: Any, args: argparse.Namespace, key_id: str) -> str:
     """The ARN of a KMS key given by id, ARN, alias or alias ARN (kms:DescribeKey)."""
-    kms = session.client("kms", region_name=_arn_region(key_id) or None, endpoint_url=args.endpoint_url)
+    kms = session.client("kms", region_name=arn_region(key_id) or None, endpoint_url=args.endpoint_url)
     return str(kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"])
 
 

@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     _password_options(p)
     _aws_options(p)
 
+    _renew_parser(sub)
     _status_parser(sub)
     _probe_parser(sub)
     _map_parser(sub)
@@ -130,6 +131,64 @@ def _lazy_type(module: str, name: str) -> Callable[[str], object]:
 
     convert.__name__ = name
     return convert
+
+
+RENEW_EXIT = (
+    "exit status: 0 when the certificate was issued, checked and written; 1 when the CA, Route 53, KMS or the "
+    "files refused (told in one sentence, nothing half-written; `acme` missing: pip install 'certfleet[acme]'); "
+    "2 on a usage error. The EAB HMAC key is read from the environment variable --eab-hmac-env names, never "
+    "from the command line; no key is ever printed."
+)
+
+
+def _renew_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from certfleet._lambda.certfleet_contract import ACME_KEY_TYPES
+
+    p = sub.add_parser(
+        "renew", help="order a certificate over ACME (DNS-01 through Route 53) into a folder: cert, chain, key",
+        description="Order a certificate for each --domain from an ACME CA with a fresh key, answering DNS-01 "
+                    "through Route 53, check it, and write DIR/cert.pem, DIR/chain.pem and DIR/private.key "
+                    "(0400) - or, with --seal, DIR/NAME.key.sealed and no plaintext key. For teams that keep "
+                    "certificates in git: run it, commit, deploy.",
+        epilog=RENEW_EXIT,
+    )
+    p.add_argument("--directory-url", required=True, metavar="URL", help="the CA's ACME directory")
+    p.add_argument("--domain", required=True, action="append", metavar="NAME",
+                   help="a name of the certificate (repeat; wildcards allowed); the first names the sealed file")
+    p.add_argument("--dns", required=True, choices=["route53"], help="how DNS-01 is answered: route53")
+    p.add_argument("--hosted-zone-id", action="append", default=[], metavar="ID",
+                   help="a Route 53 hosted zone to write _acme-challenge records in (repeat); default: each "
+                        "name's public zone, found by name")
+    p.add_argument("--key-type", required=True, choices=list(ACME_KEY_TYPES),
+                   help="the certificate's key: a fresh one every time (a fleet keeps one type)")
+    p.add_argument("--eab-key-id", metavar="ID", help="External Account Binding key id (commercial CAs)")
+    p.add_argument("--eab-hmac-env", metavar="VAR", help="read the EAB HMAC key from this environment variable")
+    p.add_argument("--contact", metavar="URI", help="the account's contact, such as mailto:ops@example.com")
+    p.add_argument("--account-key", metavar="FILE",
+                   help="keep the ACME account here (created 0600 when missing) so reruns reuse it; "
+                        "default: a new account each run")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for cert.pem, chain.pem and the key")
+    p.add_argument("--seal", action="store_true", help="write the key sealed with KMS (NAME.key.sealed), never in "
+                   "plaintext")
+    p.add_argument("--kms-key", metavar="KEY", help="with --seal: KMS key id, ARN or alias")
+    p.add_argument("--name", help="with --seal: the name bound into the KMS encryption context (default: the "
+                   "first --domain)")
+    p.add_argument("--ca-bundle", metavar="FILE", help="trust these CA certificates for the ACME directory's HTTPS")
+    p.add_argument("--timeout", type=_lazy_type("probe", "seconds"), default=300.0, metavar="S",
+                   help="seconds for the whole order (default 300)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    _aws_options(p)
+    p.set_defaults(check_usage=lambda args: _check_renew_usage(p, args))
+
+
+def _check_renew_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The option pairs argparse cannot express (exit 2)."""
+    if (args.eab_key_id is None) != (args.eab_hmac_env is None):
+        parser.error("--eab-key-id and --eab-hmac-env go together")
+    if args.seal and not args.kms_key:
+        parser.error("--seal needs --kms-key")
+    if not args.seal and (args.kms_key or args.name):
+        parser.error("--kms-key and --name only go with --seal")
 
 
 def _status_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -220,6 +279,10 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
         from certfleet.cli import status
 
         return status.status
+    if command == "renew":
+        from certfleet.cli import renew
+
+        return renew.renew
     if command == "probe":
         from certfleet.cli import probe
 
@@ -249,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    check_usage = getattr(args, "check_usage", None)
+    if check_usage is not None:
+        check_usage(args)
     try:
         return _handler(args.command)(args)
     except BrokenPipeError:  # the reader (head, less) went away: nothing left to say

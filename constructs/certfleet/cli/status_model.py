@@ -161,3 +161,9 @@ def sort_certificates(certs: Iterable[Certificate]) -> list[Certificate]:
     return sorted(certs, key=lambda c: (c.days_left is None, c.days_left if c.days_left is not None else 0,
                                         c.not_after or dt.datetime.max.replace(tzinfo=dt.UTC),
                                         c.region, c.domain, c.arn))
+
+
+def next_renewal(not_before: dt.datetime, not_after: dt.datetime) -> dt.datetime:
+    """When an ACME certificate is renewed at the latest: two thirds into its lifetime (the renewer's rule when the CA
+    offers no ARI window, certfleet_acme.should_renew; an ARI window may bring it forward)."""
+    return not_after - (not_after - not_before) / 3
