@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import boto3
 from botocore.config import Config
@@ -36,38 +36,9 @@ LOG = logging.getLogger("certfleet")
 LOG.setLevel(logging.INFO)
 for _chatty in ("boto3", "botocore", "urllib3", "acme"):  # their DEBUG lines print request bodies: keys, EAB
     logging.getLogger(_chatty).setLevel(logging.WARNING)
-RESOURCE_TYPE = "Custom::CertfleetAcmeCertificate"
 CURRENT = "AWSCURRENT"
-
-
-class HostedZone(TypedDict):
-    """A Route 53 hosted zone the challenge records go into."""
-
-    Id: str
-    Name: str
-
-
-class AcmeProperties(TypedDict):
-    """ResourceProperties of RESOURCE_TYPE (strings and lists: CloudFormation passes strings)."""
-
-    ServiceToken: NotRequired[str]
-    DirectoryUrl: str
-    Domains: list[str]
-    KeyType: str
-    HostedZones: list[HostedZone]
-    MaterialSecretId: str
-    AccountSecretId: str
-    Fleet: str
-    Contact: NotRequired[str]
-    EabKeyId: NotRequired[str]
-    EabHmacSecretId: NotRequired[str]
-
-
-class RenewerInput(AcmeProperties):
-    """The schedule's input: the issuer's properties, the fleet's regions and the certificate's certfleet:id tag."""
-
-    Regions: list[str]
-    CertificateId: str
+AcmeEvent = contract.CustomResourceEvent[contract.AcmeCertificateProperties]
+"""The Provider framework's event; isComplete also gets onEvent's PhysicalResourceId and Data."""
 
 
 class Dns(Protocol):
@@ -84,12 +55,12 @@ class Dns(Protocol):
         so isComplete withdraws what the order's challenges call for without remembering what onEvent published."""
 
 
-def route53_dns(props: AcmeProperties) -> Dns:
+def route53_dns(props: contract.AcmeCertificateProperties) -> Dns:
     """Route 53, in the issuer's hosted zones."""
-    return r53.Route53Dns([r53.HostedZone.from_property(cast(Mapping[str, str], z)) for z in props["HostedZones"]])
+    return r53.Route53Dns([r53.HostedZone(z["Id"], z["Name"]) for z in props["HostedZones"]])
 
 
-dns_for: Callable[[AcmeProperties], Dns] = route53_dns
+dns_for: Callable[[contract.AcmeCertificateProperties], Dns] = route53_dns
 """The DNS both entry points publish through (tests put a test DNS here)."""
 
 
@@ -168,7 +139,7 @@ def read_material(sm: Any, secret_id: str) -> Material | None:
     found = _secret_json(sm, secret_id)
     if found is None or not found[0].get("certificate"):
         return None
-    value, version = found
+    value, version = cast("contract.AcmeMaterial", found[0]), found[1]
     return Material(str(value["certificate"]), str(value.get("chain", "")), str(value.get("private_key", "")),
                     str(value.get("key_type", "")), version)
 
@@ -177,9 +148,9 @@ def write_material(sm: Any, secret_id: str, issued: ca.Issued, key_type: str) ->
     """Store checked material as a new version (it becomes AWSCURRENT); the leaf's fingerprint is the request token,
     so writing the same issuance again makes no second version."""
     leaf = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
-    value = {"certificate": issued.certificate_pem, "chain": issued.chain_pem,
-             "private_key": issued.private_key_pem.decode(), "key_type": key_type,
-             "not_after": issued.not_after.isoformat()}  # +00:00: fromisoformat reads it on every Python
+    value = contract.AcmeMaterial(certificate=issued.certificate_pem, chain=issued.chain_pem,
+                                  private_key=issued.private_key_pem.decode(), key_type=key_type,
+                                  not_after=issued.not_after.isoformat())  # +00:00: fromisoformat reads it anywhere
     answer = sm.put_secret_value(SecretId=secret_id, SecretString=json.dumps(value),
                                  ClientRequestToken=fingerprint(leaf)[:64])
     return Material(issued.certificate_pem, issued.chain_pem, value["private_key"], key_type, str(answer["VersionId"]))
@@ -187,7 +158,7 @@ def write_material(sm: Any, secret_id: str, issued: ca.Issued, key_type: str) ->
 
 # --- the ACME account ------------------------------------------------------------------------------------------------
 
-def account_client(props: AcmeProperties, sm: Any, *, register: bool) -> client.ClientV2:
+def account_client(props: contract.AcmeCertificateProperties, sm: Any, *, register: bool) -> client.ClientV2:
     """A client signing as the stored account of this directory; with `register`, the first call (or the first with a
     new DirectoryUrl) registers a new account key (EAB from its secret when EabKeyId is set) and stores it."""
     stored = _secret_json(sm, props["AccountSecretId"])
@@ -251,7 +222,9 @@ def _naive_deadline(seconds: float) -> datetime.datetime:
     return datetime.datetime.now() + datetime.timedelta(seconds=max(seconds, 0))  # the acme library's local time
 
 
-def order_inline(acme: client.ClientV2, props: AcmeProperties, dns: Dns, seconds: float) -> ca.Issued:
+def order_inline(
+    acme: client.ClientV2, props: contract.AcmeCertificateProperties, dns: Dns, seconds: float,
+) -> ca.Issued:
     """Order, publish, wait for INSYNC and validation, finalize a fresh key: all within `seconds` (the renewer)."""
     until = time.monotonic() + seconds
     domains = props["Domains"]
@@ -276,18 +249,7 @@ def order_inline(acme: client.ClientV2, props: AcmeProperties, dns: Dns, seconds
 
 # --- the issuer: Custom::CertfleetAcmeCertificate --------------------------------------------------------------------
 
-class AcmeEvent(TypedDict):
-    """The Provider framework's event; isComplete also gets onEvent's PhysicalResourceId and Data."""
-
-    RequestType: str
-    ResourceProperties: AcmeProperties
-    LogicalResourceId: NotRequired[str]
-    OldResourceProperties: NotRequired[AcmeProperties]
-    PhysicalResourceId: NotRequired[str]
-    Data: NotRequired[dict[str, str]]
-
-
-def check_properties(props: AcmeProperties, what: str = RESOURCE_TYPE) -> None:
+def check_properties(props: contract.AcmeCertificateProperties, what: str = contract.ACME_CERTIFICATE_TYPE) -> None:
     """Refuse properties the handlers cannot work with, saying which and what to give."""
     missing = [k for k in ("DirectoryUrl", "KeyType", "MaterialSecretId", "AccountSecretId") if not props.get(k)]
     if missing:
@@ -339,7 +301,8 @@ def is_complete(event: AcmeEvent, context: object = None) -> dict[str, Any]:
     if not data.get("OrderUrl"):
         material = read_material(sm, props["MaterialSecretId"])
         if material is None:
-            raise ca.AcmeError(f"{RESOURCE_TYPE}: {props['MaterialSecretId']} lost its material: deploy again")
+            raise ca.AcmeError(f"{contract.ACME_CERTIFICATE_TYPE}: {props['MaterialSecretId']} lost its material: "
+                               "deploy again")
         return {"IsComplete": True, "Data": summary(material)}
     dns = dns_for(props)
     if not dns.insync([c for c in data.get("ChangeIds", "").split(",") if c]):
@@ -368,7 +331,7 @@ def is_complete(event: AcmeEvent, context: object = None) -> dict[str, Any]:
     return {"IsComplete": True, "Data": summary(material)}
 
 
-def _finished_earlier(props: AcmeProperties, sm: Any, order_url: str) -> dict[str, Any]:
+def _finished_earlier(props: contract.AcmeCertificateProperties, sm: Any, order_url: str) -> dict[str, Any]:
     """An order already finalized: done if an earlier invocation stored its material, else its key is gone."""
     material = read_material(sm, props["MaterialSecretId"])
     if fits(material, props["Domains"], props["KeyType"], utcnow()) and material is not None:
@@ -379,7 +342,9 @@ def _finished_earlier(props: AcmeProperties, sm: Any, order_url: str) -> dict[st
 
 # --- the renewer -----------------------------------------------------------------------------------------------------
 
-def renew(event: RenewerInput, context: object = None, *, now: datetime.datetime | None = None) -> dict[str, Any]:
+def renew(
+    event: contract.AcmeRenewInput, context: object = None, *, now: datetime.datetime | None = None,
+) -> dict[str, Any]:
     """Renew when due (ARI window, else a third of the lifetime left), then make every region's certificate (same
     ARN) hold AWSCURRENT. Not due and in sync: nothing written, nothing imported. Raises on any failure."""
     check_properties(event, "the ACME renewer's input")
@@ -417,11 +382,11 @@ def renew(event: RenewerInput, context: object = None, *, now: datetime.datetime
             "Imported": imported}
 
 
-def find_certificate(acm: Any, event: RenewerInput) -> list[dict[str, Any]]:
-    """Summaries of the fleet's certificate in the client's region: tagged with the fleet, the id and certfleet, not
-    retired (every key type: ListCertificates shows only RSA 1024/2048 unless asked)."""
+def find_certificate(acm: Any, event: contract.AcmeRenewInput) -> list[dict[str, Any]]:
+    """Summaries of the fleet's certificate in the client's region: tagged with the fleet, the id, certfleet and the
+    ACME source, not retired (every key type: ListCertificates shows only RSA 1024/2048 unless asked)."""
     wanted = {contract.FLEET_TAG: event["Fleet"], contract.ID_TAG: event["CertificateId"],
-              contract.MANAGED_BY_TAG: contract.MANAGED_BY}
+              contract.MANAGED_BY_TAG: contract.MANAGED_BY, contract.SOURCE_TAG: contract.ACME_SOURCE}
     names = {d.lower() for d in event["Domains"]}
     found: list[dict[str, Any]] = []
     for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": list(contract.ACM_KEY_TYPES)}):
@@ -444,7 +409,7 @@ def _holds(summary: dict[str, Any], leaf: x509.Certificate) -> bool:
     return period == (leaf.not_valid_before_utc, leaf.not_valid_after_utc)
 
 
-def reimport(event: RenewerInput, material: Material) -> dict[str, str]:
+def reimport(event: contract.AcmeRenewInput, material: Material) -> dict[str, str]:
     """Re-import `material` into the fleet's certificate (same ARN) in every region whose ACM holds another leaf;
     {region: ARN} of the imports made. Every region is tried; then one error names each that failed."""
     leaf = material.leaf
@@ -456,7 +421,8 @@ def reimport(event: RenewerInput, material: Material) -> dict[str, str]:
             found = find_certificate(acm, event)
             if len(found) != 1:
                 failed.append(f"{region}: {len(found)} certificates tagged {contract.FLEET_TAG}={event['Fleet']}, "
-                              f"{contract.ID_TAG}={event['CertificateId']} (expected one: deploy the fleet)")
+                              f"{contract.ID_TAG}={event['CertificateId']}, {contract.SOURCE_TAG}="
+                              f"{contract.ACME_SOURCE} (expected one: deploy the fleet)")
                 continue
             if _holds(found[0], leaf):
                 continue

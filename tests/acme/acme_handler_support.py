@@ -22,10 +22,20 @@ for _folder in (_ROOT / "tests" / "handler", _ROOT / "constructs" / "certfleet" 
 
 from handler_support import REGION, boto  # noqa: E402 - needs tests/handler on sys.path
 
+from certfleet._lambda.certfleet_contract import (  # noqa: E402 - after the handlers' folders, as the others
+    ACME_SOURCE,
+    FLEET_TAG,
+    ID_TAG,
+    MANAGED_BY,
+    MANAGED_BY_TAG,
+    SOURCE_TAG,
+)
+
 FLEET = "Certs"
 CERT_ID = "Certs/Www"
-TAGS = [{"Key": "certfleet:managed-by", "Value": "certfleet"}, {"Key": "certfleet:fleet", "Value": FLEET},
-        {"Key": "certfleet:id", "Value": CERT_ID}]
+TAGS = [{"Key": MANAGED_BY_TAG, "Value": MANAGED_BY}, {"Key": FLEET_TAG, "Value": FLEET},
+        {"Key": ID_TAG, "Value": CERT_ID}, {"Key": SOURCE_TAG, "Value": ACME_SOURCE}]
+"""The tags the construct gives an ACME source's certificate in every region."""
 
 
 class ChallDns:

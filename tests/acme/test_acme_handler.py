@@ -32,6 +32,17 @@ from route53_bridge import Route53Bridge
 
 import certfleet_acme as ca
 import certfleet_acme_handler as handler
+from certfleet._lambda.certfleet_contract import (
+    ACME_CERTIFICATE_TYPE,
+    ACME_SOURCE,
+    FLEET_TAG,
+    ID_TAG,
+    MANAGED_BY,
+    MANAGED_BY_TAG,
+    SOURCE_TAG,
+    AcmeCertificateProperties,
+    AcmeRenewInput,
+)
 from certfleet.material.demo import DemoPKI
 from certfleet.testing import MotoServer, StrictAWS
 
@@ -89,12 +100,12 @@ def dns(challtestsrv: ChallTestSrv, monkeypatch: pytest.MonkeyPatch) -> ChallDns
 
 @pytest.fixture
 def issuer(aws: StrictAWS) -> Resource:
-    return Resource(handler, handler.RESOURCE_TYPE, "AcmeCert")
+    return Resource(handler, ACME_CERTIFICATE_TYPE, "AcmeCert")
 
 
 def _renew(event: dict[str, Any], *, now: datetime.datetime) -> dict[str, Any]:
     """The renewer as its schedule runs it, with RENEWER_SECONDS of Lambda time and the clock at `now`."""
-    return handler.renew(cast("handler.RenewerInput", event), LambdaContext(RENEWER_SECONDS), now=now)
+    return handler.renew(cast("AcmeRenewInput", event), LambdaContext(RENEWER_SECONDS), now=now)
 
 
 def _is_complete(merged: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +259,7 @@ def test_an_order_finalized_by_a_lost_invocation_is_a_clear_error_and_a_retry_or
         pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource) -> None:
     props = issuer_props(pebble.directory_url, ["lost.example.com"])
     merged = issuer.on_event(issuer.event("Create", props))
-    acme = handler.account_client(cast("handler.AcmeProperties", props), boto("secretsmanager"), register=False)
+    acme = handler.account_client(cast("AcmeCertificateProperties", props), boto("secretsmanager"), register=False)
     orderr = ca.fetch_order(acme, merged["Data"]["OrderUrl"])
     ca.answer_dns01(acme, orderr)
     ca.finish_order(acme, orderr, "ec-p256", datetime.datetime.now() + datetime.timedelta(seconds=30))
@@ -382,8 +393,27 @@ def test_a_region_without_the_certificate_fails_the_run_after_every_other_region
         _renew({**event, "Regions": ["ap-northeast-1", REGION, OTHER_REGION]}, now=_years_later(4))
     assert "could not import it everywhere: ap-northeast-1: 0 certificates tagged certfleet:fleet=Certs" in str(
         raised.value)
+    assert f"{SOURCE_TAG}={ACME_SOURCE} (expected one: deploy the fleet)" in str(raised.value)
     new, _ = current(event["MaterialSecretId"])
     assert {held(arn) for arn in arns.values()} == {fingerprint_of(new["certificate"])}
+
+
+def test_renewer_reimports_only_a_certificate_of_the_acme_source(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
+    """A certificate with the fleet's and the id's tags but not the ACME source's (imported from files under the same
+    construct path) is not the renewer's to re-import: the run fails for its region and leaves it as it was."""
+    event, arns, old = _deployed(pebble.directory_url, issuer)
+    boto("acm", OTHER_REGION).remove_tags_from_certificate(
+        CertificateArn=arns[OTHER_REGION], Tags=[{"Key": SOURCE_TAG, "Value": ACME_SOURCE}])
+    with pytest.raises(ca.AcmeError, match=f"{OTHER_REGION}: 0 certificates tagged {FLEET_TAG}=Certs, "
+                                            f"{ID_TAG}={CERT_ID}, {SOURCE_TAG}={ACME_SOURCE}"):
+        _renew(event, now=_years_later(4))
+    new, _ = current(event["MaterialSecretId"])
+    assert held(arns[REGION]) == fingerprint_of(new["certificate"])
+    assert held(arns[OTHER_REGION]) == fingerprint_of(old["certificate"])
+    tags = {t["Key"]: t["Value"] for t in boto("acm", OTHER_REGION).list_tags_for_certificate(
+        CertificateArn=arns[OTHER_REGION])["Tags"]}
+    assert tags[MANAGED_BY_TAG] == MANAGED_BY and SOURCE_TAG not in tags
 
 
 def test_ca_outage_raises_and_leaves_the_old_certificate_everywhere(
@@ -408,7 +438,7 @@ def test_renewer_out_of_time_waiting_for_dns_raises_and_withdraws(
     event, arns, old = _deployed(pebble.directory_url, issuer)
     dns.lag = 10**6  # never in sync
     with pytest.raises(ca.AcmeError, match="were not in sync before the renewer's time ran out: the next run retries"):
-        handler.renew(cast("handler.RenewerInput", event), LambdaContext(6.0), now=_years_later(4))
+        handler.renew(cast("AcmeRenewInput", event), LambdaContext(6.0), now=_years_later(4))
     assert len(dns.published) == len(dns.withdrawn) == 2 and version_count(event["MaterialSecretId"]) == 1
     assert {held(arn) for arn in arns.values()} == {fingerprint_of(old["certificate"])}
 
