@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from material_support import Run, cli
 from ops_support import REGIONS_17, RefusingAWS
 
-from certfleet._lambda.certfleet_contract import ACM_KEY_TYPES
+from certfleet._lambda.certfleet_contract import ACM_KEY_TYPES, ACME_SOURCE, ID_TAG, SOURCE_TAG
 from certfleet.cli.status import _certificates, partition
 from certfleet.cli.status_model import Certificate, Filters, RegionResult, sort_certificates
 from certfleet.material.demo import DemoPKI, Issued
@@ -41,6 +41,7 @@ class Seeded:
     days: dict[str, int] = field(default_factory=dict)  # domain -> days left when issued
     managed: set[str] = field(default_factory=set)
     regions: dict[str, str] = field(default_factory=dict)  # domain -> region
+    acme_renewal: dt.datetime | None = None  # renewed.example.com's next renewal (an ACME source's)
 
     @property
     def url(self) -> str:
@@ -113,6 +114,11 @@ def _seed(seeded: Seeded) -> None:
     seeded.aws.mark_in_use(put("us-east-1", rsa_pki, wildcard), CLOUDFRONT)
     put("eu-west-1", rsa_pki, rsa_pki.leaf(("legacy.example.com",), key=rsa.generate_private_key(65537, 3072), days=3))
     put("ap-northeast-1", ec_pki, ec_pki.leaf(("api.example.com",), key_type="ec-p384", days=40), PROD)
+    # an ACME source's certificate, a third into its 90 days: renewed at two thirds (in 30 days) at the latest
+    put("eu-north-1", ec_pki, ec_pki.leaf(("renewed.example.com",), key=p256, not_before=now - dt.timedelta(days=30),
+                                          days=90),
+        [*PROD, {"Key": ID_TAG, "Value": "renewed"}, {"Key": SOURCE_TAG, "Value": ACME_SOURCE}])
+    seeded.acme_renewal = now + dt.timedelta(days=30)
     time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds() + 0.5))
     seeded.days["old.example.com"] = -1
 
@@ -167,6 +173,12 @@ def test_json_shape(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
     assert not_after.tzinfo is not None and app0["days_left"] == seeded.days["app0.example.com"]
     assert data["filters"] == {"expiring_within": None, "domain": None, "managed": False}
     assert data["ok"] is True
+    assert (app0["source"], app0["next_renewal"]) == ("imported", None)  # renewed when someone imports new files
+    assert (wildcard["source"], wildcard["next_renewal"]) == (None, None)  # not certfleet's
+    acme = by_domain["renewed.example.com"]
+    assert acme["source"] == "acme" and acme["managed"] is True and acme["certfleet_id"] == "renewed"
+    assert seeded.acme_renewal is not None
+    assert dt.datetime.fromisoformat(acme["next_renewal"]) == seeded.acme_renewal
 
 
 def test_table(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,14 +186,19 @@ def test_table(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
     assert run.code == 0, run.text
     lines = run.out.splitlines()
     assert lines[0].split() == ["REGION", "ID", "DOMAIN", "TYPE", "KEY", "NOT", "AFTER", "DAYS", "IN", "USE", "BY",
-                                "MANAGED"]
+                                "MANAGED", "SOURCE", "RENEWS", "BY"]
     assert lines[1].startswith("sa-east-1") and "EXPIRED" in lines[1]
     assert lines[2].startswith("eu-west-1") and "legacy.example.com" in lines[2] and "RSA_3072" in lines[2]
     wildcard = next(line for line in lines if "*.example.com" in line)
     assert "*.example.com (+1)" in wildcard and "cloudfront distribution/E2EXAMPLE" in wildcard
     assert seeded.arns["*.example.com"].rsplit("/", 1)[1][:8] in wildcard
     assert seeded.arns["*.example.com"] not in run.out  # the table shortens ARNs
-    assert "certfleet Prod" in next(line for line in lines if "app0.example.com" in line)
+    app0 = next(line for line in lines if "app0.example.com" in line)
+    assert "certfleet Prod" in app0 and app0.split()[-2:] == ["imported", "-"]
+    assert seeded.acme_renewal is not None
+    acme = next(line for line in lines if "renewed.example.com" in line)
+    assert acme.split()[-2:] == ["acme", f"{seeded.acme_renewal:%Y-%m-%d}"]
+    assert wildcard.split()[-3:] == ["-", "-", "-"]  # not managed: no source, no renewal
     assert lines[-1] == f"{len(seeded.arns)} certificate(s) in 17 region(s) (1 expired)"
 
 
@@ -440,6 +457,18 @@ def _cert(days: int | None, region: str = "eu-west-1", domain: str = "a.example.
     return Certificate(region, f"arn:aws:acm:{region}:1:certificate/{domain}", domain, [domain], "IMPORTED",
                        "ISSUED" if days is not None else "PENDING_VALIDATION", "RSA_2048", None,
                        now + dt.timedelta(days=days, hours=1) if days is not None else None, days, [], dict(tags))
+
+
+def test_next_renewal_is_two_thirds_into_an_acme_certificates_life() -> None:
+    acme = _cert(60, **{"certfleet:managed-by": "certfleet", SOURCE_TAG: ACME_SOURCE})
+    assert acme.not_after is not None
+    acme.not_before = acme.not_after - dt.timedelta(days=90)
+    assert acme.source == "acme" and acme.next_renewal == acme.not_before + dt.timedelta(days=60)
+    imported = _cert(60, **{"certfleet:managed-by": "certfleet"})
+    imported.not_before = acme.not_before
+    assert imported.source == "imported" and imported.next_renewal is None
+    stray = _cert(60, **{SOURCE_TAG: ACME_SOURCE})  # the tag alone, on a certificate certfleet does not manage
+    assert stray.source is None and stray.next_renewal is None
 
 
 def test_sorting_puts_certificates_without_expiry_last() -> None:

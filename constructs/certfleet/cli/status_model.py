@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from certfleet._lambda.certfleet_contract import FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG
+from certfleet._lambda.certfleet_contract import ACME_SOURCE, FLEET_TAG, ID_TAG, MANAGED_BY, MANAGED_BY_TAG, SOURCE_TAG
 
 # The tags the importer puts on every certificate it imports (certfleet.providers; that module imports aws_cdk).
 
@@ -35,6 +35,22 @@ class Certificate:
         return self.tags.get(MANAGED_BY_TAG) == MANAGED_BY
 
     @property
+    def source(self) -> str | None:
+        """Where a managed certificate comes from: "acme" (ordered and renewed by certfleet) or "imported" (files);
+        None for a certificate certfleet does not manage. Read from the tags status reads anyway (no extra call)."""
+        if not self.managed:
+            return None
+        return ACME_SOURCE if self.tags.get(SOURCE_TAG) == ACME_SOURCE else "imported"
+
+    @property
+    def next_renewal(self) -> dt.datetime | None:
+        """When the renewer renews an ACME certificate at the latest (an ARI window may bring it forward); None for
+        the others, which renew only when someone imports new files."""
+        if self.source != ACME_SOURCE or self.not_before is None or self.not_after is None:
+            return None
+        return next_renewal(self.not_before, self.not_after)
+
+    @property
     def short_id(self) -> str:
         return self.arn.rsplit("/", 1)[-1][:8]
 
@@ -55,6 +71,8 @@ class Certificate:
             "managed": self.managed,
             "fleet": self.tags.get(FLEET_TAG) if self.managed else None,
             "certfleet_id": self.tags.get(ID_TAG) if self.managed else None,
+            "source": self.source,
+            "next_renewal": renewal.isoformat() if (renewal := self.next_renewal) else None,
             "tags": self.tags,
         }
 

@@ -94,13 +94,20 @@ def _managed(cert: Certificate) -> str:
     return f"certfleet {fleet}" if fleet else "certfleet"
 
 
+def _renewal(cert: Certificate) -> str:
+    renewal = cert.next_renewal
+    return renewal.strftime("%Y-%m-%d") if renewal is not None else "-"
+
+
 def print_table(rows: list[Certificate], results: list[RegionResult], filters: Filters) -> None:
     answered = [r for r in results if r.outcome == "ok"]
     if rows:
         out(table([
-            ["REGION", "ID", "DOMAIN", "TYPE", "KEY", "NOT AFTER", "DAYS", "IN USE BY", "MANAGED"],
+            ["REGION", "ID", "DOMAIN", "TYPE", "KEY", "NOT AFTER", "DAYS", "IN USE BY", "MANAGED", "SOURCE",
+             "RENEWS BY"],
             *[[c.region, c.short_id, _domain(c), _type(c), c.key_algorithm,
-               c.not_after.strftime("%Y-%m-%d %H:%M") if c.not_after else "-", _days(c), _in_use(c), _managed(c)]
+               c.not_after.strftime("%Y-%m-%d %H:%M") if c.not_after else "-", _days(c), _in_use(c), _managed(c),
+               c.source or "-", _renewal(c)]
               for c in rows],
         ], indent=""))
     total = sum(r.listed for r in results)
