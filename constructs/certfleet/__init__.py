@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from certfleet.rules import Service
 
 __all__ = [
+    "AcmeAccount",
+    "AcmeSource",
     "CertificateBundle",
     "CertificateBundleError",
     "CertificateFleet",
@@ -25,6 +27,8 @@ __all__ = [
 ]
 
 _LAZY: dict[str, str] = {
+    "AcmeAccount": "certfleet.acme_order",
+    "AcmeSource": "certfleet.source",
     "CertificateBundle": "certfleet.certificate_bundle",
     "CertificateBundleError": "certfleet.certificate_bundle",
     "KeySource": "certfleet.key_source",
@@ -37,6 +41,7 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from certfleet.acme_order import AcmeAccount
     from certfleet.certificate_bundle import CertificateBundle, CertificateBundleError
     from certfleet.fleet import CertificateFleet
     from certfleet.group import FleetGroup
@@ -44,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from certfleet.key_source import KeySource
     from certfleet.placement_plugin import PlacementChecks
     from certfleet.sealing import SealingKey
-    from certfleet.source import CertificateSource
+    from certfleet.source import AcmeSource, CertificateSource
 
 
 def __getattr__(name: str) -> Any:

@@ -11,9 +11,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from certfleet.acme import AcmeIssuer
 from certfleet.certificate_bundle import CertificateBundle
-from certfleet.imported_certificate import CertificateBase, ImportedCertificate
-from certfleet.key_source import KeyBinding, KeySource, SealedKeyStore, grant_key_read
+from certfleet.imported_certificate import CertificateBase, ImportedCertificate, tag_value
+from certfleet.key_source import FleetTarget, KeyBinding, KeySource, SealedKeyStore, grant_key_read
 from certfleet.layout import FleetLayout, FleetPlan, StackPerRegion
 from certfleet.naming import ACCOUNT, checked_regions
 from certfleet.placement_plugin import PlacementChecks
@@ -124,16 +125,26 @@ class CertificateFleet(Construct):
         primary = self._stacks[self.regions[0]]
         self.key_account = self.accounts[self.regions[0]]
         remote = [r for r in self.regions if self.accounts[r] != self.key_account]
+        if remote and self.source.fleet_wide_id:
+            raise ValueError(
+                f"{self.node.path}: an ACME source renews and re-imports from the primary account "
+                f"({self.key_account}, {self.regions[0]}) only, and accounts= puts {', '.join(remote)} in another "
+                "account: make one fleet per account (each with its own CertificateSource.acme), or drop accounts=",
+            )
+        cert_id, tag_id = layout.certificate_id(plan), layout.tag_id(plan)
+        if tag_id is None and self.source.fleet_wide_id:
+            tag_id = self.node.path  # one certfleet:id in every region: the renewer finds each region's by it
+        target = FleetTarget(self.fleet_name, self.regions, tag_value(tag_id)) if tag_id is not None else None
         primary_binding = self.source.bind_key(
             primary, secret_name=layout.key_secret_name(plan, primary),
             replica_regions=[r for r in self.regions[1:] if r not in remote], key_namespace=layout.key_namespace,
+            target=target,
         )
         self._primary_binding = primary_binding
         self._shared: dict[str, _KeyShare] = {}
         if remote and isinstance(self.key_store, SealedKeyStore):
             self.share_key_with(sorted({self.accounts[r] for r in remote}))
         self._certificates: dict[str, ImportedCertificate] = {}
-        cert_id, tag_id = layout.certificate_id(plan), layout.tag_id(plan)
         for region, stack in self._stacks.items():
             if stack is primary:
                 binding = primary_binding
@@ -169,7 +180,11 @@ class CertificateFleet(Construct):
 
     def _imported(self, what: str) -> ImportedSource:
         if not isinstance(self.source, ImportedSource):
-            raise ValueError(f"{self.node.path}: {what} is known only for CertificateSource.imported")
+            raise ValueError(
+                f"{self.node.path}: {what} is for fleets of CertificateSource.imported (files and a key you hold); "
+                "this fleet's certificate is ordered and renewed over ACME (CertificateSource.acme), so there is none "
+                "at synth: read fleet.source.names / fleet.source.key_type instead",
+            )
         return self.source
 
     def _consumed_by(self, stack: Stack, region: str) -> None:
@@ -282,6 +297,8 @@ class CertificateFleet(Construct):
             return lambda region: next((s for s in self._stacks.values()
                                         if s.region == region and s.account == account), None)
 
+        if isinstance(self.key_store, AcmeIssuer):
+            self.key_store.monitor_renewals(topics.get(self.key_account, topic), relay_stacks(self.key_account))
         return {
             region: cert.add_expiry_monitoring(
                 topic=topics.get(self.accounts[region], topic), days=days,
@@ -376,7 +393,7 @@ class CertificateFleet(Construct):
             return self.source.bind_key_replica(stack, primary)
         # the primary, from its own region or from a region without a replica
         cmk = ""
-        if isinstance(store, SealedKeyStore):
+        if isinstance(store, (SealedKeyStore, AcmeIssuer)):
             cmk = weak_reference(store, "KeyEncryptionKeyArn", store.encryption_key.key_arn, stack)
         else:
             cmk = primary.encryption_key_arn

@@ -27,7 +27,7 @@ from certfleet._lambda.certfleet_contract import (
     Tag,
 )
 from certfleet.certificate_bundle import CertificateBundle
-from certfleet.key_source import KeyBinding, KeySource, secret_resource_arn
+from certfleet.key_source import FleetTarget, KeyBinding, KeySource, secret_resource_arn
 from certfleet.providers import ImporterProvider
 from certfleet.source import CertificateSource, ImportedSource
 
@@ -123,7 +123,9 @@ class ImportedCertificate(CertificateBase):
         self.source = source
         stack = scope if isinstance(scope, Stack) else Stack.of(self)
         self.fleet_name = fleet_name or _default_fleet(stack)
-        binding = key_binding or source.bind_key(self)
+        tag = tag_value(tag_id or self.node.path)
+        binding = key_binding or source.bind_key(
+            self, target=FleetTarget(self.fleet_name, (stack.region,), tag) if source.fleet_wide_id else None)
         self.key_binding = binding
         provider, service_token = _importer(stack)
         if group:
@@ -152,7 +154,8 @@ class ImportedCertificate(CertificateBase):
         properties["Tags"] = [
             Tag(Key=MANAGED_BY_TAG, Value=MANAGED_BY),
             Tag(Key=FLEET_TAG, Value=self.fleet_name),
-            Tag(Key=ID_TAG, Value=_tag_value(tag_id or self.node.path)),
+            Tag(Key=ID_TAG, Value=tag),
+            *source.tags,
         ]
         properties["RemovalPolicy"] = "retain" if removal_policy is RemovalPolicy.RETAIN else "destroy"
         properties["DeleteTimeoutSeconds"] = str(int(timeout))
@@ -169,14 +172,14 @@ class ImportedCertificate(CertificateBase):
     def bundle(self) -> CertificateBundle:
         """The certificate's bundle (a certificate of ``CertificateSource.imported``)."""
         if not isinstance(self.source, ImportedSource):
-            raise ValueError(f"{self.node.path}: bundle is known only for CertificateSource.imported")
+            raise ValueError(_not_imported(self.node.path, "bundle"))
         return self.source.bundle
 
     @property
     def key_source(self) -> KeySource:
         """Where the private key comes from (a certificate of ``CertificateSource.imported``)."""
         if not isinstance(self.source, ImportedSource):
-            raise ValueError(f"{self.node.path}: key_source is known only for CertificateSource.imported")
+            raise ValueError(_not_imported(self.node.path, "key_source"))
         return self.source.key
 
     @property
@@ -248,6 +251,12 @@ def days_to_expiry_metric(arn: str, region: str, options: dict[str, Any]) -> clo
     )
 
 
+def _not_imported(path: str, what: str) -> str:
+    return (f"{path}: {what} is for certificates of CertificateSource.imported (files and a key you hold); this one's "
+            "source orders and renews it at deploy and run time (CertificateSource.acme), so there is no bundle or "
+            "key source at synth: read source.names / source.key_type instead")
+
+
 def _importer(stack: Stack) -> tuple[ImporterProvider, str]:
     found = _IMPORTERS.get(stack)
     if found is None:
@@ -261,7 +270,7 @@ def _default_fleet(stack: Stack) -> str:
     return stack.node.path if Token.is_unresolved(name) else name
 
 
-def _tag_value(path: str) -> str:
+def tag_value(path: str) -> str:
     if len(path) <= _MAX_TAG_VALUE:
         return path
     digest = hashlib.sha256(path.encode()).hexdigest()[:16]

@@ -80,6 +80,19 @@ def key_secret_name(namespace: str, *parts: str) -> str:
 
 
 @dataclass(frozen=True)
+class FleetTarget:
+    """What a source is told of the fleet it is bound for: a source that renews by itself (ACME) re-imports into
+    each region's certificate, found by these tags."""
+
+    fleet_name: str
+    """The ``certfleet:fleet`` tag."""
+    regions: tuple[str, ...]
+    """Every region of the fleet (the primary first)."""
+    certificate_id: str
+    """The ``certfleet:id`` tag, the same in every region."""
+
+
+@dataclass(frozen=True)
 class KeyBinding:
     """The key as one stack sees it: a secret, and the version to read (empty: AWSCURRENT)."""
 
@@ -200,7 +213,7 @@ class SecretKeySource(KeySource):
         """The secret in ``scope``'s stack; without an explicit ``version_id``, AWSCURRENT's version is pinned there
         by a :class:`KeyVersionPin` (once per stack and secret), so that every region reads the same version."""
         stack = Stack.of(scope)
-        secret = _import_secret(stack, self.name_or_arn)
+        secret = import_secret(stack, self.name_or_arn)
         pin = None
         version = self.version_id
         if not version:
@@ -220,7 +233,7 @@ class SecretKeySource(KeySource):
             parts = name.split(":")
             parts[3] = stack.region
             name = ":".join(parts)
-        return KeyBinding(_import_secret(stack, name), self._version_for(scope, primary), name, primary.store,
+        return KeyBinding(import_secret(stack, name), self._version_for(scope, primary), name, primary.store,
                           secret_id=name)
 
     def bind_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
@@ -229,7 +242,7 @@ class SecretKeySource(KeySource):
                 f"{scope.node.path}: KeySource.secret({self.name_or_arn!r}) is read from another account: give the "
                 "secret's full ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf)",
             )
-        return KeyBinding(_import_secret(Stack.of(scope), self.name_or_arn), self._version_for(scope, primary),
+        return KeyBinding(import_secret(Stack.of(scope), self.name_or_arn), self._version_for(scope, primary),
                           self.name_or_arn, primary.store, secret_id=self.name_or_arn,
                           encryption_key_arn=self.encryption_key_arn, region=self.arn_region)
 
@@ -303,7 +316,7 @@ def _own_secret_name(stack: Stack, key_name: str) -> str:
     return key_secret_name(key_namespace("cert", stack.stack_name), key_name)
 
 
-def _import_secret(stack: Stack, name_or_arn: str) -> secretsmanager.ISecret:
+def import_secret(stack: Stack, name_or_arn: str) -> secretsmanager.ISecret:
     """The secret as ``stack`` references it (one construct per stack and secret)."""
     id = "CertfleetKeySecret" + hashlib.sha256(name_or_arn.encode()).hexdigest()[:8]
     existing = stack.node.try_find_child(id)
@@ -357,12 +370,7 @@ class SealedKeySource(KeySource):
         return KeyBinding(store.secret, store.version_id, store.secret_name, store, key_namespace=key_namespace)
 
     def bind_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
-        if primary.store is None:
-            raise ValueError(f"{scope.node.path}: bind the sealed key in its primary stack first")
-        stack = Stack.of(scope)
-        version = weak_reference(primary.store, "KeyVersion", primary.version_id, scope)
-        return KeyBinding(_import_secret(stack, primary.secret_name), version, primary.secret_name, primary.store,
-                          secret_id=primary.secret_name, key_namespace=primary.key_namespace)
+        return replica_binding(scope, primary, "the sealed key")
 
     def bind_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
         store = primary.store
@@ -447,6 +455,17 @@ class SealedKeyStore(Construct):
     @property
     def version_id(self) -> str:
         return self.resource.get_att_string("VersionId")
+
+
+def replica_binding(scope: Construct, primary: KeyBinding, what: str) -> KeyBinding:
+    """A secret certfleet stores in the primary stack (``primary.store``), as ``scope``'s stack reads it: from the
+    replica of its region, by name, at the version the primary pinned (weakly referenced)."""
+    if primary.store is None:
+        raise ValueError(f"{scope.node.path}: bind {what} in its primary stack first")
+    stack = Stack.of(scope)
+    version = weak_reference(primary.store, "KeyVersion", primary.version_id, scope)
+    return KeyBinding(import_secret(stack, primary.secret_name), version, primary.secret_name, primary.store,
+                      secret_id=primary.secret_name, key_namespace=primary.key_namespace)
 
 
 def _b64(data: bytes) -> str:

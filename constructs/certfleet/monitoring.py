@@ -43,7 +43,7 @@ _ALLOWED_TOPICS: weakref.WeakKeyDictionary[Stage, set[tuple[str, str]]] = weakre
 # roots that already check that AWS::CertificateManager::Account is declared once per account and region
 _CHECKED_ROOTS: weakref.WeakSet[Stage] = weakref.WeakSet()
 
-__all__ = ["ExpiryMonitoring", "ExpiryRelay"]
+__all__ = ["ExpiryMonitoring", "ExpiryRelay", "RenewalMonitoring", "forward_to_relay"]
 
 
 def validate_days(owner: str, days: int, days_before_expiry_event: int) -> None:
@@ -124,32 +124,73 @@ class ExpiryMonitoring(Construct):
             self.alarm.add_alarm_action(cloudwatch_actions.SnsAction(local))
             self.expiry_rule.add_target(targets.SnsTopic(local))
         else:
-            host = _relay_host(self.node.path, topic, topic_region, relay_stacks)
-            self.relay = ExpiryRelay.of(host, topic)
-            bus = events.EventBus.from_event_bus_arn(
-                self, "RelayBus",
-                stack.format_arn(service="events", resource="event-bus", resource_name=self.relay.bus_name,
-                                 region=topic_region, account=host.account),
+            self.relay, self.alarm_rule = forward_to_relay(
+                self, topic, topic_region, relay_stacks, alarm=self.alarm, rules=[self.expiry_rule],
+                what=f"expiry events of {certificate_name}", alarm_what=f"the DaysToExpiry alarm of {certificate_name}",
             )
-            self.alarm_rule = events.Rule(
-                self, "AlarmToRelay",
-                description=f"certfleet: forwards the DaysToExpiry alarm of {certificate_name} to {topic_region}",
-                event_pattern=events.EventPattern(
-                    source=["aws.cloudwatch"], detail_type=[ALARM_DETAIL_TYPE], resources=[self.alarm.alarm_arn],
-                    detail={"state": {"value": ["ALARM"]}},
-                ),
-            )
-            forwarder = iam.Role(
-                self, "ForwarderRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
-                description=f"certfleet: forwards expiry events of {certificate_name} to {topic_region}",
-            )
-            for rule in (self.expiry_rule, self.alarm_rule):
-                rule.add_target(targets.EventBus(bus, role=forwarder))
-            if host is not stack:
-                stack.add_stack_dependency(host, "certfleet: the expiry relay bus exists before events reach it")
         self.account_config: acm.CfnAccount | None = None
         if configure_account_expiry_events:
             self.account_config = configure_account(self, days_before_expiry_event)
+
+
+def forward_to_relay(
+    scope: Construct, topic: sns.ITopic, topic_region: str, relay_stacks: Callable[[str], Stack | None] | None, *,
+    alarm: cloudwatch.Alarm, rules: list[events.Rule], what: str, alarm_what: str,
+) -> tuple[ExpiryRelay, events.Rule]:
+    """Forward ``alarm``'s ALARM state and what ``rules`` match, from ``scope``'s region to ``topic`` in
+    ``topic_region``, through the topic's relay (an event bus there); the relay and the alarm's rule."""
+    stack = Stack.of(scope)
+    host = _relay_host(scope.node.path, topic, topic_region, relay_stacks)
+    relay = ExpiryRelay.of(host, topic)
+    bus = events.EventBus.from_event_bus_arn(
+        scope, "RelayBus",
+        stack.format_arn(service="events", resource="event-bus", resource_name=relay.bus_name,
+                         region=topic_region, account=host.account),
+    )
+    alarm_rule = events.Rule(
+        scope, "AlarmToRelay",
+        description=f"certfleet: forwards {alarm_what} to {topic_region}",
+        event_pattern=events.EventPattern(
+            source=["aws.cloudwatch"], detail_type=[ALARM_DETAIL_TYPE], resources=[alarm.alarm_arn],
+            detail={"state": {"value": ["ALARM"]}},
+        ),
+    )
+    forwarder = iam.Role(
+        scope, "ForwarderRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+        description=f"certfleet: forwards {what} to {topic_region}",
+    )
+    for rule in (*rules, alarm_rule):
+        rule.add_target(targets.EventBus(bus, role=forwarder))
+    if host is not stack:
+        stack.add_stack_dependency(host, "certfleet: the expiry relay bus exists before events reach it")
+    return relay, alarm_rule
+
+
+class RenewalMonitoring(Construct):
+    """An ACME renewer's failures to the fleet's expiry topic: its alarm (any error in a day), delivered directly in
+    the topic's region or through the topic's relay.
+
+    Args:
+        alarm: the renewer's errors alarm (in this construct's stack).
+        topic: where the alarm goes, in the stack's account, any region.
+        relay_stacks: finds a stack of the app in a given region to hold the relay. Default: None (the topic's).
+    """
+
+    def __init__(self, scope: Construct, id: str, *, alarm: cloudwatch.Alarm, topic: sns.ITopic,
+                 relay_stacks: Callable[[str], Stack | None] | None = None) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        topic_region = _topic_region(self.node.path, topic)
+        _check_topic_account(self.node.path, topic, stack)
+        self.relay: ExpiryRelay | None = None
+        self.alarm_rule: events.Rule | None = None
+        if topic_region == stack.region:
+            allow_publish(topic, publishers=(CLOUDWATCH_SERVICE,))
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic_in(stack, topic)))
+        else:
+            self.relay, self.alarm_rule = forward_to_relay(self, topic, topic_region, relay_stacks, alarm=alarm,
+                                                           rules=[], what="ACME renewal failures",
+                                                           alarm_what="the ACME renewer's errors alarm")
 
 
 class ExpiryRelay(Construct):

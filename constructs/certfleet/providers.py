@@ -25,12 +25,13 @@ from certfleet._lambda.certfleet_contract import (
     MANAGED_BY_TAG,
     OWNER_TAG,
     RETIRED_TAG,
+    SOURCE_TAG,
 )
 from certfleet.gates import acknowledge, skip_checkov, wildcard_finding
 
 IMPORTER_ID = "CertfleetImporter"
 KEY_WRITER_ID = "CertfleetKeyWriter"
-IMPORT_TAGS = [MANAGED_BY_TAG, FLEET_TAG, ID_TAG]
+IMPORT_TAGS = [MANAGED_BY_TAG, FLEET_TAG, ID_TAG, SOURCE_TAG]
 """The tags the importer puts on a certificate it imports, and the only ones it may put on one."""
 MARK_TAGS = [OWNER_TAG, RETIRED_TAG]
 """The tags the importer adds to its own fleet's certificates afterwards (_take_over, _retire)."""
@@ -74,31 +75,31 @@ LOGS_WITHOUT_CMK = (
 _FUNCTION_SKIPS = {"CKV_AWS_115": NO_RESERVED_CONCURRENCY, "CKV_AWS_116": NO_DEAD_LETTER_QUEUE, "CKV_AWS_117": NO_VPC}
 
 
-def _log_group(scope: Construct) -> logs.LogGroup:
+def function_log_group(scope: Construct) -> logs.LogGroup:
     group = logs.LogGroup(scope, "Logs", retention=LOG_RETENTION)
     skip_checkov(group, "CKV_AWS_158", LOGS_WITHOUT_CMK)
     return group
 
 
 @cache
-def _lambda_principal() -> iam.ServicePrincipal:
+def lambda_principal() -> iam.ServicePrincipal:
     """Lambda's service principal, made once (a principal holds no state; each role gets its assume-role policy)."""
     return iam.ServicePrincipal("lambda.amazonaws.com")
 
 
-_minutes, _seconds = cache(Duration.minutes), cache(Duration.seconds)
+minutes, seconds = cache(Duration.minutes), cache(Duration.seconds)
 """Durations made once per value (immutable): each ``Duration.minutes(...)`` is a jsii round trip."""
 
 
-def _lambda_role(scope: Construct, id: str, log_group: logs.ILogGroup, description: str) -> iam.Role:
+def lambda_role(scope: Construct, id: str, log_group: logs.ILogGroup, description: str) -> iam.Role:
     """A Lambda execution role that may write to ``log_group`` only (no AWSLambdaBasicExecutionRole, which lets a
     function create and write any log group of the account)."""
-    role = iam.Role(scope, id, assumed_by=_lambda_principal(), description=description)
+    role = iam.Role(scope, id, assumed_by=lambda_principal(), description=description)
     log_group.grant_write(role)
     return role
 
 
-def _skip_function_checks(function: lambda_.Function, *, framework: bool = False) -> None:
+def skip_function_checks(function: lambda_.Function, *, framework: bool = False) -> None:
     resource = function.node.default_child  # looked up once, not by skip_checkov for every check
     target = resource if isinstance(resource, CfnResource) else function
     for check, comment in _FUNCTION_SKIPS.items():
@@ -107,27 +108,30 @@ def _skip_function_checks(function: lambda_.Function, *, framework: bool = False
         skip_checkov(target, "CKV_AWS_173", PLAIN_ENVIRONMENT)
 
 
-def _function(
+def handler_function(
     scope: Construct, id: str, handler: str, description: str, timeout: Duration, *, log_group: logs.ILogGroup,
+    code: lambda_.Code | None = None, runtime: lambda_.Runtime | None = None, memory_size: int = 256,
+    environment: dict[str, str] | None = None,
 ) -> tuple[lambda_.Function, iam.Role]:
-    """A certfleet handler function and its execution role (kept: reading ``function.role`` is a jsii round trip)."""
-    role = _lambda_role(scope, f"{id}Role", log_group, f"certfleet: runs {handler}")
+    """A handler function (code, runtime: the importer's by default) and its role, kept (a jsii round trip)."""
+    role = lambda_role(scope, f"{id}Role", log_group, f"certfleet: runs {handler}")
     function = lambda_.Function(
-        scope, id, runtime=_PYTHON, handler=handler, timeout=timeout, memory_size=256, description=description,
-        code=lambda_.Code.from_asset(str(handler_code_dir()), exclude=_ASSET_EXCLUDES), role=role, log_group=log_group,
+        scope, id, runtime=runtime or _PYTHON, handler=handler, timeout=timeout, memory_size=memory_size,
+        description=description, role=role, log_group=log_group, environment=environment,
+        code=code or lambda_.Code.from_asset(str(handler_code_dir()), exclude=_ASSET_EXCLUDES),
     )
-    _skip_function_checks(function)
+    skip_function_checks(function)
     return function, role
 
 
-def _invoke(role: iam.Role, function: lambda_.IFunction) -> None:
+def allow_invoke(role: iam.Role, function: lambda_.IFunction) -> None:
     """What the Provider framework calls on a certfleet handler: Invoke on its unqualified ARN, and GetFunction
     while it waits for a new function to become active (outbound.js waitUntilFunctionActiveV2)."""
     role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction", "lambda:GetFunction"],
                                            resources=[function.function_arn]))
 
 
-def _provider(
+def framework_provider(
     scope: Construct, log_group: logs.ILogGroup, on_event: lambda_.Function,
     is_complete: lambda_.Function | None = None, **options: Any,
 ) -> cr.Provider:
@@ -136,8 +140,8 @@ def _provider(
     The Provider grants every framework role the invoke of every handler, and of their versions (``<fn>:*``): the
     roles are handed to it closed to policy updates, and get only what each framework function calls (onEvent:
     the onEvent handler and the waiter's StartExecution; isComplete/onTimeout: the isComplete handler)."""
-    on_event_role = _lambda_role(scope, "FrameworkOnEventRole", log_group, "certfleet: Provider framework onEvent")
-    waiter_role = (_lambda_role(scope, "FrameworkWaiterRole", log_group,
+    on_event_role = lambda_role(scope, "FrameworkOnEventRole", log_group, "certfleet: Provider framework onEvent")
+    waiter_role = (lambda_role(scope, "FrameworkWaiterRole", log_group,
                                 "certfleet: Provider framework isComplete and onTimeout")
                    if is_complete is not None else None)
     provider = cr.Provider(
@@ -153,11 +157,11 @@ def _provider(
         ) if is_complete is not None else None,
         **options,
     )
-    _invoke(on_event_role, on_event)
+    allow_invoke(on_event_role, on_event)
     node = provider.node  # each ``.node`` is a jsii round trip
     framework = [node.find_child("framework-onEvent")]
     if is_complete is not None and waiter_role is not None:
-        _invoke(waiter_role, is_complete)
+        allow_invoke(waiter_role, is_complete)
         waiting = [node.find_child(n) for n in ("framework-isComplete", "framework-onTimeout")]
         framework += waiting
         waiter = node.find_child("waiter-state-machine")
@@ -182,7 +186,7 @@ def _provider(
                          "permission: AWS documents Resource '*' for it")
     for fn in framework:  # each still depends on its role, DefaultPolicy included (through the closed wrapper)
         if isinstance(fn, lambda_.Function):
-            _skip_function_checks(fn, framework=True)
+            skip_function_checks(fn, framework=True)
     return provider
 
 
@@ -191,7 +195,7 @@ _SINGLETONS: WeakKeyDictionary[Stack, dict[str, Construct]] = WeakKeyDictionary(
 """Each stack's singletons by id, found without a jsii round trip after the first lookup."""
 
 
-def _stack_singleton(cls: type[_P], scope: Construct, id: str) -> _P:
+def stack_singleton(cls: type[_P], scope: Construct, id: str) -> _P:
     """The construct ``id`` of ``scope``'s stack, created on first use: one per stack."""
     stack = scope if isinstance(scope, Stack) else Stack.of(scope)
     found = _SINGLETONS.setdefault(stack, {}).get(id)
@@ -210,20 +214,20 @@ class ImporterProvider(Construct):
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
         self._stack = scope if isinstance(scope, Stack) else Stack.of(scope)
-        self.log_group = _log_group(self)
-        self.on_event, self._on_event_role = _function(
+        self.log_group = function_log_group(self)
+        self.on_event, self._on_event_role = handler_function(
             self, "OnEvent", IMPORTER_ON_EVENT,
             "certfleet: imports third-party certificates into ACM (re-imports in place on renewal)",
             # Lambda's maximum: a shard's concurrent imports share ACM's 1/s, and the handler retries while it has time
-            _minutes(15), log_group=self.log_group,
+            minutes(15), log_group=self.log_group,
         )
-        self.is_complete, self._is_complete_role = _function(
+        self.is_complete, self._is_complete_role = handler_function(
             self, "IsComplete", IMPORTER_IS_COMPLETE,
             "certfleet: waits for a certificate still in use to be released before deleting it",
-            _minutes(2), log_group=self.log_group,
+            minutes(2), log_group=self.log_group,
         )
-        self.provider = _provider(self, self.log_group, self.on_event, self.is_complete,
-                                  query_interval=_seconds(30), total_timeout=_minutes(30))
+        self.provider = framework_provider(self, self.log_group, self.on_event, self.is_complete,
+                                  query_interval=seconds(30), total_timeout=minutes(30))
         self._service_token = self._stack_region = ""
         self._arns: dict[str, str] = {}
         self._findings: dict[str, str] = {}
@@ -235,7 +239,7 @@ class ImporterProvider(Construct):
     @classmethod
     def of(cls, scope: Construct) -> ImporterProvider:
         """The stack's one importer, created on first use."""
-        return _stack_singleton(cls, scope, IMPORTER_ID)
+        return stack_singleton(cls, scope, IMPORTER_ID)
 
     @property
     def service_token(self) -> str:
@@ -258,8 +262,8 @@ class ImporterProvider(Construct):
         if fleet in self._fleets:
             return
         self._fleets.add(fleet)
-        sid = _sid(fleet, 50, "Fleet")
-        own = _tag_conditions("ResourceTag", fleet)
+        sid = statement_id(fleet, 50, "Fleet")
+        own = tag_conditions("ResourceTag", fleet)
         certificates = self._certificates()
         self._list(self.on_event, self._region)
         self._allow(self.on_event, dict(
@@ -267,7 +271,7 @@ class ImporterProvider(Construct):
             actions=["acm:ImportCertificate", "acm:AddTagsToCertificate"],
             resources=["*"],
             conditions={
-                **_tag_conditions("RequestTag", fleet),
+                **tag_conditions("RequestTag", fleet),
                 "ForAllValues:StringEquals": {"aws:TagKeys": IMPORT_TAGS},
                 "Null": {f"aws:ResourceTag/{MANAGED_BY_TAG}": "true"},
             },
@@ -300,11 +304,11 @@ class ImporterProvider(Construct):
         if fleet in self._swept:
             return
         self._swept.add(fleet)
-        own = _tag_conditions("ResourceTag", fleet)
+        own = tag_conditions("ResourceTag", fleet)
         for function in (self.on_event, self.is_complete):
             self._list(function, "*")
             self._allow(function, dict(
-                sid=f"SweepOnlyOwnRetired{_sid(fleet, 60, 'Fleet')}",
+                sid=f"SweepOnlyOwnRetired{statement_id(fleet, 60, 'Fleet')}",
                 actions=["acm:DeleteCertificate"],
                 resources=[self._certificates("*")],
                 conditions={**own, "Null": {f"aws:ResourceTag/{RETIRED_TAG}": "false"}},
@@ -318,7 +322,7 @@ class ImporterProvider(Construct):
             return
         self._namespaces.add(namespace)
         stack = self._stack
-        sid = _sid(_owner_of(namespace), 50, "Group")
+        sid = statement_id(_owner_of(namespace), 50, "Group")
         secrets = key_namespace_arn(stack, namespace)
         self._allow(self.on_event, dict(
             sid=f"ReadOnlyKeysOf{sid}", actions=["secretsmanager:GetSecretValue"], resources=[secrets],
@@ -387,20 +391,20 @@ class KeyWriterProvider(Construct):
 
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
-        self.log_group = _log_group(self)
-        self.function, self._role = _function(
+        self.log_group = function_log_group(self)
+        self.function, self._role = handler_function(
             self, "OnEvent", KEY_WRITER_ON_EVENT,
             "certfleet: decrypts a sealed private key with KMS and writes it to Secrets Manager",
-            _minutes(2), log_group=self.log_group,
+            minutes(2), log_group=self.log_group,
         )
-        self.provider = _provider(self, self.log_group, self.function)
+        self.provider = framework_provider(self, self.log_group, self.function)
         self._service_token = ""
         self._groups: dict[str, _GroupKeys] = {}
 
     @classmethod
     def of(cls, scope: Construct) -> KeyWriterProvider:
         """The stack's one key writer, created on first use."""
-        return _stack_singleton(cls, scope, KEY_WRITER_ID)
+        return stack_singleton(cls, scope, KEY_WRITER_ID)
 
     @property
     def service_token(self) -> str:
@@ -426,7 +430,7 @@ class KeyWriterProvider(Construct):
 
     def _group_statements(self, namespace: str, first_kms_key: str) -> _GroupKeys:
         stack = Stack.of(self)
-        sid = "Group" + _sid(_owner_of(namespace), 50, "Fleets")
+        sid = "Group" + statement_id(_owner_of(namespace), 50, "Fleets")
         secrets = key_namespace_arn(stack, namespace)
         decrypt = iam.PolicyStatement(sid=f"DecryptOnlySealedKeysOf{sid}", actions=["kms:Decrypt"],
                                       resources=[first_kms_key])
@@ -459,7 +463,7 @@ class KeyWriterProvider(Construct):
         return self._role
 
 
-def _tag_conditions(kind: str, fleet: str) -> dict[str, dict[str, str]]:
+def tag_conditions(kind: str, fleet: str) -> dict[str, dict[str, str]]:
     """certfleet's managed-by tag and the fleet tag (``kind``: RequestTag or ResourceTag); a fleet with a ``*`` is a
     pattern (every fleet of a FleetGroup), matched with StringLike."""
     managed = {f"aws:{kind}/{MANAGED_BY_TAG}": MANAGED_BY}
@@ -491,6 +495,6 @@ def _owner_of(namespace: str) -> str:
     return namespace.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _sid(name: str, limit: int, default: str) -> str:
+def statement_id(name: str, limit: int, default: str) -> str:
     return "".join(ch for ch in name.title() if ch.isalnum())[:limit] or default
 

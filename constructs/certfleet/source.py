@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from aws_cdk import Annotations
+from aws_cdk import Annotations, Stack
 from constructs import Construct
 
-from certfleet._lambda.certfleet_contract import CertificateProperties
+from certfleet._lambda.certfleet_contract import ACME_SOURCE, SOURCE_TAG, CertificateProperties, Tag
+from certfleet.acme import AcmeIssuer
+from certfleet.acme_order import AcmeAccount, AcmeOrder
 from certfleet.certificate_bundle import ALLOW_EXPIRED_CONTEXT, CertificateBundle
-from certfleet.key_source import KeyBinding, KeySource, SealedKeySource
+from certfleet.key_source import (
+    FleetTarget,
+    KeyBinding,
+    KeySource,
+    SealedKeySource,
+    key_namespace,
+    key_secret_name,
+    replica_binding,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from aws_cdk import aws_route53 as route53
+
+__all__ = ["AcmeSource", "CertificateSource", "FleetTarget", "ImportedSource", "check_expiry", "text_bytes"]
 
 LIST_ITEM_BYTES = 12
 """Indentation, quotes, comma and newline around one string of a list (``Names``) in the CDK's template."""
 NAME_USES = 6
 """Descriptions that repeat a certificate's primary name: the alarm, the event rule and their two relays."""
+ACME_ISSUER_BYTES = 6_000
+"""An ACME issuer's resources besides its texts: key, secrets, custom resource, schedule (measured about 4 KB)."""
 
 
 def text_bytes(value: str) -> int:
@@ -24,13 +42,45 @@ def text_bytes(value: str) -> int:
 
 
 class CertificateSource:
-    """Where a certificate comes from. Use ``CertificateSource.imported(bundle, key)``."""
+    """Where a certificate comes from: ``CertificateSource.imported(bundle, key)`` or ``.acme(...)``."""
 
     @staticmethod
     def imported(bundle: CertificateBundle, key: KeySource) -> ImportedSource:
         """A certificate from files (``CertificateBundle``) with its private key from ``KeySource``; what
         ``bundle=``/``key=`` mean on ``CertificateFleet`` and ``ImportedCertificate``."""
         return ImportedSource(bundle, key)
+
+    @staticmethod
+    def acme(
+        *, directory_url: str, domains: Sequence[str],
+        hosted_zone: route53.IHostedZone | Mapping[str, route53.IHostedZone], key_type: str = "ec-p256",
+        account: AcmeAccount | None = None,
+    ) -> AcmeSource:
+        """A certificate ordered over ACME (RFC 8555, dns-01 through Route 53) at the first deploy and renewed every
+        day it is due, with no deploy: re-imported into the same ARN in every fleet region.
+
+        Args:
+            directory_url: the CA's ACME directory (https), e.g. ``https://acme-v02.api.letsencrypt.org/directory``.
+            domains: the certificate's names, the first its primary name; wildcards (``*.example.com``) allowed.
+            hosted_zone: the Route 53 zone of every domain, or ``{domain: zone}`` when they are in several zones.
+            key_type: ``ec-p256``, ``ec-p384``, ``rsa-2048``, ``rsa-3072`` or ``rsa-4096``; fixed for the
+                certificate's life (ACM re-imports only the same key type). Default: ``ec-p256``.
+            account: the ACME account's contact and External Account Binding. Default: ``AcmeAccount()``, no
+                contact, no EAB.
+        """
+        return AcmeSource(directory_url=directory_url, domains=domains, hosted_zone=hosted_zone, key_type=key_type,
+                          account=account)
+
+    @property
+    def fleet_wide_id(self) -> bool:
+        """Whether the certificate's ``certfleet:id`` tag must be the same in every region (a source that
+        re-imports by itself finds the certificates by it). Default: False, each region's construct path."""
+        return False
+
+    @property
+    def tags(self) -> tuple[Tag, ...]:
+        """Tags the source adds to each certificate on import, besides managed-by, fleet and id. Default: none."""
+        return ()
 
     @property
     def primary_name(self) -> str:
@@ -58,7 +108,7 @@ class CertificateSource:
 
     def bind_key(
         self, scope: Construct, *, secret_name: str = "", replica_regions: Sequence[str] = (),
-        key_namespace: str = "",
+        key_namespace: str = "", target: FleetTarget | None = None,
     ) -> KeyBinding:
         """The key in ``scope``'s stack, the primary.
 
@@ -68,6 +118,7 @@ class CertificateSource:
             replica_regions: where that secret is replicated. Default: nowhere.
             key_namespace: the key namespace granted at once to the stack's readers (a FleetGroup's).
                 Default: none, the secret alone.
+            target: the fleet the key is bound for (a source that renews by itself needs it). Default: None.
         """
         raise NotImplementedError
 
@@ -128,7 +179,7 @@ class ImportedSource(CertificateSource):
 
     def bind_key(
         self, scope: Construct, *, secret_name: str = "", replica_regions: Sequence[str] = (),
-        key_namespace: str = "",
+        key_namespace: str = "", target: FleetTarget | None = None,
     ) -> KeyBinding:
         return self.key.bind(scope, self.bundle, secret_name=secret_name, replica_regions=replica_regions,
                              key_namespace=key_namespace)
@@ -163,6 +214,115 @@ class ImportedSource(CertificateSource):
     def warn(self, owner: Construct) -> None:
         for finding in self.bundle.warnings:
             Annotations.of(owner).add_warning_v2(f"certfleet:{finding.code}", str(finding))
+
+
+class AcmeSource(CertificateSource):
+    """A certificate ordered over ACME (dns-01 through Route 53) at the first deploy and renewed with no deploy.
+
+    Use ``CertificateSource.acme(...)``.
+    """
+
+    def __init__(
+        self, *, directory_url: str, domains: Sequence[str],
+        hosted_zone: route53.IHostedZone | Mapping[str, route53.IHostedZone], key_type: str = "ec-p256",
+        account: AcmeAccount | None = None,
+    ) -> None:
+        self.order = AcmeOrder.checked(directory_url=directory_url, domains=domains, hosted_zone=hosted_zone,
+                                       key_type=key_type, account=account)
+
+    @property
+    def directory_url(self) -> str:
+        """The CA's ACME directory."""
+        return self.order.directory_url
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """The certificate's names, lower case, the primary first."""
+        return self.order.domains
+
+    @property
+    def key_type(self) -> str:
+        """``ec-p256``, ``ec-p384``, ``rsa-2048``, ``rsa-3072`` or ``rsa-4096``."""
+        return self.order.key_type
+
+    @property
+    def account(self) -> AcmeAccount:
+        """The ACME account's contact and External Account Binding."""
+        return self.order.account
+
+    @property
+    def key_algorithm(self) -> str:
+        """ACM's key type of the certificate (``EC_prime256v1``...)."""
+        return self.order.key_algorithm
+
+    @property
+    def primary_name(self) -> str:
+        return self.domains[0]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.domains
+
+    @property
+    def generation(self) -> tuple[str, ...]:
+        return ACME_SOURCE, self.key_algorithm, ",".join(self.domains)
+
+    @property
+    def chain_bytes(self) -> int:
+        return 0
+
+    @property
+    def fleet_wide_id(self) -> bool:
+        return True
+
+    @property
+    def tags(self) -> tuple[Tag, ...]:
+        return (Tag(Key=SOURCE_TAG, Value=ACME_SOURCE),)
+
+    def check(self, owner: Construct) -> None:
+        """Nothing to check at synth beyond the arguments (checked when the source was made)."""
+
+    def bind_key(
+        self, scope: Construct, *, secret_name: str = "", replica_regions: Sequence[str] = (),
+        key_namespace: str = "", target: FleetTarget | None = None,
+    ) -> KeyBinding:
+        stack = Stack.of(scope)
+        if target is None:
+            raise ValueError(f"{scope.node.path}: an ACME source is bound by its fleet or certificate (no target)")
+        name = secret_name or _own_secret_name(stack, self.primary_name)
+        issuer = AcmeIssuer.of(stack, self.order, secret_name=name, replica_regions=tuple(replica_regions),
+                               target=target)
+        return KeyBinding(issuer.secret, issuer.version_id, issuer.secret_name, issuer, key_namespace=key_namespace)
+
+    def bind_key_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
+        return replica_binding(scope, primary, "the ACME source")
+
+    def bind_key_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
+        raise ValueError(
+            f"{scope.node.path} is in another account than the ACME source's primary stack: an ACME certificate is "
+            "renewed and re-imported from the primary account only. Put every region of this fleet in one account "
+            "(a fleet per account, each with its own ACME source).",
+        )
+
+    def resource_properties(self, binding: KeyBinding) -> CertificateProperties:
+        return CertificateProperties(
+            KeyAlgorithm=self.key_algorithm,
+            KeySecretId=binding.id_for_handler,
+            KeySecretVersionId=binding.version_id,
+            Names=list(self.domains),
+        )
+
+    def template_bytes(self, primary: bool) -> int:
+        names = list(self.domains)
+        size = len(json.dumps(names)) + LIST_ITEM_BYTES * len(names) + NAME_USES * text_bytes(self.primary_name)
+        if primary:  # the issuer's properties and the schedule's input (escaped JSON) spell them again
+            issuer = len(json.dumps(names)) + text_bytes(self.directory_url) + 120 * len(self.order.zones)
+            size += 4 * issuer + ACME_ISSUER_BYTES
+        return size
+
+
+def _own_secret_name(stack: Stack, name: str) -> str:
+    return key_secret_name(key_namespace("cert", stack.stack_name), name)
 
 
 def check_expiry(construct: Construct, bundle: CertificateBundle) -> None:

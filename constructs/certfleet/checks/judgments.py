@@ -11,7 +11,7 @@ from certfleet.checks.consumer import Consumer
 from certfleet.checks.extract.base import Resource, TlsSetting
 from certfleet.checks.finding import Finding, error, warning
 from certfleet.checks.resolve import ResolvedCertificate
-from certfleet.material.names import covers
+from certfleet.material.names import covers, matches
 from certfleet.rules import EDGE_REGION, ELB_RECOMMENDED_POLICY, RULES, Placement, Service
 
 #: Every finding code of the template checks, as the validation plugin reports them.
@@ -106,19 +106,28 @@ def key_unverified(consumer: Consumer) -> Finding | None:
 def domain_not_covered(consumer: Consumer, certificate: x509.Certificate | None) -> list[Finding]:
     """Each name the consumer serves that its certfleet certificate (parsed: ``certificate``) does not cover."""
     source = consumer.certificate
-    if source is None or certificate is None:
+    if source is None or (certificate is None and not (source.ordered and source.names)):
         return []
     return [
         error(
             "domain-not-covered",
             f"{consumer.subject()} serves {domain}, which {source.label} does not cover "
             f"(it covers: {', '.join(source.names) or 'no name'}).",
-            f"add {domain} to the certificate's names (certfleet csr --san {domain} ..., then have the CA reissue "
-            f"it), or remove {domain} from {consumer.domains_from or 'the consumer'}.",
+            (f"add {domain} to CertificateSource.acme(domains=[...]) (the next deploy orders it)" if source.ordered
+             else f"add {domain} to the certificate's names (certfleet csr --san {domain} ..., then have the CA "
+                  "reissue it)")
+            + f", or remove {domain} from {consumer.domains_from or 'the consumer'}.",
             site=consumer.site(),
         )
-        for domain in consumer.domains if not covers(certificate, domain)
+        for domain in consumer.domains if not _covered(certificate, source.names, domain)
     ]
+
+
+def _covered(certificate: x509.Certificate | None, names: tuple[str, ...], domain: str) -> bool:
+    """Whether the certificate (parsed), or else the names it is ordered for, covers ``domain``."""
+    if certificate is not None:
+        return covers(certificate, domain)
+    return any(matches(name, domain) for name in names)
 
 
 def tls_below_floor(resource: Resource, setting: TlsSetting) -> Finding | None:

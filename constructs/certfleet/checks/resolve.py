@@ -49,6 +49,7 @@ class ResolvedCertificate:
     strong: str = ""  # how a strong reference was read, empty when weak or local
     logical_id: str | None = None
     names: tuple[str, ...] = ()  # DNS names and IP addresses of a certfleet certificate
+    ordered: bool = False  # a certificate ordered at deploy time (material mode: ACME): judged by names and key type
 
     @property
     def is_certfleet(self) -> bool:
@@ -120,6 +121,11 @@ class Resolver:
         cert = self._parse(pem) if is_literal(pem) else None
         if cert is not None:
             algorithm = key_algorithm(cert.public_key())
+        names: tuple[str, ...] = tuple(dns_names(cert) + ip_addresses(cert)) if cert is not None else ()
+        if cert is None and pem is None:  # material mode (an ACME source): the names it is ordered for
+            listed: object = props.get("Names")
+            if isinstance(listed, list) and all(is_literal(n) for n in listed):
+                names = tuple(str(n) for n in listed)
         ident = tag_value(props, ID_TAG) or f"{st.stack_name}/{logical_id}"
         fleet = tag_value(props, FLEET_TAG)
         return ResolvedCertificate(
@@ -127,7 +133,7 @@ class Resolver:
             certificate_pem=str(pem) if cert is not None else None,
             key_algorithm=str(algorithm) if is_literal(algorithm) else None, fleet=fleet, stack=st.stack_name,
             logical_id=logical_id,
-            names=tuple(dns_names(cert) + ip_addresses(cert)) if cert is not None else (),
+            names=names, ordered=cert is None and pem is None,
         )
 
     def parsed(self, resolved: ResolvedCertificate) -> x509.Certificate | None:
