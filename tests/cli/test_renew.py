@@ -93,7 +93,7 @@ def _names(certificate: x509.Certificate) -> list[str]:
 # ---------------------------------------------------------------------------------------------------- orders
 def test_a_plain_order_writes_certificate_chain_and_a_0400_key(world: Renewal, capsys: pytest.CaptureFixture[str]
                                                                ) -> None:
-    account = world.folder / "account.json"
+    account = world.folder / "config" / "account.json"  # its folder is created too
     run = world.run(capsys, "--account-key", str(account), "--contact", "mailto:ops@example.com", "--json")
 
     assert run.code == 0, run.text

@@ -376,6 +376,7 @@ def _account(args: argparse.Namespace, libs: Libraries, work: Plan) -> tuple[Any
     if path is not None:
         document = {"key": ca.account_key_pem(key).decode("ascii"), "url": registration.uri,
                     "directory": args.directory_url}
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_outputs([Output(path, json.dumps(document, indent=1).encode("ascii"), mode=0o600)], replace=False,
                       fix="pass another --account-key file")
     return client, {"url": registration.uri, "file": str(path) if path else None, "registered": True}
