@@ -56,8 +56,8 @@ class Dns(Protocol):
 
 
 def route53_dns(props: contract.AcmeCertificateProperties) -> Dns:
-    """Route 53, in the issuer's hosted zones."""
-    return r53.Route53Dns([r53.HostedZone(z["Id"], z["Name"]) for z in props["HostedZones"]])
+    """Route 53, in the issuer's hosted zones (its client retries throttling as the handler's others do)."""
+    return r53.Route53Dns([r53.HostedZone(z["Id"], z["Name"]) for z in props["HostedZones"]], client=_aws("route53"))
 
 
 dns_for: Callable[[contract.AcmeCertificateProperties], Dns] = route53_dns

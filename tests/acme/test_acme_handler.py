@@ -297,13 +297,33 @@ def _txt_sets(zone_id: str) -> list[str]:
     return [s["Name"] for s in sets if s["Type"] == "TXT"]
 
 
+def _route53_calls(aws: StrictAWS, before: dict[str, int] | None = None) -> dict[str, int]:
+    """Route 53 requests per operation (since ``before``): what the construct must grant each entry point."""
+    counts: dict[str, int] = {}
+    for call, n in aws.call_counts.items():
+        if call.service == "route53":
+            counts[call.operation] = counts.get(call.operation, 0) + n
+    return {op: n - (before or {}).get(op, 0) for op, n in counts.items() if n != (before or {}).get(op, 0)}
+
+
 def test_issuer_publishes_in_route53_and_waits_for_insync(
         pebble: Pebble, trust_pebble: Path, route53_zone: dict[str, str], issuer: Resource, aws: StrictAWS) -> None:
+    """onEvent only writes the TXT records; isComplete polls GetChange until INSYNC (twice PENDING here), then
+    deletes exactly what was written: no other Route 53 call (ListResourceRecordSets only when a set changed)."""
     props = {**issuer_props(pebble.directory_url, ["r53.example.com", "*.r53.example.com"]),
              "HostedZones": [route53_zone]}
-    answer = issuer.create(props)
+    before = _route53_calls(aws)
+    merged = issuer.on_event(issuer.event("Create", props))
+    assert _route53_calls(aws, before) == {"ChangeResourceRecordSets": 1}
+    before = _route53_calls(aws)
+    answer = _is_complete(merged)
+    for _ in range(10):
+        if answer["IsComplete"]:
+            break
+        answer = _is_complete(merged)
     assert answer["Data"]["VersionId"] == current(props["MaterialSecretId"])[1]
-    assert aws.calls("route53", "GetChange") == 3, "isComplete came back until Route 53 said INSYNC"
+    assert _route53_calls(aws, before) == {"GetChange": 3, "ChangeResourceRecordSets": 1}, \
+        "isComplete came back until Route 53 said INSYNC, then withdrew"
     assert _txt_sets(route53_zone["Id"]) == []
 
 
@@ -314,8 +334,10 @@ def test_renewer_publishes_in_route53_inline(
     material, _ = current(props["MaterialSecretId"])
     arns = import_in([REGION], material)
     event = {**props, "Regions": [REGION], "CertificateId": CERT_ID}
+    before = _route53_calls(aws)
     summary = _renew(event, now=_years_later(4))
     assert summary["Renewed"] is True and summary["Imported"] == arns
+    assert _route53_calls(aws, before) == {"ChangeResourceRecordSets": 2, "GetChange": 3}
     assert held(arns[REGION]) == fingerprint_of(current(props["MaterialSecretId"])[0]["certificate"])
     assert _txt_sets(route53_zone["Id"]) == []
 
