@@ -209,23 +209,26 @@ def code_folder(folder: Path, resource: dict[str, Any], holding: str) -> Path | 
 
 def load_handler(module: str, asset: Path | None, folders: tuple[Path, ...]) -> Any:
     """Handler module ``module`` as Lambda would load it from ``asset`` (the function's code in the assembly), run on
-    this Python: imported from the first of ``folders`` that holds it (certfleet's handler sources; their
-    dependencies are this Python's, not the asset's wheels, which are built for Lambda's), after checking that the
-    asset ships the same source. A mismatch is a stale assembly."""
-    found = next((f for f in folders if (f / f"{module}.py").is_file()), None)
-    if found is None:
+    this Python: imported from ``folders`` (certfleet's handler sources; their dependencies are this Python's, not
+    the asset's wheels, built for Lambda's), after checking that every module the asset ships at its top level is the
+    same source there. A mismatch is a stale assembly."""
+    shipped = {p.name: p for p in asset.glob("*.py")} if asset is not None else {f"{module}.py": None}
+    sources = {name: next((f / name for f in folders if (f / name).is_file()), None) for name in shipped}
+    if sources.get(f"{module}.py") is None:
         raise RehearsalError(f"handler module {module} is in none of {', '.join(map(str, folders))}: the rehearsal "
                              "plays only certfleet's own handlers")
-    shipped = asset / f"{module}.py" if asset is not None else None
-    if shipped is not None and shipped.read_bytes() != (found / f"{module}.py").read_bytes():
-        raise RehearsalError(f"the assembly's {shipped} differs from this certfleet's {found / f'{module}.py'}: "
-                             "synthesize the app again")
-    if str(found) not in sys.path:
-        sys.path.insert(0, str(found))
+    for name, path in shipped.items():
+        source = sources[name]
+        if path is not None and source is not None and path.read_bytes() != source.read_bytes():
+            raise RehearsalError(f"the assembly's {path} differs from this certfleet's {source}: synthesize the app "
+                                 "again")
+    for source in sources.values():  # the asset's top level is one folder (/var/task); here, those it came from
+        if source is not None and str(source.parent) not in sys.path:
+            sys.path.insert(0, str(source.parent))
     loaded = importlib.import_module(module)
-    source = Path(str(getattr(loaded, "__file__", "") or ""))
-    if source.is_file() and source.read_bytes() != (found / f"{module}.py").read_bytes():
-        raise RehearsalError(f"{module} was already imported from {source}, which differs from {found}")
+    given, wanted = Path(str(getattr(loaded, "__file__", "") or "")), sources[f"{module}.py"]
+    if given.is_file() and wanted is not None and given.read_bytes() != wanted.read_bytes():
+        raise RehearsalError(f"{module} was already imported from {given}, which differs from {wanted}")
     return loaded
 
 
