@@ -52,7 +52,7 @@ def test_material_and_rules_source_never_imports_cdk_or_boto3() -> None:
 def test_cli_never_imports_aws_cdk() -> None:
     for path in sorted((PACKAGE / "cli").glob("*.py")):
         assert not _imports_of(path) & {"aws_cdk", "constructs", "jsii"}, path
-    for command in ("inspect", "verify", "seal", "upload", "status", "probe"):
+    for command in ("inspect", "verify", "seal", "upload", "status", "probe", "renew"):
         loaded = _fresh_modules(
             "from certfleet.cli.main import _handler, build_parser; build_parser(); "
             f"_handler({command!r})"
