@@ -17,13 +17,14 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from certfleet.acme import AcmeIssuer
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.fleet import CertificateFleet
 from certfleet.imported_certificate import ImportedCertificate
 from certfleet.key_source import KeyBinding, SealedKeyStore, grant_key_read
 from certfleet.material.names import name_problem, printable
 from certfleet.references import weak_reference
-from certfleet.source import ImportedSource
+from certfleet.source import AcmeSource
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _DIRECTORY = re.compile(r"^/[A-Za-z0-9._/-]+$")
@@ -46,8 +47,7 @@ REFRESH_SCRIPT_PATH = "/usr/local/libexec/certfleet/certfleet-refresh"
 """Where the refresh script is installed on the instance (one copy, shared by every CertificateFiles there)."""
 _CONFIG_DIRECTORY, _STATE_DIRECTORY, _UNIT_DIRECTORY = "/etc/certfleet", "/var/lib/certfleet", "/etc/systemd/system"
 # A reload command's program: a plain name (found on systemd's PATH) or an absolute path; each argument: printable.
-_PROGRAM = re.compile(r"/?[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*")
-_SHELL_OPERATORS = frozenset({";", "&", "&&", "|", "||", ">", ">>", "<", "<<", "2>&1"})
+_PROGRAM = re.compile(r"(/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+|[A-Za-z0-9_+-][A-Za-z0-9._+-]*")
 
 __all__ = ["MODERN_CIPHERS", "REFRESH_SCRIPT", "REFRESH_SCRIPT_PATH", "CertificateFiles"]
 
@@ -103,14 +103,11 @@ class CertificateFiles(Construct):
             raise ValueError(f"{self.node.path}: attempts={attempts} must be between 1 and 360 (10 s apart)")
         self.source = source.source
         self.reload_command: list[str] | None = _reload_argv(self.node.path, reload_command)
-        renews = not isinstance(self.source, ImportedSource)  # an ACME source: certificate and key in one secret
+        renews = isinstance(self.source, AcmeSource)  # certificate, chain and key in one secret, renewed with no deploy
         if self.reload_command and not renews:
-            raise ValueError(
-                f"{self.node.path}: reload_command needs a certificate that renews without a deploy "
-                "(CertificateSource.acme); an imported certificate changes with the user data: replace or refresh "
-                "the instance",
-            )
-        self.bundle = self.source.bundle if isinstance(self.source, ImportedSource) else None  # None: read at boot
+            raise ValueError(f"{self.node.path}: reload_command needs a certificate that renews without a deploy "
+                             "(CertificateSource.acme); an imported one changes with the user data: refresh instances")
+        self.bundle = None if renews else source.bundle  # None: read from the material secret at boot
         self.directory = directory.rstrip("/") or "/"
         self.owner, self.group = owner, group
         if isinstance(source, CertificateFleet):
@@ -121,9 +118,7 @@ class CertificateFiles(Construct):
         self.region = self.key.region or Stack.of(self).region
         self.unit: str | None = _unit_name(self.directory) if renews else None
         """The systemd ``<unit>.service`` and ``<unit>.timer`` that refresh the files (None: nothing renews)."""
-        self.commands: list[str] = (
-            self._render(self.bundle, attempts) if self.bundle is not None else self._render_renewing(attempts)
-        )
+        self.commands = self._render_renewing(attempts) if self.bundle is None else self._render(self.bundle, attempts)
 
     @property
     def certificate_path(self) -> str:
@@ -275,7 +270,7 @@ class CertificateFiles(Construct):
         )
         failure = (
             f"certfleet: could not write the TLS files of {printable(self.source.primary_name)} from Secrets Manager "
-            f"in {self.region} (journalctl -u {unit} tells more once the timer has run)"
+            f"in {self.region}; {unit}.timer tries again now and daily (journalctl -u {unit})"
         )
         folders = (self.directory, REFRESH_SCRIPT_PATH.rsplit("/", 1)[0], _CONFIG_DIRECTORY, _STATE_DIRECTORY)
         return [
@@ -286,9 +281,10 @@ class CertificateFiles(Construct):
             *_file(config_path, config, "0644"),
             *_file(f"{_UNIT_DIRECTORY}/{unit}.service", service, "0644"),
             *_file(f"{_UNIT_DIRECTORY}/{unit}.timer", timer, "0644"),
+            f"systemctl daemon-reload && systemctl enable {q(unit + '.timer')}",
             f"/usr/bin/python3 {q(REFRESH_SCRIPT_PATH)} --boot {q(config_path)} || "
-            f"{{ printf '%s\\n' {q(failure)} >&2; exit 1; }}",
-            f"systemctl daemon-reload && systemctl enable --now {q(unit + '.timer')}",
+            f"{{ printf '%s\\n' {q(failure)} >&2; systemctl start {q(unit + '.timer')}; exit 1; }}",
+            f"systemctl start {q(unit + '.timer')}",
         ]
 
 
@@ -323,7 +319,9 @@ def _reload_argv(where: str, command: str | Sequence[str] | None) -> list[str] |
             argv = shlex.split(command)
         except ValueError:
             raise ValueError(f"{where}: reload_command {printable(command)} leaves a quote open") from None
-        operators = [w for w in argv if w in _SHELL_OPERATORS or "$(" in w or "`" in w]
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)  # ; & | < > ( ) as tokens of their own
+        lexer.whitespace_split = True
+        operators = [w for w in argv if "$(" in w or "`" in w] + [t for t in lexer if set(t) <= set("();<>|&")]
         if operators:
             raise ValueError(
                 f"{where}: reload_command runs without a shell, so {printable(operators[0])} would be a plain "
@@ -360,7 +358,7 @@ def _certificate_key(cert: ImportedCertificate, reader: Construct) -> KeyBinding
     store = binding.store
     cmk = binding.encryption_key_arn
     secret_id = binding.secret_name or binding.secret_id
-    if isinstance(store, SealedKeyStore) and binding.secret is store.secret:  # the primary, CMK-encrypted
+    if isinstance(store, SealedKeyStore | AcmeIssuer) and binding.secret is store.secret:  # the primary, with a CMK
         cmk = weak_reference(store, "KeyEncryptionKeyArn", store.encryption_key.key_arn, reader)
     elif not secret_id:
         secret_id = weak_reference(cert, "KeySecretArn", binding.secret.secret_arn, reader)
