@@ -452,8 +452,10 @@ def refresh(config: dict[str, Any], boot: bool) -> int:
             files = read_material(config)
             break
         except Refusal as refusal:
-            if attempt == attempts:
-                sys.stderr.write(f"certfleet: {directory}: {refusal}; nothing was written\n")
+            last = attempt == attempts
+            sys.stderr.write(f"certfleet: {directory}: {refusal}; " + ("nothing was written\n" if last else
+                             f"trying again ({attempt}/{attempts})\n"))
+            if last:
                 return 1
             time.sleep(float(config["retry_seconds"]))
     digest = hashlib.sha256(files["cert"].encode()).hexdigest()

@@ -232,3 +232,21 @@ def test_reload_arguments_reach_the_program_as_text_never_through_a_shell(secret
     assert instance.run().returncode == 0
     assert instance.reload_runs() == [repr(arguments)]
     assert not marker.exists(), "a reload argument ran as a shell command"
+
+
+def test_boot_waits_for_the_material_to_arrive(secret_name: str, tmp_path: Path, pki: DemoPKI, leaf: Issued) -> None:
+    _put(secret_name, "certfleet: the issuer replaces this value")  # a replica before the first issuance reached it
+    instance = Instance(tmp_path, secret_name)
+    instance.settings.update(attempts=600, retry_seconds=0.05)
+    instance.set_reload(None)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    with subprocess.Popen([sys.executable, "-S", str(instance.script), "--boot", str(instance.config)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as booting:
+        assert booting.stderr is not None
+        first = booting.stderr.readline()  # the first refusal: the material arrives only after it
+        assert "does not hold certificate material" in first and first.endswith("; trying again (1/600)\n")
+        _put(secret_name, _material(leaf, pki))
+        _, rest = booting.communicate(timeout=120)
+    assert booting.returncode == 0, rest
+    assert instance.paths["cert"].read_bytes() == leaf.pem()
+    assert find_leaks(first + rest) == []
