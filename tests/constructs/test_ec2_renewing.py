@@ -222,3 +222,10 @@ def test_one_ordered_certificate_grants_its_material_and_the_cmk_through_secrets
     (decrypt,) = [s for s in _statements(web) if "kms:Decrypt" in s["Action"]]
     assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}}
     assert "Fn::GetStackOutput" in decrypt["Resource"], "the material's customer-managed key, by weak reference"
+
+
+def test_the_user_data_leaves_most_of_ec2s_16_kb_to_the_application() -> None:
+    files, _ = _files(reload_command="systemctl reload nginx")
+    user_data = ec2.UserData.for_linux()
+    files.add_to(user_data)
+    assert len(user_data.render().encode()) < 10 * 1024, "EC2 takes at most 16 KB of user data (before base64)"
