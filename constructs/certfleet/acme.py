@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, SecretValue, Stack
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -28,9 +27,9 @@ from certfleet._lambda.certfleet_contract import (
     AcmeRenewInput,
 )
 from certfleet.acme_asset import LAMBDA_PYTHON, LAMBDA_RUNTIME, acme_code
-from certfleet.acme_order import AcmeOrder, challenge_record_name
+from certfleet.acme_order import AcmeOrder, FleetTarget, challenge_record_name
 from certfleet.gates import acknowledge, skip_checkov, wildcard_finding
-from certfleet.key_source import FleetTarget
+from certfleet.key_source import retained_secret
 from certfleet.providers import (
     framework_provider,
     function_log_group,
@@ -231,28 +230,19 @@ class AcmeIssuer(Construct):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.secret = secretsmanager.Secret(
-            self, "Material",
-            secret_name=secret_name,
+        self.secret = retained_secret(
+            self, "Material", self.encryption_key, secret_name=secret_name, placeholder=PLACEHOLDER,
             description=f"certfleet: certificate, chain and private key of {name} (written by the ACME issuer and "
                         "renewer)",
-            encryption_key=self.encryption_key,
-            secret_string_value=SecretValue.unsafe_plain_text(PLACEHOLDER),
-            removal_policy=RemovalPolicy.RETAIN,
-            replica_regions=[secretsmanager.ReplicaRegion(region=r) for r in replica_regions],
+            replica_regions=replica_regions,
+            no_rotation="the ACME renewer writes a new certificate and key when the CA's renewal window opens; a "
+                        "Secrets Manager rotation schedule would only race it",
         )
-        acknowledge(self.secret, "AwsSolutions-SMG4",
-                    "the ACME renewer writes a new certificate and key when the CA's renewal window opens; a Secrets "
-                    "Manager rotation schedule would only race it")
-        self.account_secret = secretsmanager.Secret(
-            self, "Account",
+        self.account_secret = retained_secret(  # retained: with EAB, a new account may need a new binding from the CA
+            self, "Account", self.encryption_key, placeholder=ACCOUNT_PLACEHOLDER,
             description=f"certfleet: the ACME account key that orders {name} (written by the ACME issuer)",
-            encryption_key=self.encryption_key,
-            secret_string_value=SecretValue.unsafe_plain_text(ACCOUNT_PLACEHOLDER),
-            removal_policy=RemovalPolicy.RETAIN,  # with EAB, a new account may need a new binding from the CA
+            no_rotation="an ACME account key is registered once at the CA; rotating it would need the CA's key change",
         )
-        acknowledge(self.account_secret, "AwsSolutions-SMG4",
-                    "an ACME account key is registered once at the CA; rotating it would need the CA's key change")
         self.handlers = AcmeHandlers.of(self)
         self.handlers.allow(self, order, target)
         self.properties = order.issuer_properties(material_secret=self.secret.secret_arn,

@@ -14,9 +14,22 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from certfleet._lambda.certfleet_contract import ACME_KEY_TYPES, AcmeCertificateProperties, HostedZone
 from certfleet.material.names import name_problem
 
-__all__ = ["CHALLENGE_PREFIX", "AcmeAccount", "AcmeOrder", "AcmeZone", "challenge_record_name"]
+__all__ = ["CHALLENGE_PREFIX", "AcmeAccount", "AcmeOrder", "AcmeZone", "FleetTarget", "challenge_record_name"]
 
 CHALLENGE_PREFIX = "_acme-challenge."
+
+
+@dataclass(frozen=True)
+class FleetTarget:
+    """What a source that renews by itself (ACME) is told of the fleet it is bound for: it re-imports into each
+    region's certificate, found by these tags."""
+
+    fleet_name: str
+    """The ``certfleet:fleet`` tag."""
+    regions: tuple[str, ...]
+    """Every region of the fleet (the primary first)."""
+    certificate_id: str
+    """The ``certfleet:id`` tag, the same in every region."""
 
 
 def challenge_record_name(domain: str) -> str:

@@ -12,9 +12,10 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from certfleet.acme import AcmeIssuer
+from certfleet.acme_order import FleetTarget
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.imported_certificate import CertificateBase, ImportedCertificate, tag_value
-from certfleet.key_source import FleetTarget, KeyBinding, KeySource, SealedKeyStore, grant_key_read
+from certfleet.key_source import KeyBinding, KeySource, SealedKeyStore, grant_key_read
 from certfleet.layout import FleetLayout, FleetPlan, StackPerRegion
 from certfleet.naming import ACCOUNT, checked_regions
 from certfleet.placement_plugin import PlacementChecks

@@ -21,6 +21,7 @@ from aws_cdk import (
 from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
+from certfleet.acme import ACME_HANDLERS_ID
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.fleet import CertificateFleet
 from certfleet.key_source import KeySource, key_namespace, key_secret_name
@@ -360,10 +361,10 @@ class ShardLayout(FleetLayout):
             shard.resources += resources
             shard.outputs += estimate.outputs
             shard.template_bytes += estimate.template_bytes + (resources - estimate.resources) * estimate.resource_bytes
-            # what this fleet may have brought to the shard: the importer; the key writer with its key (primary);
-            # the expiry setting and relay with the group's monitoring
+            # what this fleet may have brought to the shard: the importer; the key writer or the ACME functions with
+            # its key (primary); the expiry setting and relay with the group's monitoring
             monitoring = [ACCOUNT_CONFIG_ID, relay_id(topic)] if topic is not None else []
-            for shared in (IMPORTER_ID, *([KEY_WRITER_ID] if primary else []), *monitoring):
+            for shared in (IMPORTER_ID, *([KEY_WRITER_ID, ACME_HANDLERS_ID] if primary else []), *monitoring):
                 child = stack.node.try_find_child(shared) if shared not in shard.counted else None
                 if child is not None:
                     shard.counted.add(shared)

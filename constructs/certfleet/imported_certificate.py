@@ -26,8 +26,9 @@ from certfleet._lambda.certfleet_contract import (
     CertificateProperties,
     Tag,
 )
+from certfleet.acme_order import FleetTarget
 from certfleet.certificate_bundle import CertificateBundle
-from certfleet.key_source import FleetTarget, KeyBinding, KeySource, secret_resource_arn
+from certfleet.key_source import KeyBinding, KeySource, secret_resource_arn
 from certfleet.providers import ImporterProvider
 from certfleet.source import CertificateSource, ImportedSource
 

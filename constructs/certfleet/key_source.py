@@ -80,19 +80,6 @@ def key_secret_name(namespace: str, *parts: str) -> str:
 
 
 @dataclass(frozen=True)
-class FleetTarget:
-    """What a source is told of the fleet it is bound for: a source that renews by itself (ACME) re-imports into
-    each region's certificate, found by these tags."""
-
-    fleet_name: str
-    """The ``certfleet:fleet`` tag."""
-    regions: tuple[str, ...]
-    """Every region of the fleet (the primary first)."""
-    certificate_id: str
-    """The ``certfleet:id`` tag, the same in every region."""
-
-
-@dataclass(frozen=True)
 class KeyBinding:
     """The key as one stack sees it: a secret, and the version to read (empty: AWSCURRENT)."""
 
@@ -405,17 +392,13 @@ class SealedKeyStore(Construct):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.secret = secretsmanager.Secret(
-            self, "Secret",
-            secret_name=secret_name,
+        self.secret = retained_secret(
+            self, "Secret", self.encryption_key, secret_name=secret_name, placeholder=PLACEHOLDER,
             description=f"certfleet: private key of {name} (written by the key writer from the sealed file)",
-            encryption_key=self.encryption_key,
-            secret_string_value=SecretValue.unsafe_plain_text(PLACEHOLDER),
-            removal_policy=RemovalPolicy.RETAIN,
-            replica_regions=[secretsmanager.ReplicaRegion(region=r) for r in replica_regions],
+            replica_regions=replica_regions,
+            no_rotation="a TLS private key rotates with its certificate (a new sealed key, deployed), never on a "
+                        "schedule",
         )
-        acknowledge(self.secret, "AwsSolutions-SMG4",
-                    "a TLS private key rotates with its certificate (a new sealed key, deployed), never on a schedule")
         writer = KeyWriterProvider.of(self)
         if key_namespace:
             writer.allow_group_key(key_namespace, sealed.kms_key_arn, dict(sealed.encryption_context))
@@ -455,6 +438,23 @@ class SealedKeyStore(Construct):
     @property
     def version_id(self) -> str:
         return self.resource.get_att_string("VersionId")
+
+
+def retained_secret(
+    scope: Construct, id: str, key: kms.IKey, *, description: str, placeholder: str, no_rotation: str,
+    secret_name: str | None = None, replica_regions: Sequence[str] = (),
+) -> secretsmanager.Secret:
+    """A retained secret certfleet fills at deploy time (``placeholder`` until then), encrypted with ``key``, replicated
+    to ``replica_regions`` (aws/secretsmanager there); ``no_rotation``: why cdk-nag's rotation rule does not apply."""
+    secret = secretsmanager.Secret(
+        scope, id,
+        secret_name=secret_name, description=description, encryption_key=key,
+        secret_string_value=SecretValue.unsafe_plain_text(placeholder),
+        removal_policy=RemovalPolicy.RETAIN,
+        replica_regions=[secretsmanager.ReplicaRegion(region=r) for r in replica_regions] or None,
+    )
+    acknowledge(secret, "AwsSolutions-SMG4", no_rotation)
+    return secret
 
 
 def replica_binding(scope: Construct, primary: KeyBinding, what: str) -> KeyBinding:

@@ -11,10 +11,9 @@ from constructs import Construct
 
 from certfleet._lambda.certfleet_contract import ACME_SOURCE, SOURCE_TAG, CertificateProperties, Tag
 from certfleet.acme import AcmeIssuer
-from certfleet.acme_order import AcmeAccount, AcmeOrder
+from certfleet.acme_order import AcmeAccount, AcmeOrder, FleetTarget
 from certfleet.certificate_bundle import ALLOW_EXPIRED_CONTEXT, CertificateBundle
 from certfleet.key_source import (
-    FleetTarget,
     KeyBinding,
     KeySource,
     SealedKeySource,

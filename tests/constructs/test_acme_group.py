@@ -1,0 +1,126 @@
+"""ACME sources as FleetGroup members: one set of ACME functions per shard, each fleet's own issuer, secrets, schedule
+and grants, material-mode importers with the group's tags; and the renewer's alarm relayed to a topic elsewhere."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import App, Environment, Stack
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_sns as sns
+from aws_cdk.assertions import Template
+
+from certfleet import CertificateSource, FleetGroup
+from certfleet._lambda.certfleet_contract import (
+    ACME_CERTIFICATE_TYPE,
+    ACME_KEY_TYPES,
+    ACME_RENEWER,
+    ACME_SOURCE,
+    CERTIFICATE_TYPE,
+    FLEET_TAG,
+    ID_TAG,
+    IMPORTER_ON_EVENT,
+    SOURCE_TAG,
+)
+
+ACCOUNT = "123456789012"
+DIRECTORY = "https://acme.example.net/directory"
+
+
+def _statements(template: Template, handler: str) -> list[dict[str, Any]]:
+    resources = template.to_json()["Resources"]
+    role = next(r["Properties"]["Role"]["Fn::GetAtt"][0] for r in resources.values()
+                if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == handler)
+    return [s for r in resources.values() if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in
+            r["Properties"].get("Roles", []) for s in r["Properties"]["PolicyDocument"]["Statement"]]
+
+
+@pytest.fixture(scope="module")
+def group() -> tuple[FleetGroup, dict[str, Template]]:
+    """Two ACME fleets (ec-p256 and rsa-2048) in one group, monitored to a topic in eu-west-1."""
+    app = App(context={"@aws-cdk/core:validateAgainstDefaultRules": False})
+    dns = Stack(app, "Dns", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    zone = route53.HostedZone.from_hosted_zone_attributes(dns, "Zone", hosted_zone_id="Z0EXAMPLE",
+                                                          zone_name="example.com")
+    topic = sns.Topic(dns, "Alerts")
+    made = FleetGroup(app, "Group", account=ACCOUNT, regions=["eu-west-1"], expiry_topic=topic)
+    made.add_fleet("site", source=CertificateSource.acme(directory_url=DIRECTORY, domains=["www.example.com"],
+                                                         hosted_zone=zone))
+    made.add_fleet("api", source=CertificateSource.acme(directory_url=DIRECTORY, domains=["api.example.com"],
+                                                        hosted_zone=zone, key_type="rsa-2048"))
+    assembly = app.synth()
+    return made, {s.stack_name: Template.from_json(s.template) for s in assembly.stacks}
+
+
+def test_each_member_gets_its_issuer_and_schedule_sharing_the_shards_functions(
+        group: tuple[FleetGroup, dict[str, Template]]) -> None:
+    _, templates = group
+    primary = templates["Group-us-east-1"]
+    issuers = primary.find_resources(ACME_CERTIFICATE_TYPE)
+    assert sorted(i["Properties"]["Fleet"] for i in issuers.values()) == ["Group/api", "Group/site"]
+    assert len(primary.find_resources("AWS::Scheduler::Schedule")) == 2
+    renewers = primary.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": ACME_RENEWER}})
+    assert len(renewers) == 1  # one renewer per stack, whatever the number of ACME fleets
+    assert not templates["Group-eu-west-1"].find_resources(ACME_CERTIFICATE_TYPE)  # the primary only
+
+
+def test_member_material_secrets_live_in_the_groups_key_namespace(
+        group: tuple[FleetGroup, dict[str, Template]]) -> None:
+    made, templates = group
+    primary = templates["Group-us-east-1"]
+    names = sorted(s["Properties"]["Name"] for s in primary.find_resources("AWS::SecretsManager::Secret").values()
+                   if "ReplicaRegions" in s["Properties"])
+    assert names == [f"{made.key_namespace}api/us-east-1/api.example.com/key",
+                     f"{made.key_namespace}site/us-east-1/www.example.com/key"]
+
+
+@pytest.mark.parametrize("stack_name", ["Group-us-east-1", "Group-eu-west-1"])
+def test_member_importers_are_in_material_mode_with_the_groups_tags(
+        group: tuple[FleetGroup, dict[str, Template]], stack_name: str) -> None:
+    made, templates = group
+    certificates = templates[stack_name].find_resources(CERTIFICATE_TYPE)
+    assert len(certificates) == 2
+    for certificate in certificates.values():
+        props = certificate["Properties"]
+        assert "Certificate" not in props
+        assert props["Group"] == made.group_name
+        tags = {t["Key"]: t["Value"] for t in props["Tags"]}
+        fleet = tags[FLEET_TAG].split("/", 1)[1]
+        expected = {"site": (["www.example.com"], "ec-p256"), "api": (["api.example.com"], "rsa-2048")}[fleet]
+        assert (props["Names"], props["KeyAlgorithm"]) == (expected[0], ACME_KEY_TYPES[expected[1]])
+        assert tags[SOURCE_TAG] == ACME_SOURCE
+        assert tags[ID_TAG] == f"{made.node.path}/{fleet}"
+
+
+def test_member_renewals_are_scoped_to_each_fleet(group: tuple[FleetGroup, dict[str, Template]]) -> None:
+    made, templates = group
+    statements = _statements(templates["Group-us-east-1"], ACME_RENEWER)
+    imports = [s for s in statements if s["Action"] == "acm:ImportCertificate"]
+    assert sorted(s["Condition"]["StringEquals"][f"aws:ResourceTag/{ID_TAG}"] for s in imports) == [
+        f"{made.node.path}/api", f"{made.node.path}/site"]
+    names = [s["Condition"]["ForAllValues:StringLike"] for s in statements
+             if s["Action"] == "route53:ChangeResourceRecordSets"]
+    assert len(names) == 2 and all(len(n["route53:ChangeResourceRecordSetsNormalizedRecordNames"]) == 1 for n in names)
+
+
+def test_member_importers_read_the_namespace_they_are_granted(group: tuple[FleetGroup, dict[str, Template]]) -> None:
+    made, templates = group
+    reads = [s for s in _statements(templates["Group-eu-west-1"], IMPORTER_ON_EVENT)
+             if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert f"{made.key_namespace}*" in json.dumps(reads)
+
+
+def test_the_renewer_alarm_reaches_a_topic_of_another_region_through_the_relay(
+        group: tuple[FleetGroup, dict[str, Template]]) -> None:
+    _, templates = group
+    primary = templates["Group-us-east-1"]
+    alarms = primary.find_resources("AWS::CloudWatch::Alarm", {"Properties": {"MetricName": "Errors"}})
+    assert len(alarms) == 1  # one per renewer, however many fleets it renews
+    (alarm_id,) = alarms
+    rules = primary.find_resources("AWS::Events::Rule")
+    forwarding = [r for r in rules.values() if alarm_id in json.dumps(r["Properties"].get("EventPattern"))]
+    assert len(forwarding) == 1
+    (target,) = forwarding[0]["Properties"]["Targets"]
+    assert ":events:eu-west-1:" in json.dumps(target["Arn"])
