@@ -47,7 +47,7 @@ REFRESH_SCRIPT_PATH = "/usr/local/libexec/certfleet/certfleet-refresh"
 """Where the refresh script is installed on the instance (one copy, shared by every CertificateFiles there)."""
 _CONFIG_DIRECTORY, _STATE_DIRECTORY, _UNIT_DIRECTORY = "/etc/certfleet", "/var/lib/certfleet", "/etc/systemd/system"
 # A reload command's program: a plain name (found on systemd's PATH) or an absolute path; each argument: printable.
-_PROGRAM = re.compile(r"(/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+|[A-Za-z0-9_+-][A-Za-z0-9._+-]*")
+_PROGRAM = re.compile(r"(/(?!\.\.?(/|$))[A-Za-z0-9._+-]+)+|[A-Za-z0-9_+-][A-Za-z0-9._+-]*")
 
 __all__ = ["MODERN_CIPHERS", "REFRESH_SCRIPT", "REFRESH_SCRIPT_PATH", "CertificateFiles"]
 

@@ -19,10 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import App, Environment, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_route53 as route53
 from handler_support import REGION, boto
 
+from certfleet import CertificateFleet, CertificateSource
 from certfleet._lambda.certfleet_contract import AcmeMaterial
-from certfleet.ec2 import REFRESH_SCRIPT
+from certfleet.ec2 import REFRESH_SCRIPT, CertificateFiles
 from certfleet.material.demo import DemoPKI, Issued
 from certfleet.testing import StrictAWS
 from certfleet.testing.leaks import find_leaks
@@ -250,3 +255,58 @@ def test_boot_waits_for_the_material_to_arrive(secret_name: str, tmp_path: Path,
     assert booting.returncode == 0, rest
     assert instance.paths["cert"].read_bytes() == leaf.pem()
     assert find_leaks(first + rest) == []
+
+
+def _rendered_user_data(reload: list[str]) -> tuple[CertificateFiles, str]:
+    """The user data of an instance in REGION, a replica region of an ACME fleet, with this user's files."""
+    app = App()
+    zones = Stack(app, "Zones", env=Environment(account="123456789012", region=REGION))
+    zone = route53.HostedZone.from_hosted_zone_attributes(zones, "Zone", hosted_zone_id="Z0123456789ABCDEFGHIJ",
+                                                          zone_name="example.com")
+    source = CertificateSource.acme(directory_url="https://acme.example.com/directory",
+                                    domains=["www.example.com", "example.com"], hosted_zone=zone)
+    fleet = CertificateFleet(app, "Certificates", source=source, account="123456789012",
+                             regions=["ap-south-1", REGION], edge=False)
+    web = Stack(app, "Web", env=Environment(account="123456789012", region=REGION))
+    role = iam.Role(web, "InstanceRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    files = CertificateFiles(web, "Tls", source=fleet, role=role, directory="/srv/tls", reload_command=reload,
+                             owner=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name)
+    user_data = ec2.UserData.for_linux()
+    files.add_to(user_data)
+    return files, user_data.render()
+
+
+def test_the_rendered_user_data_installs_the_timer_and_its_service_refreshes(aws: StrictAWS, tmp_path: Path,
+                                                                             pki: DemoPKI, leaf: Issued) -> None:
+    reloads = tmp_path / "reloads"
+    files, script = _rendered_user_data([sys.executable, "-c", COUNT_RUNS, str(reloads), "nginx"])
+    assert files.region == REGION and files.unit is not None
+    _put(files.key.id_for_handler, _material(leaf, pki))  # the replica the instance reads
+    moved = {"/usr/local/libexec/certfleet": tmp_path / "libexec", "/etc/certfleet": tmp_path / "settings",
+             "/var/lib/certfleet": tmp_path / "state", "/etc/systemd/system": tmp_path / "units",
+             "/srv/tls": tmp_path / "tls", "/usr/bin/python3": f"{sys.executable} -S", "-o root -g root ": ""}
+    for path, here in moved.items():
+        script = script.replace(path, str(here))
+    (tmp_path / "units").mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text('#!/bin/sh\necho "$*" >> "$CERTFLEET_TEST_SYSTEMCTL"\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "CERTFLEET_TEST_SYSTEMCTL": str(tmp_path / "systemctl")}
+    booted = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert booted.returncode == 0, booted.stderr
+    timer = f"{files.unit}.timer"
+    assert (tmp_path / "systemctl").read_text().splitlines() == ["daemon-reload", f"enable {timer}", f"start {timer}"]
+    assert (tmp_path / "tls" / "cert.pem").read_bytes() == leaf.pem()
+    assert (tmp_path / "tls" / "private.key").stat().st_mode & 0o777 == 0o400
+    assert not reloads.exists(), "the first run at boot reloads nothing"
+    _put(files.key.id_for_handler, _material(pki.leaf(("www.example.com", "example.com")), pki))
+    service = (tmp_path / "units" / f"{files.unit}.service").read_text()
+    (exec_start,) = [line.split("=", 1)[1] for line in service.splitlines() if line.startswith("ExecStart=")]
+    for _ in range(2):  # the timer's runs: the renewal, then nothing new
+        done = subprocess.run(exec_start.split(), env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert find_leaks(done.stdout + done.stderr) == []
+    assert reloads.read_text().splitlines() == ["['nginx']"]
+    assert find_leaks(booted.stdout + booted.stderr) == []
