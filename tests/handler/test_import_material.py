@@ -152,6 +152,24 @@ def test_an_update_while_acm_holds_the_newest_imports_nothing(
     assert leaf_in_acm(arn) == fingerprint(renewed)
 
 
+def test_a_certificate_moving_from_files_to_an_acme_source_is_replaced(
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued,
+) -> None:
+    """GIVEN a certificate imported from files WHEN the same construct is given an ACME source (same key type) THEN a
+    new certificate is imported with the source tag (ACM takes tags on the first import only, and the renewer finds
+    the certificate by them), and CloudFormation's Delete of the old one leaves only the new."""
+    files_props = certificate_props(leaf, pki, secret.arn, secret.put(leaf.key_pem()))
+    old_arn = certificate.create(files_props)["PhysicalResourceId"]
+    renewed = pki.leaf(NAMES, days=120)
+    updated = certificate.update(material_props(renewed, pki, secret.arn, secret.put(material(renewed, pki))))
+    new_arn = updated["PhysicalResourceId"]
+    assert new_arn != old_arn and leaf_in_acm(new_arn) == fingerprint(renewed)
+    tags = {t["Key"]: t["Value"] for t in boto("acm").list_tags_for_certificate(CertificateArn=new_arn)["Tags"]}
+    assert tags[SOURCE_TAG] == ACME_SOURCE
+    certificate.delete(old_arn, files_props)
+    assert [c["CertificateArn"] for c in all_certificates()] == [new_arn]
+
+
 def test_a_lagging_replica_waits_for_the_pinned_version(
     certificate: Resource, pki: DemoPKI, leaf: Issued, aws: StrictAWS, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # checked as part of the certfleet package
         ID_TAG,
         OWNER_TAG,
         RETIRED_TAG,
+        SOURCE_TAG,
         SWEEPER_TYPE,
         CertificateProperties,
         CustomResourceEvent,
@@ -75,6 +76,7 @@ else:  # the Lambda asset's top level, as /var/task is
         ID_TAG,
         OWNER_TAG,
         RETIRED_TAG,
+        SOURCE_TAG,
         SWEEPER_TYPE,
         CertificateProperties,
         CustomResourceEvent,
@@ -146,6 +148,8 @@ def _update(event: CertificateEvent, props: CertificateProperties, until: float)
     leaf = _wanted(props, until)
     if not _ACM_ARN.match(arn) or props["KeyAlgorithm"] != old.get("KeyAlgorithm"):
         return _adopt_or_import(props, leaf, "Update (new key type)", event, until)
+    if _tag(props, SOURCE_TAG) != _tag(old, SOURCE_TAG):  # tags come with an import only: the renewer finds its by them
+        return _adopt_or_import(props, leaf, "Update (new source)", event, until)
     acm: ACMClient = client("acm")
     try:
         held = _fingerprint(acm, arn)
@@ -169,6 +173,10 @@ def _update(event: CertificateEvent, props: CertificateProperties, until: float)
         return _adopt_or_import(props, leaf, "Update (certificate gone)", event, until)
     LOG.info("Update %s: re-imported %s, key %s version %s", arn, leaf.fingerprint, props["KeySecretId"], leaf.version)
     return _result(acm, arn, props, leaf)
+
+
+def _tag(props: CertificateProperties, key: str) -> str:
+    return next((t.get("Value", "") for t in props.get("Tags") or [] if t.get("Key") == key), "")
 
 
 def _identity(tags: list[Tag] | None) -> dict[str, str]:
