@@ -42,6 +42,13 @@ def _distribution(app: App, fleet: CertificateFleet, *names: str) -> None:
     )
 
 
+def _api_domain(app: App, fleet: CertificateFleet, endpoint: apigateway.EndpointType) -> None:
+    """A custom domain of an API in eu-west-1, given the fleet's certificate of that region."""
+    api = Stack(app, "Api", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    apigateway.DomainName(api, "Domain", domain_name="api.example.com", certificate=fleet.certificate_for(api),
+                          endpoint_type=endpoint, security_policy=apigateway.SecurityPolicy.TLS_1_2)
+
+
 def _violations(app: App) -> tuple[bool, list[dict[str, Any]]]:
     try:
         app.synth()
@@ -95,10 +102,7 @@ def test_a_name_the_acme_certificate_is_not_ordered_for_is_not_covered(tmp_path:
 def test_an_rsa_only_regional_api_refuses_an_rsa_4096_acme_certificate(tmp_path: Path) -> None:
     app = _app(tmp_path)
     fleet = _fleet(app, "rsa-4096", ("api.example.com",))
-    api = Stack(app, "Api", env=Environment(account=ACCOUNT, region="eu-west-1"))
-    apigateway.DomainName(api, "Domain", domain_name="api.example.com", certificate=fleet.certificate_for(api),
-                          endpoint_type=apigateway.EndpointType.REGIONAL,
-                          security_policy=apigateway.SecurityPolicy.TLS_1_2)
+    _api_domain(app, fleet, apigateway.EndpointType.REGIONAL)
     failed, violations = _violations(app)
     assert failed
     assert _codes(violations) == ["key-refused"]
@@ -108,10 +112,7 @@ def test_an_rsa_only_regional_api_refuses_an_rsa_4096_acme_certificate(tmp_path:
 def test_an_ec_key_on_a_regional_api_is_a_warning(tmp_path: Path) -> None:
     app = _app(tmp_path)
     fleet = _fleet(app, "ec-p256", ("api.example.com",))
-    api = Stack(app, "Api", env=Environment(account=ACCOUNT, region="eu-west-1"))
-    apigateway.DomainName(api, "Domain", domain_name="api.example.com", certificate=fleet.certificate_for(api),
-                          endpoint_type=apigateway.EndpointType.REGIONAL,
-                          security_policy=apigateway.SecurityPolicy.TLS_1_2)
+    _api_domain(app, fleet, apigateway.EndpointType.REGIONAL)
     failed, violations = _violations(app)
     assert not failed
     assert _codes(violations) == ["key-unverified"]
@@ -120,10 +121,7 @@ def test_an_ec_key_on_a_regional_api_is_a_warning(tmp_path: Path) -> None:
 def test_an_edge_api_given_the_eu_west_1_acme_certificate_is_in_the_wrong_region(tmp_path: Path) -> None:
     app = _app(tmp_path)
     fleet = _fleet(app, "ec-p256", ("api.example.com",))
-    api = Stack(app, "Api", env=Environment(account=ACCOUNT, region="eu-west-1"))
-    apigateway.DomainName(api, "Domain", domain_name="api.example.com", certificate=fleet.certificate_for(api),
-                          endpoint_type=apigateway.EndpointType.EDGE,
-                          security_policy=apigateway.SecurityPolicy.TLS_1_2)
+    _api_domain(app, fleet, apigateway.EndpointType.EDGE)
     failed, violations = _violations(app)
     assert failed
     assert "wrong-region" in _codes(violations)
