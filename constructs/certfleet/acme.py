@@ -143,7 +143,7 @@ class AcmeHandlers(Construct):
             role.add_to_policy(iam.PolicyStatement(
                 sid=f"AcmeKeyOf{sid}", actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=[issuer.encryption_key.key_arn], conditions=via))
-            self._route53(role, order, sid)
+            self._route53(role, order, sid, follow=role is not self.on_event_role)
         hmac = order.account.eab_hmac_secret
         if hmac is not None:  # read when registering: onEvent only
             self.on_event_role.add_to_policy(iam.PolicyStatement(
@@ -154,9 +154,10 @@ class AcmeHandlers(Construct):
                     resources=[hmac.encryption_key.key_arn], conditions=via))
         self._acm(target, sid)
 
-    def _route53(self, role: iam.Role, order: AcmeOrder, sid: str) -> None:
-        """Change only the TXT ``_acme-challenge`` records of the source's domains (UPSERT, DELETE), read the zones'
-        record sets (withdrawing a set that changed since) and follow the changes."""
+    def _route53(self, role: iam.Role, order: AcmeOrder, sid: str, *, follow: bool) -> None:
+        """Change only the TXT ``_acme-challenge`` records of the source's domains (UPSERT, DELETE); with ``follow``
+        (isComplete, the renewer), also follow the changes to INSYNC and read the zones' record sets (withdrawing a
+        set that changed since). onEvent only publishes (and deletes what a failed publish left)."""
         for index, zone in enumerate(order.zones):
             names = sorted({challenge_record_name(d) for d in zone.domains})
             role.add_to_policy(iam.PolicyStatement(
@@ -167,9 +168,12 @@ class AcmeHandlers(Construct):
                     "ForAllValues:StringLike": {ROUTE53_NAMES: names},
                     "Null": {ROUTE53_TYPES: "false", ROUTE53_ACTIONS: "false", ROUTE53_NAMES: "false"},
                 }))
-            role.add_to_policy(iam.PolicyStatement(
-                sid=f"AcmeReadZone{index}Of{sid}"[:100],
-                actions=["route53:ListResourceRecordSets"], resources=[zone.zone.hosted_zone_arn]))
+            if follow:
+                role.add_to_policy(iam.PolicyStatement(
+                    sid=f"AcmeReadZone{index}Of{sid}"[:100],
+                    actions=["route53:ListResourceRecordSets"], resources=[zone.zone.hosted_zone_arn]))
+        if not follow:
+            return
         changes = self._stack.format_arn(service="route53", region="", account="", resource="change",
                                          resource_name="*")
         role.add_to_policy(iam.PolicyStatement(sid="AcmeFollowChanges", actions=["route53:GetChange"],
