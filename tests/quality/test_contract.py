@@ -140,13 +140,14 @@ def test_each_handler_string_names_a_function_of_the_asset() -> None:
 
 
 PROPERTIES = (contract.CertificateProperties, contract.SweeperProperties, contract.SealedKeyProperties,
-              contract.KeyVersionProperties)
+              contract.KeyVersionProperties, contract.AcmeCertificateProperties, contract.AcmeRenewInput,
+              contract.HostedZone)
 PROPERTY_NAMES = frozenset(k for p in PROPERTIES for k in p.__required_keys__ | p.__optional_keys__)
 PROPERTY_DICTS = frozenset(p.__name__ for p in PROPERTIES)
 TYPED_DICTS = PROPERTY_DICTS | {"Tag"}
 """What a property name may be read or written through: mypy checks each key against these (and boto3-stubs'
 ``...TypeDef`` TypedDicts, which check AWS's own names)."""
-AWS_SERVICES = ("acm", "secretsmanager", "kms", "cloudformation", "sts")
+AWS_SERVICES = ("acm", "secretsmanager", "kms", "cloudformation", "sts", "route53", "scheduler")
 """The APIs certfleet's code calls: a property name that is also a member of one of their shapes (``Certificate``,
 ``Tags``, ``SecretId``...) is a copy only where custom-resource properties are built."""
 CLOUDFORMATION_NAMES = frozenset({"ServiceToken"})

@@ -46,9 +46,9 @@ __all__ = [
     "AcmeRenewInput",
     "CertificateProperties",
     "CustomResourceEvent",
+    "HostedZone",
     "KeyVersionProperties",
     "SealedKeyProperties",
-    "HostedZone",
     "SweeperProperties",
     "Tag",
 ]
