@@ -127,17 +127,15 @@ class AcmeHandlers(Construct):
         """Grant the issuer's and the renewer's roles what they call for one fleet, and nothing beyond it."""
         material, account = issuer.secret.secret_arn, issuer.account_secret.secret_arn
         sid = statement_id(target.fleet_name, 60, "Fleet")
-        self.on_event_role.add_to_policy(iam.PolicyStatement(
-            sid=f"AcmeSecretsOf{sid}", actions=["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
-            resources=[material, account]))  # onEvent reads the material, registers and stores the account
-        self.is_complete_role.add_to_policy(iam.PolicyStatement(
-            sid=f"AcmeSecretsOf{sid}", actions=["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
-            resources=[material, account]))  # isComplete reads the account, reads and stores the material
-        self.renewer_role.add_to_policy(iam.PolicyStatement(
-            sid=f"AcmeMaterialOf{sid}", actions=["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
-            resources=[material]))
-        self.renewer_role.add_to_policy(iam.PolicyStatement(
-            sid=f"AcmeAccountOf{sid}", actions=["secretsmanager:GetSecretValue"], resources=[account]))
+        # each reads both (the material, the account's key); onEvent registers the account, isComplete and the
+        # renewer store the material
+        writes = ((self.on_event_role, account), (self.is_complete_role, material), (self.renewer_role, material))
+        for role, written in writes:
+            role.add_to_policy(iam.PolicyStatement(
+                sid=f"AcmeReadSecretsOf{sid}", actions=["secretsmanager:GetSecretValue"],
+                resources=[material, account]))
+            role.add_to_policy(iam.PolicyStatement(
+                sid=f"AcmeWriteSecretOf{sid}", actions=["secretsmanager:PutSecretValue"], resources=[written]))
         via = {"StringEquals": {"kms:ViaService": f"secretsmanager.{self._stack.region}.amazonaws.com"}}
         for role in (self.on_event_role, self.is_complete_role, self.renewer_role):
             role.add_to_policy(iam.PolicyStatement(

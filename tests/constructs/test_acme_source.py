@@ -326,18 +326,29 @@ def test_dns_changes_are_only_txt_challenges_of_the_declared_domains(built: Buil
     assert reads["Resource"] == change["Resource"] and "Condition" not in reads
 
 
+def _secret_grants(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Each Secrets Manager action and the resources it is granted on."""
+    found: dict[str, set[str]] = {}
+    for statement in statements:
+        for action in actions([statement]):
+            if action.startswith("secretsmanager:"):
+                found.setdefault(action, set()).add(json.dumps(statement["Resource"], sort_keys=True))
+    return found
+
+
 def test_the_issuer_reads_and_writes_only_its_two_secrets_and_the_eab_key(built: Built) -> None:
     material, account = {"Ref": built.material_secret()}, {"Ref": built.account_secret()}
     on_event = role_statements(built.primary, ACME_ISSUER_ON_EVENT)
-    secrets = [s for s in on_event if any(a.startswith("secretsmanager:") for a in actions([s]))]
-    assert {json.dumps(s["Resource"], sort_keys=True): sorted(actions([s])) for s in secrets} == {
-        json.dumps([material, account], sort_keys=True): ["secretsmanager:GetSecretValue",
-                                                          "secretsmanager:PutSecretValue"],
-        json.dumps(EAB_ARN): ["secretsmanager:GetSecretValue"],
-    }
     is_complete = role_statements(built.primary, ACME_ISSUER_IS_COMPLETE)
+    renewer = role_statements(built.primary, ACME_RENEWER)
+    reads = {json.dumps([material, account], sort_keys=True)}
+    assert _secret_grants(on_event) == {"secretsmanager:GetSecretValue": reads | {json.dumps(EAB_ARN)},
+                                        "secretsmanager:PutSecretValue": {json.dumps(account)}}  # registers
+    for stores in (is_complete, renewer):  # read the account's key, store the material
+        assert _secret_grants(stores) == {"secretsmanager:GetSecretValue": reads,
+                                          "secretsmanager:PutSecretValue": {json.dumps(material)}}
     assert EAB_ARN not in json.dumps(is_complete)  # EAB is read when registering: onEvent only
-    for statements in (on_event, is_complete, role_statements(built.primary, ACME_RENEWER)):
+    for statements in (on_event, is_complete, renewer):
         assert "secretsmanager:DescribeSecret" not in actions(statements)  # no handler calls it
         (kms,) = by_action(statements, "kms:Decrypt")
         assert sorted(actions([kms])) == ["kms:Decrypt", "kms:GenerateDataKey"]
