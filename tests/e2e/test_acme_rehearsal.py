@@ -13,6 +13,7 @@ import datetime
 import os
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ from route53_bridge import Route53Bridge, bare_zone_id
 
 from certfleet._lambda.certfleet_contract import ACME_CERTIFICATE_TYPE, ACME_RENEWER, CERTIFICATE_TYPE
 from certfleet.testing import MotoServer, StrictAWS
-from certfleet.testing.rehearsal import Rehearsal, RehearsalError
+from certfleet.testing.assembly import _acme_handler_dir, _default_handler_dir, load_handler
+from certfleet.testing.rehearsal import Rehearsal, RehearsalError, RehearsalWarning
 
 FLEET = "Acme"
 EAB_FLEET = "AcmeEab"
@@ -249,3 +251,26 @@ def test_eab_refused_fails_the_first_deploy_with_an_error_naming_eab(world: Worl
     assert ACME_CERTIFICATE_TYPE in message, message
     assert "external account binding" in message.lower(), message
 
+
+
+def test_a_stale_asset_is_refused_and_the_handler_loads_from_certfleets_sources(tmp_path: Path) -> None:
+    """GIVEN an asset folder shipping the ACME handler modules WHEN one differs from certfleet's sources THEN loading
+    its handler fails, saying to synthesize again (the rehearsal's way: a RehearsalWarning, noted once, and the
+    sources run); the same sources load from lambda_acme/, the contract beside them."""
+    sources = _acme_handler_dir()
+    asset = tmp_path / "asset"
+    asset.mkdir()
+    for name in ("certfleet_acme_handler.py", "certfleet_acme.py", "certfleet_acme_dns.py"):
+        (asset / name).write_bytes((sources / name).read_bytes())
+    (asset / "certfleet_contract.py").write_bytes((_default_handler_dir() / "certfleet_contract.py").read_bytes())
+    folders = (_default_handler_dir(), sources)
+    loaded = load_handler("certfleet_acme_handler", asset, folders)
+    assert Path(loaded.__file__).read_bytes() == (sources / "certfleet_acme_handler.py").read_bytes()
+    (asset / "certfleet_acme.py").write_text("# edited after synth\n")
+    with pytest.raises(RehearsalError, match=r"certfleet_acme\.py differs .*synthesize the app again"):
+        load_handler("certfleet_acme_handler", asset, folders)
+    noted: list[str] = []
+    for _ in range(2):
+        with pytest.warns(RehearsalWarning, match="synthesize the app again") if not noted else nullcontext():
+            assert load_handler("certfleet_acme_handler", asset, folders, noted) is loaded
+    assert len(noted) == 1

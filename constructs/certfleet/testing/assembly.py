@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,11 +208,12 @@ def code_folder(folder: Path, resource: dict[str, Any], holding: str) -> Path | 
     return None
 
 
-def load_handler(module: str, asset: Path | None, folders: tuple[Path, ...]) -> Any:
+def load_handler(module: str, asset: Path | None, folders: tuple[Path, ...], noted: list[str] | None = None) -> Any:
     """Handler module ``module`` as Lambda would load it from ``asset`` (the function's code in the assembly), run on
     this Python: imported from ``folders`` (certfleet's handler sources; their dependencies are this Python's, not
     the asset's wheels, built for Lambda's), after checking that every module the asset ships at its top level is the
-    same source there. A mismatch is a stale assembly."""
+    same source there. A mismatch (a stale assembly, or a source edited since the synth) raises; with ``noted``, it
+    is a RehearsalWarning, appended there once, and the sources run."""
     shipped = {p.name: p for p in asset.glob("*.py")} if asset is not None else {f"{module}.py": None}
     sources = {name: next((f / name for f in folders if (f / name).is_file()), None) for name in shipped}
     if sources.get(f"{module}.py") is None:
@@ -220,8 +222,12 @@ def load_handler(module: str, asset: Path | None, folders: tuple[Path, ...]) -> 
     for name, path in shipped.items():
         source = sources[name]
         if path is not None and source is not None and path.read_bytes() != source.read_bytes():
-            raise RehearsalError(f"the assembly's {path} differs from this certfleet's {source}: synthesize the app "
-                                 "again")
+            message = f"the assembly's {path} differs from this certfleet's {source}: synthesize the app again"
+            if noted is None:
+                raise RehearsalError(message)
+            if message not in noted:
+                noted.append(message)
+                warnings.warn(message, RehearsalWarning, stacklevel=3)
     for source in sources.values():  # the asset's top level is one folder (/var/task); here, those it came from
         if source is not None and str(source.parent) not in sys.path:
             sys.path.insert(0, str(source.parent))

@@ -135,7 +135,6 @@ class Rehearsal:
         self.framework_host = framework_host
         self.extra_env = dict(environment or {})
         self.handler_dir = Path(handler_dir) if handler_dir else _default_handler_dir()
-        self._folders = (self.handler_dir, _acme_handler_dir())  # where handler modules are loaded from
         self.after_stack = after_stack
         self.invented = invented
         self.isolate_accounts = isolate_accounts
@@ -144,6 +143,8 @@ class Rehearsal:
         self.exports: dict[tuple[str, str, str], Any] = {}
         self.events: list[Event] = []
         self.warnings: list[str] = []
+        self._load = functools.partial(load_handler, folders=(self.handler_dir, _acme_handler_dir()),
+                                       noted=self.warnings)  # certfleet's handler sources; a stale asset warns
         self._stacks: dict[StackKey, StackArtifact] = {}
         self._export_owner: dict[tuple[str, str, str], StackKey] = {}
         self.regions: set[str] = set()
@@ -218,9 +219,8 @@ class Rehearsal:
 
     def run_schedules(self, now: datetime.datetime) -> list[ScheduleRun]:
         """Run every deployed, enabled ``AWS::Scheduler::Schedule`` once, as if its time had come at ``now``: its
-        target function's Handler with the Target's Input, as the function's role, in the stack's region and account,
-        with CERTFLEET_NOW=now (certfleet's handlers read it as the clock). No CloudFormation event: each run's result
-        or error is returned."""
+        target function's Handler with the Target's Input, as its role, in its stack's region and account, with
+        CERTFLEET_NOW=now (the handlers' clock). No CloudFormation event; each run's result or error is returned."""
         runs = []
         for key, deployed in list(self.resources.items()):
             if deployed.type == SCHEDULE and deployed.properties.get("State", "ENABLED") == "ENABLED":
@@ -234,7 +234,7 @@ class Rehearsal:
         """Lambda's Python runtime for one of the stack's functions (a schedule's target), as its role."""
         resource = artifact.template["Resources"][function]
         module_name, _, entry = handler.rpartition(".")
-        module = load_handler(module_name, code_folder(artifact.folder, resource, f"{module_name}.py"), self._folders)
+        module = self._load(module_name, code_folder(artifact.folder, resource, f"{module_name}.py"))
         variables = ((resource.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
         role = self.identities.for_function(artifact, function) if self.identities is not None else None
         told = {**{k: str(v) for k, v in _Resolver(self, artifact).resolve(variables).items()},
@@ -439,7 +439,7 @@ class Rehearsal:
 
         def invoke(arn: str, payload: dict[str, Any]) -> Any:
             module_name, _, function = provider.handlers[arn].rpartition(".")
-            module = load_handler(module_name, provider.code.get(arn), self._folders)
+            module = self._load(module_name, provider.code.get(arn))
             role = None
             if self.identities is not None and function in ("on_event", "is_complete"):
                 entry: Entry = "on_event" if function == "on_event" else "is_complete"
