@@ -138,7 +138,14 @@ def forward_to_relay(
     alarm: cloudwatch.Alarm, rules: list[events.Rule], what: str, alarm_what: str,
 ) -> tuple[ExpiryRelay, events.Rule]:
     """Forward ``alarm``'s ALARM state and what ``rules`` match, from ``scope``'s region to ``topic`` in
-    ``topic_region``, through the topic's relay (an event bus there); the relay and the alarm's rule."""
+    ``topic_region``, through the topic's relay (an event bus there); the relay and the alarm's rule.
+
+    Args:
+        alarm: the alarm whose ALARM state is forwarded (in ``scope``'s stack).
+        rules: more rules of ``scope``'s stack whose events go the same way.
+        what: what is forwarded, for the forwarder role's description.
+        alarm_what: the alarm, for its forwarding rule's description.
+    """
     stack = Stack.of(scope)
     host = _relay_host(scope.node.path, topic, topic_region, relay_stacks)
     relay = ExpiryRelay.of(host, topic)

@@ -219,6 +219,13 @@ class AcmeSource(CertificateSource):
     """A certificate ordered over ACME (dns-01 through Route 53) at the first deploy and renewed with no deploy.
 
     Use ``CertificateSource.acme(...)``.
+
+    Args:
+        directory_url: the CA's ACME directory (https).
+        domains: the certificate's names, the first its primary name; wildcards allowed.
+        hosted_zone: the Route 53 zone of every domain, or ``{domain: zone}``.
+        key_type: the key type ordered, fixed for the certificate's life. Default: ``ec-p256``.
+        account: the ACME account's contact and External Account Binding. Default: None, ``AcmeAccount()``.
     """
 
     def __init__(
@@ -256,26 +263,32 @@ class AcmeSource(CertificateSource):
 
     @property
     def primary_name(self) -> str:
+        """The first domain."""
         return self.domains[0]
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The domains, lower case."""
         return self.domains
 
     @property
     def generation(self) -> tuple[str, ...]:
+        """The source, ACM key type and names: a new key type is a new certificate (retired, then swept)."""
         return ACME_SOURCE, self.key_algorithm, ",".join(self.domains)
 
     @property
     def chain_bytes(self) -> int:
+        """0: the chain is ordered at deploy time, never written into a template."""
         return 0
 
     @property
     def fleet_wide_id(self) -> bool:
+        """True: the renewer finds each region's certificate by one ``certfleet:id``."""
         return True
 
     @property
     def tags(self) -> tuple[Tag, ...]:
+        """``certfleet:source=acme``."""
         return (Tag(Key=SOURCE_TAG, Value=ACME_SOURCE),)
 
     def check(self, owner: Construct) -> None:
@@ -285,6 +298,16 @@ class AcmeSource(CertificateSource):
         self, scope: Construct, *, secret_name: str = "", replica_regions: Sequence[str] = (),
         key_namespace: str = "", target: FleetTarget | None = None,
     ) -> KeyBinding:
+        """The material secret of the fleet's ``AcmeIssuer`` in ``scope``'s stack (made on first use).
+
+        Args:
+            scope: a construct of the primary stack.
+            secret_name: the material secret's name. Default: ``certfleet/cert/<stack>/<name>/key``.
+            replica_regions: where it is replicated. Default: nowhere.
+            key_namespace: the key namespace granted at once to the stack's readers. Default: none.
+            target: the fleet (its tag, regions and certificate id). Default: None, refused: an ACME source is bound
+                by its fleet or certificate.
+        """
         stack = Stack.of(scope)
         if target is None:
             raise ValueError(f"{scope.node.path}: an ACME source is bound by its fleet or certificate (no target)")
@@ -294,9 +317,11 @@ class AcmeSource(CertificateSource):
         return KeyBinding(issuer.secret, issuer.version_id, issuer.secret_name, issuer, key_namespace=key_namespace)
 
     def bind_key_replica(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
+        """The material as read from the replica of ``scope``'s region, at the primary's pinned version."""
         return replica_binding(scope, primary, "the ACME source")
 
     def bind_key_remote(self, scope: Construct, primary: KeyBinding) -> KeyBinding:
+        """Refused: an ACME certificate is renewed and re-imported from the primary account only."""
         raise ValueError(
             f"{scope.node.path} is in another account than the ACME source's primary stack: an ACME certificate is "
             "renewed and re-imported from the primary account only. Put every region of this fleet in one account "
@@ -304,6 +329,7 @@ class AcmeSource(CertificateSource):
         )
 
     def resource_properties(self, binding: KeyBinding) -> CertificateProperties:
+        """Material mode: no ``Certificate``; the material secret and its pinned version, key type and names."""
         return CertificateProperties(
             KeyAlgorithm=self.key_algorithm,
             KeySecretId=binding.id_for_handler,
@@ -312,6 +338,7 @@ class AcmeSource(CertificateSource):
         )
 
     def template_bytes(self, primary: bool) -> int:
+        """The names (and, in the primary, the issuer's properties and schedule input), at most."""
         names = list(self.domains)
         size = len(json.dumps(names)) + LIST_ITEM_BYTES * len(names) + NAME_USES * text_bytes(self.primary_name)
         if primary:  # the issuer's properties and the schedule's input (escaped JSON) spell them again
