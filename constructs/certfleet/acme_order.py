@@ -14,9 +14,16 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from certfleet._lambda.certfleet_contract import ACME_KEY_TYPES, AcmeCertificateProperties, HostedZone
 from certfleet.material.names import name_problem
 
-__all__ = ["CHALLENGE_PREFIX", "AcmeAccount", "AcmeOrder", "AcmeZone", "FleetTarget", "challenge_record_name"]
+__all__ = ["ACME_POLICY_BYTES", "CHALLENGE_PREFIX", "AcmeAccount", "AcmeOrder", "AcmeZone", "FleetTarget",
+           "challenge_record_name"]
 
 CHALLENGE_PREFIX = "_acme-challenge."
+ACME_POLICY_BYTES = 60_000
+"""The most the ACME fleets of one stack may add to each of its shared ACME roles (issuer, renewer): IAM allows a role
+10,240 bytes of inline policy and 10 managed policies of 6,144 bytes, into which the CDK moves what overflows."""
+POLICY_BYTES_PER_ORDER = 3_000
+"""What one order adds to an ACME role besides its challenge record names (secrets, key, zones, ACM; measured
+about 2,500 bytes as the CDK writes it)."""
 
 
 @dataclass(frozen=True)
@@ -103,12 +110,26 @@ class AcmeOrder:
         if account is not None and not isinstance(account, AcmeAccount):
             raise TypeError("CertificateSource.acme: account must be an AcmeAccount(contact=..., eab_key_id=..., "
                             "eab_hmac_secret=...)")
-        return cls(url, names, key_type, _checked_zones(names, hosted_zone), account or AcmeAccount())
+        order = cls(url, names, key_type, _checked_zones(names, hosted_zone), account or AcmeAccount())
+        if order.policy_bytes > ACME_POLICY_BYTES:
+            raise ValueError(
+                f"CertificateSource.acme: {len(names)} domains make IAM grants of about {order.policy_bytes:,} bytes "
+                f"per role, over the {ACME_POLICY_BYTES:,} a role takes (the _acme-challenge record names are listed "
+                "in the issuer's and renewer's Route 53 conditions): order fewer or shorter names per certificate",
+            )
+        return order
 
     @property
     def key_algorithm(self) -> str:
         """ACM's key type of the certificate (``EC_prime256v1``...)."""
         return ACME_KEY_TYPES[self.key_type]
+
+    @property
+    def policy_bytes(self) -> int:
+        """What this order adds to each ACME role's policies, at most: its grants and (twice: the names are spelled
+        once per zone statement, and the zone's ARN beside them) its challenge record names."""
+        names = {challenge_record_name(d) for d in self.domains}
+        return POLICY_BYTES_PER_ORDER + 2 * sum(len(n) + 3 for n in names)
 
     def issuer_properties(self, *, material_secret: str, account_secret: str,
                           fleet_name: str) -> AcmeCertificateProperties:

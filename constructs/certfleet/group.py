@@ -22,6 +22,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
 from certfleet.acme import ACME_HANDLERS_ID
+from certfleet.acme_order import ACME_POLICY_BYTES
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.fleet import CertificateFleet
 from certfleet.key_source import KeySource, key_namespace, key_secret_name
@@ -64,6 +65,8 @@ class ShardCost:
     template_bytes: int
     resource_bytes: int = RESOURCE_BYTES
     """What each of its resources adds beyond the payloads (grows with the length of its construct path)."""
+    policy_bytes: int = 0
+    """What it adds to each of the stack's shared ACME roles' policies (an ACME source's primary only)."""
 
 
 @dataclass
@@ -78,11 +81,15 @@ class Shard:
     outputs: int = 0
     template_bytes: int = 0
     counted: set[str] = field(default_factory=set)
+    policy_bytes: int = 0
+    """The ACME fleets' grants in the shard's shared ACME roles, counted (at most ACME_POLICY_BYTES)."""
 
     def fits(self, cost: ShardCost, limits: ShardLimits) -> bool:
-        return (self.resources + cost.resources <= limits.resources
+        extra = _overflow_policies(self.policy_bytes + cost.policy_bytes) - _overflow_policies(self.policy_bytes)
+        return (self.resources + cost.resources + extra <= limits.resources
                 and self.outputs + cost.outputs <= limits.outputs
-                and self.template_bytes + cost.template_bytes <= limits.template_bytes)
+                and self.template_bytes + cost.template_bytes + extra * PROVIDER_RESOURCE_BYTES <= limits.template_bytes
+                and self.policy_bytes + cost.policy_bytes <= ACME_POLICY_BYTES)
 
 
 @dataclass(frozen=True)
@@ -328,10 +335,12 @@ class ShardLayout(FleetLayout):
             + 2 * text_bytes(plan.fleet_name) + 2 * text_bytes(path)
         per_resource = RESOURCE_BYTES + PATH_USES * len(path)
         per_output = OUTPUT_BYTES + PATH_USES * len(path)
-        return ShardCost(resources, outputs, payload + resources * per_resource + outputs * per_output, per_resource)
+        return ShardCost(resources, outputs, payload + resources * per_resource + outputs * per_output, per_resource,
+                         plan.source.policy_bytes if primary else 0)
 
     def _refuse_oversized(self, plan: FleetPlan, path: str, region: str, cost: ShardCost) -> None:
-        """A fleet that would take even a new shard of its own past the limits cannot be assigned: say so."""
+        """A fleet that would take even a new shard of its own past the limits cannot be assigned: say so (an ACME
+        source's grants are bounded when the source is made)."""
         empty = Shard(region, 0, self.group.sweeper_stack, resources=SHARED_RESOURCES,
                       template_bytes=SHARD_BASE_BYTES + SHARED_RESOURCES * PROVIDER_RESOURCE_BYTES)
         if not empty.fits(cost, self.limits):
@@ -360,6 +369,12 @@ class ShardLayout(FleetLayout):
             self._measured[(shard.region, primary)] = ShardCost(resources, estimate.outputs, 0)
             shard.resources += resources
             shard.outputs += estimate.outputs
+            if estimate.policy_bytes:  # the ACME roles' statements beyond their inline policy become managed ones
+                before = _overflow_policies(shard.policy_bytes)
+                shard.policy_bytes += estimate.policy_bytes
+                added = _overflow_policies(shard.policy_bytes) - before
+                shard.resources += added
+                shard.template_bytes += added * PROVIDER_RESOURCE_BYTES
             shard.template_bytes += estimate.template_bytes + (resources - estimate.resources) * estimate.resource_bytes
             # what this fleet may have brought to the shard: the importer; the key writer or the ACME functions with
             # its key (primary); the expiry setting and relay with the group's monitoring
@@ -388,6 +403,13 @@ class ShardLayout(FleetLayout):
         shard = Shard(region, number, stack, template_bytes=SHARD_BASE_BYTES)
         shards.append(shard)
         return shard
+
+
+def _overflow_policies(policy_bytes: int) -> int:
+    """The managed policies the CDK adds to the shard's three ACME roles (issuer onEvent and isComplete, renewer)
+    once their statements outgrow a role's 10,240 bytes of inline policy (each holds up to 6,144; counted at 5,000
+    for the CDK's packing)."""
+    return 3 * -(-max(policy_bytes - 10_240, 0) // 5_000)
 
 
 def _cfn_resources(scope: IConstruct) -> int:

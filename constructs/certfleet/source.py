@@ -82,6 +82,11 @@ class CertificateSource:
         return ()
 
     @property
+    def policy_bytes(self) -> int:
+        """What the source adds to the primary stack's shared ACME roles' policies, at most. Default: 0."""
+        return 0
+
+    @property
     def primary_name(self) -> str:
         """The name the certificate is known by (descriptions, secret names)."""
         raise NotImplementedError
@@ -290,6 +295,11 @@ class AcmeSource(CertificateSource):
     def tags(self) -> tuple[Tag, ...]:
         """``certfleet:source=acme``."""
         return (Tag(Key=SOURCE_TAG, Value=ACME_SOURCE),)
+
+    @property
+    def policy_bytes(self) -> int:
+        """What the order adds to each of the stack's ACME roles' policies, at most."""
+        return self.order.policy_bytes
 
     def check(self, owner: Construct) -> None:
         """Nothing to check at synth beyond the arguments (checked when the source was made)."""

@@ -4,6 +4,7 @@ and grants, material-mode importers with the group's tags; and the renewer's ala
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from certfleet._lambda.certfleet_contract import (
     IMPORTER_ON_EVENT,
     SOURCE_TAG,
 )
+from certfleet.acme import ACME_HANDLERS_ID
+from certfleet.acme_order import ACME_POLICY_BYTES
 
 ACCOUNT = "123456789012"
 DIRECTORY = "https://acme.example.net/directory"
@@ -124,3 +127,70 @@ def test_the_renewer_alarm_reaches_a_topic_of_another_region_through_the_relay(
     assert len(forwarding) == 1
     (target,) = forwarding[0]["Properties"]["Targets"]
     assert ":events:eu-west-1:" in json.dumps(target["Arn"])
+
+
+def test_the_shard_estimate_bounds_acme_members(tmp_path: Path) -> None:
+    """GIVEN ACME members with many long names in a group with a small byte limit WHEN the group shards them THEN
+    each shard's real template is at most its counted estimate, and its resources are counted exactly (the shard's
+    ACME functions included)."""
+    app = App(outdir=str(tmp_path / "cdk.out"), context={"@aws-cdk/core:validateAgainstDefaultRules": False})
+    dns = Stack(app, "Dns", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    zone = route53.HostedZone.from_hosted_zone_attributes(dns, "Zone", hosted_zone_id="Z0EXAMPLE",
+                                                          zone_name="example.com")
+    made = FleetGroup(app, "Group", account=ACCOUNT, regions=["eu-west-1"], max_template_bytes=150_000)
+    for index in range(3):
+        names = [f"host{n}-{'x' * 40}.site{index}.example.com" for n in range(30)]
+        made.add_fleet(f"site{index}", source=CertificateSource.acme(directory_url=DIRECTORY, domains=names,
+                                                                     hosted_zone=zone, key_type="rsa-2048"))
+    out = Path(app.synth().directory)
+    assert len(made.shards("us-east-1")) > 1, "the names must open more shards"
+    for region in made.regions:
+        for shard in made.shards(region):
+            path = out / f"{shard.stack.artifact_id}.template.json"
+            assert path.stat().st_size <= shard.template_bytes <= 150_000, shard.stack.stack_name
+            assert len(json.loads(path.read_text())["Resources"]) <= shard.resources <= made.max_resources
+
+
+def _role_policy_bytes(template: dict[str, Any]) -> dict[str, int]:
+    """The bytes of every policy attached to each role, by role logical id (inline and managed)."""
+    found: dict[str, int] = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            size = len(json.dumps(resource["Properties"]["PolicyDocument"], separators=(",", ":")))
+            for role in resource["Properties"].get("Roles", []):
+                found[role["Ref"]] = found.get(role["Ref"], 0) + size
+    return found
+
+
+def test_a_shard_holds_no_more_acme_fleets_than_its_roles_policies_take(tmp_path: Path) -> None:
+    """GIVEN twenty ACME members WHEN the group places them THEN the shared ACME roles' grants of each shard stay
+    within the counted bytes, which stay within what IAM lets a role hold: the twentieth opens a second shard."""
+    app = App(outdir=str(tmp_path / "cdk.out"), context={"@aws-cdk/core:validateAgainstDefaultRules": False})
+    dns = Stack(app, "Dns", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    zone = route53.HostedZone.from_hosted_zone_attributes(dns, "Zone", hosted_zone_id="Z0EXAMPLE",
+                                                          zone_name="example.com")
+    made = FleetGroup(app, "Group", account=ACCOUNT, regions=["eu-west-1"])
+    for index in range(20):
+        made.add_fleet(f"site{index}", source=CertificateSource.acme(
+            directory_url=DIRECTORY, domains=[f"host-{'x' * 40}.site{index}.example.com"], hosted_zone=zone))
+    out = Path(app.synth().directory)
+    shards = made.shards("us-east-1")
+    assert len(shards) == 2
+    for shard in shards:
+        template = json.loads((out / f"{shard.stack.artifact_id}.template.json").read_text())
+        acme_roles = {role: size for role, size in _role_policy_bytes(template).items()
+                      if role.startswith(ACME_HANDLERS_ID) and "Role" in role
+                      and not any(other in role for other in ("Framework", "Scheduler", "Provider"))}
+        assert len(acme_roles) == 3
+        assert max(acme_roles.values()) <= shard.policy_bytes <= ACME_POLICY_BYTES
+        assert len(template["Resources"]) <= shard.resources
+
+
+def test_an_order_whose_grants_no_role_could_hold_is_refused() -> None:
+    app = App()
+    dns = Stack(app, "Dns", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    zone = route53.HostedZone.from_hosted_zone_attributes(dns, "Zone", hosted_zone_id="Z0EXAMPLE",
+                                                          zone_name="example.com")
+    names = [f"host{n}-{'x' * 50}.{'y' * 60}.example.com" for n in range(250)]
+    with pytest.raises(ValueError, match=r"250 domains make IAM grants of about .* bytes per role, over the 60,000"):
+        CertificateSource.acme(directory_url=DIRECTORY, domains=names, hosted_zone=zone)
