@@ -261,7 +261,8 @@ class CertificateFleet(Construct):
         account_topics: Mapping[str, sns.ITopic] | None = None,
     ) -> dict[str, ExpiryMonitoring]:
         """In every fleet region: an alarm at ``days`` days left (or once expired) and ACM's daily expiry events, to
-        ``topic`` wherever it is (through an EventBridge relay in the topic's region when needed).
+        ``topic`` wherever it is (through an EventBridge relay in the topic's region when needed); an ACME fleet's
+        renewer failing (any error in a day) alarms the same topic.
 
         Args:
             topic: where alarms and expiry events go; in the key's account.
@@ -298,8 +299,6 @@ class CertificateFleet(Construct):
             return lambda region: next((s for s in self._stacks.values()
                                         if s.region == region and s.account == account), None)
 
-        if isinstance(self.key_store, AcmeIssuer):
-            self.key_store.monitor_renewals(topics.get(self.key_account, topic), relay_stacks(self.key_account))
         return {
             region: cert.add_expiry_monitoring(
                 topic=topics.get(self.accounts[region], topic), days=days,

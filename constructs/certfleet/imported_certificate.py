@@ -26,6 +26,7 @@ from certfleet._lambda.certfleet_contract import (
     CertificateProperties,
     Tag,
 )
+from certfleet.acme import AcmeIssuer
 from certfleet.acme_order import FleetTarget
 from certfleet.certificate_bundle import CertificateBundle
 from certfleet.key_source import KeyBinding, KeySource, secret_resource_arn
@@ -208,7 +209,8 @@ class ImportedCertificate(CertificateBase):
         configure_account_expiry_events: bool = True,
         relay_stacks: Callable[[str], Stack | None] | None = None,
     ) -> ExpiryMonitoring:
-        """Alarm at ``days`` days left (or once expired) and forward ACM's daily expiry events, to ``topic``.
+        """Alarm at ``days`` days left (or once expired) and forward ACM's daily expiry events, to ``topic``; for an
+        ACME source ordered in this stack, also alarm when its renewer fails.
 
         Args:
             topic: where alarms and expiry events go, in any region of the certificate's account.
@@ -225,6 +227,9 @@ class ImportedCertificate(CertificateBase):
                 f"{self.node.path}: expiry monitoring is already on; call add_expiry_monitoring once (subscribe more "
                 "endpoints to its topic instead)",
             )
+        store = self.key_binding.store
+        if isinstance(store, AcmeIssuer) and Stack.of(store) is Stack.of(self):  # its renewer's failures too
+            store.monitor_renewals(topic, relay_stacks)
         return ExpiryMonitoring(
             self, "ExpiryMonitoring",
             certificate_arn=self.certificate_arn,

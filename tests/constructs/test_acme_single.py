@@ -9,6 +9,7 @@ from typing import Any
 from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
 from certfleet import CertificateFleet, CertificateSource, ImportedCertificate
@@ -82,3 +83,14 @@ def test_the_primary_region_reads_the_material_with_its_key() -> None:
     (decrypt,) = [s for s in statements if s["Action"] == "kms:Decrypt"]
     assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
     assert "Fn::GetStackOutput" in json.dumps(decrypt["Resource"])  # the fleet's key, read weakly
+
+
+def test_monitoring_a_lone_acme_certificate_alarms_on_its_renewer() -> None:
+    app = App(context={"@aws-cdk/core:validateAgainstDefaultRules": False})
+    web = Stack(app, "Web", env=Environment(account=ACCOUNT, region="eu-west-1"))
+    certificate = ImportedCertificate(web, "Cert", source=_source(web))
+    certificate.add_expiry_monitoring(topic=sns.Topic(web, "Alerts"))
+    template = Template.from_stack(web)
+    (alarm,) = template.find_resources("AWS::CloudWatch::Alarm", {"Properties": {"MetricName": "Errors"}}).values()
+    assert alarm["Properties"]["Namespace"] == "AWS/Lambda"
+    assert len(alarm["Properties"]["AlarmActions"]) == 1
