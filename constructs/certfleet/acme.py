@@ -1,5 +1,6 @@
-"""The ACME source: ``CertificateSource.acme(...)`` with ``AcmeAccount``, and ``AcmeIssuer``, which orders the
-certificate at the first deploy and renews it every day after, with no deploy (README: "ACME source")."""
+"""The constructs of an ACME source (``CertificateSource.acme``, checked in ``certfleet.acme_order``): ``AcmeIssuer``
+orders the certificate at the first deploy into the fleet's material secret and schedules the renewer, which renews it
+when due with no deploy; ``AcmeHandlers`` holds the stack's issuer and renewer functions (README: "ACME source")."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from certfleet.acme_asset import LAMBDA_PYTHON, LAMBDA_RUNTIME, acme_code
 from certfleet.acme_order import AcmeOrder, FleetTarget, challenge_record_name
 from certfleet.gates import acknowledge, skip_checkov, wildcard_finding
 from certfleet.key_source import retained_secret
+from certfleet.monitoring import RenewalMonitoring
 from certfleet.providers import (
     framework_provider,
     function_log_group,
@@ -70,7 +72,7 @@ class AcmeHandlers(Construct):
         code = acme_code()  # one Code per stack (a Code binds to one stack); the asset is built once
 
         def make(id: str, handler: str, description: str, timeout: Duration,
-                     environment: dict[str, str]) -> tuple[lambda_.Function, iam.Role]:
+                 environment: dict[str, str]) -> tuple[lambda_.Function, iam.Role]:
             return handler_function(self, id, handler, description, timeout, log_group=self.log_group, code=code,
                                     runtime=LAMBDA_RUNTIME, memory_size=512, environment=dict(environment))
 
@@ -109,7 +111,6 @@ class AcmeHandlers(Construct):
             actions=["lambda:InvokeFunction"], resources=[self.renewer.function_arn]))
         self._service_token = ""
         self._stack = stack
-        self._alarms: dict[str, cloudwatch.Alarm] = {}
         self._acknowledged: set[str] = set()
 
     @classmethod
@@ -280,7 +281,7 @@ class AcmeIssuer(Construct):
     @classmethod
     def of(cls, stack: Stack, order: AcmeOrder, *, secret_name: str, replica_regions: tuple[str, ...],
            target: FleetTarget) -> AcmeIssuer:
-        """The issuer of ``source`` in ``stack`` for the material secret ``secret_name`` (created on first use)."""
+        """The issuer of ``order`` in ``stack`` for the material secret ``secret_name`` (created on first use)."""
         id = "CertfleetAcme" + hashlib.sha256(secret_name.encode()).hexdigest()[:8]
         existing = stack.node.try_find_child(id)
         if isinstance(existing, AcmeIssuer):
@@ -308,8 +309,6 @@ class AcmeIssuer(Construct):
             topic: the fleet's expiry topic, in the stack's account.
             relay_stacks: a stack of the app in a given region, for the relay to a topic of another region.
         """
-        from certfleet.monitoring import RenewalMonitoring
-
         if self.handlers.node.try_find_child("RenewalMonitoring") is None:
             RenewalMonitoring(self.handlers, "RenewalMonitoring", alarm=self.renewal_alarm(), topic=topic,
                               relay_stacks=relay_stacks)
