@@ -172,7 +172,15 @@ def register(acme: client.ClientV2, *, contact: str | None = None, eab_key_id: s
                 directory=acme.directory)
         body = messages.NewRegistration.from_data(
             contact=(contact,) if contact else (), terms_of_service_agreed=True, external_account_binding=binding)
-        return acme.new_account(body)
+        if binding is None:
+            return acme.new_account(body)
+        try:
+            return acme.new_account(body)
+        except messages.Error as error:  # CAs word an EAB refusal their own way: say what to check, then their words
+            raise AcmeError(
+                f"ACME registration for the account failed: the CA refused the External Account Binding (EAB key id "
+                f"{eab_key_id!r}): check the EAB key id and the HMAC key your CA account gave you "
+                f"(the CA said: {_problem(error)})") from None
 
 
 def check_key_type(key_type: str) -> None:

@@ -158,7 +158,9 @@ def test_eab_with_a_wrong_hmac_key_is_refused_by_the_ca(eab_pebble: Pebble, monk
     with pytest.raises(ca.AcmeError) as raised:
         ca.register(acme, eab_key_id=kid, eab_hmac_key=wrong)
     message = str(raised.value)
-    assert message.startswith("ACME registration for the account failed: ")
+    assert message.startswith("ACME registration for the account failed: the CA refused the External Account "
+                              f"Binding (EAB key id {kid!r}): check the EAB key id and the HMAC key")
+    assert "(the CA said: unauthorized: " in message
     assert wrong not in message and real_key not in message
 
 

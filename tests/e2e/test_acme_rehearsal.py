@@ -249,7 +249,8 @@ def test_eab_refused_fails_the_first_deploy_with_an_error_naming_eab(world: Worl
         Rehearsal(world.aws.url, environment=HANDLER_ENV).deploy(world.eab_out)
     message = str(caught.value)
     assert ACME_CERTIFICATE_TYPE in message, message
-    assert "external account binding" in message.lower(), message
+    assert "the CA refused the External Account Binding (EAB key id" in message, message
+    assert "check the EAB key id and the HMAC key" in message, message
 
 
 
