@@ -377,7 +377,7 @@ def renew(
                        domains=event["Domains"], key_type=event["KeyType"], now=ca.utcnow())
         material = write_material(sm, event["MaterialSecretId"], issued, event["KeyType"])
         renewed = True
-    imported = reimport(event, material)
+    imported = reimport(event, material, moment)
     return {"Renewed": renewed, "Reason": decision.reason, "Due": decision.due.isoformat(), **summary(material),
             "Imported": imported}
 
@@ -409,16 +409,29 @@ def _holds(summary: dict[str, Any], leaf: x509.Certificate) -> bool:
     return period == (leaf.not_valid_before_utc, leaf.not_valid_after_utc)
 
 
-def reimport(event: contract.AcmeRenewInput, material: Material) -> dict[str, str]:
+NOT_YET_DEPLOYED = datetime.timedelta(hours=48)
+"""How long after an issuance a region may still hold no certificate of the fleet (its stack not deployed yet: the
+schedule starts with the primary stack); later, a missing certificate fails the run."""
+
+
+def reimport(event: contract.AcmeRenewInput, material: Material,
+             now: datetime.datetime | None = None) -> dict[str, str]:
     """Re-import `material` into the fleet's certificate (same ARN) in every region whose ACM holds another leaf;
-    {region: ARN} of the imports made. Every region is tried; then one error names each that failed."""
+    {region: ARN} of the imports made. Every region is tried; then one error names each that failed. A region with no
+    certificate within NOT_YET_DEPLOYED of the leaf's issuance is skipped: its stack's first import takes the newest
+    material."""
     leaf = material.leaf
+    young = (now or utcnow()) - leaf.not_valid_before_utc < NOT_YET_DEPLOYED
     imported: dict[str, str] = {}
     failed: list[str] = []
     for region in event["Regions"]:
         acm = _aws("acm", region)
         try:
             found = find_certificate(acm, event)
+            if not found and young:
+                LOG.warning("%s holds no certificate of fleet %s yet (its stack is not deployed?): skipped", region,
+                            event["Fleet"])
+                continue
             if len(found) != 1:
                 failed.append(f"{region}: {len(found)} certificates tagged {contract.FLEET_TAG}={event['Fleet']}, "
                               f"{contract.ID_TAG}={event['CertificateId']}, {contract.SOURCE_TAG}="

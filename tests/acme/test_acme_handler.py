@@ -527,3 +527,15 @@ def test_renewer_refuses_a_key_type_change_before_ordering(
     with pytest.raises(ca.AcmeError, match="ACM re-imports only the same key type"):
         _renew({**event, "KeyType": "ec-p256"}, now=_years_later(4))
     assert len(dns.published) == 1
+
+
+def test_a_region_not_deployed_yet_is_skipped_by_a_run_soon_after_the_issuance(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
+    """The schedule starts with the primary stack: a daily run before a regional stack is deployed does not fail (that
+    stack's first import takes the newest material); two days later the same gap fails the run."""
+    event, _, _ = _deployed(pebble.directory_url, issuer)
+    later = {**event, "Regions": ["ap-northeast-1", REGION, OTHER_REGION]}
+    summary = _renew(later, now=ca.utcnow())
+    assert (summary["Renewed"], summary["Imported"]) == (False, {})
+    with pytest.raises(ca.AcmeError, match="ap-northeast-1: 0 certificates tagged"):
+        _renew(later, now=ca.utcnow() + datetime.timedelta(hours=49))
