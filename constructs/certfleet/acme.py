@@ -145,8 +145,13 @@ class AcmeHandlers(Construct):
             self._route53(role, order, sid, follow=role is not self.on_event_role)
         hmac = order.account.eab_hmac_secret
         if hmac is not None:  # read when registering: onEvent only
+            # a secret imported by name has no full ARN: Secrets Manager appends six random characters to it
+            eab = hmac.secret_full_arn or f"{hmac.secret_arn}-??????"
             self.on_event_role.add_to_policy(iam.PolicyStatement(
-                sid=f"AcmeEabOf{sid}", actions=["secretsmanager:GetSecretValue"], resources=[hmac.secret_arn]))
+                sid=f"AcmeEabOf{sid}", actions=["secretsmanager:GetSecretValue"], resources=[eab]))
+            if not hmac.secret_full_arn:
+                self._acknowledge(self.on_event_role, eab, "-?????? is the random suffix Secrets Manager adds to a "
+                                                           "secret's ARN: that one secret")
             if hmac.encryption_key is not None:
                 self.on_event_role.add_to_policy(iam.PolicyStatement(
                     sid=f"AcmeEabKeyOf{sid}", actions=["kms:Decrypt"],

@@ -405,3 +405,19 @@ def test_the_source_reports_its_names_and_key_type(built: Built) -> None:
     assert source.primary_name == "www.example.com"
     assert isinstance(source, AcmeSource)
     assert source.key_type == "ec-p256"
+
+
+def test_an_eab_secret_imported_by_name_is_granted_with_its_random_suffix() -> None:
+    """A secret named without its six random characters (Secret.from_secret_name_v2) has no full ARN: the grant must
+    end in ``-??????`` or IAM refuses GetSecretValue on the real ARN (``...:secret:acme/eab-hmac-AbCdEf``)."""
+    app = new_app()
+    alerts = Stack(app, "Alerts", env=Environment(account=ACCOUNT, region="us-east-1"))
+    hmac = secretsmanager.Secret.from_secret_name_v2(alerts, "Hmac", "acme/eab-hmac")
+    source = acme(app, account=AcmeAccount(eab_key_id="kid-1", eab_hmac_secret=hmac))
+    CertificateFleet(app, "Certs", source=source, account=ACCOUNT, regions=["eu-west-1"])
+    primary = Template.from_json(app.synth().get_stack_by_name("Certs-us-east-1").template)
+    (eab,) = [s for s in role_statements(primary, ACME_ISSUER_ON_EVENT) if str(s.get("Sid", "")).startswith("AcmeEab")]
+    resource = eab["Resource"]
+    text = resource if isinstance(resource, str) else "".join(
+        p if isinstance(p, str) else "<ref>" for p in resource["Fn::Join"][1])
+    assert text.endswith(":secret:acme/eab-hmac-??????"), text
