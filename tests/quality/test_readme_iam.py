@@ -8,16 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App
+from aws_cdk import App, Environment, Stack
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_secretsmanager as secretsmanager
 
-from certfleet import CertificateBundle, CertificateFleet, FleetGroup, KeySource
+from certfleet import AcmeAccount, CertificateBundle, CertificateFleet, CertificateSource, FleetGroup, KeySource
 from certfleet.material.demo import DemoPKI, Issued
 from certfleet.testing.synth import write_synth_only_sealed_key
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
-_SID = re.compile(r"`([A-Z][A-Za-z0-9]+(?:<Fleet>|<Group>|<Name>)?)`")
-_ACTION = re.compile(r"`((?:acm|secretsmanager|kms|lambda|states):[A-Za-z]+)`")
+_SID = re.compile(r"`([A-Z][A-Za-z0-9]*(?:<N>[A-Za-z0-9]*)?(?:<Fleet>|<Group>|<Name>)?)`")
+_ACTION = re.compile(r"`((?:acm|secretsmanager|kms|lambda|states|route53):[A-Za-z]+)`")
 
 
 def _iam_section() -> str:
@@ -27,12 +29,13 @@ def _iam_section() -> str:
 
 
 def _pattern(name: str) -> re.Pattern[str]:
-    return re.compile(re.sub(r"<(Fleet|Group|Name)>", "[A-Za-z0-9]+", name))
+    return re.compile(re.sub(r"<(Fleet|Group|Name)>", "[A-Za-z0-9]+", name).replace("<N>", "[0-9]+"))
 
 
 @pytest.fixture(scope="module")
 def statements(tmp_path_factory: pytest.TempPathFactory, pki: DemoPKI, leaf: Issued) -> dict[str, set[str]]:
-    """Sid -> actions over the templates of a fleet (sealed key, two regions) and a FleetGroup with one fleet."""
+    """Sid -> actions over the templates of a fleet (sealed key, two regions), a FleetGroup with one fleet and an ACME
+    fleet with External Account Binding."""
     folder = tmp_path_factory.mktemp("iam-readme")
     (folder / "cert.pem").write_bytes(leaf.pem())
     (folder / "chain.pem").write_bytes(pki.chain_pem())
@@ -43,9 +46,17 @@ def statements(tmp_path_factory: pytest.TempPathFactory, pki: DemoPKI, leaf: Iss
                      regions=["eu-west-1"])
     group = FleetGroup(app, "Group", account=ACCOUNT, regions=["eu-west-1"])
     group.add_fleet("www", bundle=bundle, key=KeySource.sealed(sealed))
+    dns = Stack(app, "Dns", env=Environment(account=ACCOUNT, region="us-east-1"))
+    zone = route53.HostedZone.from_hosted_zone_attributes(dns, "Zone", hosted_zone_id="Z0EXAMPLE",
+                                                          zone_name="example.com")
+    eab = secretsmanager.Secret.from_secret_name_v2(dns, "Eab", "acme/eab-hmac")
+    CertificateFleet(app, "Acme", account=ACCOUNT, regions=["eu-west-1"], source=CertificateSource.acme(
+        directory_url="https://acme.example.net/directory", domains=["www.example.com", "*.example.com"],
+        hosted_zone=zone, account=AcmeAccount(contact="mailto:ops@example.com", eab_key_id="kid-1",
+                                              eab_hmac_secret=eab)))
     found: dict[str, set[str]] = {}
     for stack in app.synth().stacks:
-        for resource in stack.template["Resources"].values():
+        for resource in stack.template.get("Resources", {}).values():
             documents: list[Any] = []
             if resource["Type"] == "AWS::IAM::Policy":
                 documents.append(resource["Properties"]["PolicyDocument"])
