@@ -489,7 +489,7 @@ def grant_key_read(grantee: iam.IGrantable, binding: KeyBinding, reader: Constru
     stack = Stack.of(reader)
     region = binding.region or stack.region
     iam.Grant.add_to_principal(
-        grantee=grantee, actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+        grantee=grantee, actions=["secretsmanager:GetSecretValue"],  # what a reader calls; DescribeSecret is not read
         resource_arns=[secret_resource_arn(stack, binding.id_for_handler, region)],
     )
     if binding.encryption_key_arn:
