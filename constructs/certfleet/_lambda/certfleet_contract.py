@@ -200,13 +200,17 @@ class AcmeRenewInput(AcmeCertificateProperties):
 
 
 class AcmeMaterial(TypedDict):
-    """One version of an ACME source's material secret (JSON): one issuance, never split across versions."""
+    """One version of an ACME source's material secret (JSON): one issuance, never split across versions. ``names``
+    (the certificate's DNS names, lower case, as ordered) and ``fleet`` (the FLEET_TAG value of the fleet that
+    ordered it) let readers that cannot parse X.509 or trust their input check what they were given."""
 
     certificate: str
     chain: str
     private_key: str
     key_type: str
     not_after: str
+    names: NotRequired[list[str]]
+    fleet: NotRequired[str]
 
 
 P = TypeVar("P")
