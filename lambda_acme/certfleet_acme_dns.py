@@ -24,6 +24,8 @@ DEFAULT_TTL = 60
 """Seconds resolvers may cache a challenge record: short, so a retried order is not answered from a stale cache."""
 MAX_TXT_STRING = 255
 """Route 53: one quoted TXT string holds at most 255 characters; a longer value is split into several strings."""
+MAX_TXT_VALUES = 400
+"""Route 53: one record set holds at most 400 values."""
 _NOT_FOUND = "but it was not found"
 _MISMATCH = "do not match the current values"
 
@@ -136,7 +138,15 @@ class Route53Dns:
 
     # ------------------------------------------------------------------------------------------ publish
     def publish_records(self, records: Mapping[str, Sequence[str]]) -> list[str]:
-        """UPSERT each name's values as one TXT record set, one ChangeResourceRecordSets per zone; the change ids."""
+        """Add each name's values to its TXT record set, keeping the values already there (another order's token for
+        the same name: two fleets of one name order in parallel); one ChangeResourceRecordSets per zone; the change
+        ids.
+
+        Each set is read (ListResourceRecordSets) and the union UPSERTed: existing values first, ours last, each once.
+        A set that would exceed Route 53's MAX_TXT_VALUES drops its oldest (first listed) other values, never ours.
+        Residual race: Route 53 has no conditional write, so an order UPSERTing the same name between our read and our
+        write loses its value (its validation fails and its next run orders again).
+        """
         merged: dict[str, dict[str, None]] = {}  # one record set per name, however the name was spelled
         for name, values in records.items():
             if not values:
@@ -144,7 +154,14 @@ class Route53Dns:
             merged.setdefault(_fqdn(name), {}).update(dict.fromkeys(quote_txt(v) for v in values))
         batches: dict[HostedZone, list[tuple[str, tuple[str, ...]]]] = {}
         for fqdn, quoted in merged.items():
-            batches.setdefault(zone_for(fqdn, self.zones), []).append((fqdn, tuple(quoted)))
+            if len(quoted) > MAX_TXT_VALUES:
+                raise DnsError(f"{len(quoted)} TXT values for {fqdn}: Route 53 holds at most {MAX_TXT_VALUES} in one "
+                               "record set; order fewer names that share it")
+            zone = zone_for(fqdn, self.zones)
+            existing = self._read(zone, fqdn)
+            others = [v for v in (existing.values if existing else ()) if v not in quoted]
+            keep = others[max(0, len(others) + len(quoted) - MAX_TXT_VALUES):]
+            batches.setdefault(zone, []).append((fqdn, (*keep, *quoted)))
         change_ids = []
         for zone, sets in batches.items():
             changes = [{"Action": "UPSERT", "ResourceRecordSet": self._record_set(name, values)}

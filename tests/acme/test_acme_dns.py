@@ -227,3 +227,32 @@ def test_names_and_zones() -> None:
         zone_for("a.example.net", zones)
     assert HostedZone.from_property({"Id": "Z3", "Name": "b.example."}).domain == "b.example."
     assert quote_txt("abc") == '"abc"'
+
+
+def test_two_orders_for_one_name_keep_each_others_token(r53: Route53Env) -> None:
+    zone = r53.zone("example.com")
+    name = "_acme-challenge.example.com."
+    ec_fleet, rsa_fleet = r53.dns([zone]), r53.dns([zone])  # e.g. an ec-p256 and an rsa-2048 fleet of one name
+
+    ec_fleet.publish_records({name: ["ec token"]})
+    rsa_fleet.publish_records({name: ["rsa token"]})
+    assert r53.txt_sets(zone) == {name: ['"ec token"', '"rsa token"']}
+
+    ec_fleet.withdraw_records({name: ["ec token"]})
+    assert r53.txt_sets(zone) == {name: ['"rsa token"']}
+    rsa_fleet.publish_records({name: ["rsa token"]})  # publishing again adds no duplicate
+    assert r53.txt_sets(zone) == {name: ['"rsa token"']}
+
+
+def test_a_full_record_set_drops_its_oldest_other_values_never_ours(r53: Route53Env) -> None:
+    zone = r53.zone("example.com")
+    name = "_acme-challenge.example.com."
+    r53.dns([zone]).publish_records({name: [f"left over {i:03}" for i in range(400)]})
+
+    r53.dns([zone]).publish_records({name: ["new 1", "new 2"]})
+
+    stored = r53.txt_sets(zone)[name]
+    assert len(stored) == 400 and stored[:2] == ['"left over 002"', '"left over 003"']
+    assert stored[-2:] == ['"new 1"', '"new 2"']
+    with pytest.raises(DnsError, match="at most 400"):
+        r53.dns([zone]).publish_records({name: [f"v{i}" for i in range(401)]})
