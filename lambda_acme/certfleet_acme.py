@@ -369,7 +369,8 @@ def certificate_names(certificate: x509.Certificate) -> list[str]:
 
 def should_renew(certificate_pem: str, now: datetime.datetime,
                  window: tuple[datetime.datetime, datetime.datetime] | None) -> Decision:
-    """Renew when the CA's ARI window has opened, else (no ARI) when a third of the lifetime is left.
+    """Renew when the CA's ARI window has opened or a third of the lifetime is left, whichever comes first: a window
+    never delays renewal past the lifetime rule (due = min(window start, a third of the lifetime left)).
 
     Deterministic: the window's start is taken as due (RFC 9773 lets a client pick any time in the window; the
     renewer runs daily, so it renews on the first run inside the window).
@@ -378,12 +379,12 @@ def should_renew(certificate_pem: str, now: datetime.datetime,
     not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     if now >= not_after:
         return Decision(True, "the certificate has expired", not_after)
-    if window is not None:
-        start, _end = window
+    due = not_after - (not_after - not_before) / 3
+    if window is not None and window[0] < due:
+        start = window[0]
         if now >= start:
             return Decision(True, f"the CA's renewal window opened at {start.isoformat()}", start)
         return Decision(False, f"the CA's renewal window opens at {start.isoformat()}", start)
-    due = not_after - (not_after - not_before) / 3
     if now >= due:
         return Decision(True, f"a third of the lifetime is left (since {due.isoformat()})", due)
     return Decision(False, f"a third of the lifetime will be left at {due.isoformat()}", due)

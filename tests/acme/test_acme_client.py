@@ -192,8 +192,9 @@ def _certificate(not_before: datetime.datetime, days: int) -> tuple[str, x509.Ce
 @pytest.mark.parametrize(("days_ago", "window_days", "renew", "reason"), [
     (30, None, False, "a third of the lifetime will be left at 2026-07-01"),    # 90-day cert: due at day 60
     (61, None, True, "a third of the lifetime is left"),
-    (30, (10, 12), False, "the CA's renewal window opens at 2026-06-11"),     # ARI wins over the 1/3 rule...
-    (75, (10, 12), False, "the CA's renewal window opens at 2026-06-11"),     # ...even when 1/3 would say renew
+    (30, (10, 12), False, "the CA's renewal window opens at 2026-06-11"),     # an earlier window wins over 1/3...
+    (75, (10, 12), True, "a third of the lifetime is left"),                 # ...a later one never delays renewal
+    (30, (40, 42), False, "a third of the lifetime will be left at 2026-07-01"),
     (30, (-1, 2), True, "the CA's renewal window opened at 2026-05-31"),      # e.g. the CA revokes early
     (91, (10, 12), True, "the certificate has expired"),
 ])
@@ -203,6 +204,16 @@ def test_renewal_decision(days_ago: int, window_days: tuple[int, int] | None, re
         NOW + datetime.timedelta(days=window_days[0]), NOW + datetime.timedelta(days=window_days[1]))
     decision = ca.should_renew(pem, NOW, window)
     assert (decision.renew, decision.reason[:len(reason)]) == (renew, reason)
+
+
+def test_a_window_never_delays_renewal_past_the_lifetime_rule() -> None:
+    pem, _ = _certificate(NOW - datetime.timedelta(days=46), 47)  # a 47-day certificate with 1 day left
+    window = (NOW + datetime.timedelta(days=30), NOW + datetime.timedelta(days=32))
+
+    decision = ca.should_renew(pem, NOW, window)
+
+    assert decision.renew and decision.reason.startswith("a third of the lifetime is left")
+    assert decision.due == NOW - datetime.timedelta(days=46) + datetime.timedelta(days=47) * 2 / 3
 
 
 def test_ari_cert_id_follows_rfc_9773() -> None:
@@ -259,7 +270,7 @@ def ari_directory() -> Iterator[tuple[str, list[str]]]:
 def test_renewal_window_is_fetched_by_cert_id(ari_directory: tuple[str, list[str]]) -> None:
     url, asked = ari_directory
     acme = ca.open_client(url, ca.new_account_key())
-    pem, cert = _certificate(NOW - datetime.timedelta(days=75), 90)
+    pem, cert = _certificate(NOW - datetime.timedelta(days=30), 90)
     window = ca.renewal_window(acme, pem)
     assert window == (datetime.datetime(2026, 6, 11, tzinfo=datetime.UTC),
                       datetime.datetime(2026, 6, 13, tzinfo=datetime.UTC))
