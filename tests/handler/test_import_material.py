@@ -1,14 +1,17 @@
 """Custom::CertfleetCertificate in material mode (an ACME source: no Certificate property; the key's secret holds the
 certificate, chain and key as JSON) on moto_server behind StrictAWS: the newest of the pinned and the AWSCURRENT
-material is imported, never an older one; key types are checked; no key reaches a log or an exception."""
+material (when it names the resource's Names) is imported, never an older one than ACM holds for the same Names; key
+types are checked; no key reaches a log or an exception."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from handler_support import (
     REGION,
@@ -32,12 +35,20 @@ PRIMARY = "us-east-1"
 NAMES = ("www.example.com", "example.com")
 
 
-def material(issued: Issued, pki: DemoPKI, key_type: str = "rsa-2048") -> str:
-    """One version of the material secret, as the ACME issuer writes it."""
+def material(
+    issued: Issued, pki: DemoPKI, key_type: str = "rsa-2048", *, names: Sequence[str] | None = None,
+    named: bool = True,
+) -> str:
+    """One version of the material secret, as the ACME issuer writes it: ``names`` the certificate's DNS names unless
+    given; ``named=False`` as the issuer wrote it before materials named their names (no names, no fleet)."""
     value = AcmeMaterial(
         certificate=issued.pem().decode(), chain=pki.chain_pem().decode(), private_key=issued.key_pem().decode(),
         key_type=key_type, not_after=issued.certificate.not_valid_after_utc.isoformat(),
     )
+    if named:
+        listed = issued.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        value["names"] = list(names if names is not None else listed.get_values_for_type(x509.DNSName))
+        value["fleet"] = "Certs"
     return json.dumps(value)
 
 
@@ -287,3 +298,90 @@ def test_leaf_facts_read_validity_and_key_type_from_der(pki: DemoPKI, ec_pki: De
             assert facts.key_type == acm_type
     with pytest.raises(ValueError, match=r"not an X\.509 certificate"):
         leaf_facts(b"\x30\x03\x02\x01\x00")
+
+
+def test_an_update_never_imports_a_lagging_replicas_older_certificate(
+    *, certificate: Resource, pki: DemoPKI, leaf: Issued, aws: StrictAWS, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """GIVEN the material secret in us-east-1 replicated to eu-west-1, a renewal whose replication to eu-west-1 lags
+    (the replica keeps answering AWSCURRENT with the old version), and the renewer having re-imported the renewed
+    certificate into eu-west-1's ACM from the primary WHEN CloudFormation updates eu-west-1's resource with only its
+    RemovalPolicy changed (the Names unchanged) THEN nothing is imported, ACM keeps the renewed certificate, Data
+    describes it, and the log says why."""
+    caplog.set_level(logging.INFO)
+    secret = Secret(PRIMARY, replicas=(REGION,))
+    first = secret.put(material(leaf, pki))
+    props = material_props(leaf, pki, secret.arn_in(REGION), first)
+    arn = certificate.create(props)["PhysicalResourceId"]
+    renewed = pki.leaf(NAMES, days=180)
+    aws.replica_lag_reads = 1_000_000  # the replica never catches up here
+    secret.put(material(renewed, pki))
+    aws.import_rate = None
+    boto("acm").import_certificate(CertificateArn=arn, Certificate=renewed.pem(), PrivateKey=renewed.key_pem(),
+                                   CertificateChain=pki.chain_pem())
+    imports = aws.calls("acm", "ImportCertificate")
+    updated = certificate.update({**props, "RemovalPolicy": "retain"})
+    assert aws.calls("acm", "ImportCertificate") == imports, "the older certificate was imported back"
+    assert leaf_in_acm(arn) == fingerprint(renewed)
+    assert updated["PhysicalResourceId"] == arn and updated["Data"]["Fingerprint"] == fingerprint(renewed)
+    assert updated["Data"]["NotAfter"] == renewed.certificate.not_valid_after_utc.isoformat()
+    assert f"ACM holds a certificate ending {renewed.certificate.not_valid_after_utc.isoformat()}" in caplog.text
+    assert "nothing imported" in caplog.text
+
+
+def test_new_names_import_material_that_ends_before_what_acm_holds(
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, aws: StrictAWS,
+) -> None:
+    """GIVEN ACM holding a renewed certificate for the old Names that ends in 180 days WHEN the resource is updated to
+    new Names, pinning a new order's material that ends in 30 days (lifetimes shrink) THEN that material is imported
+    into the same ARN: a domain change is not a downgrade."""
+    props = material_props(leaf, pki, secret.arn, secret.put(material(leaf, pki)))
+    arn = certificate.create(props)["PhysicalResourceId"]
+    renewed = pki.leaf(NAMES, days=180)
+    aws.import_rate = None
+    boto("acm").import_certificate(CertificateArn=arn, Certificate=renewed.pem(), PrivateKey=renewed.key_pem(),
+                                   CertificateChain=pki.chain_pem())
+    names = ("api.example.com", "example.com")
+    ordered = pki.leaf(names, days=30)
+    version = secret.put(material(ordered, pki))
+    updated = certificate.update({**material_props(ordered, pki, secret.arn, version), "Names": list(names)})
+    assert updated["PhysicalResourceId"] == arn and updated["Data"]["KeyVersionId"] == version
+    assert leaf_in_acm(arn) == fingerprint(ordered)
+    assert updated["Data"]["NotAfter"] == ordered.certificate.not_valid_after_utc.isoformat()
+
+
+@pytest.mark.parametrize(("names", "named", "logged"), [
+    (("other.example.com",), True, "it names ['other.example.com'], this resource's Names are"),
+    (("www.example.com",), True, "it names ['www.example.com'], this resource's Names are"),
+    (("*.example.com", "example.com"), True, "it names ['*.example.com', 'example.com']"),
+    (NAMES, False, "it names nothing (older material)"),
+])
+def test_awscurrent_naming_other_names_is_passed_over(
+    *, certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued, names: tuple[str, ...], named: bool,
+    logged: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """GIVEN the pinned material for the resource's Names, and a newer AWSCURRENT whose material names other names
+    (another set, a subset, a wildcard for www: its own name) or none (written before materials named theirs) WHEN the
+    resource is created THEN the pinned material is imported and the log says why AWSCURRENT was not used."""
+    caplog.set_level(logging.INFO)
+    pinned = secret.put(material(leaf, pki))
+    other = pki.leaf(names, days=180)
+    current = secret.put(material(other, pki, named=named))
+    response = certificate.create(material_props(leaf, pki, secret.arn, pinned))
+    assert leaf_in_acm(response["PhysicalResourceId"]) == fingerprint(leaf)
+    assert response["Data"]["KeyVersionId"] == pinned
+    assert f"AWSCURRENT {current} not used: {logged}" in caplog.text
+
+
+def test_awscurrent_naming_the_same_names_in_another_case_and_order_is_used(
+    certificate: Resource, secret: Secret, pki: DemoPKI, leaf: Issued,
+) -> None:
+    """GIVEN the resource's Names with a wildcard in mixed case, and a newer AWSCURRENT naming the same names lower
+    case in another order WHEN the resource is created with the older version pinned THEN AWSCURRENT is imported."""
+    names = ("*.Example.com", "Example.COM")
+    first, renewed = pki.leaf(("*.example.com", "example.com")), pki.leaf(("*.example.com", "example.com"), days=180)
+    pinned = secret.put(material(first, pki))
+    current = secret.put(material(renewed, pki, names=["example.com", "*.example.com"]))
+    response = certificate.create({**material_props(first, pki, secret.arn, pinned), "Names": list(names)})
+    assert leaf_in_acm(response["PhysicalResourceId"]) == fingerprint(renewed)
+    assert response["Data"]["KeyVersionId"] == current

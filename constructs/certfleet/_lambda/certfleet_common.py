@@ -13,7 +13,7 @@ import re
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple, NotRequired, TypedDict, TypeVar, cast
 
 import boto3
@@ -122,6 +122,30 @@ def backoff(
             attempt += 1
 
 
+def secret_text(secret_id: str, version: str, until: float, what: str, *, wait: bool = True) -> tuple[str, str]:
+    """The text of secret ``secret_id`` (holding ``what``) at ``version`` (``""``: AWSCURRENT) and the version read,
+    waiting out replica lag until ``until`` (``wait``; else one read); never logs or quotes the value. A missing one
+    raises ClientError when not ``wait``."""
+    args = {"SecretId": secret_id, **({"VersionId": version} if version else {"VersionStage": "AWSCURRENT"})}
+    home = secret_id.split(":")[3] if secret_id.startswith("arn:") else region()  # another account: the primary
+    secrets = client("secretsmanager", home)
+    budget = seconds("CERTFLEET_SECRET_WAIT_SECONDS", 120)
+    try:
+        answer = backoff(lambda: secrets.get_secret_value(**args), lambda e: code(e) == "ResourceNotFoundException",
+                         min(until, time.monotonic() + budget) if wait else 0.0,
+                         f"GetSecretValue {secret_id} {version or 'AWSCURRENT'}")
+    except ClientError as exc:
+        if not wait and code(exc) == "ResourceNotFoundException":
+            raise
+        raise RuntimeError(
+            f"cannot read {what} from secret {secret_id} version {version or 'AWSCURRENT'} in {home} "
+            f"within {budget:.0f} s: {describe(exc)} (a replica may still be catching up; check its replication "
+            "status and that this function may read the secret)",
+        ) from None
+    text = answer.get("SecretString") or bytes(answer.get("SecretBinary") or b"").decode("utf-8", "replace")
+    return text, str(answer.get("VersionId", version))
+
+
 def pem_der(pem: str) -> bytes:
     """The DER of the first PEM block in ``pem``."""
     match = _PEM.search(pem)
@@ -174,6 +198,23 @@ def material_in(text: str, where: str) -> tuple[str, str, str]:
         raise ValueError(f"{where} holds JSON with {', '.join(problems)}: it must be certificate material "
                          "(certificate, chain, private_key as the ACME issuer writes them)")
     return certificate, chain, key
+
+
+def dns_names(names: Iterable[object]) -> frozenset[str]:
+    """DNS names to compare as a set: lower case, without blanks or a trailing dot, as ACME orders name them; a
+    wildcard ``*.x`` is a name of its own (it does not stand for ``www.x``)."""
+    return frozenset(str(name).strip().lower().rstrip(".") for name in names)
+
+
+def material_names(text: str) -> frozenset[str] | None:
+    """The names one version of an ACME source's material says it certifies (AcmeMaterial ``names``, as dns_names);
+    None when it names none (written before materials named theirs, or not material)."""
+    try:
+        value = json.loads(text) if text.lstrip().startswith("{") else None
+    except ValueError:
+        return None
+    names = value.get("names") if isinstance(value, dict) else None
+    return dns_names(names) if isinstance(names, list) else None
 
 
 class LeafFacts(NamedTuple):

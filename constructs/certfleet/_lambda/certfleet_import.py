@@ -1,7 +1,8 @@
 """Custom::CertfleetCertificate: import a third-party certificate into ACM, re-import in place, adopt, delete.
 
 Without a Certificate property (material mode: an ACME source), the key's secret holds the certificate, chain and key
-as JSON (AcmeMaterial), and the newest of its pinned and AWSCURRENT versions is imported.
+as JSON (AcmeMaterial), and the newest of its pinned and AWSCURRENT (when it names the same Names) versions is imported,
+never one ending before the certificate ACM already holds for the same Names.
 The same provider serves Custom::CertfleetSweeper: its events go to certfleet_sweeper."""
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ if TYPE_CHECKING:  # checked as part of the certfleet package
         code,
         deadline,
         describe,
+        dns_names,
         key_in,
         leaf_facts,
         material_in,
+        material_names,
         pem_der,
         region,
         seconds,
+        secret_text,
         sha256_hex,
         tagged,
         try_delete,
@@ -61,12 +65,15 @@ else:  # the Lambda asset's top level, as /var/task is
         code,
         deadline,
         describe,
+        dns_names,
         key_in,
         leaf_facts,
         material_in,
+        material_names,
         pem_der,
         region,
         seconds,
+        secret_text,
         sha256_hex,
         tagged,
         try_delete,
@@ -89,18 +96,20 @@ IDENTITY = (FLEET_TAG, ID_TAG)
 MAX_TAG_VALUE = 256
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 CURRENT = "AWSCURRENT"
+_WHAT = "the certificate material"
 
 
 @dataclass(frozen=True)
 class Leaf:
     """What one import sends: certificate and chain (PEM), the leaf's fingerprint, the key secret's version (``""``:
-    AWSCURRENT) and, once read, the key (never printed)."""
+    AWSCURRENT), once read the key (never printed) and, for material, when the certificate ends."""
 
     certificate: str
     chain: str
     fingerprint: str
     version: str
     key: str = field(default="", repr=False)
+    not_after: dt.datetime | None = None
 
 
 def on_event(event: CertificateEvent, context: object = None) -> OnEventResponse:
@@ -164,6 +173,8 @@ def _update(event: CertificateEvent, props: CertificateProperties, until: float)
     if held == leaf.fingerprint and same_chain:
         LOG.info("Update %s: already holds %s, nothing imported", arn, held)
         return _result(acm, arn, props, leaf)
+    if _acm_ends_later(acm, arn, props, old, leaf):
+        return _result(acm, arn, props, replace(leaf, fingerprint=held, version=""))
     leaf = _keyed(props, leaf, until)
     try:
         _import(props, leaf, arn, until)
@@ -173,6 +184,22 @@ def _update(event: CertificateEvent, props: CertificateProperties, until: float)
         return _adopt_or_import(props, leaf, "Update (certificate gone)", event, until)
     LOG.info("Update %s: re-imported %s, key %s version %s", arn, leaf.fingerprint, props["KeySecretId"], leaf.version)
     return _result(acm, arn, props, leaf)
+
+
+def _acm_ends_later(
+    acm: ACMClient, arn: str, props: CertificateProperties, old: CertificateProperties, leaf: Leaf,
+) -> bool:
+    """Material mode, Names unchanged: whether ACM's certificate ends after ``leaf`` (the renewer re-imported a newer
+    one from the primary while this region's replica lags, or its replication failed), so importing ``leaf`` would
+    downgrade it. New Names import the material even when it ends earlier: a new order's lifetime may be shorter."""
+    if leaf.not_after is None or dns_names(props.get("Names") or ()) != dns_names(old.get("Names") or ()):
+        return False
+    held = acm.describe_certificate(CertificateArn=arn)["Certificate"].get("NotAfter")
+    if held is None or held <= leaf.not_after:
+        return False
+    LOG.info("Update %s: ACM holds a certificate ending %s, after %s version %s (ending %s): nothing imported", arn,
+             held.astimezone(dt.UTC).isoformat(), props["KeySecretId"], leaf.version, leaf.not_after.isoformat())
+    return True
 
 
 def _tag(props: CertificateProperties, key: str) -> str:
@@ -321,34 +348,9 @@ def _keyed(props: CertificateProperties, leaf: Leaf, until: float) -> Leaf:
     return replace(leaf, key=key, version=version)
 
 
-def _secret_text(props: CertificateProperties, version: str, until: float, *, wait: bool = True) -> tuple[str, str]:
-    """The text of the key's secret at ``version`` (``""``: AWSCURRENT) and the version read, waiting out replica lag
-    (``wait``; else one read); never logs or quotes the value. A missing one raises ClientError when not ``wait``."""
-    secret_id = props["KeySecretId"]
-    args = {"SecretId": secret_id, **({"VersionId": version} if version else {"VersionStage": CURRENT})}
-    home = secret_id.split(":")[3] if secret_id.startswith("arn:") else region()  # another account: the primary
-    secrets = client("secretsmanager", home)
-    budget = seconds("CERTFLEET_SECRET_WAIT_SECONDS", 120)
-    try:
-        answer = backoff(lambda: secrets.get_secret_value(**args), lambda e: code(e) == "ResourceNotFoundException",
-                         min(until, time.monotonic() + budget) if wait else 0.0,
-                         f"GetSecretValue {secret_id} {version or CURRENT}")
-    except ClientError as exc:
-        if not wait and code(exc) == "ResourceNotFoundException":
-            raise
-        what = "the private key" if props.get("Certificate") else "the certificate material"
-        raise RuntimeError(
-            f"cannot read {what} from secret {secret_id} version {version or CURRENT} in {home} "
-            f"within {budget:.0f} s: {describe(exc)} (a replica may still be catching up; check its replication "
-            "status and that this function may read the secret)",
-        ) from None
-    text = answer.get("SecretString") or bytes(answer.get("SecretBinary") or b"").decode("utf-8", "replace")
-    return text, str(answer.get("VersionId", version))
-
-
 def _read_key(props: CertificateProperties, until: float) -> tuple[str, str]:
     """The PEM private key at the pinned version (plain PEM, or JSON with "private_key") and the version read."""
-    text, version = _secret_text(props, props.get("KeySecretVersionId", ""), until)
+    text, version = secret_text(props["KeySecretId"], props.get("KeySecretVersionId", ""), until, "the private key")
     return key_in(text, f"secret {props['KeySecretId']} version {version}"), version
 
 
@@ -356,13 +358,14 @@ def _material(props: CertificateProperties, until: float) -> Leaf:
     """Material mode: the material at the pinned version (waiting out replica lag) or at AWSCURRENT, whichever
     certificate ends later. The scheduled renewer moves AWSCURRENT (and ACM) ahead of CloudFormation's pin, so a stack
     update must not import the pinned one back; AWSCURRENT that is not such material (a replica still holding the
-    placeholder, another key type) is passed over, logged."""
+    placeholder, another key type) or does not name this resource's Names (as a set; older material names none) is
+    passed over, logged: the pinned version is what CloudFormation asked for."""
     pinned = props.get("KeySecretVersionId", "")
-    leaf, facts = _parse_material(props, *_secret_text(props, pinned, until))
+    leaf, facts = _parse_material(props, *secret_text(props["KeySecretId"], pinned, until, _WHAT))
     if not pinned:
         return leaf
     try:
-        text, version = _secret_text(props, "", until, wait=False)
+        text, version = secret_text(props["KeySecretId"], "", until, _WHAT, wait=False)
     except ClientError:  # a lagging replica without AWSCURRENT yet: the pinned version it does have
         return leaf
     if version == leaf.version:
@@ -371,6 +374,11 @@ def _material(props: CertificateProperties, until: float) -> Leaf:
         current, current_facts = _parse_material(props, text, version)
     except ValueError as exc:
         LOG.info("Material %s: AWSCURRENT not used: %s", props["KeySecretId"], exc)
+        return leaf
+    names, wanted = material_names(text), dns_names(props.get("Names") or ())
+    if names != wanted:
+        LOG.info("Material %s: AWSCURRENT %s not used: it names %s, this resource's Names are %s", props["KeySecretId"],
+                 version, sorted(names) if names is not None else "nothing (older material)", sorted(wanted))
         return leaf
     if current_facts.not_after <= facts.not_after:
         return leaf
@@ -395,7 +403,7 @@ def _parse_material(props: CertificateProperties, text: str, version: str) -> tu
             f"KeyAlgorithm is {props['KeyAlgorithm']}: ACM keeps one key type per certificate. Deploy the fleet with "
             "the key type its ACME source orders (the issuer writes a new version when the key type changes).",
         )
-    return Leaf(certificate, chain, sha256_hex(der), version, key), facts
+    return Leaf(certificate, chain, sha256_hex(der), version, key, facts.not_after), facts
 
 
 def _fingerprint(acm: ACMClient, arn: str) -> str:
