@@ -21,10 +21,12 @@ from certfleet._lambda.certfleet_contract import (
     ACME_ISSUER_IS_COMPLETE,
     ACME_ISSUER_ON_EVENT,
     ACME_RENEWER,
+    ACME_SOURCE,
     FLEET_TAG,
     ID_TAG,
     MANAGED_BY,
     MANAGED_BY_TAG,
+    SOURCE_TAG,
     AcmeRenewInput,
 )
 from certfleet.acme_asset import LAMBDA_PYTHON, LAMBDA_RUNTIME, acme_code
@@ -42,7 +44,7 @@ from certfleet.providers import (
     statement_id,
 )
 
-__all__ = ["ACME_HANDLERS_ID", "AcmeHandlers", "AcmeIssuer"]
+__all__ = ["ACME_HANDLERS_ID", "AcmeHandlers", "AcmeIssuer", "fleet_statement_id"]
 
 ACME_HANDLERS_ID = "CertfleetAcme"
 """The stack's ACME issuer and renewer functions (one per stack, whatever the number of ACME fleets)."""
@@ -59,6 +61,14 @@ ROUTE53_TYPES = "route53:ChangeResourceRecordSetsRecordTypes"
 ROUTE53_ACTIONS = "route53:ChangeResourceRecordSetsActions"
 ISSUER_ENVIRONMENT = {"CERTFLEET_LAMBDA_MARGIN_SECONDS": "15"}
 RENEWER_ENVIRONMENT = {"CERTFLEET_LAMBDA_MARGIN_SECONDS": "30", "CERTFLEET_INSYNC_POLL_SECONDS": "5"}
+
+
+def fleet_statement_id(fleet_name: str) -> str:
+    """The part of a statement id naming one fleet: its letters and digits (50 at most) and 8 hex characters of its
+    name's hash, so that fleets whose names differ only in punctuation (``www-a``, ``www_a``) or past the 50th
+    character never give a role two statements of one Sid (IAM refuses such a policy)."""
+    digest = hashlib.sha256(fleet_name.encode()).hexdigest()[:8]
+    return statement_id(fleet_name, 50, "Fleet") + digest
 
 
 class AcmeHandlers(Construct):
@@ -127,7 +137,7 @@ class AcmeHandlers(Construct):
     def allow(self, issuer: AcmeIssuer, order: AcmeOrder, target: FleetTarget) -> None:
         """Grant the issuer's and the renewer's roles what they call for one fleet, and nothing beyond it."""
         material, account = issuer.secret.secret_arn, issuer.account_secret.secret_arn
-        sid = statement_id(target.fleet_name, 60, "Fleet")
+        sid = fleet_statement_id(target.fleet_name)
         # each reads both (the material, the account's key); onEvent registers the account, isComplete and the
         # renewer store the material
         writes = ((self.on_event_role, account), (self.is_complete_role, material), (self.renewer_role, material))
@@ -159,9 +169,10 @@ class AcmeHandlers(Construct):
         self._acm(target, sid)
 
     def _route53(self, role: iam.Role, order: AcmeOrder, sid: str, *, follow: bool) -> None:
-        """Change only the TXT ``_acme-challenge`` records of the source's domains (UPSERT, DELETE); with ``follow``
-        (isComplete, the renewer), also follow the changes to INSYNC and read the zones' record sets (withdrawing a
-        set that changed since). onEvent only publishes (and deletes what a failed publish left)."""
+        """Change only the TXT ``_acme-challenge`` records of the source's domains (UPSERT, DELETE) and read the
+        zones' record sets (publishing UPSERTs the union with the current TXT set, so that two orders for one name
+        keep each other's tokens; withdrawing removes only its own); with ``follow`` (isComplete, the renewer), also
+        follow the changes to INSYNC. onEvent only publishes (and deletes what a failed publish left)."""
         for index, zone in enumerate(order.zones):
             names = sorted({challenge_record_name(d) for d in zone.domains})
             role.add_to_policy(iam.PolicyStatement(
@@ -172,10 +183,9 @@ class AcmeHandlers(Construct):
                     "ForAllValues:StringLike": {ROUTE53_NAMES: names},
                     "Null": {ROUTE53_TYPES: "false", ROUTE53_ACTIONS: "false", ROUTE53_NAMES: "false"},
                 }))
-            if follow:
-                role.add_to_policy(iam.PolicyStatement(
-                    sid=f"AcmeReadZone{index}Of{sid}"[:100],
-                    actions=["route53:ListResourceRecordSets"], resources=[zone.zone.hosted_zone_arn]))
+            role.add_to_policy(iam.PolicyStatement(
+                sid=f"AcmeReadZone{index}Of{sid}"[:100],
+                actions=["route53:ListResourceRecordSets"], resources=[zone.zone.hosted_zone_arn]))
         if not follow:
             return
         changes = self._stack.format_arn(service="route53", region="", account="", resource="change",
@@ -186,7 +196,7 @@ class AcmeHandlers(Construct):
 
     def _acm(self, target: FleetTarget, sid: str) -> None:
         """The renewer finds the fleet's certificate in each region by its tags and re-imports into it; only a
-        certificate tagged as this fleet's, this id's and certfleet's."""
+        certificate tagged as this fleet's, this id's, certfleet's and an ACME source's (as the renewer filters)."""
         role = self.renewer_role
         role.add_to_policy(iam.PolicyStatement(sid="AcmListCertificates", actions=["acm:ListCertificates"],
                                                resources=["*"]))
@@ -201,6 +211,7 @@ class AcmeHandlers(Construct):
                 f"aws:ResourceTag/{MANAGED_BY_TAG}": MANAGED_BY,
                 f"aws:ResourceTag/{FLEET_TAG}": target.fleet_name,
                 f"aws:ResourceTag/{ID_TAG}": target.certificate_id,
+                f"aws:ResourceTag/{SOURCE_TAG}": ACME_SOURCE,
             }}))
         for arn in certificates:
             self._acknowledge(role, arn, "ACM chooses certificate ARNs: re-imports need the fleet's tags "

@@ -14,16 +14,22 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from certfleet._lambda.certfleet_contract import ACME_KEY_TYPES, AcmeCertificateProperties, HostedZone
 from certfleet.material.names import name_problem
 
-__all__ = ["ACME_POLICY_BYTES", "CHALLENGE_PREFIX", "AcmeAccount", "AcmeOrder", "AcmeZone", "FleetTarget",
-           "challenge_record_name"]
+__all__ = ["ACME_POLICY_BYTES", "CHALLENGE_PREFIX", "MAX_ORDER_NAMES", "AcmeAccount", "AcmeOrder", "AcmeZone",
+           "FleetTarget", "challenge_record_name"]
 
 CHALLENGE_PREFIX = "_acme-challenge."
 ACME_POLICY_BYTES = 60_000
 """The most the ACME fleets of one stack may add to each of its shared ACME roles (issuer, renewer): IAM allows a role
 10,240 bytes of inline policy and 10 managed policies of 6,144 bytes, into which the CDK moves what overflows."""
 POLICY_BYTES_PER_ORDER = 3_000
-"""What one order adds to an ACME role besides its challenge record names (secrets, key, zones, ACM; measured
-about 2,500 bytes as the CDK writes it)."""
+"""What one order adds to an ACME role besides its challenge record names and its zones' statements (secrets, key,
+ACM; measured about 2,500 bytes as the CDK writes it)."""
+POLICY_BYTES_PER_ZONE = 1_000
+"""What each hosted zone of an order adds to an ACME role besides its record names: two statements (the TXT changes
+under their conditions, the record set reads), each with the zone's ARN (measured 850-950 bytes as the CDK writes
+them, with fleet ids of 1 to 50 characters; a test holds the estimate above the synthesized policies)."""
+MAX_ORDER_NAMES = 100
+"""The most identifiers one order may carry: Let's Encrypt refuses more than 100 per order (other CAs fewer)."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +84,10 @@ class AcmeAccount:
 
 @dataclass(frozen=True)
 class AcmeZone:
-    """A hosted zone of the source: the zone, its name (None when unknown at synth) and the domains it serves."""
+    """A hosted zone of the source: the zone, its name (known at synth) and the domains it serves."""
 
     zone: route53.IHostedZone
-    name: str | None
+    name: str
     domains: tuple[str, ...]
 
 
@@ -113,9 +119,10 @@ class AcmeOrder:
         order = cls(url, names, key_type, _checked_zones(names, hosted_zone), account or AcmeAccount())
         if order.policy_bytes > ACME_POLICY_BYTES:
             raise ValueError(
-                f"CertificateSource.acme: {len(names)} domains make IAM grants of about {order.policy_bytes:,} bytes "
-                f"per role, over the {ACME_POLICY_BYTES:,} a role takes (the _acme-challenge record names are listed "
-                "in the issuer's and renewer's Route 53 conditions): order fewer or shorter names per certificate",
+                f"CertificateSource.acme: {len(names)} domains in {len(order.zones)} hosted zones make IAM grants of "
+                f"about {order.policy_bytes:,} bytes per role, over the {ACME_POLICY_BYTES:,} a role takes (each zone "
+                "adds two Route 53 statements and its _acme-challenge record names to the issuer's and renewer's "
+                "roles): order fewer names, or names in fewer hosted zones, per certificate",
             )
         return order
 
@@ -126,10 +133,11 @@ class AcmeOrder:
 
     @property
     def policy_bytes(self) -> int:
-        """What this order adds to each ACME role's policies, at most: its grants and (twice: the names are spelled
-        once per zone statement, and the zone's ARN beside them) its challenge record names."""
+        """What this order adds to each ACME role's policies, at most: its grants, two statements per hosted zone
+        and (twice, to be safe) its challenge record names, listed in their zone's statement."""
         names = {challenge_record_name(d) for d in self.domains}
-        return POLICY_BYTES_PER_ORDER + 2 * sum(len(n) + 3 for n in names)
+        return (POLICY_BYTES_PER_ORDER + POLICY_BYTES_PER_ZONE * len(self.zones)
+                + 2 * sum(len(n) + 3 for n in names))
 
     def issuer_properties(self, *, material_secret: str, account_secret: str,
                           fleet_name: str) -> AcmeCertificateProperties:
@@ -138,7 +146,7 @@ class AcmeOrder:
             DirectoryUrl=self.directory_url,
             Domains=list(self.domains),
             KeyType=self.key_type,
-            HostedZones=[HostedZone(Id=z.zone.hosted_zone_id, Name=z.name or _zone_name(z.zone) or "")
+            HostedZones=[HostedZone(Id=z.zone.hosted_zone_id, Name=z.name)
                          for z in self.zones],
             MaterialSecretId=material_secret,
             AccountSecretId=account_secret,
@@ -168,6 +176,10 @@ def _checked_domains(domains: Sequence[str]) -> tuple[str, ...]:
     if isinstance(domains, str) or not domains:
         raise ValueError("CertificateSource.acme: domains must be a non-empty list of DNS names, e.g. "
                          "['www.example.com', 'example.com']")
+    if len(domains) > MAX_ORDER_NAMES:
+        raise ValueError(f"CertificateSource.acme: {len(domains)} domains in one order, over the {MAX_ORDER_NAMES} "
+                         "identifiers CAs such as Let's Encrypt accept per order: split the names over several "
+                         "certificates (fleets)")
     checked: list[str] = []
     for domain in domains:
         if not isinstance(domain, str) or Token.is_unresolved(domain):
@@ -182,18 +194,21 @@ def _checked_domains(domains: Sequence[str]) -> tuple[str, ...]:
     return tuple(checked)
 
 
-def _zone_name(zone: route53.IHostedZone) -> str | None:
-    """The zone's name, lower case without the final dot; None when only known at deploy time (a token)."""
+def _zone_name(zone: route53.IHostedZone) -> str:
+    """The zone's name, lower case without the final dot; refused when not known at synth (no name, or a token)."""
     try:
         name = zone.zone_name
     except Exception:  # jsii: HostedZone.from_hosted_zone_id has no name
+        name = None
+    if not isinstance(name, str) or Token.is_unresolved(name) or not name.strip(". "):
+        how = "it has no name (HostedZone.from_hosted_zone_id)" if name is None else \
+            "its name is only known at deploy time (a token)"
         raise ValueError(
-            f"CertificateSource.acme: the hosted zone {zone.node.path} has no name (HostedZone.from_hosted_zone_id): "
-            "the issuer needs it to place the _acme-challenge records; use HostedZone.from_hosted_zone_attributes("
-            "hosted_zone_id=..., zone_name=...) or HostedZone.from_lookup",
-        ) from None
-    if Token.is_unresolved(name):
-        return None
+            f"CertificateSource.acme: the hosted zone {zone.node.path}: {how}; the issuer needs the zone's name at "
+            "synth to place the _acme-challenge records and to check each domain is inside it: use "
+            "HostedZone.from_hosted_zone_attributes(hosted_zone_id=..., zone_name='example.com') or a zone with a "
+            "literal name",
+        )
     return name.lower().rstrip(".")
 
 
@@ -230,7 +245,7 @@ def _checked_zones(domains: tuple[str, ...],
         if not _is_zone(zone):
             raise TypeError("CertificateSource.acme: each hosted zone must be a route53.IHostedZone")
         name = _zone_name(zone)
-        outside = [d for d in served if name is not None and not _inside(d, name)]
+        outside = [d for d in served if not _inside(d, name)]
         if outside:
             raise ValueError(
                 f"CertificateSource.acme: {', '.join(outside)} is not inside the hosted zone {name} "

@@ -13,7 +13,7 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
-from certfleet import CertificateSource, FleetGroup
+from certfleet import CertificateFleet, CertificateSource, FleetGroup
 from certfleet._lambda.certfleet_contract import (
     ACME_CERTIFICATE_TYPE,
     ACME_KEY_TYPES,
@@ -162,6 +162,13 @@ def _role_policy_bytes(template: dict[str, Any]) -> dict[str, int]:
     return found
 
 
+def _acme_roles(template: dict[str, Any]) -> dict[str, int]:
+    """The policy bytes of the stack's shared ACME roles (onEvent, isComplete, renewer)."""
+    return {role: size for role, size in _role_policy_bytes(template).items()
+            if role.startswith(ACME_HANDLERS_ID) and "Role" in role
+            and not any(other in role for other in ("Framework", "Scheduler", "Provider"))}
+
+
 def test_a_shard_holds_no_more_acme_fleets_than_its_roles_policies_take(tmp_path: Path) -> None:
     """GIVEN twenty ACME members WHEN the group places them THEN the shared ACME roles' grants of each shard stay
     within the counted bytes, which stay within what IAM lets a role hold: the twentieth opens a second shard."""
@@ -178,19 +185,35 @@ def test_a_shard_holds_no_more_acme_fleets_than_its_roles_policies_take(tmp_path
     assert len(shards) == 2
     for shard in shards:
         template = json.loads((out / f"{shard.stack.artifact_id}.template.json").read_text())
-        acme_roles = {role: size for role, size in _role_policy_bytes(template).items()
-                      if role.startswith(ACME_HANDLERS_ID) and "Role" in role
-                      and not any(other in role for other in ("Framework", "Scheduler", "Provider"))}
+        acme_roles = _acme_roles(template)
         assert len(acme_roles) == 3
         assert max(acme_roles.values()) <= shard.policy_bytes <= ACME_POLICY_BYTES
         assert len(template["Resources"]) <= shard.resources
 
 
-def test_an_order_whose_grants_no_role_could_hold_is_refused() -> None:
+def _zones(dns: Stack, count: int) -> dict[str, route53.IHostedZone]:
+    """``count`` domains, each in its own zone (Route 53 ids are 21 characters at most, as here)."""
+    return {f"www.zone{n}.example{n}.com": route53.HostedZone.from_hosted_zone_attributes(
+        dns, f"Zone{n}", hosted_zone_id=f"Z{n:020d}", zone_name=f"zone{n}.example{n}.com") for n in range(count)}
+
+
+@pytest.mark.parametrize("fleet_id", ["C", "Certificates"])
+def test_the_estimate_counts_each_hosted_zone(fleet_id: str) -> None:
+    """GIVEN an ACME source of 40 domains in 40 hosted zones WHEN synthesized THEN what the order counts per role is
+    at least the bytes of each ACME role's synthesized policies (inline and managed)."""
+    app = App(context={"@aws-cdk/core:validateAgainstDefaultRules": False})
+    zones = _zones(Stack(app, "Dns", env=Environment(account=ACCOUNT, region="us-east-1")), 40)
+    source = CertificateSource.acme(directory_url=DIRECTORY, domains=list(zones), hosted_zone=zones)
+    CertificateFleet(app, fleet_id, source=source, account=ACCOUNT, regions=["eu-west-1"])
+    template = app.synth().get_stack_by_name(f"{fleet_id}-us-east-1").template
+    roles = _acme_roles(template)
+    assert len(roles) == 3
+    assert max(roles.values()) <= source.order.policy_bytes <= ACME_POLICY_BYTES
+
+
+def test_an_order_in_more_zones_than_a_role_could_hold_is_refused() -> None:
     app = App()
-    dns = Stack(app, "Dns", env=Environment(account=ACCOUNT, region="eu-west-1"))
-    zone = route53.HostedZone.from_hosted_zone_attributes(dns, "Zone", hosted_zone_id="Z0EXAMPLE",
-                                                          zone_name="example.com")
-    names = [f"host{n}-{'x' * 50}.{'y' * 60}.example.com" for n in range(250)]
-    with pytest.raises(ValueError, match=r"250 domains make IAM grants of about .* bytes per role, over the 60,000"):
-        CertificateSource.acme(directory_url=DIRECTORY, domains=names, hosted_zone=zone)
+    zones = _zones(Stack(app, "Dns", env=Environment(account=ACCOUNT, region="us-east-1")), 100)
+    with pytest.raises(ValueError, match=r"100 domains in 100 hosted zones make IAM grants of about .* bytes per "
+                                         r"role, over the 60,000 .* fewer hosted zones"):
+        CertificateSource.acme(directory_url=DIRECTORY, domains=list(zones), hosted_zone=zones)

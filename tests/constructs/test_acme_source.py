@@ -317,13 +317,14 @@ def test_dns_changes_are_only_txt_challenges_of_the_declared_domains(built: Buil
     assert condition["ForAllValues:StringLike"] == {
         NAMES_KEY: ["_acme-challenge.example.com", "_acme-challenge.www.example.com"]}  # *.example.com: example.com's
     assert condition["Null"] == {TYPES_KEY: "false", ACTIONS_KEY: "false", NAMES_KEY: "false"}
-    if handler == ACME_ISSUER_ON_EVENT:  # onEvent only publishes: it never polls a change nor reads a set
-        assert not {"route53:GetChange", "route53:ListResourceRecordSets"} & actions(statements)
+    # every role reads the zone's sets: publishing UPSERTs the union with the current TXT set, withdrawing re-reads
+    (reads,) = by_action(statements, "route53:ListResourceRecordSets")
+    assert reads["Resource"] == change["Resource"] and "Condition" not in reads
+    if handler == ACME_ISSUER_ON_EVENT:  # onEvent only publishes: it never polls a change
+        assert "route53:GetChange" not in actions(statements)
         return
     (changes,) = by_action(statements, "route53:GetChange")
     assert json.dumps(changes["Resource"]).endswith(':route53:::change/*"]]}')
-    (reads,) = by_action(statements, "route53:ListResourceRecordSets")
-    assert reads["Resource"] == change["Resource"] and "Condition" not in reads
 
 
 def _secret_grants(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
@@ -374,7 +375,7 @@ def test_the_renewer_holds_exactly_what_it_calls(built: Built) -> None:
         in regions
     assert imports["Condition"] == {"StringEquals": {
         f"aws:ResourceTag/{MANAGED_BY_TAG}": MANAGED_BY, f"aws:ResourceTag/{FLEET_TAG}": built.fleet.fleet_name,
-        f"aws:ResourceTag/{ID_TAG}": built.fleet.node.path}}
+        f"aws:ResourceTag/{ID_TAG}": built.fleet.node.path, f"aws:ResourceTag/{SOURCE_TAG}": ACME_SOURCE}}
     (tags,) = by_action(statements, "acm:ListTagsForCertificate")
     assert tags["Resource"] == imports["Resource"]
 
