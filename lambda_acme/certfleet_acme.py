@@ -2,10 +2,10 @@
 and the checks issued material must pass before it is stored or imported.
 
 Built on certbot's `acme` library. `order_certificate` runs a whole order with a pair of DNS callbacks
-(`publish(name, values)`, `withdraw(name)`); `start_order`, `fetch_order`, `answer_dns01` and `finish_order` are its
-steps, for a custom resource that spreads an order over several invocations (certfleet_acme_handler). Unlike the
-importer, this module ships in its own asset built from wheels (acme_asset.py), so it may use `acme`, `josepy` and
-`cryptography`. Nothing here logs or raises key material.
+(`publish(name, values)`, `withdraw(name)`); `start_order`, `fetch_order`, `answer_dns01`, `wait_validated` and
+`finalize` are its steps, for a custom resource that spreads an order over several invocations
+(certfleet_acme_handler). Unlike the importer, this module ships in its own asset built from wheels (acme_asset.py),
+so it may use `acme`, `josepy` and `cryptography`. Nothing here logs or raises key material.
 """
 
 from __future__ import annotations
@@ -280,20 +280,31 @@ def order_domains(orderr: messages.OrderResource) -> list[str]:
     return [i.value for i in orderr.body.identifiers]
 
 
-def finish_order(acme: client.ClientV2, orderr: messages.OrderResource, key_type: str,
-                 deadline: datetime.datetime) -> Issued:
-    """Wait for validation, finalize with a FRESH `key_type` key, download the certificate and its chain.
+def wait_validated(acme: client.ClientV2, orderr: messages.OrderResource,
+                   deadline: datetime.datetime) -> messages.OrderResource:
+    """Wait until the CA has validated every authorization of the order (no-op for a ready or valid order).
 
     `deadline` is naive local time, as the acme library compares it. errors.TimeoutError (validation still pending at
-    the deadline) passes through: the caller may come back later.
+    the deadline) passes through: the caller may come back later; a failed validation is an AcmeError.
+    """
+    if orderr.body.status in (messages.STATUS_READY, messages.STATUS_VALID):
+        return orderr
+    with _step("validation", order_domains(orderr), let=(errors.TimeoutError,)):
+        validated: messages.OrderResource = acme.poll_authorizations(orderr, deadline)
+    return validated
+
+
+def finalize(acme: client.ClientV2, orderr: messages.OrderResource, key_type: str,
+             deadline: datetime.datetime) -> Issued:
+    """Finalize a validated order with a FRESH `key_type` key, download the certificate and its chain.
+
+    Once the CSR is sent the key exists only here: call it only with time enough for the CA to issue (a caller out of
+    time after this point loses the key; the order cannot be finalized again).
     """
     names = order_domains(orderr)
     key = generate_key(key_type)
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    if orderr.body.status not in (messages.STATUS_READY, messages.STATUS_VALID):
-        with _step("validation", names, let=(errors.TimeoutError,)):
-            orderr = acme.poll_authorizations(orderr, deadline)
     with _step("finalization", names):
         orderr = acme.finalize_order(orderr.update(csr_pem=acme_crypto.make_csr(key_pem, names)), deadline)
     if not orderr.fullchain_pem:
@@ -301,6 +312,13 @@ def finish_order(acme: client.ClientV2, orderr: messages.OrderResource, key_type
     certificate_pem, chain_pem = _split_chain(orderr.fullchain_pem)
     leaf = x509.load_pem_x509_certificate(certificate_pem.encode())
     return Issued(certificate_pem, chain_pem, key_pem, leaf.not_valid_before_utc, leaf.not_valid_after_utc)
+
+
+def finish_order(acme: client.ClientV2, orderr: messages.OrderResource, key_type: str,
+                 deadline: datetime.datetime) -> Issued:
+    """wait_validated, then finalize, both within `deadline` (naive local time). errors.TimeoutError from the wait
+    passes through. Callers spread over invocations call the two steps themselves, to finalize only with time left."""
+    return finalize(acme, wait_validated(acme, orderr, deadline), key_type, deadline)
 
 
 def order_certificate(acme: client.ClientV2, domains: Sequence[str], key_type: str, publish: Publish,

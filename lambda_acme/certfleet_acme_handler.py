@@ -37,6 +37,11 @@ LOG.setLevel(logging.INFO)
 for _chatty in ("boto3", "botocore", "urllib3", "acme"):  # their DEBUG lines print request bodies: keys, EAB
     logging.getLogger(_chatty).setLevel(logging.WARNING)
 CURRENT = "AWSCURRENT"
+FINALIZE_SECONDS = 30.0
+"""Seconds of the budget an order must still have to be finalized: the CSR's key exists only in this invocation, so
+finalizing with less risks the CA issuing after we gave up (the key lost, the order spent)."""
+clock: Callable[[], float] = time.monotonic
+"""Monotonic seconds, for the budgets (tests move it)."""
 AcmeEvent = contract.CustomResourceEvent[contract.AcmeCertificateProperties]
 """The Provider framework's event; isComplete also gets onEvent's PhysicalResourceId and Data."""
 
@@ -73,6 +78,7 @@ class Material:
     private_key: str = field(repr=False)
     key_type: str
     version_id: str
+    fleet: str | None = None
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -140,20 +146,24 @@ def read_material(sm: Any, secret_id: str) -> Material | None:
     if found is None or not found[0].get("certificate"):
         return None
     value, version = cast("contract.AcmeMaterial", found[0]), found[1]
+    fleet = value.get("fleet")
     return Material(str(value["certificate"]), str(value.get("chain", "")), str(value.get("private_key", "")),
-                    str(value.get("key_type", "")), version)
+                    str(value.get("key_type", "")), version, None if fleet is None else str(fleet))
 
 
-def write_material(sm: Any, secret_id: str, issued: ca.Issued, key_type: str) -> Material:
-    """Store checked material as a new version (it becomes AWSCURRENT); the leaf's fingerprint is the request token,
-    so writing the same issuance again makes no second version."""
+def write_material(sm: Any, secret_id: str, issued: ca.Issued, key_type: str, fleet: str) -> Material:
+    """Store checked material as a new version (it becomes AWSCURRENT), with the leaf's DNS names (lower case, sorted)
+    and the fleet that ordered it; the leaf's fingerprint is the request token, so writing the same issuance again
+    makes no second version."""
     leaf = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
     value = contract.AcmeMaterial(certificate=issued.certificate_pem, chain=issued.chain_pem,
                                   private_key=issued.private_key_pem.decode(), key_type=key_type,
-                                  not_after=issued.not_after.isoformat())  # +00:00: fromisoformat reads it anywhere
+                                  not_after=issued.not_after.isoformat(),  # +00:00: fromisoformat reads it anywhere
+                                  names=sorted({n.lower() for n in ca.certificate_names(leaf)}), fleet=fleet)
     answer = sm.put_secret_value(SecretId=secret_id, SecretString=json.dumps(value),
                                  ClientRequestToken=fingerprint(leaf)[:64])
-    return Material(issued.certificate_pem, issued.chain_pem, value["private_key"], key_type, str(answer["VersionId"]))
+    return Material(issued.certificate_pem, issued.chain_pem, value["private_key"], key_type, str(answer["VersionId"]),
+                    fleet)
 
 
 # --- the ACME account ------------------------------------------------------------------------------------------------
@@ -225,24 +235,29 @@ def _naive_deadline(seconds: float) -> datetime.datetime:
 def order_inline(
     acme: client.ClientV2, props: contract.AcmeCertificateProperties, dns: Dns, seconds: float,
 ) -> ca.Issued:
-    """Order, publish, wait for INSYNC and validation, finalize a fresh key: all within `seconds` (the renewer)."""
-    until = time.monotonic() + seconds
+    """Order, publish, wait for INSYNC and validation, finalize a fresh key: all within `seconds` (the renewer).
+    Finalizes only with FINALIZE_SECONDS left; else a retryable AcmeError before any CSR is sent."""
+    until = clock() + seconds
     domains = props["Domains"]
     orderr = ca.start_order(acme, domains)
     records = ca.dns01_records(orderr, ca.client_key(acme))
     changes = _publish(dns, records, domains)
     try:
         while not dns.insync(changes):
-            if time.monotonic() >= until:
+            if clock() >= until:
                 raise ca.AcmeError(f"the dns-01 TXT records for {', '.join(domains)} were not in sync before the "
                                    "renewer's time ran out: the next run retries")
             time.sleep(float(os.environ.get("CERTFLEET_INSYNC_POLL_SECONDS", "5")))
         ca.answer_dns01(acme, orderr)
         try:
-            return ca.finish_order(acme, orderr, props["KeyType"], _naive_deadline(until - time.monotonic()))
+            orderr = ca.wait_validated(acme, orderr, _naive_deadline(until - FINALIZE_SECONDS - clock()))
         except errors.TimeoutError:
             raise ca.AcmeError(f"ACME validation for {', '.join(domains)} was still pending when the renewer's time "
                                "ran out: the next run retries") from None
+        if until - clock() < FINALIZE_SECONDS:
+            raise ca.AcmeError(f"ACME validation for {', '.join(domains)} ended with less than {FINALIZE_SECONDS:.0f} "
+                               "s of the renewer's time left: nothing was finalized; the next run retries")
+        return ca.finalize(acme, orderr, props["KeyType"], _naive_deadline(until - clock()))
     finally:
         _withdraw(dns, records)
 
@@ -292,7 +307,8 @@ def on_event(event: AcmeEvent, context: object = None) -> dict[str, Any]:
 
 
 def is_complete(event: AcmeEvent, context: object = None) -> dict[str, Any]:
-    """Wait for INSYNC, answer the challenges, wait for validation, finalize a fresh key, check, store, withdraw."""
+    """Wait for INSYNC, answer the challenges, wait for validation, finalize a fresh key (only with FINALIZE_SECONDS
+    of the budget left: else come back, the order stays ready), check, store, withdraw."""
     if event["RequestType"] == "Delete":
         return {"IsComplete": True}
     props = event["ResourceProperties"]
@@ -304,6 +320,7 @@ def is_complete(event: AcmeEvent, context: object = None) -> dict[str, Any]:
             raise ca.AcmeError(f"{contract.ACME_CERTIFICATE_TYPE}: {props['MaterialSecretId']} lost its material: "
                                "deploy again")
         return {"IsComplete": True, "Data": summary(material)}
+    until = clock() + _seconds_left(context, 60)
     dns = dns_for(props)
     if not dns.insync([c for c in data.get("ChangeIds", "").split(",") if c]):
         return {"IsComplete": False}
@@ -316,13 +333,19 @@ def is_complete(event: AcmeEvent, context: object = None) -> dict[str, Any]:
             return _finished_earlier(props, sm, str(orderr.uri))
         ca.answer_dns01(acme, orderr)
         try:
-            issued = ca.finish_order(acme, orderr, props["KeyType"], _naive_deadline(_seconds_left(context, 60)))
+            orderr = ca.wait_validated(acme, orderr, _naive_deadline(until - FINALIZE_SECONDS - clock()))
         except errors.TimeoutError:
             pending = True
             return {"IsComplete": False}
+        if until - clock() < FINALIZE_SECONDS:  # the next poll finds the order ready and finalizes it
+            LOG.info("%s validated with less than %.0f s left: finalizing in the next poll", orderr.uri,
+                     FINALIZE_SECONDS)
+            pending = True
+            return {"IsComplete": False}
+        issued = ca.finalize(acme, orderr, props["KeyType"], _naive_deadline(until - clock()))
         ca.check_material(issued.certificate_pem, issued.chain_pem, issued.private_key_pem.decode(),
                        domains=props["Domains"], key_type=props["KeyType"], now=ca.utcnow())
-        material = write_material(sm, props["MaterialSecretId"], issued, props["KeyType"])
+        material = write_material(sm, props["MaterialSecretId"], issued, props["KeyType"], props["Fleet"])
     finally:
         if not pending:
             _withdraw(dns, records)
@@ -354,6 +377,10 @@ def renew(
     if material is None:
         raise ca.AcmeError(f"the ACME renewer: {event['MaterialSecretId']} holds no certificate yet: deploy the "
                            "fleet first")
+    if material.fleet is not None and material.fleet != event["Fleet"]:
+        raise ca.AcmeError(f"the ACME renewer: {event['MaterialSecretId']} holds the material of fleet "
+                           f"{material.fleet!r}, not of {event['Fleet']!r}: nothing imported; give this fleet's own "
+                           "material secret")
     if material.key_type and material.key_type != event["KeyType"]:
         raise ca.AcmeError(f"the ACME renewer: the certificate's key type is {material.key_type}, the input asks "
                            f"for {event['KeyType']}; ACM re-imports only the same key type: deploy the change")
@@ -367,6 +394,8 @@ def renew(
         unreachable = error
         LOG.warning("ACME renewal information unavailable (%s): judging by the certificate's lifetime", error)
     decision = ca.should_renew(material.certificate, moment, window)
+    if {n.lower() for n in ca.certificate_names(material.leaf)} != set(ca.order_names(event["Domains"])):
+        decision = ca.Decision(True, "the certificate's names differ from the declared domains", moment)
     renewed = False
     if decision.renew:
         if acme is None:  # the CA's directory did not answer (or no account): nothing to order with
@@ -375,7 +404,7 @@ def renew(
         issued = order_inline(acme, event, dns_for(event), _seconds_left(context, 600))
         ca.check_material(issued.certificate_pem, issued.chain_pem, issued.private_key_pem.decode(),
                        domains=event["Domains"], key_type=event["KeyType"], now=ca.utcnow())
-        material = write_material(sm, event["MaterialSecretId"], issued, event["KeyType"])
+        material = write_material(sm, event["MaterialSecretId"], issued, event["KeyType"], event["Fleet"])
         renewed = True
     imported = reimport(event, material, moment)
     return {"Renewed": renewed, "Reason": decision.reason, "Due": decision.due.isoformat(), **summary(material),
@@ -387,7 +416,7 @@ def find_certificate(acm: Any, event: contract.AcmeRenewInput) -> list[dict[str,
     ACME source, not retired (every key type: ListCertificates shows only RSA 1024/2048 unless asked)."""
     wanted = {contract.FLEET_TAG: event["Fleet"], contract.ID_TAG: event["CertificateId"],
               contract.MANAGED_BY_TAG: contract.MANAGED_BY, contract.SOURCE_TAG: contract.ACME_SOURCE}
-    names = {d.lower() for d in event["Domains"]}
+    names = set(ca.order_names(event["Domains"]))
     found: list[dict[str, Any]] = []
     for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": list(contract.ACM_KEY_TYPES)}):
         for item in page.get("CertificateSummaryList", []):

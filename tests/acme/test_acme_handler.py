@@ -82,7 +82,7 @@ def aws(moto_server: MotoServer, strict_aws: StrictAWS, monkeypatch: pytest.Monk
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
         "AWS_ENDPOINT_URL": strict_aws.url, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
         "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-        "CERTFLEET_ACME_SECONDS": "30", "CERTFLEET_INSYNC_POLL_SECONDS": "0.05", "CERTFLEET_LAMBDA_MARGIN_SECONDS": "5",
+        "CERTFLEET_ACME_SECONDS": "60", "CERTFLEET_INSYNC_POLL_SECONDS": "0.05", "CERTFLEET_LAMBDA_MARGIN_SECONDS": "5",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -122,7 +122,8 @@ def test_first_issuance_runs_through_on_event_and_is_complete(
     answer = issuer.create(props)
 
     material, version = current(props["MaterialSecretId"])
-    assert set(material) == {"certificate", "chain", "private_key", "key_type", "not_after"}
+    assert set(material) == {"certificate", "chain", "private_key", "key_type", "not_after", "names", "fleet"}
+    assert material["names"] == ["*.shop.example.com", "shop.example.com"] and material["fleet"] == props["Fleet"]
     leaf = x509.load_pem_x509_certificate(material["certificate"].encode())
     assert datetime.datetime.fromisoformat(material["not_after"]) == leaf.not_valid_after_utc
     ca.check_material(material["certificate"], material["chain"], material["private_key"],
@@ -162,7 +163,8 @@ def test_eab_refused_by_the_ca_is_a_clear_error_and_stores_no_account(
     with pytest.raises(ca.AcmeError) as raised:
         issuer.create(props)
     message = str(raised.value)
-    assert message.startswith("ACME registration for the account failed: unauthorized")
+    assert message.startswith("ACME registration for the account failed: the CA refused the External Account Binding")
+    assert "(the CA said: unauthorized" in message
     assert wrong not in message and real_key not in message
     assert version_count(props["MaterialSecretId"]) == version_count(props["AccountSecretId"]) == 0
     assert dns.published == []
@@ -249,7 +251,7 @@ def test_is_complete_comes_back_while_validation_is_pending(
     assert _is_complete(merged) == {"IsComplete": False}  # not in sync yet
     assert _is_complete(merged) == {"IsComplete": False}  # in sync, answered, no time left to wait
     assert dns.withdrawn == [] and version_count(props["MaterialSecretId"]) == 0
-    monkeypatch.setenv("CERTFLEET_ACME_SECONDS", "30")
+    monkeypatch.setenv("CERTFLEET_ACME_SECONDS", "60")
     done = _is_complete(merged)
     assert done["IsComplete"] is True and done["Data"]["VersionId"] == current(props["MaterialSecretId"])[1]
     assert dns.withdrawn == dns.published and len(dns.published) == 1
@@ -308,13 +310,13 @@ def _route53_calls(aws: StrictAWS, before: dict[str, int] | None = None) -> dict
 
 def test_issuer_publishes_in_route53_and_waits_for_insync(
         pebble: Pebble, trust_pebble: Path, route53_zone: dict[str, str], issuer: Resource, aws: StrictAWS) -> None:
-    """onEvent only writes the TXT records; isComplete polls GetChange until INSYNC (twice PENDING here), then
-    deletes exactly what was written: no other Route 53 call (ListResourceRecordSets only when a set changed)."""
+    """onEvent reads each TXT set (to keep another order's values) and writes it; isComplete polls GetChange until
+    INSYNC (twice PENDING here), then deletes exactly what was written: no other Route 53 call."""
     props = {**issuer_props(pebble.directory_url, ["r53.example.com", "*.r53.example.com"]),
              "HostedZones": [route53_zone]}
     before = _route53_calls(aws)
     merged = issuer.on_event(issuer.event("Create", props))
-    assert _route53_calls(aws, before) == {"ChangeResourceRecordSets": 1}
+    assert _route53_calls(aws, before) == {"ListResourceRecordSets": 1, "ChangeResourceRecordSets": 1}
     before = _route53_calls(aws)
     answer = _is_complete(merged)
     for _ in range(10):
@@ -337,7 +339,7 @@ def test_renewer_publishes_in_route53_inline(
     before = _route53_calls(aws)
     summary = _renew(event, now=_years_later(4))
     assert summary["Renewed"] is True and summary["Imported"] == arns
-    assert _route53_calls(aws, before) == {"ChangeResourceRecordSets": 2, "GetChange": 3}
+    assert _route53_calls(aws, before) == {"ListResourceRecordSets": 1, "ChangeResourceRecordSets": 2, "GetChange": 3}
     assert held(arns[REGION]) == fingerprint_of(current(props["MaterialSecretId"])[0]["certificate"])
     assert _txt_sets(route53_zone["Id"]) == []
 
@@ -470,14 +472,14 @@ def test_material_failing_a_check_is_never_stored_or_imported(
         monkeypatch: pytest.MonkeyPatch, ec_pki: DemoPKI) -> None:
     """The CA hands back a chain whose intermediate did not sign the certificate."""
     event, arns, old = _deployed(pebble.directory_url, issuer)
-    real_finish = ca.finish_order
+    real_finalize = ca.finalize
 
     def wrong_chain(*args: Any, **kwargs: Any) -> ca.Issued:
-        issued = real_finish(*args, **kwargs)
+        issued = real_finalize(*args, **kwargs)
         return ca.Issued(issued.certificate_pem, ec_pki.chain_pem().decode(), issued.private_key_pem,
                          issued.not_before, issued.not_after)
 
-    monkeypatch.setattr(ca, "finish_order", wrong_chain)
+    monkeypatch.setattr(ca, "finalize", wrong_chain)
     before = _imports(aws)
     with pytest.raises(ca.MaterialError) as raised:
         _renew(event, now=_years_later(4))
@@ -539,3 +541,87 @@ def test_a_region_not_deployed_yet_is_skipped_by_a_run_soon_after_the_issuance(
     assert (summary["Renewed"], summary["Imported"]) == (False, {})
     with pytest.raises(ca.AcmeError, match="ap-northeast-1: 0 certificates tagged"):
         _renew(later, now=ca.utcnow() + datetime.timedelta(hours=49))
+
+
+class _LateValidation:
+    """Stands in for ca.wait_validated: validates for real, then moves the handler's clock so that only `left`
+    seconds of `budget` remain (a validation that ended just before the deadline)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, budget: float, left: float) -> None:
+        self.real = ca.wait_validated
+        self.skew = 0.0
+        self.budget, self.left = budget, left
+        self.calls = 0
+        real_clock = handler.clock
+        monkeypatch.setattr(handler, "clock", lambda: real_clock() + self.skew)
+        monkeypatch.setattr(ca, "wait_validated", self)
+
+    def __call__(self, *args: Any) -> Any:
+        validated = self.real(*args)
+        self.calls += 1
+        self.skew += self.budget - self.left
+        return validated
+
+
+def test_is_complete_finalizes_only_with_time_left_and_the_next_poll_finalizes_the_ready_order(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, monkeypatch: pytest.MonkeyPatch) -> None:
+    props = issuer_props(pebble.directory_url, ["late.example.com"])
+    merged = issuer.on_event(issuer.event("Create", props))
+    assert _is_complete(merged) == {"IsComplete": False}  # not in sync yet
+    late = _LateValidation(monkeypatch, budget=60, left=1)
+
+    assert _is_complete(merged) == {"IsComplete": False}  # validated with 1 s left: no CSR sent
+
+    assert late.calls == 1 and dns.withdrawn == [] and version_count(props["MaterialSecretId"]) == 0
+    acme = handler.account_client(cast("AcmeCertificateProperties", props), boto("secretsmanager"), register=False)
+    assert ca.fetch_order(acme, merged["Data"]["OrderUrl"]).body.status.name == "ready"
+    monkeypatch.setattr(ca, "wait_validated", late.real)
+    done = _is_complete(merged)
+    assert done["IsComplete"] is True and done["Data"]["VersionId"] == current(props["MaterialSecretId"])[1]
+    assert dns.withdrawn == dns.published
+
+
+def test_renewer_validated_too_late_to_finalize_raises_before_sending_a_csr(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, *, issuer: Resource, aws: StrictAWS,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    event, arns, old = _deployed(pebble.directory_url, issuer)
+    finalized: list[object] = []
+    real_finalize = ca.finalize
+
+    def counted(*args: Any) -> ca.Issued:
+        finalized.append(args)
+        return real_finalize(*args)
+
+    monkeypatch.setattr(ca, "finalize", counted)
+    late = _LateValidation(monkeypatch, budget=RENEWER_SECONDS - 5, left=1)
+
+    with pytest.raises(ca.AcmeError, match="nothing was finalized; the next run retries"):
+        _renew(event, now=_years_later(4))
+
+    assert late.calls == 1 and finalized == [] and version_count(event["MaterialSecretId"]) == 1
+    assert len(dns.withdrawn) == len(dns.published) == 2
+    assert {held(arn) for arn in arns.values()} == {fingerprint_of(old["certificate"])}
+    monkeypatch.setattr(ca, "wait_validated", late.real)
+    assert _renew(event, now=_years_later(4))["Renewed"] is True and len(finalized) == 1
+
+
+def test_renewer_renews_when_the_certificates_names_differ_from_the_declared_domains(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
+    event, arns, _ = _deployed(pebble.directory_url, issuer)  # www.example.com + example.com
+    summary = _renew({**event, "Domains": ["WWW.example.com."]}, now=ca.utcnow() + datetime.timedelta(days=1))
+    assert summary["Renewed"] is True
+    assert summary["Reason"] == "the certificate's names differ from the declared domains"
+    new, _ = current(event["MaterialSecretId"])
+    assert new["names"] == ["www.example.com"] and summary["Imported"] == arns
+    again = _renew({**event, "Domains": ["www.example.com"]}, now=ca.utcnow() + datetime.timedelta(days=1))
+    assert again["Renewed"] is False
+
+
+def test_renewer_refuses_another_fleets_material_and_imports_nothing(
+        pebble: Pebble, trust_pebble: Path, dns: ChallDns, issuer: Resource, aws: StrictAWS) -> None:
+    event, arns, old = _deployed(pebble.directory_url, issuer)
+    before = _imports(aws)
+    with pytest.raises(ca.AcmeError, match="holds the material of fleet 'Certs', not of 'Other'"):
+        _renew({**event, "Fleet": "Other"}, now=_years_later(4))
+    assert _imports(aws) == before and version_count(event["MaterialSecretId"]) == 1 and len(dns.published) == 1
+    assert {held(arn) for arn in arns.values()} == {fingerprint_of(old["certificate"])}
