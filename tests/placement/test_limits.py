@@ -314,6 +314,26 @@ def test_a_managed_policy_document_is_at_most_6144_characters(chars: int, error:
     assert (finding.site.logical_id, finding.site.location) == ("Shared", "Properties/PolicyDocument")
 
 
+def _zone_statements(count: int) -> dict[str, Any]:
+    """A managed policy of ``count`` Route 53 statements whose zone ARNs are ``Fn::Join``s of the partition."""
+    arn = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":route53:::hostedzone/Z0123456789ABCDEFGHIJ"]]}
+    statements = [{"Sid": f"AcmeReadZone{i}", "Effect": "Allow", "Action": "route53:ListResourceRecordSets",
+                   "Resource": arn} for i in range(count)]
+    return {"Type": "AWS::IAM::ManagedPolicy",
+            "Properties": {"PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}}
+
+
+def test_a_managed_policy_over_the_limit_only_as_written_is_a_warning() -> None:
+    """Pseudo parameters written as Fn::Join are longer than what IAM counts once deployed (the CDK packs overflow
+    policies by the deployed size): over 6,144 as written but not resolved is a warning, over both an error."""
+    written = check_limits([st(resources={"Zones": _zone_statements(40)})])
+    finding = only(written, "certfleet-limit-managed-policy-size")
+    assert finding.severity == "warning"
+    assert "with its partition, region and account resolved: 5," in finding.message
+    over = only(check_limits([st(resources={"Zones": _zone_statements(80)})]), "certfleet-limit-managed-policy-size")
+    assert over.severity == "error"
+
+
 def test_every_rule_has_its_code_and_errors_come_first(tmp_path: Path) -> None:
     path = tmp_path / "Big.template.json"
     path.write_bytes(b"{{resolve:" * 61 + b" " * 1_000_000)

@@ -115,6 +115,32 @@ def policy_chars(document: Any) -> int:
     return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
 
 
+_PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::AccountId": "123456789012"}
+"""Pseudo parameters as a deployed commercial-partition policy spells them (an account id is always 12 digits)."""
+
+
+def deployed_chars(document: Any, region: str) -> int:
+    """A policy document's size with the pseudo parameters and the ``Fn::Join``s made only of them resolved, as IAM
+    will count it (other tokens as written): what the CDK's own overflow packing estimates by."""
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1 and "Ref" in value and isinstance(value["Ref"], str):
+            return {**_PSEUDO, "AWS::Region": region}.get(value["Ref"], value)
+        if len(value) == 1 and "Fn::Join" in value:
+            delimiter, parts = [*as_list(value["Fn::Join"]), None, None][:2]
+            resolved = resolve(parts)
+            if isinstance(delimiter, str) and isinstance(resolved, list) and all(isinstance(p, str) for p in resolved):
+                return delimiter.join(resolved)
+            return {"Fn::Join": [delimiter, resolved]}
+        return {k: resolve(v) for k, v in value.items()}
+
+    return policy_chars(resolve(document))
+
+
 def _inspect(st: StackTemplate) -> _Stack:
     resources = as_dict(st.template.get("Resources"))
     certificates = [as_dict(r) for r in resources.values() if as_dict(r).get("Type") == CERTFLEET_TYPE]
@@ -269,13 +295,17 @@ def _managed_policy_limits(stack: _Stack) -> list[Finding]:
         policy = as_dict(raw)
         if policy.get("Type") != "AWS::IAM::ManagedPolicy":
             continue
-        size = policy_chars(as_dict(policy.get("Properties")).get("PolicyDocument"))
+        document = as_dict(policy.get("Properties")).get("PolicyDocument")
+        size = policy_chars(document)
         if size > MANAGED_POLICY_CHARS:
+            deployed = deployed_chars(document, stack.st.region or "us-east-1")
             found.append(stack.finding(
-                "certfleet-limit-managed-policy-size", Severity.ERROR,
+                "certfleet-limit-managed-policy-size",
+                Severity.ERROR if deployed > MANAGED_POLICY_CHARS else Severity.WARNING,
                 f"managed policy {stack.path_of(policy_id) or policy_id} in {stack.label}: its document is {size:,} "
                 f"characters, {size - MANAGED_POLICY_CHARS:,} over IAM's limit of {MANAGED_POLICY_CHARS:,} characters "
-                f"per managed policy ({_UNRESOLVED})",
+                f"per managed policy ({_UNRESOLVED}; with its partition, region and account resolved: "
+                f"{deployed_chars(document, stack.st.region or 'us-east-1'):,})",
                 f"split its statements over two or more managed policies (each up to {MANAGED_POLICY_CHARS:,} "
                 "characters), or merge statements that share actions",
                 logical_id=policy_id, location="Properties/PolicyDocument", construct_path=stack.path_of(policy_id),
