@@ -30,6 +30,12 @@ web = Stack(app, "Web", env=Environment(account="123456789012", region="eu-west-
 cloudfront.Distribution(web, "Cdn", default_behavior=cloudfront.BehaviorOptions(
     origin=origins.HttpOrigin("origin.example.com")), domain_names=["www.example.com"],
     certificate=fleet.certificate_for(web, Service.CLOUDFRONT))
+from aws_cdk import aws_route53 as route53
+from certfleet import CertificateSource
+zone = route53.HostedZone.from_hosted_zone_attributes(web, "Zone", hosted_zone_id="Z0EXAMPLE",
+                                                      zone_name="example.com")
+CertificateFleet(app, "Acme", account="123456789012", regions=["eu-west-1"], source=CertificateSource.acme(
+    directory_url="https://acme.example.net/directory", domains=["www.example.com"], hosted_zone=zone))
 app.synth()
 print(certfleet.__file__)
 '''
@@ -85,6 +91,8 @@ def test_the_wheel_carries_the_handlers_and_no_tests(wheel: Path) -> None:
     for handler in ("certfleet_import.py", "certfleet_sweeper.py", "certfleet_keywriter.py", "certfleet_keyversion.py",
                     "certfleet_common.py", "certfleet_contract.py", "__init__.py"):
         assert f"certfleet/_lambda/{handler}" in names
+    for handler in ("certfleet_acme.py", "certfleet_acme_dns.py", "certfleet_acme_handler.py"):
+        assert f"certfleet/_lambda_acme/{handler}" in names
     assert "certfleet/py.typed" in names
     assert "certfleet/testing/framework_server.mjs" in names
     assert not [n for n in names if "node_modules" in n or n.endswith(".js")], "no npm code in the wheel"
@@ -126,6 +134,10 @@ def _install_and_synthesize(package: Path, tmp_path: Path, leaf: object, pki: ob
     assert {p.name for p in assets[0].iterdir()} == {
         "certfleet_import.py", "certfleet_sweeper.py", "certfleet_keywriter.py", "certfleet_keyversion.py",
         "certfleet_common.py", "certfleet_contract.py"}
+    acme = [p for p in (folder / "cdk.out").glob("asset.*") if (p / "certfleet_acme_handler.py").is_file()]
+    assert acme, "the ACME asset holds the issuer's and renewer's handler"
+    assert {"certfleet_acme.py", "certfleet_acme_dns.py", "certfleet_contract.py", "acme", "josepy",
+            "cryptography"} <= {p.name for p in acme[0].iterdir()}
     cli = subprocess.run([str(env_dir / "bin" / "certfleet"), "inspect", "cert.pem", "--json"], cwd=folder,
                          capture_output=True, text=True, env=env, check=False)
     assert cli.returncode == 0 and json.loads(cli.stdout)[0]["certificates"][0]["names"]
