@@ -119,7 +119,7 @@ _PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::Acc
 """Pseudo parameters as a deployed commercial-partition policy spells them (an account id is always 12 digits)."""
 
 
-def deployed_chars(document: Any, region: str) -> int:
+def deployed_chars(document: Any, region: str | None) -> int:
     """A policy document's size with the pseudo parameters and the ``Fn::Join``s made only of them resolved, as IAM
     will count it (other tokens as written): what the CDK's own overflow packing estimates by."""
 
@@ -129,7 +129,8 @@ def deployed_chars(document: Any, region: str) -> int:
         if not isinstance(value, dict):
             return value
         if len(value) == 1 and "Ref" in value and isinstance(value["Ref"], str):
-            return {**_PSEUDO, "AWS::Region": region}.get(value["Ref"], value)
+            known = {**_PSEUDO, "AWS::Region": region} if region else _PSEUDO
+            return known.get(value["Ref"], value)
         if len(value) == 1 and "Fn::Join" in value:
             delimiter, parts = [*as_list(value["Fn::Join"]), None, None][:2]
             resolved = resolve(parts)
@@ -298,14 +299,14 @@ def _managed_policy_limits(stack: _Stack) -> list[Finding]:
         document = as_dict(policy.get("Properties")).get("PolicyDocument")
         size = policy_chars(document)
         if size > MANAGED_POLICY_CHARS:
-            deployed = deployed_chars(document, stack.st.region or "us-east-1")
+            deployed = deployed_chars(document, stack.st.region)
             found.append(stack.finding(
                 "certfleet-limit-managed-policy-size",
                 Severity.ERROR if deployed > MANAGED_POLICY_CHARS else Severity.WARNING,
                 f"managed policy {stack.path_of(policy_id) or policy_id} in {stack.label}: its document is {size:,} "
                 f"characters, {size - MANAGED_POLICY_CHARS:,} over IAM's limit of {MANAGED_POLICY_CHARS:,} characters "
                 f"per managed policy ({_UNRESOLVED}; with its partition, region and account resolved: "
-                f"{deployed_chars(document, stack.st.region or 'us-east-1'):,})",
+                f"{deployed:,})",
                 f"split its statements over two or more managed policies (each up to {MANAGED_POLICY_CHARS:,} "
                 "characters), or merge statements that share actions",
                 logical_id=policy_id, location="Properties/PolicyDocument", construct_path=stack.path_of(policy_id),
